@@ -1,0 +1,83 @@
+//! Command-line declarations only (clap derive). Values stay raw here; `plan` validates them,
+//! so every input is checked in one place before any key is generated.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The key types `--key-type` accepts, in the order `--help` lists them.
+pub const KEY_TYPES: [&str; 6] = [
+    "ecdsa-p256",
+    "ecdsa-p384",
+    "ed25519",
+    "rsa-2048",
+    "rsa-3072",
+    "rsa-4096",
+];
+
+/// Make the Docker daemon's remote API safe to expose over TCP with mutual TLS.
+#[derive(Debug, Parser)]
+#[command(name = "dockertls", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The PKI folder: ca/, server/, clients/NAME/, daemon.json, override.conf.
+    #[arg(long, global = true, env = "DOCKERTLS_DIR", default_value = "docker-tls")]
+    pub dir: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a CA, a server certificate, client certificates, daemon.json and the systemd
+    /// override.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The name or IP address clients dial: the server certificate's CN and first SAN.
+    #[arg(long, value_name = "NAME")]
+    pub host: String,
+
+    /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
+    #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
+    /// Do not add 127.0.0.1 to the server certificate.
+    #[arg(long)]
+    pub no_loopback: bool,
+
+    /// A client certificate for this user (CN = NAME; repeatable) [default: client].
+    #[arg(long = "client", value_name = "NAME", value_delimiter = ',')]
+    pub clients: Vec<String>,
+
+    /// The type of every key of the PKI.
+    #[arg(long, value_name = "TYPE", default_value = "ecdsa-p256", value_parser = KEY_TYPES)]
+    pub key_type: String,
+
+    /// Validity of the server and client certificates, in days.
+    #[arg(long, value_name = "N", default_value_t = 365, allow_negative_numbers = true)]
+    pub days: i64,
+
+    /// Validity of the CA certificate, in days.
+    #[arg(long, value_name = "N", default_value_t = 3650, allow_negative_numbers = true)]
+    pub ca_days: i64,
+
+    /// The address and port dockerd listens on, for daemon.json's "hosts".
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:2376")]
+    pub listen: String,
+
+    /// Where the server files will live on the daemon host.
+    #[arg(long, value_name = "PATH", default_value = "/etc/docker/tls")]
+    pub install_dir: PathBuf,
+
+    /// dockerd's path on the daemon host, for the systemd override
+    /// (/usr/sbin/dockerd with Debian's docker.io).
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/dockerd")]
+    pub dockerd: PathBuf,
+
+    /// Replace an existing PKI in --dir, after moving it to DIR/backup/<UTC timestamp>/.
+    #[arg(long)]
+    pub force: bool,
+}

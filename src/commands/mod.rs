@@ -1,0 +1,3 @@
+//! One module per subcommand: the only layer that prints.
+
+pub mod init;

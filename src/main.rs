@@ -1,0 +1,62 @@
+//! dockertls: make the Docker daemon's remote API safe to expose.
+
+mod cli;
+mod commands;
+mod error;
+mod names;
+mod pki;
+mod plan;
+mod render;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> Result<(), error::Error> {
+    let now = ::time::OffsetDateTime::now_utc();
+    match &cli.command {
+        cli::Command::Init(args) => commands::init::run(&cli.dir, args, now),
+    }
+}
+
+/// Help and version go to stdout as usual; a usage error is one line and exit 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    // clap spreads some errors over several lines ("required arguments were not provided:"
+    // then the flags) and adds usage: keep the message, on one line.
+    let rendered = err.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    eprintln!("{}", message.join(" "));
+    ExitCode::from(2)
+}

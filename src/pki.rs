@@ -1,0 +1,474 @@
+//! Certificate issuance: pure logic that takes `now` and returns PEM text. No file I/O.
+//!
+//! Profiles follow what Go (dockerd, the docker CLI), OpenSSL's `-x509_strict` and Python's
+//! `VERIFY_X509_STRICT` (docker-py) all accept; see ../shared/docker-tls-notes.md.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
+};
+use ::time::{Duration, OffsetDateTime};
+use zeroize::Zeroizing;
+
+use crate::names::Address;
+
+/// The key algorithm used for every key of one PKI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+impl KeyType {
+    /// Parses the `--key-type` spelling.
+    pub fn from_name(name: &str) -> Option<KeyType> {
+        Some(match name {
+            "ecdsa-p256" => KeyType::EcdsaP256,
+            "ecdsa-p384" => KeyType::EcdsaP384,
+            "ed25519" => KeyType::Ed25519,
+            "rsa-2048" => KeyType::Rsa2048,
+            "rsa-3072" => KeyType::Rsa3072,
+            "rsa-4096" => KeyType::Rsa4096,
+            _ => return None,
+        })
+    }
+
+    /// The `--key-type` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::EcdsaP384 => "ecdsa-p384",
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    fn is_rsa(self) -> bool {
+        matches!(self, KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096)
+    }
+
+    /// Generates one key of this type (PKCS#8 inside rcgen's `KeyPair`).
+    pub fn generate(self) -> Result<KeyPair, rcgen::Error> {
+        // RSA signatures use SHA-256: what Docker's openssl recipe produces and every peer accepts.
+        match self {
+            KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+            KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+            KeyType::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
+            KeyType::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
+            KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+        }
+    }
+}
+
+/// Generates `count` keys, spread over the machine's cores: RSA generation dominates `init`.
+pub fn generate_keys(key_type: KeyType, count: usize) -> Result<Vec<KeyPair>, rcgen::Error> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count);
+    if workers <= 1 || !key_type.is_rsa() {
+        return (0..count).map(|_| key_type.generate()).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<Result<KeyPair, rcgen::Error>>>> =
+        Mutex::new((0..count).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= count {
+                        break;
+                    }
+                    let key = key_type.generate();
+                    if let Ok(mut slots) = slots.lock() {
+                        slots[index] = Some(key);
+                    }
+                }
+            });
+        }
+    });
+    let slots = slots.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    slots
+        .into_iter()
+        .map(|slot| slot.unwrap_or(Err(rcgen::Error::KeyGenerationUnavailable)))
+        .collect()
+}
+
+/// A certificate and its private key, both PEM. The key is wiped from memory when dropped.
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: Zeroizing<String>,
+    pub not_after: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("not_after", &self.not_after)
+            .field("key_pem", &"[secret key elided]")
+            .finish()
+    }
+}
+
+/// The whole PKI that `init` writes.
+#[derive(Debug)]
+pub struct Pki {
+    pub ca: Issued,
+    pub server: Issued,
+    pub clients: Vec<(String, Issued)>,
+}
+
+/// What to issue; validated beforehand (see `plan`).
+pub struct PkiRequest<'a> {
+    pub key_type: KeyType,
+    pub now: OffsetDateTime,
+    pub leaf_days: i64,
+    pub ca_days: i64,
+    /// The server certificate's CN.
+    pub server_cn: &'a str,
+    /// The server certificate's SANs, the dialled name first.
+    pub server_sans: &'a [Address],
+    pub clients: &'a [String],
+}
+
+/// Clock skew allowance: certificates are valid from a little before they were made.
+const BACKDATE: Duration = Duration::minutes(5);
+
+/// Issues a CA, a server certificate and one client certificate per name, with fresh keys.
+pub fn issue_pki(request: &PkiRequest<'_>) -> Result<Pki, rcgen::Error> {
+    let mut keys = generate_keys(request.key_type, 2 + request.clients.len())?;
+    let client_keys = keys.split_off(2);
+    let server_key = keys.pop().ok_or(rcgen::Error::KeyGenerationUnavailable)?;
+    let ca_key = keys.pop().ok_or(rcgen::Error::KeyGenerationUnavailable)?;
+
+    let now = request.now.replace_nanosecond(0).unwrap_or(request.now);
+    let not_before = now - BACKDATE;
+    let ca_not_after = now + Duration::days(request.ca_days);
+    // A leaf never outlives its CA.
+    let leaf_not_after = (now + Duration::days(request.leaf_days)).min(ca_not_after);
+
+    let ca_params = ca_params(not_before, ca_not_after)?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let ca_pem = ca_cert.pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let ca = Issued {
+        cert_pem: ca_pem,
+        key_pem: Zeroizing::new(issuer.key().serialize_pem()),
+        not_after: ca_not_after,
+    };
+
+    let leaf = |cn: &str, sans: &[Address], role: Role, key: KeyPair| -> Result<Issued, rcgen::Error> {
+        let params = leaf_params(cn, sans, role, request.key_type, not_before, leaf_not_after)?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: Zeroizing::new(key.serialize_pem()),
+            not_after: leaf_not_after,
+        })
+    };
+    let server = leaf(request.server_cn, request.server_sans, Role::Server, server_key)?;
+    let clients = request
+        .clients
+        .iter()
+        .zip(client_keys)
+        .map(|(name, key)| Ok((name.clone(), leaf(name, &[], Role::Client, key)?)))
+        .collect::<Result<Vec<_>, rcgen::Error>>()?;
+    Ok(Pki { ca, server, clients })
+}
+
+/// A leaf certificate's purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Server,
+    Client,
+}
+
+/// 16 random bytes, positive and of fixed length: 126 bits of entropy, within RFC 5280's
+/// 20-byte limit. rcgen would otherwise derive the serial from the public key.
+fn random_serial() -> Result<SerialNumber, rcgen::Error> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| rcgen::Error::RingUnspecified)?;
+    // Top bit clear keeps the INTEGER positive; the next bit set keeps its length at 16 bytes.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn ca_params(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::default();
+    let serial = random_serial()?;
+    // A distinct name per CA keeps two dockertls CAs apart in a rollover bundle and in logs.
+    let tag: String = serial.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, "dockertls");
+    name.push(DnType::CommonName, format!("dockertls CA {tag}"));
+    params.distinguished_name = name;
+    params.serial_number = Some(serial);
+    params.not_before = not_before;
+    params.not_after = not_after;
+    // Path length 0: this CA signs leaves only. rcgen marks basicConstraints and keyUsage
+    // critical and writes the subject key identifier for a CA.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(params)
+}
+
+fn leaf_params(
+    cn: &str,
+    sans: &[Address],
+    role: Role,
+    key_type: KeyType,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, cn);
+    params.distinguished_name = name;
+    params.serial_number = Some(random_serial()?);
+    params.not_before = not_before;
+    params.not_after = not_after;
+    // ExplicitNoCa writes basicConstraints CA:FALSE and the subject key identifier.
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if key_type.is_rsa() {
+        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    params.extended_key_usages = vec![match role {
+        Role::Server => ExtendedKeyUsagePurpose::ServerAuth,
+        Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
+    }];
+    params.subject_alt_names = sans
+        .iter()
+        .map(|address| match address {
+            Address::Dns(dns) => Ok(SanType::DnsName(dns.as_str().try_into()?)),
+            Address::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+        })
+        .collect::<Result<_, rcgen::Error>>()?;
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::net::IpAddr;
+
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    use x509_parser::oid_registry::{
+        OID_PKCS1_SHA1WITHRSA, OID_PKCS1_SHA256WITHRSA, OID_SIG_ECDSA_WITH_SHA256,
+        OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ED25519,
+    };
+    use x509_parser::pem::parse_x509_pem;
+    use x509_parser::prelude::X509Certificate;
+
+    use super::*;
+
+    const ALL: [KeyType; 6] = [
+        KeyType::EcdsaP256,
+        KeyType::EcdsaP384,
+        KeyType::Ed25519,
+        KeyType::Rsa2048,
+        KeyType::Rsa3072,
+        KeyType::Rsa4096,
+    ];
+
+    fn now() -> OffsetDateTime {
+        ::time::macros::datetime!(2026-11-29 12:00:00.123 UTC)
+    }
+
+    fn issue(key_type: KeyType, leaf_days: i64, ca_days: i64) -> Pki {
+        let sans = [
+            Address::Dns("example.com".into()),
+            Address::Ip("192.168.1.1".parse().unwrap()),
+            Address::Ip("2001:db8::1".parse().unwrap()),
+        ];
+        issue_pki(&PkiRequest {
+            key_type,
+            now: now(),
+            leaf_days,
+            ca_days,
+            server_cn: "example.com",
+            server_sans: &sans,
+            clients: &["alice".to_string(), "bob".to_string()],
+        })
+        .unwrap()
+    }
+
+    fn with_cert<T>(pem: &str, check: impl FnOnce(&X509Certificate<'_>) -> T) -> T {
+        let (_, pem) = parse_x509_pem(pem.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        check(&cert)
+    }
+
+    /// Extension OIDs appear once each, and the profile's criticality holds.
+    fn check_common(cert: &X509Certificate<'_>, key_type: KeyType) {
+        let oids: Vec<String> = cert.extensions().iter().map(|e| e.oid.to_id_string()).collect();
+        let unique: HashSet<&String> = oids.iter().collect();
+        assert_eq!(oids.len(), unique.len(), "duplicate extension in {oids:?}");
+        let serial = cert.raw_serial();
+        assert_eq!(serial.len(), 16, "serial {serial:02x?}");
+        assert!(serial[0] & 0x80 == 0 && serial[0] != 0, "serial not positive and minimal");
+        let alg = &cert.signature_algorithm.algorithm;
+        assert_ne!(alg, &OID_PKCS1_SHA1WITHRSA);
+        let expected = match key_type {
+            KeyType::EcdsaP256 => OID_SIG_ECDSA_WITH_SHA256,
+            KeyType::EcdsaP384 => OID_SIG_ECDSA_WITH_SHA384,
+            KeyType::Ed25519 => OID_SIG_ED25519,
+            _ => OID_PKCS1_SHA256WITHRSA,
+        };
+        assert_eq!(alg, &expected);
+        let bc = cert.basic_constraints().unwrap().expect("basicConstraints");
+        assert!(bc.critical);
+        let ku = cert.key_usage().unwrap().expect("keyUsage");
+        assert!(ku.critical);
+        assert!(cert.iter_extensions().any(|e| matches!(
+            e.parsed_extension(),
+            ParsedExtension::SubjectKeyIdentifier(_)
+        )));
+    }
+
+    fn ski(cert: &X509Certificate<'_>) -> Vec<u8> {
+        cert.iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn aki(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
+        cert.iter_extensions().find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn every_key_type_gives_the_documented_profile() {
+        for key_type in ALL {
+            let pki = issue(key_type, 365, 3650);
+            let (_, ca_pem) = parse_x509_pem(pki.ca.cert_pem.as_bytes()).unwrap();
+            let ca = ca_pem.parse_x509().unwrap();
+            check_common(&ca, key_type);
+            let bc = ca.basic_constraints().unwrap().unwrap().value;
+            assert!(bc.ca);
+            assert_eq!(bc.path_len_constraint, Some(0));
+            let ku = ca.key_usage().unwrap().unwrap().value;
+            assert!(ku.key_cert_sign() && ku.crl_sign() && !ku.digital_signature());
+            assert!(ca.extended_key_usage().unwrap().is_none(), "a CA carries no EKU");
+            assert!(ca.verify_signature(None).is_ok(), "CA self-signature");
+            assert_eq!(ca.validity().not_before.timestamp(), now().unix_timestamp() - 300);
+            assert_eq!(
+                ca.validity().not_after.timestamp(),
+                (now() + Duration::days(3650)).unix_timestamp()
+            );
+            let ca_ski = ski(&ca);
+
+            let leaves = std::iter::once(("server", &pki.server))
+                .chain(pki.clients.iter().map(|(n, i)| (n.as_str(), i)));
+            for (name, issued) in leaves {
+                with_cert(&issued.cert_pem, |cert| {
+                    check_common(cert, key_type);
+                    assert!(!cert.basic_constraints().unwrap().unwrap().value.ca);
+                    let ku = cert.key_usage().unwrap().unwrap().value;
+                    assert!(ku.digital_signature() && !ku.key_cert_sign());
+                    assert_eq!(ku.key_encipherment(), key_type.is_rsa(), "{key_type:?}");
+                    let eku = cert.extended_key_usage().unwrap().unwrap();
+                    assert!(!eku.critical);
+                    let server = name == "server";
+                    assert_eq!(eku.value.server_auth, server);
+                    assert_eq!(eku.value.client_auth, !server);
+                    assert_eq!(aki(cert), Some(ca_ski.clone()), "AKI names the CA");
+                    assert!(cert.verify_signature(Some(ca.public_key())).is_ok());
+                    assert_eq!(cert.issuer(), ca.subject());
+                    let cn = cert.subject().iter_common_name().next().unwrap();
+                    let cn = cn.as_str().unwrap();
+                    assert_eq!(cn, if server { "example.com" } else { name });
+                    assert_eq!(
+                        cert.validity().not_after.timestamp(),
+                        (now() + Duration::days(365)).unix_timestamp()
+                    );
+                });
+                assert!(issued.key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+            }
+        }
+    }
+
+    #[test]
+    fn server_sans_are_exact_and_ipv4_is_four_bytes() {
+        let pki = issue(KeyType::EcdsaP256, 30, 60);
+        with_cert(&pki.server.cert_pem, |cert| {
+            let san = cert.subject_alternative_name().unwrap().unwrap();
+            assert!(!san.critical);
+            let names: Vec<String> = san
+                .value
+                .general_names
+                .iter()
+                .map(|name| match name {
+                    GeneralName::DNSName(dns) => format!("dns:{dns}"),
+                    GeneralName::IPAddress(bytes) => {
+                        let ip = match bytes.len() {
+                            4 => IpAddr::from(<[u8; 4]>::try_from(*bytes).unwrap()),
+                            16 => IpAddr::from(<[u8; 16]>::try_from(*bytes).unwrap()),
+                            n => panic!("IP SAN of {n} bytes"),
+                        };
+                        format!("ip{}:{ip}", bytes.len())
+                    }
+                    other => panic!("unexpected SAN {other:?}"),
+                })
+                .collect();
+            assert_eq!(names, ["dns:example.com", "ip4:192.168.1.1", "ip16:2001:db8::1"]);
+        });
+        with_cert(&pki.clients[0].1.cert_pem, |cert| {
+            assert!(cert.subject_alternative_name().unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn serials_differ_even_for_the_same_request() {
+        let a = issue(KeyType::EcdsaP256, 30, 60);
+        let b = issue(KeyType::EcdsaP256, 30, 60);
+        let serial = |pem: &str| with_cert(pem, |c| c.raw_serial().to_vec());
+        let all: HashSet<Vec<u8>> = [&a, &b]
+            .iter()
+            .flat_map(|p| [serial(&p.ca.cert_pem), serial(&p.server.cert_pem), serial(&p.clients[0].1.cert_pem)])
+            .collect();
+        assert_eq!(all.len(), 6);
+        assert_ne!(
+            with_cert(&a.ca.cert_pem, |c| c.subject().to_string()),
+            with_cert(&b.ca.cert_pem, |c| c.subject().to_string()),
+            "two CAs have distinct names"
+        );
+    }
+
+    #[test]
+    fn a_leaf_never_outlives_its_ca() {
+        let pki = issue(KeyType::EcdsaP256, 10, 10);
+        assert_eq!(pki.server.not_after, pki.ca.not_after);
+        with_cert(&pki.server.cert_pem, |cert| {
+            with_cert(&pki.ca.cert_pem, |ca| {
+                assert_eq!(cert.validity().not_after, ca.validity().not_after)
+            })
+        });
+    }
+
+    #[test]
+    fn secrets_are_elided_from_debug_output() {
+        let pki = issue(KeyType::EcdsaP256, 1, 1);
+        let debug = format!("{pki:?}");
+        assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+        assert!(debug.contains("[secret key elided]"));
+    }
+}
