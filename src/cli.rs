@@ -20,7 +20,12 @@ pub const KEY_TYPES: [&str; 6] = [
 #[command(name = "dockertls", version, about, max_term_width = 100)]
 pub struct Cli {
     /// The PKI folder: ca/, server/, clients/NAME/, daemon.json, override.conf.
-    #[arg(long, global = true, env = "DOCKERTLS_DIR", default_value = "docker-tls")]
+    #[arg(
+        long,
+        global = true,
+        env = "DOCKERTLS_DIR",
+        default_value = "docker-tls"
+    )]
     pub dir: PathBuf,
 
     #[command(subcommand)]
@@ -57,11 +62,21 @@ pub struct InitArgs {
     pub key_type: String,
 
     /// Validity of the server and client certificates, in days.
-    #[arg(long, value_name = "N", default_value_t = 365, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 365,
+        allow_negative_numbers = true
+    )]
     pub days: i64,
 
     /// Validity of the CA certificate, in days.
-    #[arg(long, value_name = "N", default_value_t = 3650, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3650,
+        allow_negative_numbers = true
+    )]
     pub ca_days: i64,
 
     /// The address and port dockerd listens on, for daemon.json's "hosts".

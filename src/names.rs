@@ -98,7 +98,9 @@ fn parse_ip(ip: IpAddr) -> Result<ParsedAddress, String> {
         // OpenSSL and pyca refuse an IPv4 SAN stored as IPv4-mapped IPv6; Go accepts it.
         return Ok(ParsedAddress {
             address: Address::Ip(IpAddr::V4(v4)),
-            note: Some(format!("{ip} is IPv4-mapped: stored as the IPv4 address {v4}")),
+            note: Some(format!(
+                "{ip} is IPv4-mapped: stored as the IPv4 address {v4}"
+            )),
         });
     }
     Ok(ParsedAddress {
@@ -167,7 +169,9 @@ pub fn parse_client_name(input: &str) -> Result<String, String> {
         return Err(why("must not start with '.' (hidden or relative folder)"));
     }
     if input.chars().count() > CLIENT_NAME_MAX {
-        return Err(why("is longer than 64 characters, the most a certificate CN holds"));
+        return Err(why(
+            "is longer than 64 characters, the most a certificate CN holds",
+        ));
     }
     if let Some(bad) = input
         .chars()
@@ -200,8 +204,14 @@ mod tests {
     fn accepts_names_and_ips() {
         assert_eq!(ok("Example.COM"), Address::Dns("example.com".into()));
         assert_eq!(ok("localhost"), Address::Dns("localhost".into()));
-        assert_eq!(ok("192.168.1.1"), Address::Ip("192.168.1.1".parse().unwrap()));
-        assert_eq!(ok("[2001:db8::1]"), Address::Ip("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            ok("192.168.1.1"),
+            Address::Ip("192.168.1.1".parse().unwrap())
+        );
+        assert_eq!(
+            ok("[2001:db8::1]"),
+            Address::Ip("2001:db8::1".parse().unwrap())
+        );
         assert_eq!(ok("a-b.c1"), Address::Dns("a-b.c1".into()));
     }
 
@@ -240,14 +250,23 @@ mod tests {
                 assert!(message.contains(&format!("'{input}'")), "{message}");
             }
         }
-        let long = ["a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(63)].join(".");
+        let long = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63),
+        ]
+        .join(".");
         assert!(err(&long).contains("at most 253"));
     }
 
     #[test]
     fn client_names_are_one_safe_path_component() {
         assert_eq!(parse_client_name("alice").unwrap(), "alice");
-        assert_eq!(parse_client_name("ci-bot_2@example.com").unwrap(), "ci-bot_2@example.com");
+        assert_eq!(
+            parse_client_name("ci-bot_2@example.com").unwrap(),
+            "ci-bot_2@example.com"
+        );
         for (input, reason) in [
             ("", "empty"),
             ("../x", "one path component"),
@@ -261,6 +280,10 @@ mod tests {
             let message = parse_client_name(input).unwrap_err();
             assert!(message.contains(reason), "{input:?}: {message}");
         }
-        assert!(parse_client_name(&"a".repeat(65)).unwrap_err().contains("64"));
+        assert!(
+            parse_client_name(&"a".repeat(65))
+                .unwrap_err()
+                .contains("64")
+        );
     }
 }

@@ -6,11 +6,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
-};
 use ::time::{Duration, OffsetDateTime};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
+};
 use zeroize::Zeroizing;
 
 use crate::names::Address;
@@ -63,9 +63,15 @@ impl KeyType {
             KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
             KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
             KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
-            KeyType::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
-            KeyType::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
-            KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+            KeyType::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+            }
+            KeyType::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072)
+            }
+            KeyType::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096)
+            }
         }
     }
 }
@@ -97,7 +103,9 @@ pub fn generate_keys(key_type: KeyType, count: usize) -> Result<Vec<KeyPair>, rc
             });
         }
     });
-    let slots = slots.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let slots = slots
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     slots
         .into_iter()
         .map(|slot| slot.unwrap_or(Err(rcgen::Error::KeyGenerationUnavailable)))
@@ -163,27 +171,77 @@ pub fn issue_pki(request: &PkiRequest<'_>) -> Result<Pki, rcgen::Error> {
     let issuer = Issuer::new(ca_params, ca_key);
     let ca = Issued {
         cert_pem: ca_pem,
-        key_pem: Zeroizing::new(issuer.key().serialize_pem()),
+        key_pem: private_key_pem(issuer.key())?,
         not_after: ca_not_after,
     };
 
-    let leaf = |cn: &str, sans: &[Address], role: Role, key: KeyPair| -> Result<Issued, rcgen::Error> {
-        let params = leaf_params(cn, sans, role, request.key_type, not_before, leaf_not_after)?;
-        let cert = params.signed_by(&key, &issuer)?;
-        Ok(Issued {
-            cert_pem: cert.pem(),
-            key_pem: Zeroizing::new(key.serialize_pem()),
-            not_after: leaf_not_after,
-        })
-    };
-    let server = leaf(request.server_cn, request.server_sans, Role::Server, server_key)?;
+    let leaf =
+        |cn: &str, sans: &[Address], role: Role, key: KeyPair| -> Result<Issued, rcgen::Error> {
+            let params = leaf_params(cn, sans, role, request.key_type, not_before, leaf_not_after)?;
+            let cert = params.signed_by(&key, &issuer)?;
+            Ok(Issued {
+                cert_pem: cert.pem(),
+                key_pem: private_key_pem(&key)?,
+                not_after: leaf_not_after,
+            })
+        };
+    let server = leaf(
+        request.server_cn,
+        request.server_sans,
+        Role::Server,
+        server_key,
+    )?;
     let clients = request
         .clients
         .iter()
         .zip(client_keys)
         .map(|(name, key)| Ok((name.clone(), leaf(name, &[], Role::Client, key)?)))
         .collect::<Result<Vec<_>, rcgen::Error>>()?;
-    Ok(Pki { ca, server, clients })
+    Ok(Pki {
+        ca,
+        server,
+        clients,
+    })
+}
+
+/// The RFC 8410 (PKCS#8 v1) prefix of an Ed25519 private key; the 32-byte seed follows.
+const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// aws-lc's PKCS#8 v2 Ed25519 encoding: the same fields with version 1, and the public key after.
+const ED25519_PKCS8_V2_PREFIX: [u8; 16] = [
+    0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The private key as unencrypted PKCS#8 PEM that Go, OpenSSL and Python all load.
+///
+/// aws-lc writes Ed25519 keys as PKCS#8 v2 (with the public key), which OpenSSL 3.0 refuses
+/// ("unsupported"), and so would curl and docker-py: those are re-encoded as RFC 8410's v1,
+/// what `openssl genpkey -algorithm ed25519` writes.
+pub fn private_key_pem(key: &KeyPair) -> Result<Zeroizing<String>, rcgen::Error> {
+    let der = Zeroizing::new(key.serialize_der());
+    if key.algorithm() != &rcgen::PKCS_ED25519 {
+        return Ok(Zeroizing::new(key.serialize_pem()));
+    }
+    let seed = match der.strip_prefix(&ED25519_PKCS8_V2_PREFIX[..]) {
+        Some(rest) if rest.len() >= 32 => &rest[..32],
+        _ => match der.strip_prefix(&ED25519_PKCS8_V1_PREFIX[..]) {
+            Some(rest) if rest.len() == 32 => rest,
+            _ => return Err(rcgen::Error::CouldNotParseKeyPair),
+        },
+    };
+    let mut v1 = Zeroizing::new(Vec::with_capacity(48));
+    v1.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
+    v1.extend_from_slice(seed);
+    let block = pem::Pem::new("PRIVATE KEY", v1.to_vec());
+    let encoded = Zeroizing::new(pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    ));
+    // `Pem` owns a copy of the key bytes; wipe it too.
+    let mut contents = block.into_contents();
+    zeroize::Zeroize::zeroize(&mut contents);
+    Ok(encoded)
 }
 
 /// A leaf certificate's purpose.
@@ -203,11 +261,17 @@ fn random_serial() -> Result<SerialNumber, rcgen::Error> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-fn ca_params(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
+fn ca_params(
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::default();
     let serial = random_serial()?;
     // A distinct name per CA keeps two dockertls CAs apart in a rollover bundle and in logs.
-    let tag: String = serial.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let tag: String = serial.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "dockertls");
     name.push(DnType::CommonName, format!("dockertls CA {tag}"));
@@ -312,12 +376,19 @@ mod tests {
 
     /// Extension OIDs appear once each, and the profile's criticality holds.
     fn check_common(cert: &X509Certificate<'_>, key_type: KeyType) {
-        let oids: Vec<String> = cert.extensions().iter().map(|e| e.oid.to_id_string()).collect();
+        let oids: Vec<String> = cert
+            .extensions()
+            .iter()
+            .map(|e| e.oid.to_id_string())
+            .collect();
         let unique: HashSet<&String> = oids.iter().collect();
         assert_eq!(oids.len(), unique.len(), "duplicate extension in {oids:?}");
         let serial = cert.raw_serial();
         assert_eq!(serial.len(), 16, "serial {serial:02x?}");
-        assert!(serial[0] & 0x80 == 0 && serial[0] != 0, "serial not positive and minimal");
+        assert!(
+            serial[0] & 0x80 == 0 && serial[0] != 0,
+            "serial not positive and minimal"
+        );
         let alg = &cert.signature_algorithm.algorithm;
         assert_ne!(alg, &OID_PKCS1_SHA1WITHRSA);
         let expected = match key_type {
@@ -347,12 +418,13 @@ mod tests {
     }
 
     fn aki(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
-        cert.iter_extensions().find_map(|e| match e.parsed_extension() {
-            ParsedExtension::AuthorityKeyIdentifier(aki) => {
-                aki.key_identifier.as_ref().map(|id| id.0.to_vec())
-            }
-            _ => None,
-        })
+        cert.iter_extensions()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+                }
+                _ => None,
+            })
     }
 
     #[test]
@@ -367,9 +439,15 @@ mod tests {
             assert_eq!(bc.path_len_constraint, Some(0));
             let ku = ca.key_usage().unwrap().unwrap().value;
             assert!(ku.key_cert_sign() && ku.crl_sign() && !ku.digital_signature());
-            assert!(ca.extended_key_usage().unwrap().is_none(), "a CA carries no EKU");
+            assert!(
+                ca.extended_key_usage().unwrap().is_none(),
+                "a CA carries no EKU"
+            );
             assert!(ca.verify_signature(None).is_ok(), "CA self-signature");
-            assert_eq!(ca.validity().not_before.timestamp(), now().unix_timestamp() - 300);
+            assert_eq!(
+                ca.validity().not_before.timestamp(),
+                now().unix_timestamp() - 300
+            );
             assert_eq!(
                 ca.validity().not_after.timestamp(),
                 (now() + Duration::days(3650)).unix_timestamp()
@@ -429,7 +507,10 @@ mod tests {
                     other => panic!("unexpected SAN {other:?}"),
                 })
                 .collect();
-            assert_eq!(names, ["dns:example.com", "ip4:192.168.1.1", "ip16:2001:db8::1"]);
+            assert_eq!(
+                names,
+                ["dns:example.com", "ip4:192.168.1.1", "ip16:2001:db8::1"]
+            );
         });
         with_cert(&pki.clients[0].1.cert_pem, |cert| {
             assert!(cert.subject_alternative_name().unwrap().is_none());
@@ -443,7 +524,13 @@ mod tests {
         let serial = |pem: &str| with_cert(pem, |c| c.raw_serial().to_vec());
         let all: HashSet<Vec<u8>> = [&a, &b]
             .iter()
-            .flat_map(|p| [serial(&p.ca.cert_pem), serial(&p.server.cert_pem), serial(&p.clients[0].1.cert_pem)])
+            .flat_map(|p| {
+                [
+                    serial(&p.ca.cert_pem),
+                    serial(&p.server.cert_pem),
+                    serial(&p.clients[0].1.cert_pem),
+                ]
+            })
             .collect();
         assert_eq!(all.len(), 6);
         assert_ne!(
@@ -462,6 +549,21 @@ mod tests {
                 assert_eq!(cert.validity().not_after, ca.validity().not_after)
             })
         });
+    }
+
+    #[test]
+    fn ed25519_keys_are_pkcs8_v1_and_load_back_as_the_same_key() {
+        let key = KeyType::Ed25519.generate().unwrap();
+        let pem = private_key_pem(&key).unwrap();
+        let block = pem::parse(pem.as_bytes()).unwrap();
+        assert_eq!(block.tag(), "PRIVATE KEY");
+        assert_eq!(block.contents().len(), 48);
+        assert_eq!(block.contents()[..16], ED25519_PKCS8_V1_PREFIX);
+        let loaded = KeyPair::from_pem(&pem).unwrap();
+        assert_eq!(loaded.public_key_pem(), key.public_key_pem());
+        // Other key types keep aws-lc's encoding, which OpenSSL reads.
+        let ec = KeyType::EcdsaP256.generate().unwrap();
+        assert_eq!(*private_key_pem(&ec).unwrap(), ec.serialize_pem());
     }
 
     #[test]

@@ -156,21 +156,31 @@ fn parse_listen(input: &str) -> Result<SocketAddr, Error> {
 /// A path that goes into daemon.json: absolute, with nothing that could confuse a reader.
 fn check_install_dir(path: &Path) -> Result<PathBuf, Error> {
     let text = path.to_str().ok_or_else(|| {
-        Error::Refused(format!("--install-dir '{}': not valid UTF-8", path.display()))
+        Error::Refused(format!(
+            "--install-dir '{}': not valid UTF-8",
+            path.display()
+        ))
     })?;
     if !path.is_absolute() {
         return Err(Error::Refused(format!(
             "--install-dir '{text}': must be an absolute path on the daemon host, such as /etc/docker/tls"
         )));
     }
-    if text.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+    if text
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
         return Err(Error::Refused(format!(
             "--install-dir '{}': contains a control character, a quote or a backslash",
             text.escape_default()
         )));
     }
     let trimmed = text.trim_end_matches('/');
-    Ok(PathBuf::from(if trimmed.is_empty() { "/" } else { trimmed }))
+    Ok(PathBuf::from(if trimmed.is_empty() {
+        "/"
+    } else {
+        trimmed
+    }))
 }
 
 /// dockerd's path goes into a systemd ExecStart= line, where '%', '$', quotes and white space

@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn daemon_json_is_valid_json_with_tlsverify_and_hosts_on_one_line() {
-        let text = daemon_json("0.0.0.0:2376".parse().unwrap(), Path::new("/etc/docker/tls"));
+        let text = daemon_json(
+            "0.0.0.0:2376".parse().unwrap(),
+            Path::new("/etc/docker/tls"),
+        );
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["tlsverify"], serde_json::Value::Bool(true));
         assert_eq!(value["tls"], serde_json::Value::Bool(true));
@@ -121,7 +124,10 @@ mod tests {
         assert_eq!(value.as_object().unwrap().len(), 6);
         let hosts_line = text.lines().find(|l| l.contains("\"hosts\"")).unwrap();
         assert!(hosts_line.contains("tcp://0.0.0.0:2376"), "{hosts_line}");
-        assert!(hosts_line.contains("unix:///var/run/docker.sock"), "{hosts_line}");
+        assert!(
+            hosts_line.contains("unix:///var/run/docker.sock"),
+            "{hosts_line}"
+        );
     }
 
     #[test]
@@ -133,10 +139,16 @@ mod tests {
     #[test]
     fn override_resets_execstart_and_has_no_host_flag() {
         let text = override_conf(Path::new("/usr/sbin/dockerd"));
-        let exec: Vec<&str> = text.lines().filter(|l| l.starts_with("ExecStart=")).collect();
+        let exec: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ExecStart="))
+            .collect();
         assert_eq!(
             exec,
-            ["ExecStart=", "ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock"]
+            [
+                "ExecStart=",
+                "ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock"
+            ]
         );
         assert!(exec.iter().all(|line| !line.contains("-H")));
     }
@@ -151,7 +163,10 @@ mod tests {
             context: "example.com",
         });
         assert!(!text.contains("{{"));
-        assert!(text.contains("DOCKER_CERT_PATH='/home/op/docker tls/clients/alice'"), "{text}");
+        assert!(
+            text.contains("DOCKER_CERT_PATH='/home/op/docker tls/clients/alice'"),
+            "{text}"
+        );
     }
 
     #[test]

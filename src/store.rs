@@ -159,7 +159,9 @@ impl Staging {
                     dir.display()
                 )));
             }
-            Err(fs::TryLockError::Error(e)) => return Err(io_failed("cannot lock", &lock_path, &e)),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(io_failed("cannot lock", &lock_path, &e));
+            }
         }
         staging.lock = Some((lock, lock_path));
         let temp = tempfile::Builder::new()
@@ -215,7 +217,11 @@ impl Staging {
     /// Moves the staged entries into DIR. Entries of an existing PKI go first to
     /// DIR/backup/<UTC timestamp>/, whose path is returned. On failure, everything is moved
     /// back as it was.
-    pub fn commit(mut self, entries: &[&str], now: OffsetDateTime) -> Result<Option<PathBuf>, Error> {
+    pub fn commit(
+        mut self,
+        entries: &[&str],
+        now: OffsetDateTime,
+    ) -> Result<Option<PathBuf>, Error> {
         let staged_root = self.root().to_path_buf();
         for dir in staged_dirs(&staged_root, entries) {
             sync_dir(&dir)?;
@@ -322,7 +328,11 @@ impl Journal {
     }
 }
 
-fn create_backup_dir(dir: &Path, now: OffsetDateTime, journal: &mut Journal) -> Result<PathBuf, Error> {
+fn create_backup_dir(
+    dir: &Path,
+    now: OffsetDateTime,
+    journal: &mut Journal,
+) -> Result<PathBuf, Error> {
     let backups = dir.join("backup");
     match DirBuilder::new().mode(PRIVATE_DIR).create(&backups) {
         Ok(()) => {
@@ -361,8 +371,10 @@ fn create_backup_dir(dir: &Path, now: OffsetDateTime, journal: &mut Journal) -> 
 /// The backup folder name: the UTC time, sortable, safe in paths (`20261129T021548Z`).
 pub fn backup_stamp(now: OffsetDateTime) -> String {
     let utc = now.to_offset(::time::UtcOffset::UTC);
-    utc.format(format_description!("[year][month][day]T[hour][minute][second]Z"))
-        .unwrap_or_else(|_| utc.unix_timestamp().to_string())
+    utc.format(format_description!(
+        "[year][month][day]T[hour][minute][second]Z"
+    ))
+    .unwrap_or_else(|_| utc.unix_timestamp().to_string())
 }
 
 /// Folders among the staged entries (and their subfolders), to fsync before the renames.
@@ -408,7 +420,10 @@ fn first_missing(dir: &Path) -> PathBuf {
 }
 
 fn unwritable(dir: &Path, err: &io::Error) -> Error {
-    Error::Refused(format!("--dir {}: cannot write there: {err}", dir.display()))
+    Error::Refused(format!(
+        "--dir {}: cannot write there: {err}",
+        dir.display()
+    ))
 }
 
 /// O_NOFOLLOW: opening a path whose last component is a symlink fails instead of following it.

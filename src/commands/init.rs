@@ -41,18 +41,42 @@ pub fn run(dir: &Path, args: &InitArgs, now: OffsetDateTime) -> Result<(), Error
     staging.write("ca/ca-key.pem", pki.ca.key_pem.as_bytes(), KEY_FILE)?;
     staging.mkdir("server")?;
     staging.write("server/ca.pem", pki.ca.cert_pem.as_bytes(), CERT_FILE)?;
-    staging.write("server/server-cert.pem", pki.server.cert_pem.as_bytes(), CERT_FILE)?;
-    staging.write("server/server-key.pem", pki.server.key_pem.as_bytes(), KEY_FILE)?;
+    staging.write(
+        "server/server-cert.pem",
+        pki.server.cert_pem.as_bytes(),
+        CERT_FILE,
+    )?;
+    staging.write(
+        "server/server-key.pem",
+        pki.server.key_pem.as_bytes(),
+        KEY_FILE,
+    )?;
     staging.mkdir("clients")?;
     for (name, client) in &pki.clients {
         staging.mkdir(&format!("clients/{name}"))?;
-        staging.write(&format!("clients/{name}/ca.pem"), pki.ca.cert_pem.as_bytes(), CERT_FILE)?;
-        staging.write(&format!("clients/{name}/cert.pem"), client.cert_pem.as_bytes(), CERT_FILE)?;
-        staging.write(&format!("clients/{name}/key.pem"), client.key_pem.as_bytes(), KEY_FILE)?;
+        staging.write(
+            &format!("clients/{name}/ca.pem"),
+            pki.ca.cert_pem.as_bytes(),
+            CERT_FILE,
+        )?;
+        staging.write(
+            &format!("clients/{name}/cert.pem"),
+            client.cert_pem.as_bytes(),
+            CERT_FILE,
+        )?;
+        staging.write(
+            &format!("clients/{name}/key.pem"),
+            client.key_pem.as_bytes(),
+            KEY_FILE,
+        )?;
     }
     let daemon_json = render::daemon_json(plan.listen, &plan.install_dir);
     staging.write("daemon.json", daemon_json.as_bytes(), CONFIG_FILE)?;
-    staging.write("override.conf", render::override_conf(&plan.dockerd).as_bytes(), CONFIG_FILE)?;
+    staging.write(
+        "override.conf",
+        render::override_conf(&plan.dockerd).as_bytes(),
+        CONFIG_FILE,
+    )?;
     let backup = staging.commit(&store::PKI_ENTRIES, now)?;
 
     let summary = summary(&plan, &pki, &present, backup.as_deref());
@@ -64,8 +88,10 @@ pub fn run(dir: &Path, args: &InitArgs, now: OffsetDateTime) -> Result<(), Error
 fn summary(plan: &InitPlan, pki: &pki::Pki, present: &[&str], backup: Option<&Path>) -> String {
     let dir = absolute(&plan.dir);
     let date = |t: OffsetDateTime| {
-        t.format(format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
-            .unwrap_or_default()
+        t.format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
     };
     let sans: Vec<String> = plan.sans.iter().map(ToString::to_string).collect();
     let mut out = String::new();
@@ -109,7 +135,13 @@ fn summary(plan: &InitPlan, pki: &pki::Pki, present: &[&str], backup: Option<&Pa
         .host
         .to_string()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     out.push_str(&render::next_steps(&render::NextSteps {
         dir: &dir,

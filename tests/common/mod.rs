@@ -1,0 +1,259 @@
+//! Helpers shared by the integration tests: run the real binary, find external peers, and
+//! start a private dockerd.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Every key type `init --key-type` accepts.
+pub const KEY_TYPES: [&str; 6] = [
+    "ecdsa-p256",
+    "ecdsa-p384",
+    "ed25519",
+    "rsa-2048",
+    "rsa-3072",
+    "rsa-4096",
+];
+
+/// The dockertls binary under test.
+pub fn dockertls() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dockertls"));
+    command.env_remove("DOCKERTLS_DIR").stdin(Stdio::null());
+    command
+}
+
+/// Runs `dockertls init --dir DIR ARGS...`.
+pub fn init(dir: &Path, args: &[&str]) -> Output {
+    dockertls()
+        .arg("--dir")
+        .arg(dir)
+        .arg("init")
+        .args(args)
+        .output()
+        .expect("run dockertls")
+}
+
+/// Runs `dockertls init` and panics with its stderr unless it succeeded.
+pub fn init_ok(dir: &Path, args: &[&str]) -> Output {
+    let output = init(dir, args);
+    assert!(
+        output.status.success(),
+        "dockertls init {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Whether CI demands every external peer (dockerd, docker, openssl, pkilint, python3).
+pub fn peers_required() -> bool {
+    std::env::var("DOCKERTLS_REQUIRE_DOCKERD").is_ok_and(|v| v == "1")
+}
+
+/// Finds an external program; when it is missing, skips the calling test with a visible
+/// message, or fails it when DOCKERTLS_REQUIRE_DOCKERD=1.
+pub fn find_tool(name: &str, why: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| {
+                path.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    });
+    if found.is_none() {
+        let message = format!("{name} not found on PATH: {why}");
+        assert!(!peers_required(), "{message} (DOCKERTLS_REQUIRE_DOCKERD=1)");
+        eprintln!("SKIPPED: {message}");
+    }
+    found
+}
+
+/// Whether this process runs as root (dockerd needs it).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A dockerd started for one test from a daemon.json that dockertls generated, with only the
+/// paths and hosts rewritten for the sandbox. Stopped (by its own pid) when dropped.
+pub struct Dockerd {
+    child: Child,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+impl Dockerd {
+    /// Starts dockerd; returns None (skipping visibly) when dockerd or root is missing.
+    pub fn start(pki: &Path) -> Option<Dockerd> {
+        let dockerd = find_tool("dockerd", "install docker.io to run the real-dockerd tests")?;
+        if !is_root() {
+            assert!(!peers_required(), "the dockerd tests need root");
+            eprintln!("SKIPPED: dockerd needs root");
+            return None;
+        }
+        let root = tempfile::Builder::new()
+            .prefix("dockertls-dockerd-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let generated = std::fs::read_to_string(pki.join("daemon.json")).unwrap();
+        let mut config: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        let socket = root.path().join("docker.sock");
+        config["hosts"] = serde_json::json!([
+            format!("unix://{}", socket.display()),
+            format!("tcp://127.0.0.1:{port}")
+        ]);
+        // The generated file points at the install dir on a daemon host; point it at the PKI.
+        for (key, file) in [
+            ("tlscacert", "server/ca.pem"),
+            ("tlscert", "server/server-cert.pem"),
+            ("tlskey", "server/server-key.pem"),
+        ] {
+            let installed = config[key].as_str().unwrap().to_string();
+            let name = Path::new(&installed).file_name().unwrap();
+            assert_eq!(name, Path::new(file).file_name().unwrap(), "{key}");
+            config[key] = serde_json::json!(pki.join(file));
+        }
+        let config_path = root.path().join("daemon.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let log = std::fs::File::create(root.path().join("dockerd.log")).unwrap();
+        let r = root.path();
+        let child = Command::new(dockerd)
+            .arg("--config-file")
+            .arg(&config_path)
+            .arg("--data-root")
+            .arg(r.join("data"))
+            .arg("--exec-root")
+            .arg(r.join("exec"))
+            .arg("--pidfile")
+            .arg(r.join("docker.pid"))
+            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let mut daemon = Dockerd { child, port, root };
+        daemon.wait_ready();
+        Some(daemon)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "dockerd exited with {status} before serving:\n{}",
+                    self.log()
+                );
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "dockerd did not listen on {} within 60 s:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    /// dockerd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// Stops dockerd and waits for it, so the next start can reuse nothing by accident.
+    pub fn stop(&mut self) {
+        // SIGTERM lets dockerd stop its own containerd; never kill dockerd by name: other
+        // daemons may be running on this machine.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `docker version` as a client of `daemon` with DOCKER_CERT_PATH=cert_path.
+/// GODEBUG makes the CLI as strict as a Go program built with current module defaults.
+pub fn docker_version(docker: &Path, host: &str, cert_path: &Path) -> Output {
+    Command::new(docker)
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", cert_path)
+        .env("DOCKER_CONFIG", cert_path.join(".no-such-docker-config"))
+        .env("GODEBUG", "x509negativeserial=0,rsa1024min=1")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
+}
+
+/// File mode bits of a path (not following a symlink).
+pub fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Every path below `dir`, relative, sorted (for "nothing changed" checks).
+pub fn tree(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, u32, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let contents = if meta.is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.push((rel, meta.permissions().mode() & 0o7777, contents));
+            if meta.is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
