@@ -59,6 +59,12 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
             }
             return Ok(Vec::new());
         }
+        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(Error::Refused(format!(
+                "--dir {}: a part of that path is a file, not a directory",
+                dir.display()
+            )));
+        }
         Err(err) => {
             return Err(Error::Refused(format!("--dir {}: {err}", dir.display())));
         }
@@ -140,7 +146,20 @@ impl Staging {
                 .mode(PRIVATE_DIR)
                 .create(dir)
                 .map_err(|e| unwritable(dir, &e))?;
-            staging.created = Some(top);
+            staging.created = Some(top.clone());
+            // The umask may have taken bits from 0700 (even the owner's): set it exactly.
+            let mut current = dir.to_path_buf();
+            loop {
+                fs::set_permissions(&current, fs::Permissions::from_mode(PRIVATE_DIR))
+                    .map_err(|e| io_failed("cannot set the mode of", &current, &e))?;
+                if current == top {
+                    break;
+                }
+                match current.parent() {
+                    Some(parent) => current = parent.to_path_buf(),
+                    None => break,
+                }
+            }
         }
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
@@ -151,6 +170,8 @@ impl Staging {
             .custom_flags(libc_nofollow())
             .open(&lock_path)
             .map_err(|e| unwritable(dir, &e))?;
+        lock.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_failed("cannot set the mode of", &lock_path, &e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
