@@ -37,6 +37,38 @@ pub enum Command {
     /// Create a CA, a server certificate, client certificates, daemon.json and the systemd
     /// override.
     Init(InitArgs),
+    /// Audit Docker TLS cert dirs (ours, Docker docs', docker-machine's, dind's, a fleet):
+    /// exit 0 ok, 1 warning, 2 failure, 3 nothing could be checked.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Cert dirs, or trees to search for them [default: the PKI in --dir].
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// A name or IP the server certificate must cover (repeatable).
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+
+    /// Warn about certificates that expire within N days.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 30,
+        allow_negative_numbers = true
+    )]
+    pub warn_days: i64,
+
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+
+    /// Also audit the TLS setup of this daemon.json (e.g. /etc/docker/daemon.json) and the
+    /// files it names, with the CIS Docker Benchmark file checks.
+    #[arg(long, value_name = "FILE")]
+    pub daemon_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

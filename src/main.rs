@@ -1,13 +1,6 @@
 //! dockertls: make the Docker daemon's remote API safe to expose.
 
-mod cli;
-mod commands;
-mod error;
-mod names;
-mod pki;
-mod plan;
-mod render;
-mod store;
+use dockertls::{cli, commands, error};
 
 use std::process::ExitCode;
 
@@ -20,7 +13,7 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())
@@ -28,10 +21,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli) -> Result<(), error::Error> {
+fn run(cli: cli::Cli) -> Result<u8, error::Error> {
     let now = ::time::OffsetDateTime::now_utc();
     match &cli.command {
-        cli::Command::Init(args) => commands::init::run(&cli.dir, args, now),
+        cli::Command::Init(args) => commands::init::run(&cli.dir, args, now).map(|()| 0),
+        cli::Command::Verify(args) => Ok(commands::verify::run(&cli.dir, args, now)),
     }
 }
 
@@ -58,5 +52,19 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         .filter(|line| !line.is_empty())
         .collect();
     eprintln!("{}", message.join(" "));
-    ExitCode::from(2)
+    // verify follows the monitoring-plugin convention: 3 means "could not check".
+    let verify = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && !looks_like_dir_value(a));
+    ExitCode::from(if verify.as_deref() == Some("verify") {
+        3
+    } else {
+        2
+    })
+}
+
+/// Whether an argument is the value of `--dir` (the only global option taking a value).
+fn looks_like_dir_value(arg: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).any(|w| w[0] == "--dir" && w[1] == arg)
 }

@@ -1,3 +1,4 @@
 //! One module per subcommand: the only layer that prints.
 
 pub mod init;
+pub mod verify;

@@ -1,0 +1,845 @@
+//! The checks on one target. Each check id appears at most once per target: findings of one
+//! id are merged, keeping the worst status.
+
+use std::fs;
+use std::io::Read;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use ::time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use super::material::{self, KeyError, KeyFile, PublicOfPrivate};
+use super::{Check, Kind, Options, Status, Target, TargetReport};
+
+/// The check ids, in report order.
+pub const IDS: [&str; 17] = [
+    "files",
+    "parse",
+    "ca",
+    "chain",
+    "validity",
+    "key-match",
+    "key-usage",
+    "ext-key-usage",
+    "san",
+    "host",
+    "key-strength",
+    "signature-algorithm",
+    "permissions",
+    "ownership",
+    "lint",
+    "daemon-config",
+    "tlsverify",
+];
+
+/// Accumulates findings per check id.
+#[derive(Default)]
+pub struct Findings {
+    checks: Vec<Check>,
+}
+
+impl Findings {
+    /// Records a finding; a worse one replaces a better one, equal non-ok ones are joined.
+    pub fn record(&mut self, id: &'static str, status: Status, message: impl Into<String>) {
+        let message = message.into();
+        match self.checks.iter_mut().find(|c| c.id == id) {
+            Some(check) if status > check.status => {
+                check.status = status;
+                check.message = message;
+            }
+            Some(check) if status == check.status && status != Status::Ok => {
+                check.message.push_str("; ");
+                check.message.push_str(&message);
+            }
+            Some(_) => {}
+            None => self.checks.push(Check {
+                id,
+                status,
+                message,
+            }),
+        }
+    }
+
+    fn ok(&mut self, id: &'static str, message: impl Into<String>) {
+        self.record(id, Status::Ok, message);
+    }
+    fn warn(&mut self, id: &'static str, message: impl Into<String>) {
+        self.record(id, Status::Warn, message);
+    }
+    fn fail(&mut self, id: &'static str, message: impl Into<String>) {
+        self.record(id, Status::Fail, message);
+    }
+
+    /// The checks in the documented order.
+    pub fn into_checks(mut self) -> Vec<Check> {
+        self.checks
+            .sort_by_key(|c| IDS.iter().position(|id| *id == c.id).unwrap_or(IDS.len()));
+        self.checks
+    }
+}
+
+/// A file read for checking: its bytes and metadata.
+struct Loaded {
+    bytes: Vec<u8>,
+    meta: fs::Metadata,
+}
+
+fn load(path: &Path, what: &str, findings: &mut Findings) -> Option<Loaded> {
+    let name = path.display();
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            findings.fail("files", format!("{what} {name} is missing"));
+            return None;
+        }
+        Err(err) => {
+            findings.fail("files", format!("{what} {name} cannot be read: {err}"));
+            return None;
+        }
+    };
+    if !meta.is_file() {
+        findings.fail("files", format!("{what} {name} is not a regular file"));
+        return None;
+    }
+    if meta.len() > material::MAX_FILE_SIZE {
+        findings.fail(
+            "files",
+            format!(
+                "{what} {name} is {} bytes: over 1 MiB, not certificate material",
+                meta.len()
+            ),
+        );
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let read = fs::File::open(path)
+        .and_then(|f| f.take(material::MAX_FILE_SIZE + 1).read_to_end(&mut bytes));
+    if let Err(err) = read {
+        findings.fail("files", format!("{what} {name} cannot be read: {err}"));
+        return None;
+    }
+    Some(Loaded { bytes, meta })
+}
+
+/// Runs every check that applies to `target`.
+pub fn audit(target: &Target, options: &Options) -> TargetReport {
+    let mut findings = Findings::default();
+    let cert_file = load(&target.cert, "certificate", &mut findings);
+    let key_file = load(&target.key, "key", &mut findings);
+    let ca_file = target
+        .ca
+        .as_ref()
+        .and_then(|ca| load(ca, "CA bundle", &mut findings));
+    if findings.checks.is_empty() {
+        findings.ok("files", "all files present and readable");
+    }
+
+    for (loaded, path, is_key) in [
+        (&cert_file, &target.cert, false),
+        (&key_file, &target.key, true),
+    ]
+    .into_iter()
+    .chain(target.ca.as_ref().map(|ca| (&ca_file, ca, false)))
+    {
+        if let Some(loaded) = loaded {
+            check_permissions(&loaded.meta, path, is_key, target.cis, &mut findings);
+        }
+    }
+
+    let mut report = TargetReport {
+        path: target.path.clone(),
+        kind: target.kind,
+        subject: None,
+        not_after: None,
+        days_left: None,
+        checks: Vec::new(),
+    };
+
+    let leaf_der = cert_file.as_ref().and_then(|loaded| {
+        match material::parse_certificates(&loaded.bytes) {
+            Ok(bundle) => {
+                if bundle.holds_private_key {
+                    findings.fail("parse", format!("{} also holds a private key: anyone who can read the certificate has the key; keep the key in its own 0400 file", target.cert.display()));
+                }
+                bundle.ders.into_iter().next()
+            }
+            Err(why) => {
+                findings.fail("parse", format!("{} {why}", target.cert.display()));
+                None
+            }
+        }
+    });
+    let leaf = leaf_der
+        .as_deref()
+        .and_then(|der| match X509Certificate::from_der(der) {
+            Ok((_, cert)) => Some(cert),
+            Err(err) => {
+                findings.fail(
+                    "parse",
+                    format!(
+                        "{} is not a valid X.509 certificate ({err})",
+                        target.cert.display()
+                    ),
+                );
+                None
+            }
+        });
+    let key = key_file.as_ref().and_then(|loaded| match material::parse_private_key(&loaded.bytes) {
+        Ok(key) => Some(key),
+        Err(KeyError::Encrypted) if target.kind == Kind::Ca => {
+            // Only the CA key may be encrypted, and it should be.
+            findings.ok("parse", format!("{} is encrypted (good: keep it that way); its match with the certificate was not checked", target.key.display()));
+            None
+        }
+        Err(KeyError::Encrypted) => {
+            findings.fail("parse", format!("{0} is encrypted: dockerd and the docker CLI cannot load an encrypted key; decrypt it: openssl pkey -in {0} -out {0}.plain", target.key.display()));
+            None
+        }
+        Err(KeyError::Invalid(why)) => {
+            findings.fail("parse", format!("{} {why}", target.key.display()));
+            None
+        }
+    });
+    let ca_ders: Vec<Vec<u8>> = ca_file.as_ref().map_or_else(Vec::new, |loaded| {
+        match material::parse_certificates(&loaded.bytes) {
+            Ok(bundle) => {
+                if bundle.holds_private_key {
+                    findings.fail("parse", format!("{} also holds a private key: the CA key is exposed to every reader of ca.pem", target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
+                }
+                bundle.ders
+            }
+            Err(why) => {
+                findings.fail("parse", format!("{} {why}", target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
+                Vec::new()
+            }
+        }
+    });
+    let mut cas = Vec::new();
+    for (index, der) in ca_ders.iter().enumerate() {
+        match X509Certificate::from_der(der) {
+            Ok((_, cert)) => cas.push(cert),
+            Err(err) => findings.fail(
+                "parse",
+                format!(
+                    "certificate {} of the CA bundle is not valid X.509 ({err})",
+                    index + 1
+                ),
+            ),
+        }
+    }
+    if !findings
+        .checks
+        .iter()
+        .any(|c| c.id == "parse" && c.status != Status::Ok)
+        && leaf.is_some()
+    {
+        let format = key.as_ref().map(|k| k.format.name()).unwrap_or("-");
+        findings.ok("parse", format!("certificate and {format} key parse"));
+    }
+
+    if let Some(leaf) = &leaf {
+        report.subject = Some(leaf.subject().to_string());
+        let not_after = leaf.validity().not_after.to_datetime();
+        report.not_after = Some(not_after);
+        report.days_left = Some(days_between(options.now, not_after));
+        check_cert(target, leaf, &cas, key.as_ref(), options, &mut findings);
+    }
+    report.checks = findings.into_checks();
+    report
+}
+
+fn days_between(now: OffsetDateTime, later: OffsetDateTime) -> i64 {
+    (later - now).whole_seconds().div_euclid(86_400)
+}
+
+fn date(t: OffsetDateTime) -> String {
+    let d = t.date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+fn check_permissions(
+    meta: &fs::Metadata,
+    path: &Path,
+    is_key: bool,
+    cis: bool,
+    findings: &mut Findings,
+) {
+    let mode = meta.mode() & 0o7777;
+    let name = path.display();
+    if is_key {
+        if mode & 0o077 != 0 {
+            findings.fail("permissions", format!("{name} is mode {mode:04o}, open to group or others: anyone who reads it can act as this certificate; run chmod 0400 {name}"));
+        } else if cis && mode != 0o400 {
+            findings.fail("permissions", format!("{name} is mode {mode:04o}; CIS Docker Benchmark 3.12/3.14 want exactly 0400: chmod 0400 {name}"));
+        }
+    } else if mode & 0o022 != 0 {
+        findings.warn("permissions", format!("{name} is mode {mode:04o}, writable by group or others: they can swap the certificate; run chmod 0444 {name}"));
+    } else if cis && mode & !0o444 != 0 {
+        findings.fail("permissions", format!("{name} is mode {mode:04o}; CIS Docker Benchmark 3.9–3.13 want 0444 or stricter: chmod 0444 {name}"));
+    }
+    if cis && (meta.uid() != 0 || meta.gid() != 0) {
+        findings.fail("ownership", format!("{name} is owned by {}:{}; CIS Docker Benchmark 3.9–3.14 want root:root: chown root:root {name}", meta.uid(), meta.gid()));
+    } else if cis {
+        findings.ok("ownership", "owned by root:root");
+    }
+    findings.ok("permissions", "modes are safe");
+}
+
+/// Which role the certificate plays (for EKU and key usage).
+fn role_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Server => "server",
+        Kind::Client => "client",
+        Kind::Ca => "CA",
+    }
+}
+
+fn check_cert(
+    target: &Target,
+    leaf: &X509Certificate<'_>,
+    cas: &[X509Certificate<'_>],
+    key: Option<&KeyFile>,
+    options: &Options,
+    findings: &mut Findings,
+) {
+    let is_ca_target = target.kind == Kind::Ca;
+    let now = options.now;
+
+    // ca: the CA bundle (or, for a CA target, the certificate itself).
+    let ca_list: Vec<&X509Certificate<'_>> = if is_ca_target {
+        vec![leaf]
+    } else {
+        cas.iter().collect()
+    };
+    for ca in &ca_list {
+        check_is_ca(ca, target.kind, findings);
+    }
+
+    // chain
+    let issuer = if is_ca_target || cas.is_empty() {
+        None
+    } else {
+        let candidates: Vec<&X509Certificate<'_>> = cas
+            .iter()
+            .filter(|ca| ca.subject().as_raw() == leaf.issuer().as_raw())
+            .collect();
+        let verified = candidates
+            .iter()
+            .copied()
+            .find(|ca| leaf.verify_signature(Some(ca.public_key())).is_ok());
+        match verified {
+            Some(ca) => {
+                let validity = ca.validity();
+                if now > validity.not_after.to_datetime() {
+                    findings.fail("chain", format!("signed by {}, which expired on {}: every certificate it signed is refused; create a new CA and re-issue", ca.subject(), date(validity.not_after.to_datetime())));
+                } else if now < validity.not_before.to_datetime() {
+                    findings.fail(
+                        "chain",
+                        format!(
+                            "signed by {}, which is not valid before {} (clock skew?)",
+                            ca.subject(),
+                            date(validity.not_before.to_datetime())
+                        ),
+                    );
+                } else {
+                    findings.ok("chain", format!("signed by {}", ca.subject()));
+                }
+                Some(ca)
+            }
+            None if !candidates.is_empty() && weak_hash(leaf).is_some() => {
+                findings.fail("chain", format!("signed with {} by {}: Go refuses to verify such signatures; re-issue the certificate with SHA-256", weak_hash(leaf).unwrap_or_default(), leaf.issuer()));
+                None
+            }
+            None => {
+                let held: Vec<String> = cas.iter().map(|ca| ca.subject().to_string()).collect();
+                let why = if candidates.is_empty() {
+                    "no CA there has that name"
+                } else {
+                    "the signature does not verify with the CA of that name (another CA with the same name?)"
+                };
+                findings.fail("chain", format!("issued by {} but {} holds [{}]: {why}; use the ca.pem of the CA that signed it, or re-issue the certificate", leaf.issuer(), target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default(), held.join("; ")));
+                None
+            }
+        }
+    };
+    if is_ca_target {
+        match leaf.verify_signature(None) {
+            Ok(()) => {}
+            Err(_) if leaf.subject().as_raw() != leaf.issuer().as_raw() => {}
+            Err(_) => findings.fail(
+                "chain",
+                "the CA's self-signature does not verify: the file is damaged",
+            ),
+        }
+    }
+
+    // validity
+    let validity = leaf.validity();
+    let (not_before, not_after) = (
+        validity.not_before.to_datetime(),
+        validity.not_after.to_datetime(),
+    );
+    let what = role_name(target.kind);
+    if now < not_before {
+        findings.fail("validity", format!("the {what} certificate is not valid before {} (is this machine's clock, or the issuer's, wrong?)", not_before));
+    } else if now > not_after {
+        findings.fail(
+            "validity",
+            format!(
+                "the {what} certificate expired on {}: re-issue it",
+                date(not_after)
+            ),
+        );
+    } else {
+        let days = days_between(now, not_after);
+        if days < options.warn_days {
+            findings.warn("validity", format!("the {what} certificate expires on {} ({days} days left): re-issue it before then", date(not_after)));
+        } else {
+            findings.ok(
+                "validity",
+                format!("valid until {} ({days} days)", date(not_after)),
+            );
+        }
+    }
+    if let Some(ca) = issuer {
+        let ca_not_after = ca.validity().not_after.to_datetime();
+        let days = days_between(now, ca_not_after);
+        if now <= ca_not_after && days < options.warn_days {
+            findings.warn("validity", format!("the CA {} expires on {} ({days} days left): create a new CA and re-issue every certificate before then", ca.subject(), date(ca_not_after)));
+        } else if now > ca_not_after {
+            findings.fail(
+                "validity",
+                format!("the CA {} expired on {}", ca.subject(), date(ca_not_after)),
+            );
+        }
+    }
+
+    // key-match
+    if let Some(key) = key {
+        match key_matches(leaf, &key.public) {
+            Ok(true) => findings.ok("key-match", "the key belongs to the certificate"),
+            Ok(false) => findings.fail("key-match", format!("{} does not belong to {}: dockerd refuses to start with this pair; put back the key it was issued for, or re-issue", target.key.display(), target.cert.display())),
+            Err(why) => findings.warn("key-match", why),
+        }
+    }
+
+    if !is_ca_target {
+        check_leaf_usage(target, leaf, issuer, findings);
+    }
+    if target.kind == Kind::Server {
+        check_sans(leaf, options, target, findings);
+    }
+    check_key_strength(leaf, "certificate", findings);
+    if let Some(ca) = issuer {
+        check_key_strength(ca, "CA", findings);
+    }
+    check_signature_algorithm(leaf, is_ca_target, findings);
+    check_lint(leaf, is_ca_target, findings);
+}
+
+fn check_is_ca(ca: &X509Certificate<'_>, kind: Kind, findings: &mut Findings) {
+    let name = ca.subject();
+    match ca.basic_constraints() {
+        Err(_) => findings.fail("ca", format!("{name} has a duplicated basicConstraints extension")),
+        Ok(None) => findings.fail("ca", format!("{name} has no basicConstraints: it is not a CA and cannot verify certificates")),
+        Ok(Some(bc)) if !bc.value.ca => findings.fail("ca", format!("{name} is not a CA (basicConstraints CA:FALSE)")),
+        Ok(Some(bc)) if !bc.critical => findings.warn("ca", format!("{name}: basicConstraints is not critical, which Python's strict mode (docker-py) refuses; re-create the CA with dockertls")),
+        Ok(Some(_)) => {}
+    }
+    match ca.key_usage() {
+        Err(_) => findings.fail("ca", format!("{name} has a duplicated keyUsage extension")),
+        Ok(None) => findings.warn("ca", format!("{name} has no keyUsage, which Python 3.13's strict mode (docker-py) refuses (Docker's documented openssl recipe makes such CAs); re-create the CA with dockertls init")),
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => findings.fail("ca", format!("{name}: keyUsage lacks keyCertSign, so Go refuses every certificate it signed")),
+        Ok(Some(_)) => {}
+    }
+    if kind != Kind::Ca
+        && let Ok(Some(eku)) = ca.extended_key_usage()
+    {
+        let eku = eku.value;
+        let allows = eku.any
+            || if kind == Kind::Server {
+                eku.server_auth
+            } else {
+                eku.client_auth
+            };
+        if !allows {
+            findings.fail("ca", format!("{name} carries an extendedKeyUsage without {}, so Go refuses the {} certificates it signs", if kind == Kind::Server { "serverAuth" } else { "clientAuth" }, role_name(kind)));
+        }
+    }
+    findings.ok("ca", format!("{name} is a CA"));
+}
+
+fn check_leaf_usage(
+    target: &Target,
+    leaf: &X509Certificate<'_>,
+    _issuer: Option<&X509Certificate<'_>>,
+    findings: &mut Findings,
+) {
+    let is_rsa = leaf.public_key().algorithm.algorithm.to_id_string() == "1.2.840.113549.1.1.1";
+    match leaf.key_usage() {
+        Err(_) => findings.fail("key-usage", "keyUsage is duplicated"),
+        Ok(None) => findings.ok("key-usage", "no keyUsage (any use allowed)"),
+        Ok(Some(ku)) => {
+            let ku = ku.value;
+            let usable = ku.digital_signature() || (is_rsa && ku.key_encipherment());
+            if !usable {
+                findings.fail("key-usage", format!("keyUsage ({ku}) lacks digitalSignature{}: TLS peers refuse the certificate; re-issue it", if is_rsa { " and keyEncipherment" } else { "" }));
+            } else if ku.key_cert_sign() {
+                findings.warn("key-usage", "a leaf certificate with keyCertSign can sign certificates; re-issue it without");
+            } else {
+                findings.ok("key-usage", format!("{ku}"));
+            }
+        }
+    }
+    let (wanted, other) = if target.kind == Kind::Server {
+        ("serverAuth", "clientAuth")
+    } else {
+        ("clientAuth", "serverAuth")
+    };
+    match leaf.extended_key_usage() {
+        Err(_) => findings.fail("ext-key-usage", "extendedKeyUsage is duplicated"),
+        Ok(None) => findings.warn(
+            "ext-key-usage",
+            format!(
+                "no extendedKeyUsage: Go accepts it, but a {} certificate should say {wanted}",
+                role_name(target.kind)
+            ),
+        ),
+        Ok(Some(eku)) => {
+            let eku = eku.value;
+            let has = eku.any
+                || if target.kind == Kind::Server {
+                    eku.server_auth
+                } else {
+                    eku.client_auth
+                };
+            if has {
+                findings.ok("ext-key-usage", wanted);
+            } else {
+                let holds = if (target.kind == Kind::Server && eku.client_auth)
+                    || (target.kind == Kind::Client && eku.server_auth)
+                {
+                    other
+                } else {
+                    "neither"
+                };
+                findings.fail("ext-key-usage", format!("a {} certificate needs extendedKeyUsage {wanted}, this one has {holds}: Go refuses it (\"certificate specifies an incompatible key usage\"); re-issue it", role_name(target.kind)));
+            }
+        }
+    }
+}
+
+/// The SANs of a certificate, as text, and whether any is malformed for Go/OpenSSL.
+fn check_sans(
+    leaf: &X509Certificate<'_>,
+    options: &Options,
+    target: &Target,
+    findings: &mut Findings,
+) {
+    let sans = match leaf.subject_alternative_name() {
+        Err(_) => {
+            findings.fail("san", "subjectAltName is duplicated");
+            return;
+        }
+        Ok(None) => Vec::new(),
+        Ok(Some(san)) => san.value.general_names.clone(),
+    };
+    let mut dns = Vec::new();
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for name in &sans {
+        match name {
+            GeneralName::DNSName(name) => {
+                if name.ends_with('.') {
+                    findings.fail(
+                        "san",
+                        format!(
+                            "DNS SAN {name} ends with a dot, which Go refuses; re-issue with {}",
+                            name.trim_end_matches('.')
+                        ),
+                    );
+                }
+                dns.push(name.to_ascii_lowercase());
+            }
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => ips.push(IpAddr::from(
+                    <[u8; 4]>::try_from(*bytes).unwrap_or_default(),
+                )),
+                16 => {
+                    let ip =
+                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default());
+                    if let Some(v4) = ip.to_ipv4_mapped() {
+                        findings.fail("san", format!("IP SAN {ip} is IPv4-mapped IPv6, which OpenSSL and Python refuse; re-issue with the IPv4 address {v4}"));
+                        ips.push(IpAddr::V4(v4));
+                    } else {
+                        ips.push(IpAddr::V6(ip));
+                    }
+                }
+                n => findings.fail("san", format!("an IP SAN of {n} bytes is malformed")),
+            },
+            _ => {}
+        }
+    }
+    let listed: Vec<String> = dns
+        .iter()
+        .map(|d| format!("DNS:{d}"))
+        .chain(ips.iter().map(|ip| format!("IP:{ip}")))
+        .collect();
+    if dns.is_empty() && ips.is_empty() {
+        let cn = leaf
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or("")
+            .to_string();
+        findings.fail("san", format!("no subjectAltName, only CN={cn}: Go (dockerd's clients, the docker CLI) refuses it; re-issue with SANs, e.g. {}", reissue_hint(target, std::slice::from_ref(&cn))));
+    } else {
+        findings.ok("san", listed.join(", "));
+    }
+    for host in &options.hosts {
+        let wanted = host.trim_start_matches('[').trim_end_matches(']');
+        let covered = match wanted.parse::<IpAddr>() {
+            Ok(ip) => {
+                let ip = match ip {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                    v4 => v4,
+                };
+                ips.contains(&ip)
+            }
+            Err(_) => {
+                let wanted = wanted.trim_end_matches('.').to_ascii_lowercase();
+                dns.iter().any(|name| dns_matches(name, &wanted))
+            }
+        };
+        if covered {
+            findings.ok("host", format!("covers {}", options.hosts.join(", ")));
+        } else {
+            let mut names: Vec<String> = dns
+                .iter()
+                .cloned()
+                .chain(ips.iter().map(ToString::to_string))
+                .collect();
+            names.push(wanted.to_string());
+            findings.fail("host", format!("{wanted} is not among the SANs ({}): clients dialling it get \"certificate is valid for ..., not {wanted}\"; re-issue with it, e.g. {}", if listed.is_empty() { "none".to_string() } else { listed.join(", ") }, reissue_hint(target, &names)));
+        }
+    }
+}
+
+/// The command that re-issues a server certificate with the given names.
+fn reissue_hint(target: &Target, names: &[String]) -> String {
+    let mut names = names.iter().filter(|n| !n.is_empty());
+    let Some(first) = names.next() else {
+        return "dockertls init --host NAME".to_string();
+    };
+    let rest: Vec<&String> = names.collect();
+    let dir = target.path.parent().unwrap_or(Path::new("."));
+    if !(dir.join("ca/ca-key.pem").is_file() && dir.join("daemon.json").is_file()) {
+        let all: Vec<&str> = std::iter::once(first.as_str())
+            .chain(rest.iter().map(|s| s.as_str()))
+            .collect();
+        return format!(
+            "a new server certificate with the SANs {} (dockertls init --host {first} ... makes a whole new PKI)",
+            all.join(", ")
+        );
+    }
+    let mut command = format!(
+        "dockertls --dir {} init --force --host {first}",
+        dir.display()
+    );
+    if !rest.is_empty() {
+        command.push_str(" --allow ");
+        command.push_str(
+            &rest
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    command.push_str(" (a new CA: every client then needs its new folder)");
+    command
+}
+
+/// RFC 6125 matching: exact, or a wildcard in the leftmost label covering exactly one label.
+fn dns_matches(pattern: &str, name: &str) -> bool {
+    if pattern == name {
+        return true;
+    }
+    match (pattern.strip_prefix("*."), name.split_once('.')) {
+        (Some(suffix), Some((_, rest))) => suffix == rest,
+        _ => false,
+    }
+}
+
+/// Compares the certificate's public key with the key file's.
+fn key_matches(cert: &X509Certificate<'_>, key: &PublicOfPrivate) -> Result<bool, String> {
+    let spki = cert.public_key();
+    let parsed = spki
+        .parsed()
+        .map_err(|e| format!("cannot read the certificate's public key ({e})"))?;
+    Ok(match (parsed, key) {
+        (PublicKey::RSA(rsa), PublicOfPrivate::Rsa { modulus, exponent }) => {
+            material::trim_zeros(rsa.modulus) == modulus.as_slice()
+                && material::trim_zeros(rsa.exponent) == exponent.as_slice()
+        }
+        (
+            PublicKey::EC(point),
+            PublicOfPrivate::Ec {
+                point: key_point, ..
+            },
+        ) => point.data() == key_point.as_slice(),
+        (_, PublicOfPrivate::Ed25519(public)) => {
+            spki.algorithm.algorithm.to_id_string() == "1.3.101.112"
+                && spki.subject_public_key.data.as_ref() == public.as_slice()
+        }
+        (_, PublicOfPrivate::Other(oid)) => {
+            return Err(format!(
+                "the key's algorithm ({oid}) is not one dockertls can match"
+            ));
+        }
+        _ => false,
+    })
+}
+
+fn check_key_strength(cert: &X509Certificate<'_>, what: &str, findings: &mut Findings) {
+    let spki = cert.public_key();
+    let oid = spki.algorithm.algorithm.to_id_string();
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => {
+            let modulus = material::trim_zeros(rsa.modulus);
+            let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+            if bits < 2048 {
+                findings.fail("key-strength", format!("the {what} key is RSA-{bits}: too weak, and refused by Go's default policy; re-issue with at least RSA-2048 or ECDSA P-256"));
+            } else if bits > 8192 {
+                findings.fail("key-strength", format!("the {what} key is RSA-{bits}: Go refuses RSA keys over 8192 bits"));
+            } else {
+                findings.ok("key-strength", format!("RSA-{bits}"));
+            }
+        }
+        Ok(PublicKey::EC(_)) => {
+            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string()).unwrap_or_default();
+            match curve.as_str() {
+                "1.2.840.10045.3.1.7" => findings.ok("key-strength", "ECDSA P-256"),
+                "1.3.132.0.34" => findings.ok("key-strength", "ECDSA P-384"),
+                "1.3.132.0.35" => findings.warn("key-strength", format!("the {what} key is ECDSA P-521: Go accepts it, but not every client does; prefer P-256 or P-384")),
+                other => findings.fail("key-strength", format!("the {what} key is on curve {other}, which Go does not support; re-issue with P-256")),
+            }
+        }
+        _ if oid == "1.3.101.112" => findings.ok("key-strength", "Ed25519"),
+        _ => findings.fail("key-strength", format!("the {what} key's algorithm {oid} is not RSA, ECDSA or Ed25519: Docker cannot use it")),
+    }
+}
+
+/// The broken hash a certificate is signed with, if any.
+fn weak_hash(cert: &X509Certificate<'_>) -> Option<&'static str> {
+    match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+        "1.2.840.113549.1.1.2" => Some("MD2"),
+        "1.2.840.113549.1.1.4" => Some("MD5"),
+        "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.2.840.10040.4.3" | "1.3.14.3.2.29" => {
+            Some("SHA-1")
+        }
+        _ => None,
+    }
+}
+
+fn check_signature_algorithm(
+    cert: &X509Certificate<'_>,
+    is_ca_target: bool,
+    findings: &mut Findings,
+) {
+    let oid = cert.signature_algorithm.algorithm.to_id_string();
+    match weak_hash(cert) {
+        // A root's self-signature is never checked by Go; still worth knowing.
+        Some(hash) if is_ca_target => findings.warn("signature-algorithm", format!("the CA signs itself with {hash}; re-create it with SHA-256")),
+        Some(hash) => findings.fail("signature-algorithm", format!("signed with {hash}, which Go refuses (\"insecure algorithm\"); re-issue with SHA-256")),
+        None => findings.ok("signature-algorithm", oid_name(&oid)),
+    }
+}
+
+fn oid_name(oid: &str) -> String {
+    match oid {
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.10" => "RSASSA-PSS".into(),
+        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256".into(),
+        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384".into(),
+        "1.2.840.10045.4.3.4" => "ecdsa-with-SHA512".into(),
+        "1.3.101.112" => "Ed25519".into(),
+        other => other.into(),
+    }
+}
+
+fn check_lint(cert: &X509Certificate<'_>, is_ca_target: bool, findings: &mut Findings) {
+    let serial = cert.raw_serial();
+    if serial.first().is_some_and(|b| b & 0x80 != 0) {
+        findings.fail(
+            "lint",
+            "the serial number is negative: Go 1.23+ programs refuse it; re-issue the certificate",
+        );
+    } else if material::trim_zeros(serial).is_empty() {
+        findings.warn("lint", "the serial number is 0");
+    } else if material::trim_zeros(serial).len() > 20 {
+        findings.warn(
+            "lint",
+            format!(
+                "the serial number is {} bytes long; RFC 5280 allows 20",
+                material::trim_zeros(serial).len()
+            ),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for ext in cert.extensions() {
+        if !seen.insert(ext.oid.to_id_string()) {
+            findings.fail("lint", format!("extension {} appears twice: Go refuses the certificate (dockerd will not start with it)", ext.oid.to_id_string()));
+        }
+    }
+    let has = |oid: &str| {
+        cert.extensions()
+            .iter()
+            .any(|e| e.oid.to_id_string() == oid)
+    };
+    if !has("2.5.29.14") {
+        findings.warn("lint", "no subject key identifier (RFC 5280 wants one)");
+    }
+    let self_signed = cert.subject().as_raw() == cert.issuer().as_raw();
+    if !(has("2.5.29.35") || (is_ca_target && self_signed)) {
+        findings.warn(
+            "lint",
+            "no authority key identifier, which Python 3.13's strict mode (docker-py) refuses",
+        );
+    }
+    findings.ok("lint", "serial, extensions and key identifiers are sound");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_cover_one_label() {
+        assert!(dns_matches("*.example.com", "a.example.com"));
+        assert!(!dns_matches("*.example.com", "a.b.example.com"));
+        assert!(!dns_matches("*.example.com", "example.com"));
+        assert!(dns_matches("example.com", "example.com"));
+    }
+
+    #[test]
+    fn findings_keep_the_worst_and_join_equals() {
+        let mut findings = Findings::default();
+        findings.ok("san", "fine");
+        findings.warn("san", "a");
+        findings.warn("san", "b");
+        findings.ok("san", "fine again");
+        findings.fail("files", "x");
+        let checks = findings.into_checks();
+        assert_eq!(checks[0].id, "files");
+        assert_eq!(checks[1].status, Status::Warn);
+        assert_eq!(checks[1].message, "a; b");
+    }
+}

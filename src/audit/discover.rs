@@ -1,0 +1,145 @@
+//! Finding cert dirs: Docker docs' names, docker-machine's, the docker:dind image's, a
+//! DOCKER_CERT_PATH client folder, a dockertls PKI, or any tree holding such folders.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+
+use super::{Kind, Target};
+
+/// What was found under the given paths.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub targets: Vec<Target>,
+    /// Paths that could not be read (named with the reason).
+    pub unreadable: Vec<String>,
+}
+
+/// Finds every target at or below `root`. Symbolic links to folders are not followed, so a
+/// loop in a fleet tree cannot trap the walk.
+pub fn find(root: &Path, found: &mut Found) {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) => {
+                found.unreadable.push(format!("{}: {err}", dir.display()));
+                continue;
+            }
+        };
+        let mut files = Vec::new();
+        let mut subdirs = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(file_type) = entry.file_type() else {
+                continue;
+            };
+            let name = entry.file_name();
+            if file_type.is_dir() {
+                subdirs.push(name);
+            } else if file_type.is_file() || file_type.is_symlink() {
+                files.push(name);
+            }
+        }
+        let is_pki_root = subdirs.iter().any(|n| n == "ca")
+            && subdirs.iter().any(|n| n == "server" || n == "clients");
+        for name in subdirs {
+            let text = name.to_string_lossy();
+            // A dockertls PKI's backups and unfinished staging folders are not live material.
+            if (is_pki_root && text == "backup") || text.starts_with(".dockertls-staging-") {
+                continue;
+            }
+            pending.push(dir.join(name));
+        }
+        let has = |name: &str| files.iter().any(|f| f == name);
+        classify(&dir, &has, &mut found.targets);
+    }
+    found
+        .targets
+        .sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
+}
+
+fn classify(dir: &Path, has: &dyn Fn(&str) -> bool, targets: &mut Vec<Target>) {
+    let target = |kind: Kind, cert: &str, key: &str, ca: Option<&str>| Target {
+        path: dir.to_path_buf(),
+        kind,
+        cert: dir.join(cert),
+        key: dir.join(key),
+        ca: ca.map(|ca| dir.join(ca)),
+        cis: false,
+    };
+    // Server: Docker docs' names, or docker-machine's server.pem.
+    if has("server-cert.pem") || has("server-key.pem") || has("server.pem") {
+        let cert = if !has("server-cert.pem") && has("server.pem") {
+            "server.pem"
+        } else {
+            "server-cert.pem"
+        };
+        targets.push(target(Kind::Server, cert, "server-key.pem", Some("ca.pem")));
+    }
+    // A CA with its key: dockertls's ca/, or the Docker docs' all-in-one folder.
+    if has("ca-key.pem") {
+        targets.push(target(Kind::Ca, "ca.pem", "ca-key.pem", None));
+    }
+    // cert.pem + key.pem: a DOCKER_CERT_PATH client folder, or docker:dind's /certs/server
+    // (a server certificate under client names), or its /certs/ca (a CA, no ca.pem beside it).
+    if has("cert.pem") || has("key.pem") {
+        let cert = read_small(&dir.join("cert.pem"));
+        let looks = cert.as_deref().and_then(role_of);
+        let kind = match looks {
+            Some(Role::Ca) if !has("ca.pem") => Kind::Ca,
+            Some(Role::ServerOnly) => Kind::Server,
+            _ => Kind::Client,
+        };
+        let ca = (kind != Kind::Ca).then_some("ca.pem");
+        targets.push(target(kind, "cert.pem", "key.pem", ca));
+    }
+}
+
+enum Role {
+    Ca,
+    ServerOnly,
+    Other,
+}
+
+fn read_small(path: &Path) -> Option<Vec<u8>> {
+    let meta = fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > super::material::MAX_FILE_SIZE {
+        return None;
+    }
+    fs::read(path).ok()
+}
+
+/// What a cert.pem is for, judged by its extensions.
+fn role_of(bytes: &[u8]) -> Option<Role> {
+    let bundle = super::material::parse_certificates(bytes).ok()?;
+    let der = bundle.ders.first()?;
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    if cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Some(Role::Ca);
+    }
+    let eku = cert.extended_key_usage().ok().flatten()?;
+    Some(if eku.value.server_auth && !eku.value.client_auth {
+        Role::ServerOnly
+    } else {
+        Role::Other
+    })
+}
+
+/// The targets named by a daemon.json's tlscacert/tlscert/tlskey.
+pub fn daemon_config_target(config: &Path, ca: &str, cert: &str, key: &str) -> Target {
+    Target {
+        path: config.to_path_buf(),
+        kind: Kind::Server,
+        cert: PathBuf::from(cert),
+        key: PathBuf::from(key),
+        ca: Some(PathBuf::from(ca)),
+        cis: true,
+    }
+}

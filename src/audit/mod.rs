@@ -1,0 +1,100 @@
+//! `verify`'s engine: find cert dirs, run the checks on each, and report. Check ids and the
+//! JSON shape are a contract (see README).
+
+pub mod checks;
+pub mod discover;
+pub mod material;
+pub mod report;
+
+use std::path::PathBuf;
+
+/// What a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Ca,
+    Server,
+    Client,
+}
+
+impl Kind {
+    /// The JSON spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ca => "ca",
+            Kind::Server => "server",
+            Kind::Client => "client",
+        }
+    }
+}
+
+/// A check's outcome; ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    /// The JSON spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One check on one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub id: &'static str,
+    pub status: Status,
+    pub message: String,
+}
+
+/// The files of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The folder (or, for --daemon-config, the daemon.json) the target was found at.
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA bundle that verifies `cert` (none for a CA target).
+    pub ca: Option<PathBuf>,
+    /// Apply the CIS Docker Benchmark file checks (3.9–3.14): with --daemon-config.
+    pub cis: bool,
+}
+
+/// The outcome for one target.
+#[derive(Debug, Clone)]
+pub struct TargetReport {
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub subject: Option<String>,
+    pub not_after: Option<::time::OffsetDateTime>,
+    pub days_left: Option<i64>,
+    pub checks: Vec<Check>,
+}
+
+impl TargetReport {
+    /// A target's status is its worst check.
+    pub fn status(&self) -> Status {
+        self.checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Ok)
+    }
+}
+
+/// What the checks compare against.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub now: ::time::OffsetDateTime,
+    pub warn_days: i64,
+    /// Names or IPs a server certificate must cover (`--host`).
+    pub hosts: Vec<String>,
+}

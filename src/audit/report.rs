@@ -1,0 +1,103 @@
+//! Rendering verify's results: text for people, JSON for machines, and the exit status of the
+//! monitoring-plugin convention (0 ok, 1 warning, 2 failure, 3 nothing could be checked).
+
+use serde_json::json;
+
+use super::{Status, TargetReport};
+
+/// The worst status over all targets.
+pub fn overall(reports: &[TargetReport]) -> Status {
+    reports
+        .iter()
+        .map(TargetReport::status)
+        .max()
+        .unwrap_or(Status::Ok)
+}
+
+fn rfc3339(t: ::time::OffsetDateTime) -> String {
+    t.format(&::time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The JSON document (see README for the contract).
+pub fn json(reports: &[TargetReport]) -> serde_json::Value {
+    let count = |status: Status| reports.iter().filter(|r| r.status() == status).count();
+    let targets: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            json!({
+                "path": r.path.display().to_string(),
+                "kind": r.kind.name(),
+                "status": r.status().name(),
+                "subject": r.subject,
+                "not_after": r.not_after.map(rfc3339),
+                "days_left": r.days_left,
+                "checks": r.checks.iter().map(|c| json!({
+                    "id": c.id,
+                    "status": c.status.name(),
+                    "message": c.message,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "status": overall(reports).name(),
+        "summary": {"ok": count(Status::Ok), "warn": count(Status::Warn), "fail": count(Status::Fail)},
+        "targets": targets,
+    })
+}
+
+/// Text: a line per target, an indented line per check that is not ok, and a summary.
+pub fn text(reports: &[TargetReport], colour: bool) -> String {
+    let paint = |status: Status| {
+        let word = status.name().to_uppercase();
+        if !colour {
+            return word;
+        }
+        let code = match status {
+            Status::Ok => "32",
+            Status::Warn => "33",
+            Status::Fail => "31",
+        };
+        format!("\x1b[{code}m{word}\x1b[0m")
+    };
+    let mut out = String::new();
+    for r in reports {
+        let expiry = match (r.not_after, r.days_left) {
+            (Some(t), Some(days)) => format!(
+                "expires {} ({days} days)",
+                rfc3339(t).get(..10).unwrap_or_default()
+            ),
+            _ => "expiry unknown".to_string(),
+        };
+        out.push_str(&format!(
+            "{}  {}  {}  {}  {}\n",
+            r.path.display(),
+            r.kind.name(),
+            r.subject
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("(no subject)"),
+            expiry,
+            paint(r.status())
+        ));
+        for check in r.checks.iter().filter(|c| c.status != Status::Ok) {
+            out.push_str(&format!(
+                "    {} {}: {}\n",
+                paint(check.status).to_lowercase(),
+                check.id,
+                check.message
+            ));
+        }
+    }
+    let count = |status: Status| reports.iter().filter(|r| r.status() == status).count();
+    out.push_str(&format!(
+        "{} target{}: {} ok, {} warn, {} fail\n",
+        reports.len(),
+        if reports.len() == 1 { "" } else { "s" },
+        count(Status::Ok),
+        count(Status::Warn),
+        count(Status::Fail)
+    ));
+    out
+}

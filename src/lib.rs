@@ -1,0 +1,12 @@
+//! dockertls: make the Docker daemon's remote API safe to expose. The binary (`main.rs`) is a
+//! thin shell over these modules.
+
+pub mod audit;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod names;
+pub mod pki;
+pub mod plan;
+pub mod render;
+pub mod store;
