@@ -712,7 +712,7 @@ fn check_key_strength(cert: &X509Certificate<'_>, what: &str, findings: &mut Fin
     match spki.parsed() {
         Ok(PublicKey::RSA(rsa)) => {
             let modulus = material::trim_zeros(rsa.modulus);
-            let bits = modulus.len() * 8 - modulus.first().map_or(8, |b| b.leading_zeros() as usize);
+            let bits = (modulus.len() * 8).saturating_sub(modulus.first().map_or(0, |b| b.leading_zeros() as usize));
             if bits < 2048 {
                 findings.fail("key-strength", format!("the {what} key is RSA-{bits}: too weak, and refused by Go's default policy; re-issue with at least RSA-2048 or ECDSA P-256"));
             } else if bits > 8192 {
@@ -820,6 +820,59 @@ fn check_lint(cert: &X509Certificate<'_>, is_ca_target: bool, findings: &mut Fin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A real PKI to mutate, made once.
+    fn sample() -> &'static (Vec<u8>, String, String) {
+        static SAMPLE: std::sync::OnceLock<(Vec<u8>, String, String)> = std::sync::OnceLock::new();
+        SAMPLE.get_or_init(|| {
+            let sans = [crate::names::Address::Dns("docker.example.com".into())];
+            let pki = crate::pki::issue_pki(&crate::pki::PkiRequest {
+                key_type: crate::pki::KeyType::EcdsaP256,
+                now: OffsetDateTime::now_utc(),
+                leaf_days: 30,
+                ca_days: 60,
+                server_cn: "docker.example.com",
+                server_sans: &sans,
+                clients: &[],
+            })
+            .unwrap();
+            let der = pem::parse(pki.server.cert_pem.as_bytes())
+                .unwrap()
+                .into_contents();
+            (der, pki.server.key_pem.to_string(), pki.ca.cert_pem.clone())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Damaged certificates (any byte changed, or cut short) never panic the checks.
+        #[test]
+        fn damaged_certificates_never_panic(position in any::<prop::sample::Index>(), value in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let (der, key, ca) = sample();
+            let mut damaged = der.clone();
+            let at = position.index(damaged.len());
+            damaged[at] = value;
+            damaged.truncate(cut.index(damaged.len() * 2).max(at + 1).min(damaged.len()));
+            let dir = tempfile::tempdir().unwrap();
+            let pem = pem::encode(&pem::Pem::new("CERTIFICATE", damaged));
+            std::fs::write(dir.path().join("server-cert.pem"), pem).unwrap();
+            std::fs::write(dir.path().join("server-key.pem"), key).unwrap();
+            std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+            let target = Target {
+                path: dir.path().to_path_buf(),
+                kind: Kind::Server,
+                cert: dir.path().join("server-cert.pem"),
+                key: dir.path().join("server-key.pem"),
+                ca: Some(dir.path().join("ca.pem")),
+                cis: false,
+            };
+            let options = Options { now: OffsetDateTime::now_utc(), warn_days: 30, hosts: vec!["docker.example.com".into()] };
+            let report = audit(&target, &options);
+            prop_assert!(!report.checks.is_empty());
+        }
+    }
 
     #[test]
     fn wildcards_cover_one_label() {

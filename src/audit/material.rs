@@ -224,6 +224,37 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary bytes never panic the loaders.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let _ = parse_certificates(&bytes);
+            let _ = parse_private_key(&bytes);
+        }
+
+        /// PEM-looking text with damaged bodies never panics the loaders.
+        #[test]
+        fn damaged_pem_never_panics(label in "(CERTIFICATE|PRIVATE KEY|RSA PRIVATE KEY|EC PRIVATE KEY)", body in "[A-Za-z0-9+/=\\r\\n-]{0,400}") {
+            let text = format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n");
+            let _ = parse_certificates(text.as_bytes());
+            let _ = parse_private_key(text.as_bytes());
+        }
+
+        /// A real key with one byte of its DER changed never panics the key loader.
+        #[test]
+        fn damaged_keys_never_panic(kind in 0usize..3, position in any::<prop::sample::Index>(), value in any::<u8>()) {
+            let key_type = [crate::pki::KeyType::EcdsaP256, crate::pki::KeyType::Ed25519, crate::pki::KeyType::Rsa2048][kind];
+            let pem_text = generated(key_type);
+            let mut der = pem::parse(pem_text.as_bytes()).unwrap().into_contents();
+            let at = position.index(der.len());
+            der[at] = value;
+            for label in ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"] {
+                let _ = parse_private_key(pem::encode(&pem::Pem::new(label, der.clone())).as_bytes());
+            }
+        }
+    }
 
     fn generated(key_type: crate::pki::KeyType) -> String {
         let key = key_type.generate().unwrap();
