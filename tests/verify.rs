@@ -57,13 +57,10 @@ fn verdicts(root: &Path, document: &serde_json::Value) -> Verdicts {
 /// Builds the OpenSSL fixtures once per test that needs them.
 fn fixtures() -> Option<tempfile::TempDir> {
     find_tool("openssl", "the verify fixtures are made with openssl")?;
-    let faketime = find_tool(
+    find_tool(
         "faketime",
         "the expired-certificate fixture is made under faketime",
-    );
-    if faketime.is_none() {
-        return None;
-    }
+    )?;
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fixtures.sh");
     let output = Command::new("bash")
