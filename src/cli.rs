@@ -40,6 +40,33 @@ pub enum Command {
     /// Audit Docker TLS cert dirs (ours, Docker docs', docker-machine's, dind's, a fleet):
     /// exit 0 ok, 1 warning, 2 failure, 3 nothing could be checked.
     Verify(VerifyArgs),
+    /// Connect to a live daemon with a client certificate and say exactly what is wrong:
+    /// exit 0 ok, 1 warning, 2 failure, 3 could not run.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The daemon, as tcp://HOST:PORT [default: $DOCKER_HOST].
+    #[arg(value_name = "tcp://HOST:PORT")]
+    pub endpoint: Option<String>,
+
+    /// The folder holding ca.pem, cert.pem and key.pem [default: $DOCKER_CERT_PATH, else
+    /// ~/.docker].
+    #[arg(long, value_name = "DIR", conflicts_with = "client")]
+    pub cert_path: Option<PathBuf>,
+
+    /// Use clients/NAME of the PKI in --dir.
+    #[arg(long, value_name = "NAME")]
+    pub client: Option<String>,
+
+    /// Seconds to wait for the connection and each answer.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
 }
 
 #[derive(Debug, Args)]

@@ -8,5 +8,6 @@ pub mod error;
 pub mod names;
 pub mod pki;
 pub mod plan;
+pub mod probe;
 pub mod render;
 pub mod store;

@@ -26,6 +26,7 @@ fn run(cli: cli::Cli) -> Result<u8, error::Error> {
     match &cli.command {
         cli::Command::Init(args) => commands::init::run(&cli.dir, args, now).map(|()| 0),
         cli::Command::Verify(args) => Ok(commands::verify::run(&cli.dir, args, now)),
+        cli::Command::Probe(args) => Ok(commands::probe::run(&cli.dir, args, now)),
     }
 }
 

@@ -677,7 +677,7 @@ fn dns_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// Compares the certificate's public key with the key file's.
-fn key_matches(cert: &X509Certificate<'_>, key: &PublicOfPrivate) -> Result<bool, String> {
+pub fn key_matches(cert: &X509Certificate<'_>, key: &PublicOfPrivate) -> Result<bool, String> {
     let spki = cert.public_key();
     let parsed = spki
         .parsed()

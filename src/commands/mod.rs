@@ -1,4 +1,5 @@
 //! One module per subcommand: the only layer that prints.
 
 pub mod init;
+pub mod probe;
 pub mod verify;
