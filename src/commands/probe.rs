@@ -15,7 +15,11 @@ const UNKNOWN: u8 = 3;
 
 /// Runs `probe` at time `now`; returns the exit status.
 pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
-    let endpoint = match args.endpoint.clone().or_else(|| std::env::var("DOCKER_HOST").ok()) {
+    let endpoint = match args
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("DOCKER_HOST").ok())
+    {
         Some(text) => match Endpoint::parse(&text) {
             Ok(endpoint) => endpoint,
             Err(why) => {
@@ -29,7 +33,10 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
         }
     };
     if !(args.timeout > 0.0 && args.timeout <= 600.0) {
-        eprintln!("error: --timeout {}: give a number of seconds between 0 and 600", args.timeout);
+        eprintln!(
+            "error: --timeout {}: give a number of seconds between 0 and 600",
+            args.timeout
+        );
         return UNKNOWN;
     }
     let cert_path = match cert_path(dir, args) {
@@ -54,13 +61,20 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
             format!("a server certificate with the SANs {}", names.join(", "))
         }
     };
-    let outcome = probe::probe(&endpoint, &cert_path, Duration::from_secs_f64(args.timeout), now, &hint);
+    let outcome = probe::probe(
+        &endpoint,
+        &cert_path,
+        Duration::from_secs_f64(args.timeout),
+        now,
+        &hint,
+    );
     let rendered = if args.format == "json" {
         let mut text = serde_json::to_string_pretty(&to_json(&outcome)).unwrap_or_default();
         text.push('\n');
         text
     } else {
-        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         to_text(&outcome, colour)
     };
     let _ = std::io::stdout().write_all(rendered.as_bytes());
@@ -80,7 +94,10 @@ fn cert_path(dir: &Path, args: &ProbeArgs) -> Result<PathBuf, String> {
         crate::names::parse_client_name(name)?;
         let path = dir.join("clients").join(name);
         if !path.is_dir() {
-            return Err(format!("--client {name}: {} does not exist (dockertls client folders are in --dir)", path.display()));
+            return Err(format!(
+                "--client {name}: {} does not exist (dockertls client folders are in --dir)",
+                path.display()
+            ));
         }
         return Ok(path);
     }
@@ -89,7 +106,10 @@ fn cert_path(dir: &Path, args: &ProbeArgs) -> Result<PathBuf, String> {
     }
     std::env::var_os("HOME")
         .map(|home| PathBuf::from(home).join(".docker"))
-        .ok_or_else(|| "no client folder: give --cert-path DIR or --client NAME, or set DOCKER_CERT_PATH".to_string())
+        .ok_or_else(|| {
+            "no client folder: give --cert-path DIR or --client NAME, or set DOCKER_CERT_PATH"
+                .to_string()
+        })
 }
 
 fn to_json(outcome: &Outcome) -> serde_json::Value {
@@ -119,19 +139,44 @@ fn to_text(outcome: &Outcome, colour: bool) -> String {
             (true, Status::Fail) => format!("\x1b[31m{word}\x1b[0m"),
         }
     };
-    let mut out = format!("{}  with {}  {}\n", outcome.endpoint, outcome.cert_path.display(), paint(outcome.status()));
+    let mut out = format!(
+        "{}  with {}  {}\n",
+        outcome.endpoint,
+        outcome.cert_path.display(),
+        paint(outcome.status())
+    );
     if let Some(version) = &outcome.tls_version {
         out.push_str(&format!("  TLS       {version}\n"));
     }
     if let Some(server) = &outcome.server_cert {
-        out.push_str(&format!("  server    {}, issued by {}, expires {}\n", server.subject, server.issuer, server.not_after.date()));
-        out.push_str(&format!("  SANs      {}\n", if server.sans.is_empty() { "none".to_string() } else { server.sans.join(", ") }));
+        out.push_str(&format!(
+            "  server    {}, issued by {}, expires {}\n",
+            server.subject,
+            server.issuer,
+            server.not_after.date()
+        ));
+        out.push_str(&format!(
+            "  SANs      {}\n",
+            if server.sans.is_empty() {
+                "none".to_string()
+            } else {
+                server.sans.join(", ")
+            }
+        ));
     }
     if let Some(version) = &outcome.daemon_version {
-        out.push_str(&format!("  daemon    Docker {version}, API {}\n", outcome.api_version.as_deref().unwrap_or("?")));
+        out.push_str(&format!(
+            "  daemon    Docker {version}, API {}\n",
+            outcome.api_version.as_deref().unwrap_or("?")
+        ));
     }
     for check in outcome.checks.iter().filter(|c| c.status != Status::Ok) {
-        out.push_str(&format!("  {} {}: {}\n", paint(check.status).to_lowercase(), check.id, check.message));
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            paint(check.status).to_lowercase(),
+            check.id,
+            check.message
+        ));
     }
     out
 }

@@ -98,6 +98,11 @@ pub struct Dockerd {
 impl Dockerd {
     /// Starts dockerd; returns None (skipping visibly) when dockerd or root is missing.
     pub fn start(pki: &Path) -> Option<Dockerd> {
+        Dockerd::start_with(pki, |_| {})
+    }
+
+    /// Starts dockerd after `edit` has changed the (already sandboxed) daemon.json.
+    pub fn start_with(pki: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Option<Dockerd> {
         let dockerd = find_tool("dockerd", "install docker.io to run the real-dockerd tests")?;
         if !is_root() {
             assert!(!peers_required(), "the dockerd tests need root");
@@ -127,6 +132,7 @@ impl Dockerd {
             assert_eq!(name, Path::new(file).file_name().unwrap(), "{key}");
             config[key] = serde_json::json!(pki.join(file));
         }
+        edit(&mut config);
         let config_path = root.path().join("daemon.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let log = std::fs::File::create(root.path().join("dockerd.log")).unwrap();
