@@ -43,6 +43,107 @@ pub enum Command {
     /// Connect to a live daemon with a client certificate and say exactly what is wrong:
     /// exit 0 ok, 1 warning, 2 failure, 3 could not run.
     Probe(ProbeArgs),
+    /// Add, list or remove client certificates.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Print the DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH lines for a client (or the
+    /// docker context command).
+    Env(EnvArgs),
+    /// Re-issue expiring certificates with fresh keys, add SANs to the server certificate, or
+    /// replace the CA.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Issue a client certificate for each NAME from the existing CA.
+    Add(ClientAddArgs),
+    /// List client certificates with their expiry.
+    List(ClientListArgs),
+    /// Move a client's files to the backup (dockerd has no revocation: see the message).
+    Remove(ClientRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientAddArgs {
+    /// Client names: the certificate CN and the folder clients/NAME (repeatable or
+    /// comma-separated).
+    #[arg(required = true, value_name = "NAME", value_delimiter = ',')]
+    pub names: Vec<String>,
+
+    /// Validity in days.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 365,
+        allow_negative_numbers = true
+    )]
+    pub days: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientListArgs {
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientRemoveArgs {
+    /// The client to remove.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The client whose folder to use.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The shell to print for.
+    #[arg(long, value_name = "SHELL", default_value = "sh", value_parser = ["sh", "fish", "powershell"])]
+    pub shell: String,
+
+    /// Print the `docker context create` command instead.
+    #[arg(long)]
+    pub context: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Re-issue certificates that expire within DAYS days.
+    #[arg(
+        long,
+        value_name = "DAYS",
+        default_value_t = 30,
+        allow_negative_numbers = true
+    )]
+    pub within: i64,
+
+    /// Re-issue every selected certificate, whatever its expiry.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Select the server certificate.
+    #[arg(long)]
+    pub server: bool,
+
+    /// Select this client (repeatable).
+    #[arg(long = "client", value_name = "NAME", value_delimiter = ',')]
+    pub clients: Vec<String>,
+
+    /// Add a SAN to the server certificate (with --server; repeatable or comma-separated).
+    #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
+    /// Create a new CA and re-issue everything under it.
+    #[arg(long)]
+    pub ca: bool,
+
+    /// Say what would change and why, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

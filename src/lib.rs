@@ -11,3 +11,4 @@ pub mod plan;
 pub mod probe;
 pub mod render;
 pub mod store;
+pub mod workspace;

@@ -27,6 +27,9 @@ fn run(cli: cli::Cli) -> Result<u8, error::Error> {
         cli::Command::Init(args) => commands::init::run(&cli.dir, args, now).map(|()| 0),
         cli::Command::Verify(args) => Ok(commands::verify::run(&cli.dir, args, now)),
         cli::Command::Probe(args) => Ok(commands::probe::run(&cli.dir, args, now)),
+        cli::Command::Client(command) => commands::client::run(&cli.dir, command, now),
+        cli::Command::Env(args) => commands::env::run(&cli.dir, args).map(|()| 0),
+        cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, now).map(|()| 0),
     }
 }
 

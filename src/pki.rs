@@ -11,6 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, RsaKeySize, SanType, SerialNumber,
 };
+use x509_parser::prelude::FromDer;
 use zeroize::Zeroizing;
 
 use crate::names::Address;
@@ -49,6 +50,60 @@ impl KeyType {
             KeyType::Rsa2048 => "rsa-2048",
             KeyType::Rsa3072 => "rsa-3072",
             KeyType::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    /// The type of an existing key (RSA by its modulus size).
+    pub fn of_key(key: &KeyPair) -> Option<KeyType> {
+        let alg = key.algorithm();
+        if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+            return Some(KeyType::EcdsaP256);
+        }
+        if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+            return Some(KeyType::EcdsaP384);
+        }
+        if alg == &rcgen::PKCS_ED25519 {
+            return Some(KeyType::Ed25519);
+        }
+        let spki = rcgen::PublicKeyData::subject_public_key_info(key);
+        let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).ok()?;
+        match info.parsed().ok()? {
+            x509_parser::public_key::PublicKey::RSA(rsa) => match rsa.key_size() {
+                2048 => Some(KeyType::Rsa2048),
+                3072 => Some(KeyType::Rsa3072),
+                4096 => Some(KeyType::Rsa4096),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The type of the key in a certificate, for re-issuing with a fresh key of that type.
+    pub fn of_certificate(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<KeyType> {
+        use x509_parser::public_key::PublicKey;
+        let spki = cert.public_key();
+        match spki.parsed().ok()? {
+            PublicKey::RSA(rsa) => match rsa.key_size() {
+                2048 => Some(KeyType::Rsa2048),
+                3072 => Some(KeyType::Rsa3072),
+                4096 => Some(KeyType::Rsa4096),
+                _ => None,
+            },
+            PublicKey::EC(_) => match spki
+                .algorithm
+                .parameters
+                .as_ref()?
+                .as_oid()
+                .ok()?
+                .to_id_string()
+                .as_str()
+            {
+                "1.2.840.10045.3.1.7" => Some(KeyType::EcdsaP256),
+                "1.3.132.0.34" => Some(KeyType::EcdsaP384),
+                _ => None,
+            },
+            _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => Some(KeyType::Ed25519),
+            _ => None,
         }
     }
 
@@ -159,49 +214,144 @@ pub fn issue_pki(request: &PkiRequest<'_>) -> Result<Pki, rcgen::Error> {
     let server_key = keys.pop().ok_or(rcgen::Error::KeyGenerationUnavailable)?;
     let ca_key = keys.pop().ok_or(rcgen::Error::KeyGenerationUnavailable)?;
 
-    let now = request.now.replace_nanosecond(0).unwrap_or(request.now);
-    let not_before = now - BACKDATE;
-    let ca_not_after = now + Duration::days(request.ca_days);
-    // A leaf never outlives its CA.
-    let leaf_not_after = (now + Duration::days(request.leaf_days)).min(ca_not_after);
-
-    let ca_params = ca_params(not_before, ca_not_after)?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let ca_pem = ca_cert.pem();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let ca = Issued {
-        cert_pem: ca_pem,
-        key_pem: private_key_pem(issuer.key())?,
-        not_after: ca_not_after,
-    };
-
-    let leaf =
-        |cn: &str, sans: &[Address], role: Role, key: KeyPair| -> Result<Issued, rcgen::Error> {
-            let params = leaf_params(cn, sans, role, request.key_type, not_before, leaf_not_after)?;
-            let cert = params.signed_by(&key, &issuer)?;
-            Ok(Issued {
-                cert_pem: cert.pem(),
-                key_pem: private_key_pem(&key)?,
-                not_after: leaf_not_after,
-            })
-        };
-    let server = leaf(
-        request.server_cn,
-        request.server_sans,
-        Role::Server,
+    let (ca_issued, ca) = new_ca(ca_key, request.now, request.ca_days)?;
+    let server = ca.issue(
+        &LeafRequest {
+            cn: request.server_cn,
+            sans: request.server_sans,
+            role: Role::Server,
+            now: request.now,
+            days: request.leaf_days,
+        },
         server_key,
     )?;
     let clients = request
         .clients
         .iter()
         .zip(client_keys)
-        .map(|(name, key)| Ok((name.clone(), leaf(name, &[], Role::Client, key)?)))
+        .map(|(name, key)| {
+            let leaf = LeafRequest {
+                cn: name,
+                sans: &[],
+                role: Role::Client,
+                now: request.now,
+                days: request.leaf_days,
+            };
+            Ok((name.clone(), ca.issue(&leaf, key)?))
+        })
         .collect::<Result<Vec<_>, rcgen::Error>>()?;
     Ok(Pki {
-        ca,
+        ca: ca_issued,
         server,
         clients,
     })
+}
+
+/// A CA that can sign: its certificate and its key.
+pub struct Ca {
+    pub cert_pem: String,
+    pub not_after: OffsetDateTime,
+    pub key_type: KeyType,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("not_after", &self.not_after)
+            .field("key", &"[secret key elided]")
+            .finish()
+    }
+}
+
+/// What a leaf certificate says.
+pub struct LeafRequest<'a> {
+    pub cn: &'a str,
+    pub sans: &'a [Address],
+    pub role: Role,
+    pub now: OffsetDateTime,
+    pub days: i64,
+}
+
+fn truncate_to_second(now: OffsetDateTime) -> OffsetDateTime {
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
+/// Creates a self-signed CA from `key`, valid from 5 minutes before `now` for `days`.
+pub fn new_ca(key: KeyPair, now: OffsetDateTime, days: i64) -> Result<(Issued, Ca), rcgen::Error> {
+    let now = truncate_to_second(now);
+    let not_after = now + Duration::days(days);
+    let key_type = KeyType::of_key(&key).ok_or(rcgen::Error::UnsupportedSignatureAlgorithm)?;
+    let params = ca_params(now - BACKDATE, not_after)?;
+    let cert_pem = params.self_signed(&key)?.pem();
+    let issued = Issued {
+        cert_pem: cert_pem.clone(),
+        key_pem: private_key_pem(&key)?,
+        not_after,
+    };
+    let ca = Ca {
+        cert_pem,
+        not_after,
+        key_type,
+        issuer: Issuer::new(params, key),
+    };
+    Ok((issued, ca))
+}
+
+impl Ca {
+    /// Loads an existing CA from its certificate and unencrypted PKCS#8 key (PEM), checking
+    /// that the certificate is a CA and that the key is its key.
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Ca, String> {
+        let block = pem::parse(cert_pem.as_bytes())
+            .map_err(|e| format!("the CA certificate is not PEM ({e})"))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(block.contents())
+            .map_err(|e| format!("the CA certificate does not parse ({e})"))?;
+        if !cert
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+        {
+            return Err("the CA certificate is not a CA (basicConstraints)".into());
+        }
+        let key =
+            KeyPair::from_pem(key_pem).map_err(|e| format!("the CA key does not load ({e})"))?;
+        if rcgen::PublicKeyData::subject_public_key_info(&key) != cert.public_key().raw {
+            return Err("the CA key does not belong to the CA certificate".into());
+        }
+        let key_type =
+            KeyType::of_key(&key).ok_or("the CA key's type is not one dockertls issues with")?;
+        let not_after = cert.validity().not_after.to_datetime();
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .map_err(|e| format!("the CA certificate cannot sign ({e})"))?;
+        Ok(Ca {
+            cert_pem: cert_pem.to_string(),
+            not_after,
+            key_type,
+            issuer,
+        })
+    }
+
+    /// Issues a leaf with `key`. It never outlives the CA.
+    pub fn issue(&self, leaf: &LeafRequest<'_>, key: KeyPair) -> Result<Issued, rcgen::Error> {
+        let now = truncate_to_second(leaf.now);
+        let not_after = (now + Duration::days(leaf.days)).min(self.not_after);
+        let key_type = KeyType::of_key(&key).ok_or(rcgen::Error::UnsupportedSignatureAlgorithm)?;
+        let params = leaf_params(
+            leaf.cn,
+            leaf.sans,
+            leaf.role,
+            key_type,
+            now - BACKDATE,
+            not_after,
+        )?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: private_key_pem(&key)?,
+            not_after,
+        })
+    }
 }
 
 /// The RFC 8410 (PKCS#8 v1) prefix of an Ed25519 private key; the 32-byte seed follows.

@@ -161,39 +161,8 @@ impl Staging {
                 }
             }
         }
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc_nofollow())
-            .open(&lock_path)
-            .map_err(|e| unwritable(dir, &e))?;
-        lock.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(|e| io_failed("cannot set the mode of", &lock_path, &e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(Error::Refused(format!(
-                    "another dockertls run is working in {}; wait for it to finish",
-                    dir.display()
-                )));
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(io_failed("cannot lock", &lock_path, &e));
-            }
-        }
-        staging.lock = Some((lock, lock_path));
-        let temp = tempfile::Builder::new()
-            .prefix(".dockertls-staging-")
-            .permissions(fs::Permissions::from_mode(PRIVATE_DIR))
-            .tempdir_in(dir)
-            .map_err(|e| unwritable(dir, &e))?;
-        // The mode given at creation is reduced by the umask: set it exactly.
-        fs::set_permissions(temp.path(), fs::Permissions::from_mode(PRIVATE_DIR))
-            .map_err(|e| io_failed("cannot set the mode of", temp.path(), &e))?;
-        staging.staging = Some(temp);
+        staging.lock = Some(lock_dir(dir)?);
+        staging.staging = Some(make_staging(dir)?);
         Ok(staging)
     }
 
@@ -206,32 +175,13 @@ impl Staging {
 
     /// Creates a folder (relative to DIR) in the staging area, mode 0700 whatever the umask.
     pub fn mkdir(&self, relative: &str) -> Result<(), Error> {
-        let path = self.root().join(relative);
-        DirBuilder::new()
-            .mode(PRIVATE_DIR)
-            .create(&path)
-            .map_err(|e| io_failed("cannot create", &path, &e))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(PRIVATE_DIR))
-            .map_err(|e| io_failed("cannot set the mode of", &path, &e))
+        create_private_dir(&self.root().join(relative))
     }
 
-    /// Writes a file (relative to DIR) in the staging area with exactly `mode`.
-    /// It is created 0600 (never group- or other-readable, whatever the umask) and only then
-    /// given its final mode.
+    /// Writes a file (relative to DIR) in the staging area with exactly `mode`; flushed to
+    /// disk all at once by `commit`, before anything is moved into place.
     pub fn write(&self, relative: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
-        let path = self.root().join(relative);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc_nofollow())
-            .open(&path)
-            .map_err(|e| io_failed("cannot create", &path, &e))?;
-        file.write_all(contents)
-            .map_err(|e| io_failed("cannot write", &path, &e))?;
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| io_failed("cannot set the mode of", &path, &e))
-        // Flushed to disk all at once by `commit`, before anything is moved into place.
+        write_new_file(&self.root().join(relative), contents, mode)
     }
 
     /// Moves the staged entries into DIR. Entries of an existing PKI go first to
@@ -316,6 +266,86 @@ impl Drop for Staging {
     }
 }
 
+/// Takes DIR's lock file (0600, created if needed) without waiting: a second run is refused.
+pub fn lock_dir(dir: &Path) -> Result<(File, PathBuf), Error> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc_nofollow())
+        .open(&lock_path)
+        .map_err(|e| unwritable(dir, &e))?;
+    lock.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|e| io_failed("cannot set the mode of", &lock_path, &e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok((lock, lock_path)),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Refused(format!(
+            "another dockertls run is working in {}; wait for it to finish",
+            dir.display()
+        ))),
+        Err(fs::TryLockError::Error(e)) => Err(io_failed("cannot lock", &lock_path, &e)),
+    }
+}
+
+/// Makes a private staging folder in DIR, after removing those a killed run left behind.
+/// Call with DIR's lock held: then no other run is using them.
+pub fn make_staging(dir: &Path) -> Result<tempfile::TempDir, Error> {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir
+                && entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(STAGING_PREFIX)
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(STAGING_PREFIX)
+        .permissions(fs::Permissions::from_mode(PRIVATE_DIR))
+        .tempdir_in(dir)
+        .map_err(|e| unwritable(dir, &e))?;
+    // The mode given at creation is reduced by the umask: set it exactly.
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(PRIVATE_DIR))
+        .map_err(|e| io_failed("cannot set the mode of", temp.path(), &e))?;
+    Ok(temp)
+}
+
+/// The name prefix of staging folders.
+pub const STAGING_PREFIX: &str = ".dockertls-staging-";
+
+/// Creates a folder with mode 0700 exactly, whatever the umask.
+pub fn create_private_dir(path: &Path) -> Result<(), Error> {
+    DirBuilder::new()
+        .mode(PRIVATE_DIR)
+        .create(path)
+        .map_err(|e| io_failed("cannot create", path, &e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_DIR))
+        .map_err(|e| io_failed("cannot set the mode of", path, &e))
+}
+
+/// Creates a new file with exactly `mode`. It is created 0600 (never group- or
+/// other-readable, whatever the umask), refusing an existing file or a symlink, and only
+/// then given its final mode.
+pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc_nofollow())
+        .open(path)
+        .map_err(|e| io_failed("cannot create", path, &e))?;
+    file.write_all(contents)
+        .map_err(|e| io_failed("cannot write", path, &e))?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| io_failed("cannot set the mode of", path, &e))
+}
+
 /// The renames done so far, undone in reverse order if a later step fails.
 #[derive(Default)]
 struct Journal {
@@ -397,7 +427,7 @@ pub fn backup_stamp(now: OffsetDateTime) -> String {
 
 /// Makes everything written under `path` durable with one syncfs(2): the same guarantee as an
 /// fsync of every staged file and folder, at the cost of one flush instead of one per file.
-fn sync_filesystem(path: &Path) -> Result<(), Error> {
+pub fn sync_filesystem(path: &Path) -> Result<(), Error> {
     let dir = File::open(path).map_err(|e| io_failed("cannot flush", path, &e))?;
     // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
     let status = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) };
@@ -408,7 +438,7 @@ fn sync_filesystem(path: &Path) -> Result<(), Error> {
     }
 }
 
-fn sync_dir(path: &Path) -> Result<(), Error> {
+pub fn sync_dir(path: &Path) -> Result<(), Error> {
     File::open(path)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| io_failed("cannot flush", path, &e))
@@ -435,4 +465,9 @@ fn unwritable(dir: &Path, err: &io::Error) -> Error {
 /// O_NOFOLLOW: opening a path whose last component is a symlink fails instead of following it.
 fn libc_nofollow() -> i32 {
     libc::O_NOFOLLOW | libc::O_CLOEXEC
+}
+
+/// Creates DIR/backup/<UTC timestamp>/ (0700), with a suffix if that name is taken.
+pub fn new_backup_dir(dir: &Path, now: OffsetDateTime) -> Result<PathBuf, Error> {
+    create_backup_dir(dir, now, &mut Journal::default())
 }

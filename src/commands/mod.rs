@@ -1,5 +1,9 @@
 //! One module per subcommand: the only layer that prints.
 
+pub mod client;
+pub mod env;
 pub mod init;
+pub mod pkistate;
 pub mod probe;
+pub mod rotate;
 pub mod verify;

@@ -1,0 +1,161 @@
+//! Reading what a dockertls PKI holds: the CA, the server and the clients.
+
+use std::fs;
+use std::path::Path;
+
+use ::time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::FromDer;
+
+use crate::audit::material;
+use crate::error::Error;
+use crate::names::Address;
+use crate::pki::Ca;
+
+/// A leaf certificate as read from the PKI.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub der: Vec<u8>,
+    pub cn: String,
+    pub sans: Vec<Address>,
+    pub serial: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Leaf {
+    /// Whole days from `now` to expiry (negative once expired).
+    pub fn days_left(&self, now: OffsetDateTime) -> i64 {
+        (self.not_after - now).whole_seconds().div_euclid(86_400)
+    }
+
+    /// The validity it was issued with, in whole days.
+    pub fn lifetime_days(&self) -> i64 {
+        ((self.not_after - self.not_before).whole_hours() / 24).max(1)
+    }
+}
+
+/// Reads a certificate file of the PKI.
+pub fn read_leaf(path: &Path) -> Result<Leaf, Error> {
+    let bytes = fs::read(path)
+        .map_err(|e| Error::Failed(format!("cannot read {}: {e}", path.display())))?;
+    let bundle = material::parse_certificates(&bytes)
+        .map_err(|why| Error::Failed(format!("{} {why}", path.display())))?;
+    let der = bundle.ders.into_iter().next().unwrap_or_default();
+    let (_, cert) = X509Certificate::from_der(&der)
+        .map_err(|e| Error::Failed(format!("{} does not parse ({e})", path.display())))?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let sans = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::DNSName(dns) => Some(Address::Dns(dns.to_string())),
+                    GeneralName::IPAddress(bytes) => match bytes.len() {
+                        4 => <[u8; 4]>::try_from(*bytes)
+                            .ok()
+                            .map(|b| Address::Ip(b.into())),
+                        16 => <[u8; 16]>::try_from(*bytes)
+                            .ok()
+                            .map(|b| Address::Ip(b.into())),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let serial = cert
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (not_before, not_after) = (
+        cert.validity().not_before.to_datetime(),
+        cert.validity().not_after.to_datetime(),
+    );
+    drop(cert);
+    Ok(Leaf {
+        der,
+        cn,
+        sans,
+        serial,
+        not_before,
+        not_after,
+    })
+}
+
+/// Loads the CA that signs (ca/ca.pem, ca/ca-key.pem).
+pub fn load_ca(dir: &Path) -> Result<Ca, Error> {
+    let cert_path = dir.join("ca/ca.pem");
+    let key_path = dir.join("ca/ca-key.pem");
+    let cert = fs::read_to_string(&cert_path)
+        .map_err(|e| Error::Refused(format!("cannot read {}: {e}", cert_path.display())))?;
+    let key = zeroize::Zeroizing::new(
+        fs::read(&key_path)
+            .map_err(|e| Error::Refused(format!("cannot read {}: {e}", key_path.display())))?,
+    );
+    match material::parse_private_key(&key) {
+        Err(material::KeyError::Encrypted) => {
+            return Err(Error::Refused(format!(
+                "{} is encrypted; dockertls cannot unlock a CA key yet: decrypt it to a private copy (openssl pkey -in {0} -out KEY), or sign with openssl",
+                key_path.display()
+            )));
+        }
+        Err(material::KeyError::Invalid(why)) => {
+            return Err(Error::Refused(format!("{} {why}", key_path.display())));
+        }
+        Ok(_) => {}
+    }
+    let key_text = zeroize::Zeroizing::new(String::from_utf8_lossy(&key).into_owned());
+    // rcgen loads PKCS#8; a PKCS#1 or SEC1 CA key made elsewhere would need converting.
+    Ca::load(&cert, &key_text)
+        .map_err(|why| Error::Refused(format!("{}: {why}", cert_path.display())))
+}
+
+/// The client names in DIR/clients, sorted.
+pub fn client_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir.join("clients"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The tcp port in DIR/daemon.json's hosts (2376 if none).
+pub fn listen_port(dir: &Path) -> u16 {
+    let value: serde_json::Value = fs::read(dir.join("daemon.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    value["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
+        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
+        .unwrap_or(2376)
+}
+
+/// A short date for messages.
+pub fn date(t: OffsetDateTime) -> String {
+    let d = t.date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}

@@ -1,0 +1,367 @@
+//! `dockertls rotate`: re-issue expiring certificates with fresh keys, add SANs to the server
+//! certificate, or replace the CA; every replaced folder is backed up first and swapped in
+//! whole (see `workspace`).
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+
+use ::time::OffsetDateTime;
+
+use crate::cli::RotateArgs;
+use crate::commands::pkistate::{self, Leaf, date};
+use crate::error::Error;
+use crate::names::{self, Address};
+use crate::pki::{self, Ca, KeyType, LeafRequest, Role};
+use crate::plan::MAX_DAYS;
+use crate::store::{CERT_FILE, KEY_FILE};
+use crate::workspace::{self, Workspace};
+
+/// One certificate to re-issue.
+struct Item {
+    /// None for the server, Some(name) for a client.
+    client: Option<String>,
+    leaf: Leaf,
+    reason: String,
+}
+
+impl Item {
+    fn label(&self) -> String {
+        match &self.client {
+            None => "server".to_string(),
+            Some(name) => format!("client {name}"),
+        }
+    }
+    fn folder(&self) -> String {
+        match &self.client {
+            None => "server".to_string(),
+            Some(name) => format!("clients/{name}"),
+        }
+    }
+}
+
+/// Runs `rotate`.
+pub fn run(dir: &Path, args: &RotateArgs, now: OffsetDateTime) -> Result<(), Error> {
+    if !(0..=MAX_DAYS).contains(&args.within) {
+        return Err(Error::Refused(format!(
+            "--within {}: give a number of days from 0 to {MAX_DAYS}",
+            args.within
+        )));
+    }
+    if !args.allow.is_empty() && !args.server {
+        return Err(Error::Refused(
+            "--allow adds SANs to the server certificate: add --server".into(),
+        ));
+    }
+    if args.ca && (args.server || !args.clients.is_empty() || args.all || !args.allow.is_empty()) {
+        return Err(Error::Refused(
+            "--ca re-issues everything under a new CA: drop --server, --client, --all and --allow"
+                .into(),
+        ));
+    }
+    let mut extra = Vec::new();
+    for input in &args.allow {
+        let parsed = names::parse_address("--allow", input).map_err(Error::Refused)?;
+        if let Some(note) = parsed.note {
+            eprintln!("note: {note}");
+        }
+        if !extra.contains(&parsed.address) {
+            extra.push(parsed.address);
+        }
+    }
+    let mut wanted = Vec::new();
+    for input in &args.clients {
+        let name = names::parse_client_name(input).map_err(Error::Refused)?;
+        if !wanted.contains(&name) {
+            wanted.push(name);
+        }
+    }
+    workspace::require_pki(dir)?;
+    let known = pkistate::client_names(dir);
+    if let Some(unknown) = wanted.iter().find(|n| !known.contains(n)) {
+        return Err(Error::Refused(format!(
+            "--client {unknown}: no such client in {} (clients: {}); add it with dockertls client add {unknown}",
+            dir.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+
+    let server = pkistate::read_leaf(&dir.join("server/server-cert.pem"))
+        .map_err(|e| Error::Refused(e.to_string()))?;
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    let select_all = !args.server && wanted.is_empty();
+    let due = |leaf: &Leaf| {
+        let days = leaf.days_left(now);
+        (days < args.within).then(|| {
+            format!(
+                "expires on {} ({days} days left, within {})",
+                date(leaf.not_after),
+                args.within
+            )
+        })
+    };
+    if args.ca || args.server || select_all {
+        let new_sans: Vec<&Address> = extra.iter().filter(|a| !server.sans.contains(a)).collect();
+        let reason = if args.ca {
+            Some("a new CA".to_string())
+        } else if !new_sans.is_empty() {
+            Some(format!(
+                "adds {}",
+                new_sans
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else if args.all {
+            Some("--all".to_string())
+        } else {
+            due(&server)
+        };
+        match reason {
+            Some(reason) => items.push(Item {
+                client: None,
+                leaf: server.clone(),
+                reason,
+            }),
+            None => skipped.push(format!("server: valid until {}", date(server.not_after))),
+        }
+    }
+    let clients: Vec<&String> = if args.ca || select_all {
+        known.iter().collect()
+    } else {
+        wanted.iter().collect()
+    };
+    for name in clients {
+        let leaf = pkistate::read_leaf(&dir.join("clients").join(name).join("cert.pem"))
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        let reason = if args.ca {
+            Some("a new CA".to_string())
+        } else if args.all {
+            Some("--all".to_string())
+        } else {
+            due(&leaf)
+        };
+        match reason {
+            Some(reason) => items.push(Item {
+                client: Some(name.clone()),
+                leaf,
+                reason,
+            }),
+            None => skipped.push(format!(
+                "client {name}: valid until {}",
+                date(leaf.not_after)
+            )),
+        }
+    }
+
+    let mut out = String::new();
+    if items.is_empty() {
+        out.push_str(&format!(
+            "nothing to rotate: no selected certificate expires within {} days\n",
+            args.within
+        ));
+        for line in &skipped {
+            out.push_str(&format!("  {line}\n"));
+        }
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        return Ok(());
+    }
+    if args.dry_run {
+        if args.ca {
+            out.push_str("would create a new CA (ca/), keeping the old one in the backup\n");
+        }
+        for item in &items {
+            out.push_str(&format!(
+                "would re-issue {}: {}\n",
+                item.label(),
+                item.reason
+            ));
+        }
+        for line in &skipped {
+            out.push_str(&format!("would keep {line}\n"));
+        }
+        out.push_str("dry run: nothing was changed\n");
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        return Ok(());
+    }
+
+    // The CA that signs: a new one with --ca, else the existing one.
+    let old_ca =
+        pkistate::read_leaf(&dir.join("ca/ca.pem")).map_err(|e| Error::Refused(e.to_string()))?;
+    let (ca, new_ca_files) = if args.ca {
+        let old_type = x509_parser::parse_x509_certificate(&old_ca.der)
+            .ok()
+            .and_then(|(_, c)| KeyType::of_certificate(&c))
+            .unwrap_or(KeyType::EcdsaP256);
+        let key = pki::generate_keys(old_type, 1)
+            .map_err(|e| Error::Failed(format!("cannot generate the CA key: {e}")))?
+            .pop()
+            .ok_or_else(|| Error::Failed("cannot generate the CA key".into()))?;
+        let (issued, ca) = pki::new_ca(key, now, old_ca.lifetime_days())
+            .map_err(|e| Error::Failed(format!("cannot create the CA: {e}")))?;
+        (ca, Some(issued))
+    } else {
+        let ca = pkistate::load_ca(dir)?;
+        if ca.not_after <= now {
+            return Err(Error::Refused(format!(
+                "the CA expired on {}: certificates it signs are refused; replace it with dockertls rotate --ca",
+                date(ca.not_after)
+            )));
+        }
+        (ca, None)
+    };
+
+    let mut ws = Workspace::open(dir, now)?;
+    let mut issued_lines = Vec::new();
+    let mut clamped = false;
+    for item in &items {
+        let key_type = x509_parser::parse_x509_certificate(&item.leaf.der)
+            .ok()
+            .and_then(|(_, c)| KeyType::of_certificate(&c))
+            .unwrap_or(ca.key_type);
+        let key = pki::generate_keys(key_type, 1)
+            .map_err(|e| Error::Failed(format!("cannot generate a key: {e}")))?
+            .pop()
+            .ok_or_else(|| Error::Failed("cannot generate a key".into()))?;
+        let mut sans = item.leaf.sans.clone();
+        let role = if item.client.is_none() {
+            for address in &extra {
+                if !sans.contains(address) {
+                    sans.push(address.clone());
+                }
+            }
+            Role::Server
+        } else {
+            Role::Client
+        };
+        let days = item.leaf.lifetime_days();
+        let request = LeafRequest {
+            cn: &item.leaf.cn,
+            sans: &sans,
+            role,
+            now,
+            days,
+        };
+        let cert = issue(&ca, &request, key)?;
+        clamped |=
+            cert.not_after < now + ::time::Duration::days(days) - ::time::Duration::minutes(10);
+        let folder = item.folder();
+        ws.mkdir(&folder)?;
+        let (cert_name, key_name) = if item.client.is_none() {
+            ("server-cert.pem", "server-key.pem")
+        } else {
+            ("cert.pem", "key.pem")
+        };
+        ws.write(
+            &format!("{folder}/ca.pem"),
+            ca.cert_pem.as_bytes(),
+            CERT_FILE,
+        )?;
+        ws.write(
+            &format!("{folder}/{cert_name}"),
+            cert.cert_pem.as_bytes(),
+            CERT_FILE,
+        )?;
+        ws.write(
+            &format!("{folder}/{key_name}"),
+            cert.key_pem.as_bytes(),
+            KEY_FILE,
+        )?;
+        issued_lines.push(format!(
+            "re-issued {} ({}): {}/{cert_name} and {key_name}, expires {}",
+            item.label(),
+            item.reason,
+            folder,
+            date(cert.not_after)
+        ));
+    }
+    if let Some(ca_files) = &new_ca_files {
+        ws.mkdir("ca")?;
+        ws.write("ca/ca.pem", ca_files.cert_pem.as_bytes(), CERT_FILE)?;
+        ws.write("ca/ca-key.pem", ca_files.key_pem.as_bytes(), KEY_FILE)?;
+    }
+    ws.flush()?;
+
+    // What is swapped: with --ca the whole ca/, server/ and clients/ folders (the CA first, so
+    // that an interrupted run never leaves a CA folder older than what it signed); otherwise
+    // each re-issued folder.
+    let mut folders: Vec<String> = Vec::new();
+    if args.ca {
+        folders.push("ca".into());
+        folders.push("server".into());
+        if !known.is_empty() {
+            folders.push("clients".into());
+        }
+    } else {
+        folders.extend(items.iter().map(Item::folder));
+    }
+    let unique: HashSet<&String> = folders.iter().collect();
+    debug_assert_eq!(unique.len(), folders.len());
+    for folder in &folders {
+        ws.back_up(folder)?;
+    }
+    for folder in &folders {
+        ws.swap_in(folder)?;
+    }
+    let backup = ws.backup_dir()?;
+    drop(ws);
+
+    if args.ca {
+        out.push_str(&format!(
+            "created a new CA: ca/ca.pem, expires {}\n",
+            date(ca.not_after)
+        ));
+    }
+    for line in &issued_lines {
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out.push_str(&format!("the previous files are in {}\n", backup.display()));
+    if clamped {
+        out.push_str(&format!(
+            "note: some certificates end with the CA on {}: replace the CA before then (dockertls rotate --ca)\n",
+            date(ca.not_after)
+        ));
+    }
+    if items.iter().any(|i| i.client.is_none()) {
+        out.push_str(
+            "next: install the new server/ on the daemon host and restart dockerd (it does not reload certificates on SIGHUP):\n  \
+             install -m 0444 -o root -g root server/ca.pem server/server-cert.pem /etc/docker/tls/\n  \
+             install -m 0400 -o root -g root server/server-key.pem /etc/docker/tls/\n  \
+             systemctl restart docker\n",
+        );
+    }
+    let changed_clients: Vec<&str> = items.iter().filter_map(|i| i.client.as_deref()).collect();
+    if args.ca {
+        out.push_str(&format!(
+            "every client needs its new folder now: {}; the old client certificates stop working once dockerd restarts with the new CA\n",
+            changed_clients.iter().map(|n| format!("clients/{n}")).collect::<Vec<_>>().join(", ")
+        ));
+    } else if !changed_clients.is_empty() {
+        out.push_str(&format!(
+            "give each user the new files of their folder: {}\n",
+            changed_clients
+                .iter()
+                .map(|n| format!("clients/{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    Ok(())
+}
+
+fn issue(ca: &Ca, request: &LeafRequest<'_>, key: rcgen::KeyPair) -> Result<pki::Issued, Error> {
+    ca.issue(request, key).map_err(|e| {
+        Error::Failed(format!(
+            "cannot issue the certificate of {}: {e}",
+            request.cn
+        ))
+    })
+}
