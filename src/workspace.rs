@@ -90,6 +90,11 @@ impl Workspace {
         let backup = self.backup_dir()?;
         let from = self.dir.join(relative);
         let to = backup.join(relative);
+        if let Some(parent) = to.parent()
+            && !parent.exists()
+        {
+            store::create_private_dir(parent)?;
+        }
         copy_tree(&from, &to)?;
         store::sync_filesystem(&backup)
     }
@@ -120,10 +125,10 @@ impl Workspace {
     pub fn move_to_backup(&mut self, relative: &str) -> Result<PathBuf, Error> {
         let backup = self.backup_dir()?;
         let to = backup.join(relative);
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(|e| io_failed("cannot create", parent, &e))?;
-            fs::set_permissions(parent, fs::Permissions::from_mode(store::PRIVATE_DIR))
-                .map_err(|e| io_failed("cannot set the mode of", parent, &e))?;
+        if let Some(parent) = to.parent()
+            && !parent.exists()
+        {
+            store::create_private_dir(parent)?;
         }
         let from = self.dir.join(relative);
         fs::rename(&from, &to).map_err(|e| io_failed("cannot move", &from, &e))?;

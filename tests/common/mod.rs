@@ -185,6 +185,9 @@ impl Dockerd {
 
     /// Stops dockerd and waits for it, so the next start can reuse nothing by accident.
     pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         // SIGTERM lets dockerd stop its own containerd; never kill dockerd by name: other
         // daemons may be running on this machine.
         let _ = Command::new("kill")

@@ -1,0 +1,682 @@
+//! Client management and rotation: the contract through the binary, expiry under faketime,
+//! crashes (SIGKILL injected by strace at every write, rename and flush), a full disk, the
+//! lock, and real dockerd before and after each change.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{
+    Dockerd, docker_version, dockertls, find_tool, init_ok, is_root, mode, peers_required, tree,
+};
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    dockertls()
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = run(dir, args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `verify` on the whole PKI: every pair consistent, every chain good.
+fn verify_ok(dir: &Path) {
+    let output = run(dir, &["verify", "--warn-days", "0"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "verify after the change:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// The tree without the lock file (which a run may create).
+fn files(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _, _)| p != ".dockertls.lock")
+        .collect()
+}
+
+#[test]
+fn client_add_list_remove_and_env() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(
+        &pki,
+        &[
+            "--host",
+            "docker.example.com",
+            "--client",
+            "alice",
+            "--key-type",
+            "ed25519",
+        ],
+    );
+    let out = ok(&pki, &["client", "add", "bob", "carol", "--days", "30"]);
+    assert!(
+        out.contains("added client bob") && out.contains("added client carol"),
+        "{out}"
+    );
+    for name in ["bob", "carol"] {
+        let folder = pki.join("clients").join(name);
+        assert_eq!(mode(&folder), 0o700);
+        assert_eq!(mode(&folder.join("key.pem")), 0o400);
+        assert_eq!(mode(&folder.join("cert.pem")), 0o444);
+        assert_eq!(
+            std::fs::read(folder.join("ca.pem")).unwrap(),
+            std::fs::read(pki.join("ca/ca.pem")).unwrap()
+        );
+        // Same key type as the PKI.
+        let key = std::fs::read_to_string(folder.join("key.pem")).unwrap();
+        assert_eq!(
+            key.lines().count(),
+            3,
+            "an Ed25519 PKCS#8 key is one base64 line: {key}"
+        );
+    }
+    verify_ok(&pki);
+    if let Some(openssl) = find_tool("openssl", "openssl cross-checks the added client") {
+        let status = Command::new(openssl)
+            .args(["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile"])
+            .arg(pki.join("ca/ca.pem"))
+            .arg(pki.join("clients/bob/cert.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&pki, &["client", "list", "--format", "json"])).unwrap();
+    let clients = listed["clients"].as_array().unwrap();
+    let names: Vec<&str> = clients
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+    assert_eq!(clients[1]["days_left"], 29);
+    assert_eq!(clients[1]["status"], "expiring");
+    assert_eq!(clients[0]["status"], "ok");
+    assert_eq!(clients[0]["serial"].as_str().unwrap().len(), 32);
+    let text = ok(&pki, &["client", "list"]);
+    assert!(text.lines().nth(2).unwrap().starts_with("bob "), "{text}");
+
+    let out = ok(&pki, &["client", "remove", "carol"]);
+    assert!(
+        out.contains("no certificate revocation")
+            && out.contains("rotate --ca")
+            && out.contains("authorization plugin"),
+        "{out}"
+    );
+    assert!(!pki.join("clients/carol").exists());
+    let backups: Vec<PathBuf> = std::fs::read_dir(pki.join("backup"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(mode(&backups[0].join("clients/carol/key.pem")), 0o400);
+
+    let abs = std::path::absolute(pki.join("clients/alice")).unwrap();
+    let sh = ok(&pki, &["env", "alice"]);
+    assert_eq!(
+        sh,
+        format!(
+            "export DOCKER_HOST=tcp://docker.example.com:2376\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH={}\n",
+            abs.display()
+        )
+    );
+    let fish = ok(&pki, &["env", "alice", "--shell", "fish"]);
+    assert!(fish.contains("set -gx DOCKER_TLS_VERIFY 1;"), "{fish}");
+    let ps = ok(&pki, &["env", "alice", "--shell", "powershell"]);
+    assert!(
+        ps.contains("$Env:DOCKER_HOST = \"tcp://docker.example.com:2376\""),
+        "{ps}"
+    );
+    let context = ok(&pki, &["env", "alice", "--context"]);
+    assert!(context.starts_with("docker context create dockertls-docker.example.com --docker host=tcp://docker.example.com:2376,ca="), "{context}");
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "docker.example.com", "--client", "alice"]);
+    let before = files(&pki);
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let cases: Vec<(&Path, Vec<&str>, &str)> = vec![
+        (&pki, vec!["client", "add", "alice"], "exists already"),
+        (&pki, vec!["client", "add", "../x"], "one path component"),
+        (&pki, vec!["client", "add", "bob", "bob"], "twice"),
+        (
+            &pki,
+            vec!["client", "add", "bob", "--days", "0"],
+            "--days 0",
+        ),
+        (
+            &pki,
+            vec!["client", "add", "bob", "--days", "4000"],
+            "cannot outlive its CA",
+        ),
+        (&pki, vec!["client", "remove", "zoe"], "no client 'zoe'"),
+        (&pki, vec!["env", "zoe"], "no client 'zoe'"),
+        (&pki, vec!["rotate", "--client", "zoe"], "no such client"),
+        (
+            &pki,
+            vec!["rotate", "--client", "a/b"],
+            "one path component",
+        ),
+        (&pki, vec!["rotate", "--allow", "10.0.0.1"], "add --server"),
+        (
+            &pki,
+            vec!["rotate", "--server", "--allow", "0.0.0.0"],
+            "bind address",
+        ),
+        (
+            &pki,
+            vec!["rotate", "--ca", "--server"],
+            "--ca re-issues everything",
+        ),
+        (&pki, vec!["rotate", "--within", "-1"], "--within -1"),
+        (&empty, vec!["rotate"], "holds no dockertls PKI"),
+        (
+            &empty,
+            vec!["client", "add", "bob"],
+            "holds no dockertls PKI",
+        ),
+        (&empty, vec!["client", "list"], "holds no dockertls PKI"),
+    ];
+    for (dir, args, words) in cases {
+        let output = run(dir, &args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert_eq!(message.lines().count(), 1, "{args:?}: {message}");
+        assert!(
+            message.contains(words),
+            "{args:?}: {message:?} lacks {words:?}"
+        );
+    }
+    assert_eq!(files(&pki), before, "a refused command changed the PKI");
+    assert!(tree(&empty).is_empty());
+    // A dry run changes nothing either.
+    let out = ok(&pki, &["rotate", "--all", "--dry-run"]);
+    assert!(
+        out.contains("would re-issue server: --all")
+            && out.contains("would re-issue client alice: --all"),
+        "{out}"
+    );
+    assert_eq!(files(&pki), before);
+}
+
+fn faketime(offset: &str, dir: &Path, args: &[&str]) -> Option<Output> {
+    let faketime = find_tool("faketime", "expiry tests run the binary under faketime")?;
+    Some(
+        Command::new(faketime)
+            .arg("-f")
+            .arg(offset)
+            .arg(env!("CARGO_BIN_EXE_dockertls"))
+            .arg("--dir")
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn rotate_reissues_what_expires_within_the_window() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(
+        &pki,
+        &[
+            "--host",
+            "docker.example.com",
+            "--allow",
+            "10.0.0.1",
+            "--client",
+            "alice,bob",
+            "--days",
+            "365",
+        ],
+    );
+    ok(&pki, &["client", "add", "carol", "--days", "200"]);
+    let server_before = std::fs::read(pki.join("server/server-cert.pem")).unwrap();
+    // 300 days on: only carol (expired) is due... and nobody else within 30 days.
+    let Some(output) = faketime("+300d", &pki, &["rotate", "--dry-run"]) else {
+        return;
+    };
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("would re-issue client carol: expires on")
+            && !out.contains("would re-issue server"),
+        "{out}"
+    );
+    // 340 days on: everything is within 30 days.
+    let output = faketime("+340d", &pki, &["rotate"]).unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for label in ["server", "client alice", "client bob", "client carol"] {
+        assert!(
+            out.contains(&format!("re-issued {label} (expires on")),
+            "{label}: {out}"
+        );
+    }
+    assert!(out.contains("restart dockerd"), "{out}");
+    // The SANs and subject are kept; the key is fresh; the old files are in the backup.
+    let server_after = std::fs::read(pki.join("server/server-cert.pem")).unwrap();
+    assert_ne!(server_before, server_after);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&server_after).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let sans = format!(
+        "{:?}",
+        cert.subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+    );
+    assert!(
+        sans.contains("docker.example.com")
+            && sans.contains("[10, 0, 0, 1]")
+            && sans.contains("[127, 0, 0, 1]"),
+        "{sans}"
+    );
+    assert_eq!(cert.subject().to_string(), "CN=docker.example.com");
+    let backup = std::fs::read_dir(pki.join("backup"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read(backup.join("server/server-cert.pem")).unwrap(),
+        server_before
+    );
+    assert_eq!(mode(&backup.join("server/server-key.pem")), 0o400);
+    // Right after: nothing to rotate.
+    let output = faketime("+340d", &pki, &["rotate"]).unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("nothing to rotate"));
+    assert!(output.status.success());
+}
+
+#[test]
+fn allow_adds_sans_and_the_ca_can_be_replaced() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "docker.example.com", "--client", "alice"]);
+    let out = ok(
+        &pki,
+        &[
+            "rotate",
+            "--server",
+            "--allow",
+            "10.9.8.7,node2.example.com",
+        ],
+    );
+    assert!(out.contains("adds 10.9.8.7, node2.example.com"), "{out}");
+    let output = run(
+        &pki,
+        &[
+            "verify",
+            "--host",
+            "10.9.8.7",
+            "--host",
+            "node2.example.com",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // Only the server changed.
+    assert_eq!(std::fs::read_dir(pki.join("backup")).unwrap().count(), 1);
+
+    let old_ca = std::fs::read(pki.join("ca/ca.pem")).unwrap();
+    let old_client = std::fs::read(pki.join("clients/alice/cert.pem")).unwrap();
+    let out = ok(&pki, &["rotate", "--ca"]);
+    assert!(
+        out.contains("created a new CA")
+            && out.contains("every client needs its new folder now: clients/alice"),
+        "{out}"
+    );
+    assert_ne!(std::fs::read(pki.join("ca/ca.pem")).unwrap(), old_ca);
+    assert_ne!(
+        std::fs::read(pki.join("clients/alice/cert.pem")).unwrap(),
+        old_client
+    );
+    verify_ok(&pki);
+    // The SANs added before survive the CA change.
+    assert_eq!(
+        run(&pki, &["verify", "--host", "10.9.8.7"]).status.code(),
+        Some(0)
+    );
+    let backups: Vec<PathBuf> = std::fs::read_dir(pki.join("backup"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        backups
+            .iter()
+            .any(|b| std::fs::read(b.join("ca/ca.pem")).is_ok_and(|c| c == old_ca)),
+        "the old CA is kept"
+    );
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "docker.example.com"]);
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(pki.join(".dockertls.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let before = files(&pki);
+    for args in [vec!["rotate", "--all"], vec!["client", "add", "bob"]] {
+        let output = run(&pki, &args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains("another dockertls run is working"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(files(&pki), before);
+    drop(lock);
+    ok(&pki, &["rotate", "--all"]);
+}
+
+/// Runs `args` under strace, killing the process at the Nth call of `syscall`, for N = 1, 2,
+/// ... until a run completes. After every killed run each pair must be consistent (verify
+/// passes), and a plain re-run must succeed and leave a good PKI.
+fn kill_sweep(args: &[&str], syscalls: &[&str]) {
+    kill_sweep_with(args, syscalls, |_| {
+        args.iter().map(|a| a.to_string()).collect()
+    });
+}
+
+/// As `kill_sweep`, with the re-run's arguments computed from the PKI a killed run left.
+fn kill_sweep_with(args: &[&str], syscalls: &[&str], rerun: impl Fn(&Path) -> Vec<String>) {
+    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
+        return;
+    };
+    let mut killed_runs = 0;
+    for syscall in syscalls {
+        for n in 1..400 {
+            let work = tempfile::tempdir().unwrap();
+            let pki = work.path().join("pki");
+            init_ok(
+                &pki,
+                &["--host", "docker.example.com", "--client", "alice,bob"],
+            );
+            let output = Command::new(&strace)
+                .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+                .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+                .arg(env!("CARGO_BIN_EXE_dockertls"))
+                .arg("--dir")
+                .arg(&pki)
+                .args(args)
+                .output()
+                .unwrap();
+            let stderr_text = stderr(&output);
+            if stderr_text.contains("ptrace") || stderr_text.contains("Operation not permitted") {
+                assert!(!peers_required(), "strace cannot trace here: {stderr_text}");
+                eprintln!("SKIPPED: strace cannot trace here");
+                return;
+            }
+            let killed = stderr_text.contains("SIGKILL")
+                || output.status.code() == Some(137)
+                || output.status.code().is_none();
+            verify_ok(&pki);
+            if !killed {
+                assert!(output.status.success(), "{syscall} #{n}: {stderr_text}");
+                break;
+            }
+            killed_runs += 1;
+            // The next run cleans up and completes.
+            let again = rerun(&pki);
+            let again: Vec<&str> = again.iter().map(String::as_str).collect();
+            ok(&pki, &again);
+            verify_ok(&pki);
+            let leftovers: Vec<_> = tree(&pki)
+                .into_iter()
+                .filter(|(p, _, _)| p.starts_with(".dockertls-staging"))
+                .collect();
+            assert!(
+                leftovers.is_empty(),
+                "{syscall} #{n}: a re-run left {leftovers:?}"
+            );
+        }
+    }
+    assert!(
+        killed_runs > 0,
+        "no run was killed: the sweep tested nothing"
+    );
+    eprintln!("{args:?}: {killed_runs} runs killed mid-way, every pair consistent after each");
+}
+
+#[test]
+fn rotate_survives_a_kill_at_any_write_rename_or_flush() {
+    kill_sweep(
+        &["rotate", "--all"],
+        &["write", "renameat2", "syncfs", "fsync", "unlinkat"],
+    );
+}
+
+#[test]
+fn rotate_ca_survives_a_kill_at_any_rename() {
+    kill_sweep(&["rotate", "--ca"], &["renameat2", "syncfs", "fsync"]);
+}
+
+#[test]
+fn client_add_survives_a_kill_at_any_write_or_rename() {
+    // Each new folder appears whole or not at all: a re-run adds those still missing.
+    kill_sweep_with(
+        &["client", "add", "carol", "dave"],
+        &["write", "renameat2", "syncfs"],
+        |pki| {
+            let mut again = vec!["client".to_string(), "add".to_string()];
+            again.extend(
+                ["carol", "dave"]
+                    .iter()
+                    .filter(|n| !pki.join("clients").join(n).exists())
+                    .map(|n| n.to_string()),
+            );
+            if again.len() == 2 {
+                again = vec!["client".to_string(), "list".to_string()];
+            }
+            again
+        },
+    );
+}
+
+#[test]
+fn a_full_disk_leaves_the_old_files_byte_identical() {
+    if !is_root() {
+        assert!(
+            !peers_required(),
+            "the full-disk test mounts a tmpfs (root)"
+        );
+        eprintln!("SKIPPED: the full-disk test mounts a tmpfs (root)");
+        return;
+    }
+    let point = tempfile::tempdir().unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=200k", "tmpfs"])
+        .arg(point.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(point.path().to_path_buf());
+    let pki = point.path().join("pki");
+    init_ok(
+        &pki,
+        &[
+            "--host",
+            "docker.example.com",
+            "--client",
+            "alice,bob,carol",
+        ],
+    );
+    // Fill the disk but for a few KiB: enough to start, not to finish.
+    let filler = point.path().join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 512 * 1024]);
+    let free = {
+        let output = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(point.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .nth(1)
+            .unwrap_or("0")
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    assert_eq!(free, 0, "the filler should take all the space");
+    std::fs::remove_file(&filler).unwrap();
+    let meta_free = 8 * 4096;
+    let used = 200 * 1024 - meta_free;
+    let _ = std::fs::write(&filler, vec![0u8; used]);
+    let before = files(&pki);
+    for args in [
+        vec!["rotate", "--all"],
+        vec!["rotate", "--ca"],
+        vec!["client", "add", "dave,erin,frank,gina"],
+    ] {
+        let output = run(&pki, &args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {message}");
+        assert!(
+            message.contains("No space left on device"),
+            "{args:?}: {message}"
+        );
+        assert!(
+            message.contains(&pki.display().to_string()),
+            "{args:?}: names no path: {message}"
+        );
+        let after: Vec<_> = files(&pki)
+            .into_iter()
+            .filter(|(p, _, _)| !p.starts_with("backup"))
+            .collect();
+        let before: Vec<_> = before
+            .iter()
+            .filter(|(p, _, _)| !p.starts_with("backup"))
+            .cloned()
+            .collect();
+        assert_eq!(after, before, "{args:?} changed the PKI on a full disk");
+    }
+    std::fs::remove_file(&filler).unwrap();
+    ok(&pki, &["rotate", "--all"]);
+    verify_ok(&pki);
+}
+
+#[test]
+fn real_dockerd_follows_rotation() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost", "--client", "alice,bob"]);
+    let Some(docker) = find_tool("docker", "install docker.io for the docker CLI") else {
+        return;
+    };
+    let Some(mut daemon) = Dockerd::start(&pki) else {
+        return;
+    };
+    let host = |d: &Dockerd| format!("tcp://localhost:{}", d.port);
+    let connects =
+        |d: &Dockerd, folder: &Path| docker_version(&docker, &host(d), folder).status.success();
+    let alice = pki.join("clients/alice");
+    let keep = |name: &str| {
+        let copy = work.path().join(format!("old-{name}"));
+        std::fs::create_dir_all(&copy).unwrap();
+        for file in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::copy(pki.join("clients").join(name).join(file), copy.join(file)).unwrap();
+        }
+        copy
+    };
+    assert!(connects(&daemon, &alice));
+
+    // Rotate the server, restart: an existing client still connects.
+    let old_bob = keep("bob");
+    ok(&pki, &["rotate", "--server", "--all"]);
+    daemon.stop();
+    drop(daemon);
+    let Some(daemon) = Dockerd::start(&pki) else {
+        return;
+    };
+    assert!(
+        connects(&daemon, &alice),
+        "alice after a server rotation: {}",
+        daemon.log()
+    );
+    // Rotate a client: the new certificate connects.
+    ok(&pki, &["rotate", "--client", "bob", "--all"]);
+    assert!(connects(&daemon, &pki.join("clients/bob")));
+    // Add a client: it connects.
+    ok(&pki, &["client", "add", "carol"]);
+    assert!(connects(&daemon, &pki.join("clients/carol")));
+
+    // Replace the CA, restart: new client certificates connect, old ones are refused.
+    let old_alice = keep("alice");
+    drop(daemon);
+    ok(&pki, &["rotate", "--ca"]);
+    let Some(daemon) = Dockerd::start(&pki) else {
+        return;
+    };
+    for name in ["alice", "bob", "carol"] {
+        assert!(
+            connects(&daemon, &pki.join("clients").join(name)),
+            "{name} after rotate --ca"
+        );
+    }
+    // An old folder fails (its ca.pem no longer verifies the daemon); with the new ca.pem the
+    // old certificate is refused by dockerd itself.
+    assert!(!connects(&daemon, &old_alice));
+    std::fs::set_permissions(
+        old_bob.join("ca.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::copy(pki.join("ca/ca.pem"), old_bob.join("ca.pem")).unwrap();
+    let output = docker_version(&docker, &host(&daemon), &old_bob);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("bad certificate"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
