@@ -28,6 +28,11 @@ pub struct Cli {
     )]
     pub dir: PathBuf,
 
+    /// A file whose first line is the CA key's passphrase (for an encrypted CA key; otherwise
+    /// you are asked on the terminal).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_passphrase_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -255,4 +260,9 @@ pub struct InitArgs {
     /// Replace an existing PKI in --dir, after moving it to DIR/backup/<UTC timestamp>/.
     #[arg(long)]
     pub force: bool,
+
+    /// Protect ca/ca-key.pem with a passphrase (asked twice on the terminal, or read from
+    /// --ca-passphrase-file, which implies this).
+    #[arg(long)]
+    pub encrypt_ca_key: bool,
 }

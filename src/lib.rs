@@ -10,5 +10,6 @@ pub mod pki;
 pub mod plan;
 pub mod probe;
 pub mod render;
+pub mod secret;
 pub mod store;
 pub mod workspace;

@@ -24,12 +24,19 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> Result<u8, error::Error> {
     let now = ::time::OffsetDateTime::now_utc();
     match &cli.command {
-        cli::Command::Init(args) => commands::init::run(&cli.dir, args, now).map(|()| 0),
+        cli::Command::Init(args) => {
+            commands::init::run(&cli.dir, args, cli.ca_passphrase_file.as_deref(), now).map(|()| 0)
+        }
         cli::Command::Verify(args) => Ok(commands::verify::run(&cli.dir, args, now)),
         cli::Command::Probe(args) => Ok(commands::probe::run(&cli.dir, args, now)),
-        cli::Command::Client(command) => commands::client::run(&cli.dir, command, now),
+        cli::Command::Client(command) => {
+            commands::client::run(&cli.dir, command, cli.ca_passphrase_file.as_deref(), now)
+        }
         cli::Command::Env(args) => commands::env::run(&cli.dir, args).map(|()| 0),
-        cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, now).map(|()| 0),
+        cli::Command::Rotate(args) => {
+            commands::rotate::run(&cli.dir, args, cli.ca_passphrase_file.as_deref(), now)
+                .map(|()| 0)
+        }
     }
 }
 

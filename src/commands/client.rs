@@ -17,15 +17,25 @@ use crate::store::{CERT_FILE, KEY_FILE};
 use crate::workspace::{self, Workspace};
 
 /// Runs a `client` subcommand; returns the exit status.
-pub fn run(dir: &Path, command: &ClientCommand, now: OffsetDateTime) -> Result<u8, Error> {
+pub fn run(
+    dir: &Path,
+    command: &ClientCommand,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<u8, Error> {
     match command {
-        ClientCommand::Add(args) => add(dir, args, now).map(|()| 0),
+        ClientCommand::Add(args) => add(dir, args, passphrase_file, now).map(|()| 0),
         ClientCommand::List(args) => list(dir, args, now),
         ClientCommand::Remove(args) => remove(dir, args, now).map(|()| 0),
     }
 }
 
-fn add(dir: &Path, args: &ClientAddArgs, now: OffsetDateTime) -> Result<(), Error> {
+fn add(
+    dir: &Path,
+    args: &ClientAddArgs,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     let mut names = Vec::new();
     let mut seen = HashSet::new();
     for input in &args.names {
@@ -55,7 +65,7 @@ fn add(dir: &Path, args: &ClientAddArgs, now: OffsetDateTime) -> Result<(), Erro
             dir.join("clients").join(taken).display()
         )));
     }
-    let ca = pkistate::load_ca(dir)?;
+    let (ca, _) = pkistate::load_ca(dir, passphrase_file)?;
     let ca_days = (ca.not_after - now).whole_days();
     if ca.not_after <= now {
         return Err(Error::Refused(format!(

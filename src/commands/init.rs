@@ -13,12 +13,30 @@ use crate::names::Address;
 use crate::pki::{self, PkiRequest};
 use crate::plan::InitPlan;
 use crate::render;
+use crate::secret;
 use crate::store::{self, CERT_FILE, CONFIG_FILE, KEY_FILE, Staging};
 
 /// Runs `init` at time `now`.
-pub fn run(dir: &Path, args: &InitArgs, now: OffsetDateTime) -> Result<(), Error> {
+pub fn run(
+    dir: &Path,
+    args: &InitArgs,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     let plan = InitPlan::from_args(dir, args)?;
     let present = store::check_output_dir(&plan.dir, plan.force)?;
+    let passphrase = if args.encrypt_ca_key || passphrase_file.is_some() {
+        let pass = secret::obtain(
+            passphrase_file,
+            "Passphrase for the CA key",
+            true,
+            "--encrypt-ca-key needs a passphrase",
+        )?;
+        pass.check_new()?;
+        Some(pass)
+    } else {
+        None
+    };
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -38,7 +56,13 @@ pub fn run(dir: &Path, args: &InitArgs, now: OffsetDateTime) -> Result<(), Error
 
     staging.mkdir("ca")?;
     staging.write("ca/ca.pem", pki.ca.cert_pem.as_bytes(), CERT_FILE)?;
-    staging.write("ca/ca-key.pem", pki.ca.key_pem.as_bytes(), KEY_FILE)?;
+    match &passphrase {
+        Some(pass) => {
+            let encrypted = secret::encrypt_key(&pki.ca.key_pem, pass)?;
+            staging.write("ca/ca-key.pem", encrypted.as_bytes(), KEY_FILE)?;
+        }
+        None => staging.write("ca/ca-key.pem", pki.ca.key_pem.as_bytes(), KEY_FILE)?,
+    }
     staging.mkdir("server")?;
     staging.write("server/ca.pem", pki.ca.cert_pem.as_bytes(), CERT_FILE)?;
     staging.write(
@@ -79,7 +103,10 @@ pub fn run(dir: &Path, args: &InitArgs, now: OffsetDateTime) -> Result<(), Error
     )?;
     let backup = staging.commit(&store::PKI_ENTRIES, now)?;
 
-    let summary = summary(&plan, &pki, &present, backup.as_deref());
+    let mut summary = summary(&plan, &pki, &present, backup.as_deref());
+    if passphrase.is_some() {
+        summary.push_str("ca/ca-key.pem is encrypted: dockertls client add and rotate ask for its passphrase (or read --ca-passphrase-file).\n");
+    }
     // The files are in place; a closed stdout must not turn success into a failure exit.
     let _ = io::stdout().write_all(summary.as_bytes());
     Ok(())

@@ -12,6 +12,7 @@ use crate::audit::material;
 use crate::error::Error;
 use crate::names::Address;
 use crate::pki::Ca;
+use crate::secret::{self, Passphrase};
 
 /// A leaf certificate as read from the PKI.
 #[derive(Debug, Clone)]
@@ -96,8 +97,12 @@ pub fn read_leaf(path: &Path) -> Result<Leaf, Error> {
     })
 }
 
-/// Loads the CA that signs (ca/ca.pem, ca/ca-key.pem).
-pub fn load_ca(dir: &Path) -> Result<Ca, Error> {
+/// Loads the CA that signs (ca/ca.pem, ca/ca-key.pem), unlocking an encrypted key with the
+/// passphrase from `passphrase_file` or a prompt. Returns the passphrase when one was needed.
+pub fn load_ca(
+    dir: &Path,
+    passphrase_file: Option<&Path>,
+) -> Result<(Ca, Option<Passphrase>), Error> {
     let cert_path = dir.join("ca/ca.pem");
     let key_path = dir.join("ca/ca-key.pem");
     let cert = fs::read_to_string(&cert_path)
@@ -106,22 +111,28 @@ pub fn load_ca(dir: &Path) -> Result<Ca, Error> {
         fs::read(&key_path)
             .map_err(|e| Error::Refused(format!("cannot read {}: {e}", key_path.display())))?,
     );
-    match material::parse_private_key(&key) {
+    let (key_text, passphrase) = match material::parse_private_key(&key) {
         Err(material::KeyError::Encrypted) => {
-            return Err(Error::Refused(format!(
-                "{} is encrypted; dockertls cannot unlock a CA key yet: decrypt it to a private copy (openssl pkey -in {0} -out KEY), or sign with openssl",
-                key_path.display()
-            )));
+            let pass = secret::obtain(
+                passphrase_file,
+                &format!("Passphrase for {}", key_path.display()),
+                false,
+                &format!("{} is encrypted", key_path.display()),
+            )?;
+            (secret::decrypt_key(&key, &pass, &key_path)?, Some(pass))
         }
         Err(material::KeyError::Invalid(why)) => {
             return Err(Error::Refused(format!("{} {why}", key_path.display())));
         }
-        Ok(_) => {}
-    }
-    let key_text = zeroize::Zeroizing::new(String::from_utf8_lossy(&key).into_owned());
+        Ok(_) => (
+            zeroize::Zeroizing::new(String::from_utf8_lossy(&key).into_owned()),
+            None,
+        ),
+    };
     // rcgen loads PKCS#8; a PKCS#1 or SEC1 CA key made elsewhere would need converting.
-    Ca::load(&cert, &key_text)
-        .map_err(|why| Error::Refused(format!("{}: {why}", cert_path.display())))
+    let ca = Ca::load(&cert, &key_text)
+        .map_err(|why| Error::Refused(format!("{}: {why}", cert_path.display())))?;
+    Ok((ca, passphrase))
 }
 
 /// The client names in DIR/clients, sorted.

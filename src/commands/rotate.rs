@@ -41,7 +41,12 @@ impl Item {
 }
 
 /// Runs `rotate`.
-pub fn run(dir: &Path, args: &RotateArgs, now: OffsetDateTime) -> Result<(), Error> {
+pub fn run(
+    dir: &Path,
+    args: &RotateArgs,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     if !(0..=MAX_DAYS).contains(&args.within) {
         return Err(Error::Refused(format!(
             "--within {}: give a number of days from 0 to {MAX_DAYS}",
@@ -194,7 +199,20 @@ pub fn run(dir: &Path, args: &RotateArgs, now: OffsetDateTime) -> Result<(), Err
     // The CA that signs: a new one with --ca, else the existing one.
     let old_ca =
         pkistate::read_leaf(&dir.join("ca/ca.pem")).map_err(|e| Error::Refused(e.to_string()))?;
+    let mut new_ca_passphrase = None;
     let (ca, new_ca_files) = if args.ca {
+        // A protected CA key stays protected: the new one gets the same passphrase, after
+        // checking that it unlocks the old one.
+        let old_key = std::fs::read(dir.join("ca/ca-key.pem")).map_err(|e| {
+            Error::Refused(format!(
+                "cannot read {}: {e}",
+                dir.join("ca/ca-key.pem").display()
+            ))
+        })?;
+        if crate::secret::is_encrypted(&old_key) {
+            let (_, pass) = pkistate::load_ca(dir, passphrase_file)?;
+            new_ca_passphrase = pass;
+        }
         let old_type = x509_parser::parse_x509_certificate(&old_ca.der)
             .ok()
             .and_then(|(_, c)| KeyType::of_certificate(&c))
@@ -207,7 +225,7 @@ pub fn run(dir: &Path, args: &RotateArgs, now: OffsetDateTime) -> Result<(), Err
             .map_err(|e| Error::Failed(format!("cannot create the CA: {e}")))?;
         (ca, Some(issued))
     } else {
-        let ca = pkistate::load_ca(dir)?;
+        let (ca, _) = pkistate::load_ca(dir, passphrase_file)?;
         if ca.not_after <= now {
             return Err(Error::Refused(format!(
                 "the CA expired on {}: certificates it signs are refused; replace it with dockertls rotate --ca",
@@ -284,7 +302,13 @@ pub fn run(dir: &Path, args: &RotateArgs, now: OffsetDateTime) -> Result<(), Err
     if let Some(ca_files) = &new_ca_files {
         ws.mkdir("ca")?;
         ws.write("ca/ca.pem", ca_files.cert_pem.as_bytes(), CERT_FILE)?;
-        ws.write("ca/ca-key.pem", ca_files.key_pem.as_bytes(), KEY_FILE)?;
+        match &new_ca_passphrase {
+            Some(pass) => {
+                let encrypted = crate::secret::encrypt_key(&ca_files.key_pem, pass)?;
+                ws.write("ca/ca-key.pem", encrypted.as_bytes(), KEY_FILE)?;
+            }
+            None => ws.write("ca/ca-key.pem", ca_files.key_pem.as_bytes(), KEY_FILE)?,
+        }
     }
     ws.flush()?;
 
