@@ -57,6 +57,28 @@ pub enum Command {
     /// Re-issue expiring certificates with fresh keys, add SANs to the server certificate, or
     /// replace the CA.
     Rotate(RotateArgs),
+    /// On the daemon host, as root: put server/ in place, merge the TLS keys into
+    /// /etc/docker/daemon.json and write the systemd drop-in, without clobbering anything.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Treat PREFIX as / (to stage an image, or for tests).
+    #[arg(long, value_name = "PREFIX", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Print a diff of every file that would be created or changed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Replace different "hosts" or tls* values in an existing daemon.json (after a backup).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Then run systemctl daemon-reload and systemctl restart docker, and probe the daemon.
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(Debug, Subcommand)]

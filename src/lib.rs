@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod install;
 pub mod names;
 pub mod pki;
 pub mod plan;

@@ -32,6 +32,7 @@ fn run(cli: cli::Cli) -> Result<u8, error::Error> {
         cli::Command::Client(command) => {
             commands::client::run(&cli.dir, command, cli.ca_passphrase_file.as_deref(), now)
         }
+        cli::Command::Install(args) => commands::install::run(&cli.dir, args, now).map(|()| 0),
         cli::Command::Env(args) => commands::env::run(&cli.dir, args).map(|()| 0),
         cli::Command::Rotate(args) => {
             commands::rotate::run(&cli.dir, args, cli.ca_passphrase_file.as_deref(), now)

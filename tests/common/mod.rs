@@ -103,24 +103,8 @@ impl Dockerd {
 
     /// Starts dockerd after `edit` has changed the (already sandboxed) daemon.json.
     pub fn start_with(pki: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Option<Dockerd> {
-        let dockerd = find_tool("dockerd", "install docker.io to run the real-dockerd tests")?;
-        if !is_root() {
-            assert!(!peers_required(), "the dockerd tests need root");
-            eprintln!("SKIPPED: dockerd needs root");
-            return None;
-        }
-        let root = tempfile::Builder::new()
-            .prefix("dockertls-dockerd-")
-            .tempdir()
-            .unwrap();
-        let port = free_port();
         let generated = std::fs::read_to_string(pki.join("daemon.json")).unwrap();
         let mut config: serde_json::Value = serde_json::from_str(&generated).unwrap();
-        let socket = root.path().join("docker.sock");
-        config["hosts"] = serde_json::json!([
-            format!("unix://{}", socket.display()),
-            format!("tcp://127.0.0.1:{port}")
-        ]);
         // The generated file points at the install dir on a daemon host; point it at the PKI.
         for (key, file) in [
             ("tlscacert", "server/ca.pem"),
@@ -133,6 +117,28 @@ impl Dockerd {
             config[key] = serde_json::json!(pki.join(file));
         }
         edit(&mut config);
+        Dockerd::start_config(config)
+    }
+
+    /// Starts dockerd with `config`, its hosts replaced by a private socket and a free
+    /// 127.0.0.1 port.
+    pub fn start_config(mut config: serde_json::Value) -> Option<Dockerd> {
+        let dockerd = find_tool("dockerd", "install docker.io to run the real-dockerd tests")?;
+        if !is_root() {
+            assert!(!peers_required(), "the dockerd tests need root");
+            eprintln!("SKIPPED: dockerd needs root");
+            return None;
+        }
+        let root = tempfile::Builder::new()
+            .prefix("dockertls-dockerd-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let socket = root.path().join("docker.sock");
+        config["hosts"] = serde_json::json!([
+            format!("unix://{}", socket.display()),
+            format!("tcp://127.0.0.1:{port}")
+        ]);
         let config_path = root.path().join("daemon.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let log = std::fs::File::create(root.path().join("dockerd.log")).unwrap();
