@@ -226,11 +226,12 @@ pub struct VerifyArgs {
     pub daemon_config: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct InitArgs {
     /// The name or IP address clients dial: the server certificate's CN and first SAN.
+    /// Without it, on a terminal, a wizard asks for everything.
     #[arg(long, value_name = "NAME")]
-    pub host: String,
+    pub host: Option<String>,
 
     /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
     #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
@@ -287,4 +288,8 @@ pub struct InitArgs {
     /// --ca-passphrase-file, which implies this).
     #[arg(long)]
     pub encrypt_ca_key: bool,
+
+    /// Never prompt: missing input is an error (also without a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }

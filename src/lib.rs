@@ -13,4 +13,5 @@ pub mod probe;
 pub mod render;
 pub mod secret;
 pub mod store;
+pub mod wizard;
 pub mod workspace;

@@ -39,7 +39,10 @@ impl InitPlan {
         let refuse = Error::Refused;
         let mut notes = Vec::new();
 
-        let host = names::parse_address("--host", &args.host).map_err(refuse)?;
+        let host = args.host.as_deref().ok_or_else(|| {
+            refuse("missing --host NAME: the name or IP address clients dial (on a terminal, without --yes, a wizard asks)".into())
+        })?;
+        let host = names::parse_address("--host", host).map_err(refuse)?;
         notes.extend(host.note);
         let host = host.address;
         let mut sans = vec![host.clone()];

@@ -49,6 +49,11 @@ impl Passphrase {
         Ok(Passphrase(Zeroizing::new(line.to_string())))
     }
 
+    /// Wraps text typed at a prompt.
+    pub fn from_text(text: String) -> Passphrase {
+        Passphrase(Zeroizing::new(text))
+    }
+
     /// Whether a hidden prompt is possible (stdin and stderr are terminals).
     pub fn can_prompt() -> bool {
         std::io::stdin().is_terminal() && std::io::stderr().is_terminal()

@@ -13,8 +13,9 @@ use crate::names::Address;
 use crate::pki::{self, PkiRequest};
 use crate::plan::InitPlan;
 use crate::render;
-use crate::secret;
+use crate::secret::{self, Passphrase};
 use crate::store::{self, CERT_FILE, CONFIG_FILE, KEY_FILE, Staging};
+use crate::wizard;
 
 /// Runs `init` at time `now`.
 pub fn run(
@@ -23,9 +24,21 @@ pub fn run(
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
+    if args.host.is_none() && !args.yes && Passphrase::can_prompt() {
+        // The wizard fills the same arguments the flags do, then the same code runs.
+        return match wizard::run(dir, args, passphrase_file)? {
+            Some(answers) => create(&answers.dir, &answers.args, answers.passphrase, now),
+            None => Ok(()),
+        };
+    }
     let plan = InitPlan::from_args(dir, args)?;
-    let present = store::check_output_dir(&plan.dir, plan.force)?;
+    store::check_output_dir(&plan.dir, plan.force)?;
     let passphrase = if args.encrypt_ca_key || passphrase_file.is_some() {
+        if args.yes && passphrase_file.is_none() {
+            return Err(Error::Refused(
+                "--encrypt-ca-key with --yes needs --ca-passphrase-file FILE".into(),
+            ));
+        }
         let pass = secret::obtain(
             passphrase_file,
             "Passphrase for the CA key",
@@ -37,6 +50,18 @@ pub fn run(
     } else {
         None
     };
+    create(dir, args, passphrase, now)
+}
+
+/// Validates (the wizard's answers too), generates and writes.
+pub fn create(
+    dir: &Path,
+    args: &InitArgs,
+    passphrase: Option<Passphrase>,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    let plan = InitPlan::from_args(dir, args)?;
+    let present = store::check_output_dir(&plan.dir, plan.force)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
