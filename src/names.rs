@@ -22,6 +22,32 @@ impl fmt::Display for Address {
     }
 }
 
+/// The DNS and IP SANs of a certificate, in order (other kinds are skipped; a malformed IP
+/// length is skipped too: `verify`'s `san` check reports it).
+pub fn certificate_sans(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<Address> {
+    use x509_parser::extensions::GeneralName;
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(Address::Dns(dns.to_string())),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| Address::Ip(b.into())),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| Address::Ip(b.into())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// An address that parsed, with a note when it was normalised.
 #[derive(Debug)]
 pub struct ParsedAddress {

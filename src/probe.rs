@@ -3,7 +3,7 @@
 //! failure into a diagnosis with its fix.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +17,6 @@ use rustls::{
     SignatureScheme, StreamOwned,
 };
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
 use crate::audit::material::{self, KeyError};
@@ -113,26 +112,10 @@ pub struct ServerCertFacts {
 
 fn facts(der: &[u8]) -> Option<ServerCertFacts> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let sans = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::DNSName(dns) => Some(dns.to_string()),
-                    GeneralName::IPAddress(bytes) => match bytes.len() {
-                        4 => Some(IpAddr::from(<[u8; 4]>::try_from(*bytes).ok()?).to_string()),
-                        16 => Some(IpAddr::from(<[u8; 16]>::try_from(*bytes).ok()?).to_string()),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let sans = crate::names::certificate_sans(&cert)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Some(ServerCertFacts {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),

@@ -70,6 +70,34 @@ impl Workspace {
         store::write_new_file(&self.staging().join(relative), contents, mode)
     }
 
+    /// Stages a key/cert folder: `folder/ca.pem`, the certificate and its key, with Docker's
+    /// modes.
+    pub fn write_pair(
+        &self,
+        folder: &str,
+        ca_pem: &str,
+        issued: &crate::pki::Issued,
+        cert_name: &str,
+        key_name: &str,
+    ) -> Result<(), Error> {
+        self.mkdir(folder)?;
+        self.write(
+            &format!("{folder}/ca.pem"),
+            ca_pem.as_bytes(),
+            store::CERT_FILE,
+        )?;
+        self.write(
+            &format!("{folder}/{cert_name}"),
+            issued.cert_pem.as_bytes(),
+            store::CERT_FILE,
+        )?;
+        self.write(
+            &format!("{folder}/{key_name}"),
+            issued.key_pem.as_bytes(),
+            store::KEY_FILE,
+        )
+    }
+
     /// Flushes everything staged to disk (one syncfs).
     pub fn flush(&self) -> Result<(), Error> {
         store::sync_filesystem(self.staging())

@@ -13,7 +13,6 @@ use crate::error::Error;
 use crate::names;
 use crate::pki::{self, LeafRequest, Role};
 use crate::plan::MAX_DAYS;
-use crate::store::{CERT_FILE, KEY_FILE};
 use crate::workspace::{self, Workspace};
 
 /// Runs a `client` subcommand; returns the exit status.
@@ -96,22 +95,12 @@ fn add(
         let cert = ca
             .issue(&leaf, key)
             .map_err(|e| Error::Failed(format!("cannot issue the certificate of {name}: {e}")))?;
-        let folder = format!("clients/{name}");
-        ws.mkdir(&folder)?;
-        ws.write(
-            &format!("{folder}/ca.pem"),
-            ca.cert_pem.as_bytes(),
-            CERT_FILE,
-        )?;
-        ws.write(
-            &format!("{folder}/cert.pem"),
-            cert.cert_pem.as_bytes(),
-            CERT_FILE,
-        )?;
-        ws.write(
-            &format!("{folder}/key.pem"),
-            cert.key_pem.as_bytes(),
-            KEY_FILE,
+        ws.write_pair(
+            &format!("clients/{name}"),
+            &ca.cert_pem,
+            &cert,
+            "cert.pem",
+            "key.pem",
         )?;
         issued.push((name, cert.not_after));
     }

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use ::time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
 use crate::audit::material;
@@ -53,30 +52,7 @@ pub fn read_leaf(path: &Path) -> Result<Leaf, Error> {
         .and_then(|cn| cn.as_str().ok())
         .unwrap_or_default()
         .to_string();
-    let sans = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    GeneralName::DNSName(dns) => Some(Address::Dns(dns.to_string())),
-                    GeneralName::IPAddress(bytes) => match bytes.len() {
-                        4 => <[u8; 4]>::try_from(*bytes)
-                            .ok()
-                            .map(|b| Address::Ip(b.into())),
-                        16 => <[u8; 16]>::try_from(*bytes)
-                            .ok()
-                            .map(|b| Address::Ip(b.into())),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let sans = crate::names::certificate_sans(&cert);
     let serial = cert
         .raw_serial()
         .iter()

@@ -270,27 +270,12 @@ pub fn run(
         clamped |=
             cert.not_after < now + ::time::Duration::days(days) - ::time::Duration::minutes(10);
         let folder = item.folder();
-        ws.mkdir(&folder)?;
         let (cert_name, key_name) = if item.client.is_none() {
             ("server-cert.pem", "server-key.pem")
         } else {
             ("cert.pem", "key.pem")
         };
-        ws.write(
-            &format!("{folder}/ca.pem"),
-            ca.cert_pem.as_bytes(),
-            CERT_FILE,
-        )?;
-        ws.write(
-            &format!("{folder}/{cert_name}"),
-            cert.cert_pem.as_bytes(),
-            CERT_FILE,
-        )?;
-        ws.write(
-            &format!("{folder}/{key_name}"),
-            cert.key_pem.as_bytes(),
-            KEY_FILE,
-        )?;
+        ws.write_pair(&folder, &ca.cert_pem, &cert, cert_name, key_name)?;
         issued_lines.push(format!(
             "re-issued {} ({}): {}/{cert_name} and {key_name}, expires {}",
             item.label(),
