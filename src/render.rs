@@ -94,6 +94,25 @@ pub fn next_steps(steps: &NextSteps<'_>) -> String {
     )
 }
 
+/// What re-issues a server certificate with more SANs: in a dockertls PKI, the `rotate`
+/// command that adds `missing` (keeping the CA and every other SAN); elsewhere, the SANs the
+/// new certificate needs.
+pub fn reissue_hint(pki: Option<&Path>, missing: &[String], all: &[String]) -> String {
+    let missing: Vec<&str> = missing
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.is_empty())
+        .collect();
+    match pki.filter(|dir| dir.join("ca/ca-key.pem").is_file() && dir.join("server").is_dir()) {
+        Some(dir) if !missing.is_empty() => format!(
+            "dockertls --dir {} rotate --server --allow {} (then restart dockerd)",
+            shell_quote(&dir.display().to_string()),
+            shell_quote(&missing.join(","))
+        ),
+        _ => format!("a new server certificate with the SANs {}", all.join(", ")),
+    }
+}
+
 /// Quotes a word for a POSIX shell only when it needs it.
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()

@@ -218,6 +218,30 @@ pub fn run(
         ..given.clone()
     };
     let command = equivalent_command(&out_dir, &args);
+    let loopback = if args.no_loopback { "" } else { ", 127.0.0.1" };
+    let allow = if args.allow.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", args.allow.join(", "))
+    };
+    eprintln!("\nSummary");
+    eprintln!(
+        "  server certificate  {}{allow}{loopback}, valid {} days",
+        args.host.as_deref().unwrap_or_default(),
+        args.days
+    );
+    eprintln!("  clients             {}", args.clients.join(", "));
+    eprintln!(
+        "  CA                  {}, valid {} days, key {}",
+        args.key_type,
+        args.ca_days,
+        if passphrase.is_some() {
+            "protected by a passphrase"
+        } else {
+            "not encrypted"
+        }
+    );
+    eprintln!("  folder              {}", out_dir.display());
     eprintln!("\nThe same, without questions:\n  {command}\n");
     let go = ask(Confirm::with_theme(&theme)
         .with_prompt("Create it?")

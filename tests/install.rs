@@ -297,6 +297,42 @@ fn invalid_json_and_conflicts_stop_before_any_change() {
 }
 
 #[test]
+fn a_folder_with_only_server_is_enough() {
+    let Some(h) = host("/lib/systemd/system/docker.service", DOCKER_UNIT) else {
+        return;
+    };
+    let copied = h.root.join("copied");
+    std::fs::create_dir_all(copied.join("server")).unwrap();
+    for file in ["ca.pem", "server-cert.pem", "server-key.pem"] {
+        std::fs::copy(
+            h.pki.join("server").join(file),
+            copied.join("server").join(file),
+        )
+        .unwrap();
+    }
+    let output = dockertls()
+        .arg("--dir")
+        .arg(&copied)
+        .args(["install", "--root"])
+        .arg(&h.root)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("using /etc/docker/tls and tcp://0.0.0.0:2376")
+    );
+    assert_eq!(mode(&h.root.join("etc/docker/tls/server-key.pem")), 0o400);
+    let daemon: serde_json::Value =
+        serde_json::from_str(&read(&h.root, "/etc/docker/daemon.json")).unwrap();
+    assert_eq!(daemon["tlskey"], "/etc/docker/tls/server-key.pem");
+}
+
+#[test]
 fn refusals_name_the_problem() {
     let Some(h) = host("/lib/systemd/system/docker.service", DOCKER_UNIT) else {
         return;

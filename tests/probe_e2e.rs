@@ -119,7 +119,32 @@ fn each_fault_gets_its_diagnosis() {
         message.contains("127.0.0.1 is not in the daemon certificate's SANs (localhost)"),
         "{message}"
     );
-    assert!(message.contains("--allow 127.0.0.1"), "{message}");
+    assert!(
+        message.contains("rotate --server --allow 127.0.0.1"),
+        "{message}"
+    );
+    // And that command is the fix: after it and a restart, the IP is accepted.
+    let output = dockertls()
+        .arg("--dir")
+        .arg(&pki)
+        .args(["rotate", "--server", "--allow", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(daemon);
+    let Some(daemon) = Dockerd::start(&pki) else {
+        return;
+    };
+    let by_ip = format!("tcp://127.0.0.1:{}", daemon.port);
+    let by_name = format!("tcp://localhost:{}", daemon.port);
+    assert_eq!(
+        probe(&pki, &[&by_ip, "--client", "client"]).status.code(),
+        Some(0)
+    );
 
     // ca.pem of another PKI: the daemon's certificate is not signed by it.
     let output = probe(

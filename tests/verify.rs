@@ -334,8 +334,7 @@ fn host_must_be_covered_by_a_san() {
         "{message}"
     );
     assert!(
-        message.contains("dockertls --dir")
-            && message.contains("--allow 10.0.0.1,127.0.0.1,10.0.0.2"),
+        message.contains("dockertls --dir") && message.contains("rotate --server --allow 10.0.0.2"),
         "{message}"
     );
 }

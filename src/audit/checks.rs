@@ -597,7 +597,7 @@ fn check_sans(
             .and_then(|cn| cn.as_str().ok())
             .unwrap_or("")
             .to_string();
-        findings.fail("san", format!("no subjectAltName, only CN={cn}: Go (dockerd's clients, the docker CLI) refuses it; re-issue with SANs, e.g. {}", reissue_hint(target, std::slice::from_ref(&cn))));
+        findings.fail("san", format!("no subjectAltName, only CN={cn}: Go (dockerd's clients, the docker CLI) refuses it; re-issue with SANs, e.g. {}", crate::render::reissue_hint(target.path.parent(), std::slice::from_ref(&cn), std::slice::from_ref(&cn))));
     } else {
         findings.ok("san", listed.join(", "));
     }
@@ -625,44 +625,9 @@ fn check_sans(
                 .chain(ips.iter().map(ToString::to_string))
                 .collect();
             names.push(wanted.to_string());
-            findings.fail("host", format!("{wanted} is not among the SANs ({}): clients dialling it get \"certificate is valid for ..., not {wanted}\"; re-issue with it, e.g. {}", if listed.is_empty() { "none".to_string() } else { listed.join(", ") }, reissue_hint(target, &names)));
+            findings.fail("host", format!("{wanted} is not among the SANs ({}): clients dialling it get \"certificate is valid for ..., not {wanted}\"; re-issue with it, e.g. {}", if listed.is_empty() { "none".to_string() } else { listed.join(", ") }, crate::render::reissue_hint(target.path.parent(), &[wanted.to_string()], &names)));
         }
     }
-}
-
-/// The command that re-issues a server certificate with the given names.
-fn reissue_hint(target: &Target, names: &[String]) -> String {
-    let mut names = names.iter().filter(|n| !n.is_empty());
-    let Some(first) = names.next() else {
-        return "dockertls init --host NAME".to_string();
-    };
-    let rest: Vec<&String> = names.collect();
-    let dir = target.path.parent().unwrap_or(Path::new("."));
-    if !(dir.join("ca/ca-key.pem").is_file() && dir.join("daemon.json").is_file()) {
-        let all: Vec<&str> = std::iter::once(first.as_str())
-            .chain(rest.iter().map(|s| s.as_str()))
-            .collect();
-        return format!(
-            "a new server certificate with the SANs {} (dockertls init --host {first} ... makes a whole new PKI)",
-            all.join(", ")
-        );
-    }
-    let mut command = format!(
-        "dockertls --dir {} init --force --host {first}",
-        dir.display()
-    );
-    if !rest.is_empty() {
-        command.push_str(" --allow ");
-        command.push_str(
-            &rest
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-    }
-    command.push_str(" (a new CA: every client then needs its new folder)");
-    command
 }
 
 /// RFC 6125 matching: exact, or a wildcard in the leftmost label covering exactly one label.

@@ -46,20 +46,10 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
             return UNKNOWN;
         }
     };
-    let pki_dir = dir.to_path_buf();
-    let hint = move |sans: &[String], wanted: &str| {
-        let mut names: Vec<String> = sans.to_vec();
-        names.push(wanted.to_string());
-        if pki_dir.join("ca/ca-key.pem").is_file() {
-            format!(
-                "dockertls --dir {} init --force --host {} --allow {} (a new CA: every client then needs its new folder)",
-                pki_dir.display(),
-                names[0],
-                names[1..].join(",")
-            )
-        } else {
-            format!("a server certificate with the SANs {}", names.join(", "))
-        }
+    let hint = |sans: &[String], wanted: &str| {
+        let mut all = sans.to_vec();
+        all.push(wanted.to_string());
+        crate::render::reissue_hint(Some(dir), &[wanted.to_string()], &all)
     };
     let outcome = probe::probe(
         &endpoint,
