@@ -85,7 +85,8 @@ impl Findings {
 
 /// A file read for checking: its bytes and metadata.
 struct Loaded {
-    bytes: Vec<u8>,
+    /// Wiped on drop: it may be a private key.
+    bytes: zeroize::Zeroizing<Vec<u8>>,
     meta: fs::Metadata,
 }
 
@@ -123,7 +124,10 @@ fn load(path: &Path, what: &str, findings: &mut Findings) -> Option<Loaded> {
         findings.fail("files", format!("{what} {name} cannot be read: {err}"));
         return None;
     }
-    Some(Loaded { bytes, meta })
+    Some(Loaded {
+        bytes: zeroize::Zeroizing::new(bytes),
+        meta,
+    })
 }
 
 /// Runs every check that applies to `target`.

@@ -48,6 +48,16 @@ pub struct Planned {
     pub existing: Option<Existing>,
 }
 
+impl Drop for Planned {
+    // The key file's contents pass through here: wipe them.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.contents);
+        if let Some((contents, ..)) = &mut self.existing {
+            zeroize::Zeroize::zeroize(contents);
+        }
+    }
+}
+
 impl Planned {
     /// Whether writing would change anything (contents, mode or root ownership).
     pub fn changes(&self) -> bool {
