@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{dockertls, find_tool, init, tree};
+use common::{dockertls, files, find_tool, init};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     dockertls()
@@ -20,13 +20,6 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn files(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
-    tree(dir)
-        .into_iter()
-        .filter(|(p, _, _)| p != ".dockertls.lock")
-        .collect()
 }
 
 #[test]

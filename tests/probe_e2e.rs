@@ -33,20 +33,7 @@ fn outcome(
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    let checks = document["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                (
-                    c["status"].as_str().unwrap().to_string(),
-                    c["message"].as_str().unwrap().to_string(),
-                ),
-            )
-        })
-        .collect();
+    let checks = common::check_map(&document["checks"]);
     (document, checks)
 }
 

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{
-    Dockerd, docker_version, dockertls, find_tool, init_ok, is_root, mode, peers_required, tree,
+    Dockerd, docker_version, dockertls, files, find_tool, init_ok, is_root, mode, peers_required,
+    tree,
 };
 
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -47,12 +48,6 @@ fn verify_ok(dir: &Path) {
 }
 
 /// The tree without the lock file (which a run may create).
-fn files(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
-    tree(dir)
-        .into_iter()
-        .filter(|(p, _, _)| p != ".dockertls.lock")
-        .collect()
-}
 
 #[test]
 fn client_add_list_remove_and_env() {

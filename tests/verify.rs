@@ -469,22 +469,7 @@ const GOOD_CONFIG: &str = r#"{"hosts": ["unix:///var/run/docker.sock", "tcp://0.
  "tlscacert": "TLS/ca.pem", "tlscert": "TLS/server-cert.pem", "tlskey": "TLS/server-key.pem", "icc": false}"#;
 
 fn config_checks(output: &Output) -> BTreeMap<String, (String, String)> {
-    let document = json(output);
-    let target = &document["targets"][0];
-    target["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                (
-                    c["status"].as_str().unwrap().to_string(),
-                    c["message"].as_str().unwrap().to_string(),
-                ),
-            )
-        })
-        .collect()
+    common::check_map(&json(output)["targets"][0]["checks"])
 }
 
 #[test]

@@ -272,3 +272,26 @@ pub fn tree(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The tree without DIR's lock file (which any run may create).
+pub fn files(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    tree(dir)
+        .into_iter()
+        .filter(|(p, _, _)| p != ".dockertls.lock")
+        .collect()
+}
+
+/// A JSON `checks` array as {id: (status, message)}.
+pub fn check_map(
+    checks: &serde_json::Value,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    checks
+        .as_array()
+        .expect("a checks array")
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (field("id"), (field("status"), field("message")))
+        })
+        .collect()
+}
