@@ -104,8 +104,11 @@ fn fixtures_made_by_openssl_get_the_right_verdicts() {
             );
         }
     }
-    // Layouts of docker-machine and docker:dind are recognised with the right kinds.
+    // Layouts of docker-machine, docker:dind and easy-rsa are recognised with the right kinds.
     for (path, kind) in [
+        ("easyrsa/pki/ca.crt", "ca"),
+        ("easyrsa/pki/issued/docker.crt", "server"),
+        ("easyrsa/pki/issued/alice.crt", "client"),
         ("machine", "server"),
         ("machine", "client"),
         ("dind/ca", "ca"),

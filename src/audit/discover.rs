@@ -53,11 +53,62 @@ pub fn find(root: &Path, found: &mut Found) {
             pending.push(dir.join(name));
         }
         let has = |name: &str| files.iter().any(|f| f == name);
+        if has("ca.crt") && subdirs_have(&dir, &["issued", "private"]) {
+            easy_rsa(&dir, &mut found.targets);
+        }
         classify(&dir, &has, &mut found.targets);
     }
     found
         .targets
         .sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
+}
+
+fn subdirs_have(dir: &Path, names: &[&str]) -> bool {
+    names
+        .iter()
+        .all(|n| fs::symlink_metadata(dir.join(n)).is_ok_and(|m| m.is_dir()))
+}
+
+/// An easy-rsa PKI: pki/ca.crt, pki/private/ca.key, pki/issued/NAME.crt with
+/// pki/private/NAME.key. Each issued certificate is a server or a client by its EKU.
+fn easy_rsa(dir: &Path, targets: &mut Vec<Target>) {
+    targets.push(Target {
+        path: dir.join("ca.crt"),
+        kind: Kind::Ca,
+        cert: dir.join("ca.crt"),
+        key: dir.join("private/ca.key"),
+        ca: None,
+        cis: false,
+    });
+    let Ok(entries) = fs::read_dir(dir.join("issued")) else {
+        return;
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".crt")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        let cert = dir.join("issued").join(format!("{name}.crt"));
+        let kind = match read_small(&cert).as_deref().and_then(role_of) {
+            Some(Role::ServerOnly) => Kind::Server,
+            Some(Role::Ca) => continue,
+            _ => Kind::Client,
+        };
+        targets.push(Target {
+            path: cert.clone(),
+            kind,
+            cert,
+            key: dir.join("private").join(format!("{name}.key")),
+            ca: Some(dir.join("ca.crt")),
+            cis: false,
+        });
+    }
 }
 
 fn classify(dir: &Path, has: &dyn Fn(&str) -> bool, targets: &mut Vec<Target>) {

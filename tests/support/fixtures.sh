@@ -185,6 +185,21 @@ openssl x509 -req -in c.csr -CA dind/ca/cert.pem -CAkey dind/ca/key.pem -CAcreat
   -extfile "$cnf" -extensions client -out dind/client/cert.pem 2>/dev/null
 rm -f s.csr c.csr
 
+# easy-rsa's layout: pki/ca.crt, pki/private/{ca,NAME}.key, pki/issued/NAME.crt.
+mkdir -p easyrsa/pki/issued easyrsa/pki/private
+key easyrsa/pki/private/ca.key p256
+openssl req -new -x509 -config "$cnf" -extensions ca -key easyrsa/pki/private/ca.key -subj "/CN=Easy-RSA CA" \
+  -days 3650 -out easyrsa/pki/ca.crt
+for entry in docker:server alice:client; do
+  name=${entry%%:*} section=${entry##*:}
+  key "easyrsa/pki/private/$name.key" p256
+  openssl req -new -config "$cnf" -key "easyrsa/pki/private/$name.key" -subj "/CN=$name" -out "easyrsa/$name.csr"
+  openssl x509 -req -in "easyrsa/$name.csr" -CA easyrsa/pki/ca.crt -CAkey easyrsa/pki/private/ca.key -CAcreateserial \
+    -days 365 -extfile "$cnf" -extensions "$section" -out "easyrsa/pki/issued/$name.crt" 2>/dev/null
+  rm "easyrsa/$name.csr"
+done
+chmod 0600 easyrsa/pki/private/*.key
+
 # One CA signs the failing dirs; a second one is "another CA".
 make_ca bad-ca p256
 make_ca other-ca p256
