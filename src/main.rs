@@ -64,19 +64,21 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         .filter(|line| !line.is_empty())
         .collect();
     eprintln!("{}", message.join(" "));
-    // verify follows the monitoring-plugin convention: 3 means "could not check".
-    let verify = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-') && !looks_like_dir_value(a));
-    ExitCode::from(if verify.as_deref() == Some("verify") {
-        3
-    } else {
-        2
-    })
+    // verify and probe follow the monitoring-plugin convention: 3 means "could not check".
+    let monitoring = matches!(subcommand().as_deref(), Some("verify" | "probe"));
+    ExitCode::from(if monitoring { 3 } else { 2 })
 }
 
-/// Whether an argument is the value of `--dir` (the only global option taking a value).
-fn looks_like_dir_value(arg: &str) -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.windows(2).any(|w| w[0] == "--dir" && w[1] == arg)
+/// The subcommand named on the command line, skipping the global options and their values.
+fn subcommand() -> Option<String> {
+    const GLOBAL_WITH_VALUE: [&str; 2] = ["--dir", "--ca-passphrase-file"];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if GLOBAL_WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
 }

@@ -395,6 +395,8 @@ fn unusable_client_files_and_bad_arguments() {
         vec!["unix:///var/run/docker.sock"],
         vec![endpoint.as_str(), "--client", "carol"],
         vec![endpoint.as_str(), "--timeout", "0"],
+        vec![endpoint.as_str(), "--bogus"],
+        vec![endpoint.as_str(), "--format", "xml"],
     ] {
         let output = probe(&pki, &args);
         assert_eq!(

@@ -444,6 +444,28 @@ fn exit_status_follows_the_monitoring_convention() {
     }
     let output = verify(&[empty.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("no cert dir found"));
+    // A usage error after global options that take values is still "could not check".
+    for globals in [
+        vec!["--dir", p],
+        vec!["--ca-passphrase-file", p],
+        vec!["--dir", "verify", "--ca-passphrase-file", p],
+    ] {
+        let output = dockertls()
+            .args(&globals)
+            .args(["verify", "--bogus"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(3), "{globals:?}");
+    }
+    let output = dockertls()
+        .args(["--dir", "verify", "init", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "init keeps exit 2 for usage errors"
+    );
 }
 
 /// Copies a dockertls server folder to `dir`, root-owned with Docker's modes, and writes a
