@@ -93,11 +93,7 @@ impl Outcome {
 
     /// The worst check.
     pub fn status(&self) -> Status {
-        self.checks
-            .iter()
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(Status::Ok)
+        crate::audit::worst(&self.checks)
     }
 }
 

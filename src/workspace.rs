@@ -43,11 +43,6 @@ impl Workspace {
         })
     }
 
-    /// The PKI folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn staging(&self) -> &Path {
         self.staging.as_ref().map_or(&self.dir, |s| s.path())
     }

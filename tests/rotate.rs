@@ -383,7 +383,7 @@ fn allow_adds_sans_and_the_ca_can_be_replaced() {
 }
 
 #[test]
-fn a_second_run_waits_for_the_lock() {
+fn a_second_run_is_refused_while_the_lock_is_held() {
     let work = tempfile::tempdir().unwrap();
     let pki = work.path().join("pki");
     init_ok(&pki, &["--host", "docker.example.com"]);

@@ -433,7 +433,7 @@ fn check_cert(
     }
 
     if !is_ca_target {
-        check_leaf_usage(target, leaf, issuer, findings);
+        check_leaf_usage(target, leaf, findings);
     }
     if target.kind == Kind::Server {
         check_sans(leaf, options, target, findings);
@@ -478,12 +478,7 @@ fn check_is_ca(ca: &X509Certificate<'_>, kind: Kind, findings: &mut Findings) {
     findings.ok("ca", format!("{name} is a CA"));
 }
 
-fn check_leaf_usage(
-    target: &Target,
-    leaf: &X509Certificate<'_>,
-    _issuer: Option<&X509Certificate<'_>>,
-    findings: &mut Findings,
-) {
+fn check_leaf_usage(target: &Target, leaf: &X509Certificate<'_>, findings: &mut Findings) {
     let is_rsa = leaf.public_key().algorithm.algorithm.to_id_string() == "1.2.840.113549.1.1.1";
     match leaf.key_usage() {
         Err(_) => findings.fail("key-usage", "keyUsage is duplicated"),

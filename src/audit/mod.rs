@@ -82,12 +82,13 @@ pub struct TargetReport {
 impl TargetReport {
     /// A target's status is its worst check.
     pub fn status(&self) -> Status {
-        self.checks
-            .iter()
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(Status::Ok)
+        worst(&self.checks)
     }
+}
+
+/// The worst status among `checks` (ok when there are none).
+pub fn worst(checks: &[Check]) -> Status {
+    checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok)
 }
 
 /// What the checks compare against.

@@ -2,7 +2,6 @@
 //! certificate, or replace the CA; every replaced folder is backed up first and swapped in
 //! whole (see `workspace`).
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -310,8 +309,6 @@ pub fn run(
     } else {
         folders.extend(items.iter().map(Item::folder));
     }
-    let unique: HashSet<&String> = folders.iter().collect();
-    debug_assert_eq!(unique.len(), folders.len());
     for folder in &folders {
         ws.back_up(folder)?;
     }
