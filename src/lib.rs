@@ -13,5 +13,6 @@ pub mod probe;
 pub mod render;
 pub mod secret;
 pub mod store;
+pub mod terminal;
 pub mod wizard;
 pub mod workspace;

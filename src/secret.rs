@@ -61,6 +61,7 @@ impl Passphrase {
 
     /// Asks on the terminal; `confirm` asks twice (for a new key).
     pub fn prompt(prompt: &str, confirm: bool) -> Result<Passphrase, Error> {
+        crate::terminal::restore_on_interrupt();
         let theme = dialoguer::theme::SimpleTheme;
         let mut input = dialoguer::Password::with_theme(&theme).with_prompt(prompt);
         if confirm {
@@ -74,9 +75,13 @@ impl Passphrase {
                     }
                 });
         }
-        let text = input
-            .interact()
-            .map_err(|e| Error::Refused(format!("cannot read the passphrase: {e}")))?;
+        let text = match input.interact() {
+            Ok(text) => text,
+            Err(dialoguer::Error::IO(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                crate::terminal::interrupted()
+            }
+            Err(e) => return Err(Error::Refused(format!("cannot read the passphrase: {e}"))),
+        };
         Ok(Passphrase(Zeroizing::new(text)))
     }
 

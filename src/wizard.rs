@@ -6,17 +6,16 @@ use std::collections::HashSet;
 use std::ffi::CStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use dialoguer::theme::SimpleTheme;
-use dialoguer::{Confirm, Input, MultiSelect, Password, Select};
+use dialoguer::{Confirm, Input, MultiSelect, Select};
 
 use crate::cli::{InitArgs, KEY_TYPES};
 use crate::error::Error;
 use crate::names;
 use crate::plan::MAX_DAYS;
 use crate::render::shell_quote;
-use crate::secret::{self, Passphrase};
+use crate::secret::Passphrase;
 
 /// What the wizard settled on.
 pub struct Answers {
@@ -35,25 +34,11 @@ const KEY_TYPE_HELP: [&str; 6] = [
     "rsa-4096    what Docker's docs use; slow to generate, large",
 ];
 
-/// Ctrl-C at a prompt: show the cursor again and exit 130; nothing has been written yet.
-fn interrupted() -> ! {
-    let _ = console::Term::stderr().show_cursor();
-    eprintln!();
-    std::process::exit(130);
-}
-
-fn install_interrupt_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| interrupted());
-    });
-}
-
 fn ask<T>(result: dialoguer::Result<T>) -> Result<T, Error> {
     match result {
         Ok(value) => Ok(value),
         Err(dialoguer::Error::IO(err)) if err.kind() == std::io::ErrorKind::Interrupted => {
-            interrupted()
+            crate::terminal::interrupted()
         }
         Err(err) => Err(Error::Refused(format!(
             "cannot ask on this terminal: {err}"
@@ -67,7 +52,7 @@ pub fn run(
     given: &InitArgs,
     passphrase_file: Option<&Path>,
 ) -> Result<Option<Answers>, Error> {
-    install_interrupt_handler();
+    crate::terminal::restore_on_interrupt();
     let theme = SimpleTheme;
     eprintln!(
         "dockertls init: a CA, a server certificate and client certificates for dockerd over TLS."
@@ -171,21 +156,7 @@ pub fn run(
                 .default(true)
                 .interact())?;
             if protect {
-                let text = ask(Password::with_theme(&theme)
-                    .with_prompt("Passphrase for the CA key")
-                    .with_confirmation("Repeat it", "The two entries differ; try again")
-                    .validate_with(|text: &String| {
-                        if text.chars().count() < secret::MIN_PASSPHRASE {
-                            Err(format!(
-                                "use at least {} characters",
-                                secret::MIN_PASSPHRASE
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    })
-                    .interact())?;
-                Some(Passphrase::from_text(text))
+                Some(Passphrase::prompt("Passphrase for the CA key", true)?)
             } else {
                 None
             }

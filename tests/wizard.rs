@@ -13,6 +13,24 @@ use common::{dockertls, tree};
 
 const TIMEOUT_MS: u64 = 60_000;
 
+/// Runs dockertls in a shell that survives Ctrl-C and then reports the exit status and
+/// whether the terminal still echoes (a hidden prompt turns echo off).
+fn in_shell(dir: &Path, extra: &[&str]) -> PtySession {
+    let script = format!(
+        "stty echo; trap : INT; \"$0\" --dir \"$1\" init {}; echo \"EXIT=$?\"; stty -a | tr ' ;' '\\n\\n' | grep -x -e echo -e -echo | sed 's/^/TERMINAL=/'",
+        extra.join(" ")
+    );
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_dockertls"))
+        .arg(dir)
+        .env("TERM", "xterm")
+        .env_remove("DOCKERTLS_DIR");
+    spawn_command(command, Some(TIMEOUT_MS)).unwrap()
+}
+
 fn wizard(dir: &Path, extra: &[&str]) -> PtySession {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dockertls"));
     command
@@ -196,7 +214,7 @@ fn ctrl_c_at_any_prompt_exits_130_and_writes_nothing() {
     ] {
         let work = tempfile::tempdir().unwrap();
         let pki = work.path().join("pki");
-        let mut s = wizard(&pki, &["--client", "alice"]);
+        let mut s = in_shell(&pki, &["--client", "alice"]);
         // Flags given are the suggestions: Enter accepts them. Prompts come in a fixed order
         // (a prompt may be drawn again as it is answered, so each is awaited once, in turn).
         let steps = [
@@ -245,8 +263,12 @@ fn ctrl_c_at_any_prompt_exits_130_and_writes_nothing() {
         }
         s.send_control('c').unwrap();
         let rest = s.exp_eof().unwrap_or_default();
-        let status = exit_code(&mut s);
-        assert!(status.contains(", 130)"), "Ctrl-C at {stop_at:?}: {status}");
+        assert!(rest.contains("EXIT=130"), "Ctrl-C at {stop_at:?}: {rest:?}");
+        // The terminal echoes again (a passphrase prompt had turned echo off).
+        assert!(
+            rest.contains("TERMINAL=echo") && !rest.contains("TERMINAL=-echo"),
+            "Ctrl-C at {stop_at:?}: {rest:?}"
+        );
         if stop_at == "Key type" {
             assert!(
                 rest.contains("\x1b[?25h"),
@@ -255,6 +277,22 @@ fn ctrl_c_at_any_prompt_exits_130_and_writes_nothing() {
         }
         assert!(!pki.exists(), "Ctrl-C at {stop_at:?} left {:?}", tree(&pki));
     }
+}
+
+#[test]
+fn ctrl_c_at_the_passphrase_prompt_of_init_restores_the_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    let mut s = in_shell(&pki, &["--host", "docker.example.com", "--encrypt-ca-key"]);
+    s.exp_string("Passphrase for the CA key").unwrap();
+    s.send_control('c').unwrap();
+    let rest = s.exp_eof().unwrap_or_default();
+    assert!(rest.contains("EXIT=130"), "{rest:?}");
+    assert!(
+        rest.contains("TERMINAL=echo") && !rest.contains("TERMINAL=-echo"),
+        "{rest:?}"
+    );
+    assert!(!pki.exists());
 }
 
 #[test]
