@@ -705,3 +705,35 @@ fn hostile_files_never_crash_it() {
         "{text}"
     );
 }
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "docker.example.com"]);
+    let on_terminal = |no_color: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dockertls"));
+        command
+            .arg("--dir")
+            .arg(&pki)
+            .arg("verify")
+            .env("TERM", "xterm");
+        match no_color {
+            Some(value) => command.env("NO_COLOR", value),
+            None => command.env_remove("NO_COLOR"),
+        };
+        let mut session = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+        session.exp_eof().unwrap()
+    };
+    assert!(
+        on_terminal(None).contains("\x1b[32mOK\x1b[0m"),
+        "green OK on a terminal"
+    );
+    assert!(
+        !on_terminal(Some("1")).contains('\x1b'),
+        "no colour with NO_COLOR"
+    );
+    // Off a terminal: plain text.
+    let output = verify(&[pki.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&output.stdout).contains('\x1b'));
+}
