@@ -31,6 +31,8 @@ pub fn run(
             None => Ok(()),
         };
     }
+    // Refuse bad input and an occupied --dir before asking for a passphrase; `create` checks
+    // again (it is also the wizard's way in).
     let plan = InitPlan::from_args(dir, args)?;
     store::check_output_dir(&plan.dir, plan.force)?;
     let passphrase = if args.encrypt_ca_key || passphrase_file.is_some() {
