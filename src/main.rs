@@ -1,6 +1,6 @@
 //! dockertls: make the Docker daemon's remote API safe to expose.
 
-use dockertls::{cli, commands, error};
+use dockertls::{cli, commands, error, escape};
 
 use std::process::ExitCode;
 
@@ -15,7 +15,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err}");
+            // The message may echo a path, a name or a file's contents: escaped.
+            escape::print_stderr_line(&format!("error: {err}"));
             ExitCode::from(err.exit_code())
         }
     }
@@ -63,7 +64,8 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
         .filter(|line| !line.is_empty())
         .collect();
-    eprintln!("{}", message.join(" "));
+    // clap quotes the offending argument, which may hold control characters.
+    escape::print_stderr_line(&message.join(" "));
     // verify and probe follow the monitoring-plugin convention: 3 means "could not check".
     let monitoring = matches!(subcommand().as_deref(), Some("verify" | "probe"));
     ExitCode::from(if monitoring { 3 } else { 2 })

@@ -47,7 +47,9 @@ pub fn json(reports: &[TargetReport]) -> serde_json::Value {
     })
 }
 
-/// Text: a line per target, an indented line per check that is not ok, and a summary.
+/// Text: a line per target, an indented line per check that is not ok, and a summary. Paths,
+/// subjects and messages come from the files and their names: each is escaped (see `escape`),
+/// so only the colour codes added here reach the terminal.
 pub fn text(reports: &[TargetReport], colour: bool) -> String {
     let paint = |status: Status| {
         let word = status.name().to_uppercase();
@@ -72,12 +74,14 @@ pub fn text(reports: &[TargetReport], colour: bool) -> String {
         };
         out.push_str(&format!(
             "{}  {}  {}  {}  {}\n",
-            r.path.display(),
+            crate::escape::path(&r.path),
             r.kind.name(),
-            r.subject
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .unwrap_or("(no subject)"),
+            crate::escape::field(
+                r.subject
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("(no subject)")
+            ),
             expiry,
             paint(r.status())
         ));
@@ -86,7 +90,7 @@ pub fn text(reports: &[TargetReport], colour: bool) -> String {
                 "    {} {}: {}\n",
                 paint(check.status).to_lowercase(),
                 check.id,
-                check.message
+                crate::escape::field(&check.message)
             ));
         }
     }

@@ -126,7 +126,7 @@ fn add(
             crate::render::shell_quote(&dir.display().to_string())
         ));
     }
-    let _ = std::io::stdout().write_all(out.as_bytes());
+    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
     Ok(())
 }
 
@@ -179,7 +179,7 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<u8, Er
         }
         text
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
     Ok(0)
 }
 
@@ -212,6 +212,6 @@ fn remove(dir: &Path, args: &ClientRemoveArgs, now: OffsetDateTime) -> Result<()
          or deny the user {name} in an authorization plugin (the plugin sees the certificate's CN).\n",
         moved.display()
     );
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
     Ok(())
 }

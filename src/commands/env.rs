@@ -88,6 +88,6 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
             ),
         }
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
     Ok(())
 }

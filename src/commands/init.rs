@@ -135,7 +135,7 @@ pub fn create(
         summary.push_str("ca/ca-key.pem is encrypted: dockertls client add and rotate ask for its passphrase (or read --ca-passphrase-file).\n");
     }
     // The files are in place; a closed stdout must not turn success into a failure exit.
-    let _ = io::stdout().write_all(summary.as_bytes());
+    let _ = io::stdout().write_all(crate::escape::text(&summary).as_bytes());
     Ok(())
 }
 

@@ -46,14 +46,14 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             out.push_str("nothing to change: everything is in place\n");
         }
         out.push_str("dry run: nothing was changed\n");
-        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
         return Ok(());
     }
     if changing.is_empty() {
         out.push_str(
             "nothing to change: the TLS files, daemon.json and the drop-in are in place\n",
         );
-        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
         return Ok(());
     }
     validate_daemon_json(&plan)?;
@@ -114,7 +114,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             plan.listen_port
         ));
     }
-    let _ = std::io::stdout().write_all(out.as_bytes());
+    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
     Ok(())
 }
 

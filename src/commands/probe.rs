@@ -59,7 +59,9 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
         &hint,
     );
     let rendered = if args.format == "json" {
-        let mut text = serde_json::to_string_pretty(&to_json(&outcome)).unwrap_or_default();
+        let json = serde_json::to_string_pretty(&to_json(&outcome)).unwrap_or_default();
+        // serde_json leaves C1 and bidi controls raw: escape them as JSON escapes.
+        let mut text = crate::escape::text(&json).into_owned();
         text.push('\n');
         text
     } else {
@@ -119,7 +121,10 @@ fn to_json(outcome: &Outcome) -> serde_json::Value {
     })
 }
 
+/// Text for people. Every value from the server, the files or the command line is escaped
+/// (see `escape`): only the colour codes added here reach the terminal.
 fn to_text(outcome: &Outcome, colour: bool) -> String {
+    use crate::escape::field;
     let paint = |status: Status| {
         let word = status.name().to_uppercase();
         match (colour, status) {
@@ -131,18 +136,18 @@ fn to_text(outcome: &Outcome, colour: bool) -> String {
     };
     let mut out = format!(
         "{}  with {}  {}\n",
-        outcome.endpoint,
-        outcome.cert_path.display(),
+        field(&outcome.endpoint),
+        crate::escape::path(&outcome.cert_path),
         paint(outcome.status())
     );
     if let Some(version) = &outcome.tls_version {
-        out.push_str(&format!("  TLS       {version}\n"));
+        out.push_str(&format!("  TLS       {}\n", field(version)));
     }
     if let Some(server) = &outcome.server_cert {
         out.push_str(&format!(
             "  server    {}, issued by {}, expires {}\n",
-            server.subject,
-            server.issuer,
+            field(&server.subject),
+            field(&server.issuer),
             server.not_after.date()
         ));
         out.push_str(&format!(
@@ -150,14 +155,15 @@ fn to_text(outcome: &Outcome, colour: bool) -> String {
             if server.sans.is_empty() {
                 "none".to_string()
             } else {
-                server.sans.join(", ")
+                field(&server.sans.join(", ")).into_owned()
             }
         ));
     }
     if let Some(version) = &outcome.daemon_version {
         out.push_str(&format!(
-            "  daemon    Docker {version}, API {}\n",
-            outcome.api_version.as_deref().unwrap_or("?")
+            "  daemon    Docker {}, API {}\n",
+            field(version),
+            field(outcome.api_version.as_deref().unwrap_or("?"))
         ));
     }
     for check in outcome.checks.iter().filter(|c| c.status != Status::Ok) {
@@ -165,7 +171,7 @@ fn to_text(outcome: &Outcome, colour: bool) -> String {
             "  {} {}: {}\n",
             paint(check.status).to_lowercase(),
             check.id,
-            check.message
+            field(&check.message)
         ));
     }
     out

@@ -173,7 +173,7 @@ pub fn run(
         for line in &skipped {
             out.push_str(&format!("  {line}\n"));
         }
-        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
         return Ok(());
     }
     if args.dry_run {
@@ -191,7 +191,7 @@ pub fn run(
             out.push_str(&format!("would keep {line}\n"));
         }
         out.push_str("dry run: nothing was changed\n");
-        let _ = std::io::stdout().write_all(out.as_bytes());
+        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
         return Ok(());
     }
 
@@ -359,7 +359,7 @@ pub fn run(
                 .join(", ")
         ));
     }
-    let _ = std::io::stdout().write_all(out.as_bytes());
+    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
     Ok(())
 }
 
