@@ -188,7 +188,7 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "NAME")]
     pub client: Option<String>,
 
-    /// Seconds to wait for the connection and each answer.
+    /// Seconds the whole probe may take: every connection, handshake and answer.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
 

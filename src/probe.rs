@@ -3,24 +3,34 @@
 //! failure into a diagnosis with its fix.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
-    SignatureScheme, StreamOwned,
+    AlertDescription, CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct,
+    ProtocolVersion, RootCertStore, SignatureScheme, StreamOwned,
 };
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use crate::audit::material::{self, KeyError};
 use crate::audit::{Check, Status};
+
+/// Docker's TLS port, used when DOCKER_HOST names none.
+const DEFAULT_PORT: u16 = 2376;
+
+/// The most the probe reads of one answer. dockerd answers `/_ping` in a few bytes and
+/// `/version` in under 2 KiB; anything longer is not a Docker API, and an endless answer must
+/// not fill the memory.
+const MAX_ANSWER: u64 = 64 * 1024;
 
 /// Where to connect.
 #[derive(Debug, Clone)]
@@ -30,33 +40,77 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `tcp://HOST:PORT` (the port defaults to 2376, Docker's TLS port).
+    /// Parses `tcp://HOST[:PORT][/]` (the port defaults to 2376, Docker's TLS port); HOST is a
+    /// DNS name, an IPv4 address, or an IPv6 address in brackets. Anything else is refused: a
+    /// probe of another address than the one meant would report on the wrong daemon.
     pub fn parse(input: &str) -> Result<Endpoint, String> {
-        let rest = input.strip_prefix("tcp://").ok_or_else(|| {
-            format!("'{input}': give the daemon as tcp://HOST:PORT (unix sockets and ssh:// have no TLS to probe)")
-        })?;
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("'{input}': unclosed '['"))?;
-            (host.to_string(), after.strip_prefix(':'))
-        } else {
-            match rest.rsplit_once(':') {
-                Some((host, port)) if !host.contains(':') => (host.to_string(), Some(port)),
-                _ => (rest.to_string(), None),
-            }
+        let bad = |why: &str| {
+            format!(
+                "'{input}' {why}: give the daemon as tcp://HOST:PORT (e.g. tcp://daemon.example.com:2376 or tcp://[2001:db8::1]:2376)"
+            )
         };
-        if host.is_empty() || host.contains('/') {
-            return Err(format!("'{input}': no host name"));
+        if input.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad("contains white space or a control character"));
         }
+        let Some(rest) = input.strip_prefix("tcp://") else {
+            return Err(match input.split_once("://") {
+                Some((scheme, _)) => bad(&format!(
+                    "is not a TCP address ({scheme}://: unix sockets and ssh:// have no TLS to probe)"
+                )),
+                None => bad("has no tcp:// in front"),
+            });
+        };
+        // DOCKER_HOST may end with one '/'; a path, a query or a user is not understood.
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if let Some(c) = rest
+            .chars()
+            .find(|c| matches!(c, '/' | '?' | '#' | '@' | '%'))
+        {
+            return Err(bad(&format!(
+                "has '{c}' in its address part (no path, query, user or IPv6 zone)"
+            )));
+        }
+        let (host, port) = if let Some(inside) = rest.strip_prefix('[') {
+            let (inside, after) = inside
+                .split_once(']')
+                .ok_or_else(|| bad("has '[' without a closing ']'"))?;
+            let ip: Ipv6Addr = inside
+                .parse()
+                .map_err(|_| bad(&format!("has '{inside}' in brackets, not an IPv6 address")))?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                    bad(&format!(
+                        "has '{after}' after ']' where only :PORT may follow"
+                    ))
+                })?),
+            };
+            (ip.to_string(), port)
+        } else {
+            let (host, port) = match rest.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (rest, None),
+            };
+            if port.is_some_and(|p| p.contains(':')) {
+                return Err(bad(
+                    "has more than one ':' (an IPv6 address goes in brackets: tcp://[::1]:2376)",
+                ));
+            }
+            check_host(host).map_err(|why| bad(&why))?;
+            (host.to_ascii_lowercase(), port)
+        };
         let port = match port {
-            None => 2376,
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("'{input}': '{port}' is not a port"))?,
+            None => DEFAULT_PORT,
+            Some(port) => match port.parse::<u32>() {
+                _ if port.is_empty() => return Err(bad("has ':' but no port after it")),
+                _ if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 => {
+                    return Err(bad(&format!(
+                        "has '{port}' where the port goes, not a number"
+                    )));
+                }
+                Ok(n @ 1..=65535) => n as u16,
+                _ => return Err(bad(&format!("has port {port}, outside 1-65535"))),
+            },
         };
         Ok(Endpoint { host, port })
     }
@@ -67,6 +121,113 @@ impl Endpoint {
         } else {
             format!("tcp://{}:{}", self.host, self.port)
         }
+    }
+}
+
+/// An IPv4 address or a DNS name (letters, digits, '-', '_' in labels of 1 to 63).
+fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("has no host name".into());
+    }
+    if host.parse::<Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("has '{host}', not an IPv4 address"));
+    }
+    if !host.is_ascii() {
+        return Err(format!(
+            "has '{host}', not ASCII: write an international name in its xn-- form"
+        ));
+    }
+    if host.len() > 253
+        || host.split('.').any(|label| {
+            label.is_empty()
+                || label.len() > 63
+                || label.starts_with('-')
+                || label.ends_with('-')
+                || !label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    {
+        return Err(format!("has '{host}', not a valid host name"));
+    }
+    Ok(())
+}
+
+/// One deadline for the whole probe: name resolution, every connection (the anonymous-client
+/// and plain-HTTP checks too), every handshake, read and write draw on the same `--timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    end: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    pub fn after(limit: Duration) -> Deadline {
+        let now = Instant::now();
+        Deadline {
+            end: now.checked_add(limit).unwrap_or(now),
+            limit,
+        }
+    }
+
+    /// The time left, or None once the deadline has passed.
+    fn remaining(&self) -> Option<Duration> {
+        self.end
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+
+    /// How the limit is named in messages: "--timeout 2s".
+    fn named(&self) -> String {
+        let secs = self.limit.as_secs_f64();
+        if secs.fract() == 0.0 {
+            format!("--timeout {secs:.0}s")
+        } else {
+            format!("--timeout {secs}s")
+        }
+    }
+}
+
+fn deadline_passed() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "the probe's deadline passed")
+}
+
+/// A TCP stream whose every read and write ends at the probe's deadline: a server that
+/// trickles a byte at a time cannot stretch the probe past `--timeout`.
+struct Bounded {
+    sock: TcpStream,
+    deadline: Deadline,
+}
+
+impl Bounded {
+    fn timed(result: std::io::Result<usize>) -> std::io::Result<usize> {
+        result.map_err(|err| match err.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => deadline_passed(),
+            _ => err,
+        })
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.remaining().ok_or_else(deadline_passed)?;
+        self.sock.set_read_timeout(Some(left))?;
+        Self::timed(self.sock.read(buf))
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.deadline.remaining().ok_or_else(deadline_passed)?;
+        self.sock.set_write_timeout(Some(left))?;
+        Self::timed(self.sock.write(buf))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sock.flush()
     }
 }
 
@@ -284,112 +445,190 @@ impl ServerCertVerifier for AnyServer {
     }
 }
 
+/// Presents the client certificate, and remembers whether the server asked for one: the
+/// evidence that a later refusal is about the certificate.
+#[derive(Debug)]
+struct ClientIdentity {
+    key: Arc<CertifiedKey>,
+    requested: AtomicBool,
+}
+
+impl ResolvesClientCert for ClientIdentity {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.requested.store(true, Ordering::Relaxed);
+        Some(self.key.clone())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, (Status, String)> {
-    let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            (
-                Status::Fail,
-                format!(
-                    "cannot resolve {}: {e}; check the name in DOCKER_HOST",
-                    endpoint.host
-                ),
-            )
-        })?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(stream) => {
-                let _ = stream.set_read_timeout(Some(timeout));
-                let _ = stream.set_write_timeout(Some(timeout));
-                return Ok(stream);
-            }
-            Err(err) => last = Some((addr, err)),
-        }
-    }
-    let Some((addr, err)) = last else {
-        return Err((
-            Status::Fail,
-            format!("{} resolves to no address", endpoint.host),
-        ));
-    };
-    Err((
-        Status::Fail,
-        match err.kind() {
-            std::io::ErrorKind::ConnectionRefused => format!(
-                "nothing listens on {addr} (connection refused): check that dockerd runs and that \"hosts\" in /etc/docker/daemon.json has tcp://0.0.0.0:{} (or -H in the unit file)",
-                endpoint.port
-            ),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => format!(
-                "no answer from {addr} within {}s: a firewall drops the traffic, or the address is wrong; allow tcp/{} from this machine",
-                timeout.as_secs_f64(),
-                endpoint.port
-            ),
-            _ => format!("cannot connect to {addr}: {err}"),
-        },
-    ))
-}
-
-/// One HTTP exchange over TLS. Returns the raw response, or the rustls/io error.
-fn exchange(
-    config: Arc<ClientConfig>,
-    endpoint: &Endpoint,
-    path: &str,
-    timeout: Duration,
-) -> Result<(Vec<u8>, Option<String>), ExchangeError> {
-    let stream = connect(endpoint, timeout).map_err(ExchangeError::Connect)?;
-    let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| {
-        ExchangeError::Other(format!(
-            "'{}' is not a valid server name ({e})",
-            endpoint.host
-        ))
-    })?;
-    let conn = ClientConnection::new(config, name).map_err(ExchangeError::Tls)?;
-    let mut tls = StreamOwned::new(conn, stream);
-    while tls.conn.is_handshaking() {
-        tls.conn
-            .complete_io(&mut tls.sock)
-            .map_err(io_to_exchange)?;
-    }
-    let version = tls
-        .conn
-        .protocol_version()
-        .map(|v| format!("{v:?}").replace("TLSv1_", "TLS 1."));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockertls-probe\r\nConnection: close\r\n\r\n"
-    );
-    tls.write_all(request.as_bytes()).map_err(io_to_exchange)?;
-    let mut response = Vec::new();
-    match tls.read_to_end(&mut response) {
-        Ok(_) => {}
-        // dockerd closes without close_notify now and then; what was read is complete.
-        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
-        Err(err) => return Err(io_to_exchange(err)),
-    }
-    Ok((response, version))
+/// Where an exchange was when it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Resolve,
+    Connect,
+    Handshake,
+    /// Waiting for (or reading) the answer to this path.
+    Answer(&'static str),
 }
 
 #[derive(Debug)]
 enum ExchangeError {
-    Connect((Status, String)),
+    /// The name did not resolve or the TCP connection was refused: the message says why.
+    Connect(String),
+    /// The deadline passed.
+    TimedOut(Stage),
+    /// The answer to this path was longer than MAX_ANSWER.
+    TooLarge(&'static str),
     Tls(rustls::Error),
-    Io(std::io::Error),
+    Io(Stage, std::io::Error),
     Other(String),
 }
 
-fn io_to_exchange(err: std::io::Error) -> ExchangeError {
+fn io_to_exchange(err: std::io::Error, stage: Stage) -> ExchangeError {
     if let Some(tls) = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
         return ExchangeError::Tls(tls.clone());
     }
-    ExchangeError::Io(err)
+    if err.kind() == std::io::ErrorKind::TimedOut {
+        return ExchangeError::TimedOut(stage);
+    }
+    ExchangeError::Io(stage, err)
+}
+
+/// The addresses of the endpoint, found before the deadline.
+fn resolve(endpoint: &Endpoint, deadline: &Deadline) -> Result<Vec<SocketAddr>, ExchangeError> {
+    if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, endpoint.port)]);
+    }
+    let left = deadline
+        .remaining()
+        .ok_or(ExchangeError::TimedOut(Stage::Resolve))?;
+    // getaddrinfo has no timeout: it runs on a thread of its own, left behind if the deadline
+    // passes first (the process ends soon after).
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let target = (endpoint.host.clone(), endpoint.port);
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let _ = sender.send(
+                target
+                    .to_socket_addrs()
+                    .map(|addrs| addrs.collect::<Vec<_>>()),
+            );
+        })
+        .map_err(|e| ExchangeError::Other(format!("cannot start name resolution: {e}")))?;
+    match receiver.recv_timeout(left) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(ExchangeError::Connect(format!(
+            "{} resolves to no address: check the name in DOCKER_HOST",
+            endpoint.host
+        ))),
+        Ok(Err(e)) => Err(ExchangeError::Connect(format!(
+            "cannot resolve {}: {e}; check the name in DOCKER_HOST",
+            endpoint.host
+        ))),
+        Err(_) => Err(ExchangeError::TimedOut(Stage::Resolve)),
+    }
+}
+
+fn connect(endpoint: &Endpoint, deadline: &Deadline) -> Result<Bounded, ExchangeError> {
+    let mut last = None;
+    for addr in resolve(endpoint, deadline)? {
+        let left = deadline
+            .remaining()
+            .ok_or(ExchangeError::TimedOut(Stage::Connect))?;
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(sock) => {
+                return Ok(Bounded {
+                    sock,
+                    deadline: *deadline,
+                });
+            }
+            Err(err) => last = Some((addr, err)),
+        }
+    }
+    let Some((addr, err)) = last else {
+        return Err(ExchangeError::TimedOut(Stage::Connect));
+    };
+    Err(match err.kind() {
+        std::io::ErrorKind::ConnectionRefused => ExchangeError::Connect(format!(
+            "nothing listens on {addr} (connection refused): check that dockerd runs and that \"hosts\" in /etc/docker/daemon.json has tcp://0.0.0.0:{} (or -H in the unit file)",
+            endpoint.port
+        )),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            ExchangeError::TimedOut(Stage::Connect)
+        }
+        _ => ExchangeError::Connect(format!("cannot connect to {addr}: {err}")),
+    })
+}
+
+/// What an exchange got before it ended, for the diagnosis of a failed one.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The TLS version, once the handshake completed.
+    tls_version: Option<&'static str>,
+    /// Bytes of the answer received.
+    answered: usize,
+}
+
+fn version_name(version: ProtocolVersion) -> &'static str {
+    match version {
+        ProtocolVersion::TLSv1_3 => "TLS 1.3",
+        ProtocolVersion::TLSv1_2 => "TLS 1.2",
+        _ => "an old TLS version",
+    }
+}
+
+/// One HTTP exchange over TLS, within the deadline and MAX_ANSWER. Returns the raw response.
+fn exchange(
+    config: Arc<ClientConfig>,
+    endpoint: &Endpoint,
+    path: &'static str,
+    deadline: &Deadline,
+    progress: &mut Progress,
+) -> Result<Vec<u8>, ExchangeError> {
+    let name = ServerName::try_from(endpoint.host.clone()).map_err(|e| {
+        ExchangeError::Other(format!(
+            "'{}' is not a valid server name ({e})",
+            endpoint.host
+        ))
+    })?;
+    let stream = connect(endpoint, deadline)?;
+    let conn = ClientConnection::new(config, name).map_err(ExchangeError::Tls)?;
+    let mut tls = StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| io_to_exchange(e, Stage::Handshake))?;
+    }
+    progress.tls_version = tls.conn.protocol_version().map(version_name);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: dockertls-probe\r\nConnection: close\r\n\r\n"
+    );
+    let stage = Stage::Answer(path);
+    tls.write_all(request.as_bytes())
+        .map_err(|e| io_to_exchange(e, stage))?;
+    let mut response = Vec::new();
+    let read = (&mut tls).take(MAX_ANSWER + 1).read_to_end(&mut response);
+    progress.answered = response.len();
+    match read {
+        Ok(_) => {}
+        // dockerd closes without close_notify now and then; what was read is complete.
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        Err(err) => return Err(io_to_exchange(err, stage)),
+    }
+    if response.len() as u64 > MAX_ANSWER {
+        return Err(ExchangeError::TooLarge(path));
+    }
+    Ok(response)
 }
 
 /// An HTTP response: status code, headers (lower-cased names), body.
@@ -434,7 +673,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Probes `endpoint` with the client folder `cert_path`.
+/// Probes `endpoint` with the client folder `cert_path`, all within `timeout`.
 pub fn probe(
     endpoint: &Endpoint,
     cert_path: &Path,
@@ -442,6 +681,7 @@ pub fn probe(
     now: ::time::OffsetDateTime,
     reissue_hint: &dyn Fn(&[String], &str) -> String,
 ) -> Outcome {
+    let deadline = Deadline::after(timeout);
     let mut outcome = Outcome {
         endpoint: endpoint.display(),
         cert_path: cert_path.to_path_buf(),
@@ -484,13 +724,28 @@ pub fn probe(
             return outcome;
         }
     };
+    let identity =
+        match CertifiedKey::from_der(client.chain.clone(), client.key.clone_key(), &provider) {
+            Ok(key) => Arc::new(ClientIdentity {
+                key: Arc::new(key),
+                requested: AtomicBool::new(false),
+            }),
+            Err(err) => {
+                outcome.record(
+                    "client-files",
+                    Status::Fail,
+                    format!("the client certificate and key cannot be used for TLS: {err}"),
+                );
+                return outcome;
+            }
+        };
     let config = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .and_then(|builder| {
+        .map(|builder| {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(verifier.clone())
-                .with_client_auth_cert(client.chain.clone(), client.key.clone_key())
+                .with_client_cert_resolver(identity.clone())
         });
     let config = match config {
         Ok(config) => Arc::new(config),
@@ -498,28 +753,24 @@ pub fn probe(
             outcome.record(
                 "client-files",
                 Status::Fail,
-                format!("the client certificate and key cannot be used for TLS: {err}"),
+                format!("no TLS version to offer: {err}"),
             );
             return outcome;
         }
     };
 
-    match exchange(config.clone(), endpoint, "/_ping", timeout) {
-        Ok((response, version)) => {
+    let mut progress = Progress::default();
+    let ping = exchange(config.clone(), endpoint, "/_ping", &deadline, &mut progress);
+    let presented = verifier.presented.lock().ok().and_then(|p| p.clone());
+    let requested = identity.requested.load(Ordering::Relaxed);
+    match ping {
+        Ok(response) => {
             outcome.record(
                 "connect",
                 Status::Ok,
                 format!("{} accepts connections", endpoint.display()),
             );
-            outcome.tls_version = version.clone();
-            outcome.record(
-                "tls",
-                Status::Ok,
-                format!(
-                    "{} handshake with the client certificate",
-                    version.unwrap_or_default()
-                ),
-            );
+            record_handshake(&mut outcome, &progress);
             match parse_http(&response) {
                 Some((200, _, body)) if body.trim_ascii() == b"OK" => {
                     outcome.record("api", Status::Ok, "/_ping answered OK")
@@ -527,23 +778,43 @@ pub fn probe(
                 Some((status, _, body)) => outcome.record(
                     "api",
                     Status::Fail,
-                    format!(
-                        "/_ping answered HTTP {status}: {}",
-                        String::from_utf8_lossy(&body).trim()
-                    ),
+                    format!("/_ping answered HTTP {status}: {}", excerpt(&body)),
                 ),
                 None => outcome.record("api", Status::Fail, "/_ping's answer is not HTTP"),
             }
-            if let Ok((response, _)) = exchange(config, endpoint, "/version", timeout)
-                && let Some((200, _, body)) = parse_http(&response)
-                && let Ok(version) = serde_json::from_slice::<serde_json::Value>(&body)
-            {
-                outcome.daemon_version = version["Version"].as_str().map(str::to_string);
-                outcome.api_version = version["ApiVersion"].as_str().map(str::to_string);
+            // /version only adds facts: its failures are reported when they are the deadline's
+            // or the size limit's, which the rest of the probe shares.
+            match exchange(
+                config,
+                endpoint,
+                "/version",
+                &deadline,
+                &mut Progress::default(),
+            ) {
+                Ok(response) => {
+                    if let Some((200, _, body)) = parse_http(&response)
+                        && let Ok(version) = serde_json::from_slice::<serde_json::Value>(&body)
+                    {
+                        outcome.daemon_version = version["Version"].as_str().map(str::to_string);
+                        outcome.api_version = version["ApiVersion"].as_str().map(str::to_string);
+                    }
+                }
+                Err(ExchangeError::TimedOut(stage)) => {
+                    outcome.record("api", Status::Warn, timed_out(stage, endpoint, &deadline).1)
+                }
+                Err(ExchangeError::TooLarge(path)) => {
+                    outcome.record("api", Status::Warn, too_large(path))
+                }
+                Err(_) => {}
             }
         }
-        Err(ExchangeError::Connect((status, message))) => {
-            outcome.record("connect", status, message);
+        Err(ExchangeError::Connect(message)) => {
+            outcome.record("connect", Status::Fail, message);
+            return outcome;
+        }
+        Err(ExchangeError::TimedOut(stage @ (Stage::Resolve | Stage::Connect))) => {
+            let (id, message) = timed_out(stage, endpoint, &deadline);
+            outcome.record(id, Status::Fail, message);
             return outcome;
         }
         Err(err) => {
@@ -552,21 +823,24 @@ pub fn probe(
                 Status::Ok,
                 format!("{} accepts connections", endpoint.display()),
             );
-            let presented = verifier.presented.lock().ok().and_then(|p| p.clone());
             diagnose(
                 &mut outcome,
                 err,
-                presented.as_deref(),
+                &Evidence {
+                    presented: presented.as_deref(),
+                    requested,
+                    progress: &progress,
+                },
                 &client,
                 endpoint,
-                timeout,
+                &deadline,
                 now,
                 reissue_hint,
             );
         }
     }
-    if let Some(der) = verifier.presented.lock().ok().and_then(|p| p.clone()) {
-        outcome.server_cert = facts(&der);
+    if let Some(der) = &presented {
+        outcome.server_cert = facts(der);
     }
     if let Some(server) = &outcome.server_cert
         && outcome.status() == Status::Ok
@@ -582,22 +856,89 @@ pub fn probe(
             );
         }
     }
-    if outcome
+    // Whether anyone gets in without a certificate does not depend on our ca.pem or on the
+    // name dialled: ask whenever a TLS server answered, unless the deadline already ran out
+    // (that is reported).
+    let timed_out_already = outcome
         .checks
         .iter()
-        .any(|c| c.id == "tls" && c.status != Status::Fail)
-        || outcome.tls_version.is_some()
-    {
-        anonymous(&mut outcome, endpoint, timeout, &provider);
+        .any(|c| c.message.starts_with("timed out"));
+    if presented.is_some() && !timed_out_already {
+        anonymous(&mut outcome, endpoint, &deadline, &provider);
     }
     outcome
+}
+
+fn record_handshake(outcome: &mut Outcome, progress: &Progress) {
+    if let Some(version) = progress.tls_version {
+        outcome.tls_version = Some(version.to_string());
+        outcome.record(
+            "tls",
+            Status::Ok,
+            format!("{version} handshake with the client certificate"),
+        );
+    }
+}
+
+/// The start of a server's answer, for a message (escaped when printed).
+fn excerpt(body: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// The check id and message for a deadline that passed at `stage`.
+fn timed_out(stage: Stage, endpoint: &Endpoint, deadline: &Deadline) -> (&'static str, String) {
+    let limit = deadline.named();
+    let shared = "the whole probe shares one deadline";
+    match stage {
+        Stage::Resolve => (
+            "connect",
+            format!(
+                "timed out: {} did not resolve within {limit} ({shared}): the DNS server does not answer; check the name in DOCKER_HOST and this machine's resolver, or raise --timeout",
+                endpoint.host
+            ),
+        ),
+        Stage::Connect => (
+            "connect",
+            format!(
+                "timed out: no TCP answer from {} within {limit} ({shared}): a firewall drops the traffic, the host is down, or the address is wrong; allow tcp/{} from this machine, or raise --timeout on a slow link",
+                endpoint.display(),
+                endpoint.port
+            ),
+        ),
+        Stage::Handshake => (
+            "tls",
+            format!(
+                "timed out: {} accepted the connection but the TLS handshake did not finish within {limit} ({shared}): the server is stalled or too slow, or this port is not dockerd's; check the port in DOCKER_HOST, or raise --timeout on a slow link",
+                endpoint.display()
+            ),
+        ),
+        Stage::Answer(path) => (
+            "api",
+            format!(
+                "timed out: the answer to GET {path} did not finish within {limit} ({shared}): the daemon is stalled or too slow; look at dockerd on the host (journalctl -u docker), or raise --timeout on a slow link"
+            ),
+        ),
+    }
+}
+
+fn too_large(path: &str) -> String {
+    format!(
+        "answer too large: the answer to GET {path} went past {} KiB, the most the probe reads (dockerd's is under 2 KiB): this port does not serve the Docker API, or a proxy in front of it misbehaves; check the port in DOCKER_HOST",
+        MAX_ANSWER / 1024
+    )
 }
 
 /// Tries the daemon without a client certificate: it must refuse.
 fn anonymous(
     outcome: &mut Outcome,
     endpoint: &Endpoint,
-    timeout: Duration,
+    deadline: &Deadline,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) {
     let config = ClientConfig::builder_with_provider(provider.clone())
@@ -608,14 +949,134 @@ fn anonymous(
                 .with_no_client_auth()
         });
     let Ok(config) = config else { return };
-    match exchange(Arc::new(config), endpoint, "/_ping", timeout) {
-        Ok((response, _)) if parse_http(&response).is_some_and(|(status, _, _)| status == 200) => outcome.record(
+    let not_checked =
+        |why: String| format!("could not try a connection without a client certificate: {why}");
+    let accepted = "the daemon accepts a TLS connection from a client that presents no certificate";
+    let fix = "set \"tlsverify\": true and \"tlscacert\" in daemon.json and restart dockerd";
+    let mut progress = Progress::default();
+    match exchange(Arc::new(config), endpoint, "/_ping", deadline, &mut progress) {
+        Ok(response) => match parse_http(&response) {
+            Some((200, _, _)) => outcome.record(
+                "client-auth",
+                Status::Fail,
+                format!("{accepted} and answers it: client authentication is off, so anyone who reaches the port is root; {fix}"),
+            ),
+            Some((status, _, _)) => outcome.record(
+                "client-auth",
+                Status::Warn,
+                format!("{accepted} and answers GET /_ping with HTTP {status}; dockerd with tlsverify refuses such a client during the handshake: check that nothing but dockerd answers on this port, and {fix}"),
+            ),
+            None if response.is_empty() => outcome.record(
+                "client-auth",
+                Status::Ok,
+                "connections without a client certificate are closed without an answer",
+            ),
+            None => outcome.record(
+                "client-auth",
+                Status::Warn,
+                format!("{accepted} and sends an answer that is not HTTP: check that nothing but dockerd answers on this port"),
+            ),
+        },
+        Err(ExchangeError::Tls(rustls::Error::AlertReceived(alert))) => outcome.record(
             "client-auth",
-            Status::Fail,
-            "the daemon answers clients that present no certificate: client authentication is off, so anyone who reaches the port is root; set \"tlsverify\": true and \"tlscacert\" in daemon.json and restart dockerd",
+            Status::Ok,
+            format!(
+                "connections without a client certificate are refused (TLS alert {})",
+                alert_name(alert)
+            ),
         ),
-        Ok(_) | Err(ExchangeError::Tls(_)) | Err(ExchangeError::Io(_)) => outcome.record("client-auth", Status::Ok, "connections without a client certificate are refused"),
-        Err(ExchangeError::Connect((_, message)) | ExchangeError::Other(message)) => outcome.record("client-auth", Status::Warn, format!("could not try a connection without a client certificate: {message}")),
+        Err(ExchangeError::Io(_, err))
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            outcome.record(
+                "client-auth",
+                Status::Ok,
+                "connections without a client certificate are refused (the daemon closes them)",
+            )
+        }
+        Err(ExchangeError::TooLarge(path)) => outcome.record(
+            "client-auth",
+            Status::Warn,
+            format!("{accepted} and answers it: {}", too_large(path)),
+        ),
+        Err(ExchangeError::TimedOut(stage)) => outcome.record(
+            "client-auth",
+            Status::Warn,
+            not_checked(timed_out(stage, endpoint, deadline).1),
+        ),
+        Err(ExchangeError::Connect(message) | ExchangeError::Other(message)) => {
+            outcome.record("client-auth", Status::Warn, not_checked(message))
+        }
+        Err(ExchangeError::Tls(err)) => {
+            outcome.record("client-auth", Status::Warn, not_checked(err.to_string()))
+        }
+        Err(ExchangeError::Io(_, err)) => {
+            outcome.record("client-auth", Status::Warn, not_checked(err.to_string()))
+        }
+    }
+}
+
+/// What the failed exchange showed, beyond its error.
+struct Evidence<'a> {
+    /// The certificate the server presented, if it got that far.
+    presented: Option<&'a [u8]>,
+    /// Whether the server asked for the client certificate.
+    requested: bool,
+    progress: &'a Progress,
+}
+
+/// The TLS alerts a server sends when it refuses a client certificate.
+fn is_certificate_alert(alert: AlertDescription) -> bool {
+    matches!(
+        alert,
+        AlertDescription::BadCertificate
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnknownCA
+            | AlertDescription::AccessDenied
+            | AlertDescription::CertificateRequired
+    )
+}
+
+/// The alert's name as RFC 8446 spells it.
+fn alert_name(alert: AlertDescription) -> String {
+    let name = match alert {
+        AlertDescription::BadCertificate => "bad_certificate",
+        AlertDescription::UnsupportedCertificate => "unsupported_certificate",
+        AlertDescription::CertificateRevoked => "certificate_revoked",
+        AlertDescription::CertificateExpired => "certificate_expired",
+        AlertDescription::CertificateUnknown => "certificate_unknown",
+        AlertDescription::UnknownCA => "unknown_ca",
+        AlertDescription::AccessDenied => "access_denied",
+        AlertDescription::CertificateRequired => "certificate_required",
+        AlertDescription::HandshakeFailure => "handshake_failure",
+        AlertDescription::ProtocolVersion => "protocol_version",
+        AlertDescription::InsufficientSecurity => "insufficient_security",
+        AlertDescription::IllegalParameter => "illegal_parameter",
+        AlertDescription::DecodeError => "decode_error",
+        AlertDescription::DecryptError => "decrypt_error",
+        AlertDescription::InternalError => "internal_error",
+        AlertDescription::UnrecognisedName => "unrecognized_name",
+        AlertDescription::NoApplicationProtocol => "no_application_protocol",
+        other => return format!("number {}", u8::from(other)),
+    };
+    name.to_string()
+}
+
+/// How a connection ended, in words (rustls' own text for an EOF carries a URL).
+fn broke_off(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the connection was closed".into(),
+        std::io::ErrorKind::ConnectionReset => "the connection was reset".into(),
+        _ => format!("the connection broke ({err})"),
     }
 }
 
@@ -623,33 +1084,76 @@ fn anonymous(
 fn diagnose(
     outcome: &mut Outcome,
     err: ExchangeError,
-    presented: Option<&[u8]>,
+    evidence: &Evidence<'_>,
     client: &ClientFiles,
     endpoint: &Endpoint,
-    timeout: Duration,
+    deadline: &Deadline,
     now: ::time::OffsetDateTime,
     reissue_hint: &dyn Fn(&[String], &str) -> String,
 ) {
-    let server = presented.and_then(facts);
+    let server = evidence.presented.and_then(facts);
     let tls_err = match err {
+        ExchangeError::TimedOut(stage) => {
+            if evidence.progress.answered > 0 {
+                record_handshake(outcome, evidence.progress);
+            }
+            let (id, message) = timed_out(stage, endpoint, deadline);
+            outcome.record(id, Status::Fail, message);
+            return;
+        }
+        ExchangeError::TooLarge(path) => {
+            // An answer came, so the daemon accepted the client certificate.
+            record_handshake(outcome, evidence.progress);
+            outcome.record("api", Status::Fail, too_large(path));
+            return;
+        }
         ExchangeError::Tls(e) => e,
-        ExchangeError::Io(e) => {
-            // TLS 1.2 servers may just close the connection on a certificate they refuse.
-            if plain_http(endpoint, timeout) {
-                outcome.record("tls", Status::Fail, plain_http_message(endpoint));
+        ExchangeError::Io(stage, e) => {
+            let how = broke_off(&e);
+            if evidence.presented.is_none() {
+                // Not TLS at all: maybe the API in plain HTTP.
+                let message = match plain_http(endpoint, deadline) {
+                    PlainHttp::Yes => plain_http_message(endpoint),
+                    PlainHttp::No => format!(
+                        "{how} before {} presented a TLS certificate: this port does not speak TLS as dockerd does, or something in between cuts the connection; check the port in DOCKER_HOST",
+                        endpoint.display()
+                    ),
+                    PlainHttp::TimedOut => format!(
+                        "{how} before {} presented a TLS certificate, and a plain-HTTP request got no answer before the deadline ({}): check the port in DOCKER_HOST",
+                        endpoint.display(),
+                        deadline.named()
+                    ),
+                };
+                outcome.record("tls", Status::Fail, message);
+            } else if evidence.requested {
+                // A TLS 1.2 dockerd closes the connection on a client certificate it refuses.
+                outcome.record(
+                    "tls",
+                    Status::Fail,
+                    format!("{how} right after the daemon asked for and received the client certificate: that is how dockerd refuses one"),
+                );
+                outcome.record(
+                    "client-certificate",
+                    Status::Fail,
+                    client_rejection(client, now),
+                );
+            } else if let Stage::Answer(path) = stage {
+                record_handshake(outcome, evidence.progress);
+                outcome.record(
+                    "api",
+                    Status::Fail,
+                    format!("{how} before any answer to GET {path}, and the daemon never asked for a client certificate: this is not how dockerd behaves; check that nothing else answers on this port"),
+                );
             } else {
                 outcome.record(
                     "tls",
                     Status::Fail,
-                    format!(
-                        "the connection broke during the TLS exchange ({e}); {}",
-                        client_rejection(client, now)
-                    ),
+                    format!("{how} during the TLS handshake, before the daemon asked for a client certificate: look at the daemon's log (journalctl -u docker) and at anything in between"),
                 );
             }
             return;
         }
-        ExchangeError::Other(message) | ExchangeError::Connect((_, message)) => {
+        ExchangeError::Other(message) | ExchangeError::Connect(message) => {
             outcome.record("tls", Status::Fail, message);
             return;
         }
@@ -662,12 +1166,9 @@ fn diagnose(
                 "the daemon's certificate was refused (see server-certificate)",
             );
             let message = match cert_err {
-                CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
-                    "the daemon's certificate is not signed by the CA in {}: it was issued by {}, while ca.pem holds [{}]; ca.pem is stale or from another PKI: use the ca.pem of the CA that signed the daemon's certificate",
-                    client_ca_path(outcome),
-                    server.as_ref().map_or("an unknown issuer".to_string(), |s| s.issuer.clone()),
-                    client.ca_subjects.join("; ")
-                ),
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                    issuer_mismatch(evidence.presented, client, outcome)
+                }
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                     let sans = server.as_ref().map(|s| s.sans.clone()).unwrap_or_default();
                     format!(
@@ -682,16 +1183,24 @@ fn diagnose(
                     "the daemon's certificate expired{}: re-issue it and restart dockerd (dockerd does not reload certificates on SIGHUP); if it should still be valid, check the clocks of both machines",
                     server.as_ref().map(|s| format!(" on {}", s.not_after.date())).unwrap_or_default()
                 ),
-                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "the daemon's certificate is not valid yet: the clock of this machine or of the one that issued it is wrong".to_string(),
-                other => format!("the daemon's certificate is refused: {other:?}"),
+                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "the daemon's certificate is not valid yet by this machine's clock: the clock here or on the machine that issued it is wrong; check both".to_string(),
+                other => format!(
+                    "the daemon's certificate is refused: {}",
+                    rustls::Error::InvalidCertificate(other)
+                ),
             };
             outcome.record("server-certificate", Status::Fail, message);
         }
-        rustls::Error::AlertReceived(alert) => {
+        rustls::Error::AlertReceived(alert)
+            if is_certificate_alert(alert) && evidence.requested =>
+        {
             outcome.record(
                 "tls",
                 Status::Fail,
-                format!("the daemon refused the client certificate (TLS alert: {alert:?})"),
+                format!(
+                    "the daemon refused the client certificate (TLS alert {})",
+                    alert_name(alert)
+                ),
             );
             outcome.record(
                 "client-certificate",
@@ -699,20 +1208,80 @@ fn diagnose(
                 client_rejection(client, now),
             );
         }
+        rustls::Error::AlertReceived(alert) => {
+            let meaning = match alert {
+                AlertDescription::HandshakeFailure
+                | AlertDescription::ProtocolVersion
+                | AlertDescription::InsufficientSecurity => {
+                    ": it found no TLS version or cipher suite in common with this client (TLS 1.2 and 1.3, as the docker CLI offers); check the daemon's TLS settings"
+                }
+                _ if evidence.requested => "",
+                _ => {
+                    ", before asking for a client certificate; look at the daemon's log (journalctl -u docker)"
+                }
+            };
+            outcome.record(
+                "tls",
+                Status::Fail,
+                format!(
+                    "the daemon ended the TLS handshake with alert {}{meaning}",
+                    alert_name(alert)
+                ),
+            );
+        }
         rustls::Error::InvalidMessage(_)
         | rustls::Error::InappropriateMessage { .. }
         | rustls::Error::InappropriateHandshakeMessage { .. } => {
-            if plain_http(endpoint, timeout) {
-                outcome.record("tls", Status::Fail, plain_http_message(endpoint));
+            let plain = if evidence.presented.is_none() {
+                plain_http(endpoint, deadline)
             } else {
-                outcome.record("tls", Status::Fail, format!("the port does not speak TLS as dockerd does ({tls_err}): is it the right port?"));
-            }
+                PlainHttp::No
+            };
+            let message = match plain {
+                PlainHttp::Yes => plain_http_message(endpoint),
+                _ => format!(
+                    "the port does not speak TLS as dockerd does ({tls_err}): is it the right port?"
+                ),
+            };
+            outcome.record("tls", Status::Fail, message);
         }
         other => outcome.record(
             "tls",
             Status::Fail,
             format!("the TLS handshake failed: {other}"),
         ),
+    }
+}
+
+/// Why the daemon's certificate does not chain to ca.pem, from what it shows.
+fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Outcome) -> String {
+    let ca_path = client_ca_path(outcome);
+    let Some((_, leaf)) = presented.and_then(|der| X509Certificate::from_der(der).ok()) else {
+        return format!(
+            "the daemon's certificate is not signed by the CA in {ca_path} (it could not be read to say more): use the ca.pem of the CA that signed the daemon's certificate"
+        );
+    };
+    let issuer = leaf.issuer().to_string();
+    let signed_by_ca = client.ca_ders.iter().any(|der| {
+        X509Certificate::from_der(der)
+            .is_ok_and(|(_, ca)| leaf.verify_signature(Some(ca.public_key())).is_ok())
+    });
+    if signed_by_ca {
+        return format!(
+            "the daemon's certificate is signed by the CA in {ca_path}, yet its chain was refused: check that the CA certificate in ca.pem is a valid CA (dockertls verify {})",
+            outcome.cert_path.display()
+        );
+    }
+    let fix = "ca.pem and the daemon's certificate come from different CAs: use the ca.pem of the CA that signed the daemon's certificate, or re-issue the daemon's certificate from this CA and restart dockerd";
+    if client.ca_subjects.contains(&issuer) {
+        format!(
+            "the daemon's certificate is not signed by the CA in {ca_path}: it names the same issuer ({issuer}) but another key signed it (a CA re-created under the same name); {fix}"
+        )
+    } else {
+        format!(
+            "the daemon's certificate is not signed by the CA in {ca_path}: it was issued by {issuer}, while ca.pem holds [{}]; {fix}",
+            client.ca_subjects.join("; ")
+        )
     }
 }
 
@@ -728,24 +1297,34 @@ fn plain_http_message(endpoint: &Endpoint) -> String {
 }
 
 /// Whether the port answers the Docker API in plain HTTP.
-fn plain_http(endpoint: &Endpoint, timeout: Duration) -> bool {
-    let Ok(mut stream) = connect(endpoint, timeout) else {
-        return false;
-    };
-    if stream
-        .write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut response = Vec::new();
-    let _ = stream.take(64 * 1024).read_to_end(&mut response);
-    parse_http(&response).is_some_and(|(_, headers, body)| {
-        headers.iter().any(|(k, _)| k == "api-version") || body.trim_ascii() == b"OK"
-    })
+enum PlainHttp {
+    Yes,
+    No,
+    TimedOut,
 }
 
-/// Why the daemon may have refused our client certificate, judged from the local files.
+fn plain_http(endpoint: &Endpoint, deadline: &Deadline) -> PlainHttp {
+    let mut stream = match connect(endpoint, deadline) {
+        Ok(stream) => stream,
+        Err(ExchangeError::TimedOut(_)) => return PlainHttp::TimedOut,
+        Err(_) => return PlainHttp::No,
+    };
+    let mut response = Vec::new();
+    let result = stream
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        .and_then(|()| stream.take(MAX_ANSWER).read_to_end(&mut response));
+    let plain = parse_http(&response).is_some_and(|(_, headers, body)| {
+        headers.iter().any(|(k, _)| k == "api-version") || body.trim_ascii() == b"OK"
+    });
+    match result {
+        _ if plain => PlainHttp::Yes,
+        Err(err) if err.kind() == std::io::ErrorKind::TimedOut => PlainHttp::TimedOut,
+        _ => PlainHttp::No,
+    }
+}
+
+/// Why the daemon refused our client certificate, judged from the local files. Only called
+/// when the daemon asked for the certificate and then refused the connection.
 fn client_rejection(client: &ClientFiles, now: ::time::OffsetDateTime) -> String {
     let Ok((_, cert)) = X509Certificate::from_der(&client.cert_der) else {
         return "the client certificate cannot be read".into();
@@ -777,7 +1356,7 @@ fn client_rejection(client: &ClientFiles, now: ::time::OffsetDateTime) -> String
         );
     }
     format!(
-        "the client certificate ({}, issued by {}) is fine locally, so the daemon trusts another CA (its tlscacert): was the CA replaced? get a client certificate from the daemon's current CA, or put the right CA in the daemon's tlscacert",
+        "the client certificate ({}, issued by {}) is valid here and signed by the CA in ca.pem, yet the daemon refused it: so the daemon checks client certificates against another CA (its tlscacert); was the CA replaced? get a client certificate from the daemon's current CA, or put the right CA in the daemon's tlscacert",
         cert.subject(),
         cert.issuer()
     )
