@@ -1368,23 +1368,84 @@ mod tests {
 
     #[test]
     fn endpoints_parse_like_docker_host() {
-        let e = Endpoint::parse("tcp://example.com:2376").unwrap();
-        assert_eq!((e.host.as_str(), e.port), ("example.com", 2376));
-        let e = Endpoint::parse("tcp://[::1]:12376").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.display()),
-            ("::1", 12376, "tcp://[::1]:12376".to_string())
-        );
-        assert_eq!(Endpoint::parse("tcp://10.0.0.1").unwrap().port, 2376);
-        for bad in [
-            "unix:///var/run/docker.sock",
-            "tcp://host:0",
-            "tcp://host:x",
-            "tcp://:2376",
-            "example.com:2376",
+        for (input, host, port) in [
+            ("tcp://example.com:2376", "example.com", 2376),
+            ("tcp://Example.COM:2376/", "example.com", 2376),
+            ("tcp://[::1]:12376", "::1", 12376),
+            ("tcp://[2001:DB8::1]", "2001:db8::1", 2376),
+            ("tcp://10.0.0.1", "10.0.0.1", 2376),
+            ("tcp://docker_host-1.lan:1", "docker_host-1.lan", 1),
+            ("tcp://h:65535", "h", 65535),
         ] {
-            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+            let e = Endpoint::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!((e.host.as_str(), e.port), (host, port), "{input}");
         }
+        assert_eq!(
+            Endpoint::parse("tcp://[::1]:12376").unwrap().display(),
+            "tcp://[::1]:12376"
+        );
+    }
+
+    #[test]
+    fn endpoints_with_anything_not_understood_are_refused() {
+        for bad in [
+            "",
+            "unix:///var/run/docker.sock",
+            "ssh://root@host",
+            "http://host:2376",
+            "TCP://host:2376",
+            "example.com:2376",
+            "tcp://",
+            "tcp:///",
+            "tcp://:2376",
+            "tcp://host:",
+            "tcp://host:0",
+            "tcp://host:65536",
+            "tcp://host:99999999999",
+            "tcp://host:+1",
+            "tcp://host:-1",
+            "tcp://host:x",
+            "tcp://host:23 76",
+            "tcp://host:2376x",
+            "tcp://host:2376:1",
+            "tcp://host:2376/path",
+            "tcp://host:2376//",
+            "tcp://host:2376?x=1",
+            "tcp://host:2376#frag",
+            "tcp://user@host:2376",
+            "tcp://::1",
+            "tcp://::1:2376",
+            "tcp://[::1]x",
+            "tcp://[::1]:",
+            "tcp://[::1]:2376x",
+            "tcp://[::1]2376",
+            "tcp://[::1",
+            "tcp://[]:2376",
+            "tcp://[10.0.0.1]:2376",
+            "tcp://[fe80::1%eth0]:2376",
+            "tcp://[::1]]:2376",
+            "tcp://999.1.1.1:2376",
+            "tcp://1.2.3:2376",
+            "tcp://-host:2376",
+            "tcp://host-:2376",
+            "tcp://a..b:2376",
+            "tcp://.host:2376",
+            "tcp://host.:2376",
+            "tcp://hö st:2376",
+            "tcp://höst:2376",
+            "tcp://ho*st:2376",
+            "tcp://host\x1b[2J:2376",
+            "tcp://host\n:2376",
+            "tcp://host:2376\r",
+            "tcp://\u{202e}host:2376",
+            " tcp://host:2376",
+            "tcp://host:2376 ",
+        ] {
+            let err = Endpoint::parse(bad).expect_err(bad);
+            assert!(err.contains("tcp://HOST:PORT"), "{bad}: {err}");
+        }
+        let long = format!("tcp://{}:2376", "a".repeat(64));
+        assert!(Endpoint::parse(&long).is_err());
     }
 
     #[test]

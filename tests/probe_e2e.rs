@@ -408,3 +408,504 @@ fn unusable_client_files_and_bad_arguments() {
         assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile servers, in this test process: no daemon needed. Each handles every connection on a
+// thread of its own, for as long as the test process lives.
+
+mod hostile {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::path::Path;
+    use std::process::{Command, Output, Stdio};
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+
+    /// Listens on 127.0.0.1 and hands each connection to `handle`; returns the port.
+    pub fn serve(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handle = Arc::new(handle);
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let handle = handle.clone();
+                thread::spawn(move || handle(stream));
+            }
+        });
+        port
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    /// A TLS server with the PKI's real server certificate; with `client_auth`, it demands a
+    /// client certificate from the PKI's CA, as dockerd with tlsverify does.
+    pub fn daemon_tls(pki: &Path, client_auth: bool) -> Arc<ServerConfig> {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(pki.join("server/server-cert.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(pki.join("server/server-key.pem")).unwrap();
+        tls_config(
+            chain,
+            key,
+            client_auth.then(|| pki.join("server/ca.pem")).as_deref(),
+        )
+    }
+
+    pub fn tls_config(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        client_ca: Option<&Path>,
+    ) -> Arc<ServerConfig> {
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+                    roots.add(cert.unwrap()).unwrap();
+                }
+                builder.with_client_cert_verifier(
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .unwrap(),
+                )
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Arc::new(builder.with_single_cert(chain, key).unwrap())
+    }
+
+    /// Serves TLS with `config`; after a request's head, `answer` gets the path and the stream.
+    pub fn serve_tls(
+        config: Arc<ServerConfig>,
+        answer: impl Fn(&str, &mut StreamOwned<ServerConnection, TcpStream>) + Send + Sync + 'static,
+    ) -> u16 {
+        serve(move |stream| {
+            let conn = ServerConnection::new(config.clone()).unwrap();
+            let mut tls = StreamOwned::new(conn, stream);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => return, // refused handshake (no client certificate) or closed
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            answer(&path, &mut tls);
+        })
+    }
+
+    /// What one run of the binary did, and how long and how much memory it took.
+    pub struct Run {
+        pub output: Output,
+        pub elapsed: Duration,
+        /// Peak resident memory in KiB (VmHWM), as last sampled.
+        pub peak_kib: u64,
+    }
+
+    /// Runs the command, killing it after `limit` (a hung probe must fail the test, not hang it).
+    pub fn run_bounded(mut command: Command, limit: Duration) -> Run {
+        let work = tempfile::tempdir().unwrap();
+        let out = std::fs::File::create(work.path().join("out")).unwrap();
+        let err = std::fs::File::create(work.path().join("err")).unwrap();
+        let start = Instant::now();
+        let mut child = command
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap();
+        let mut peak_kib = 0;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+            if start.elapsed() > limit {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("still running after {limit:?}: killed");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        Run {
+            elapsed: start.elapsed(),
+            peak_kib,
+            output: Output {
+                status,
+                stdout: std::fs::read(work.path().join("out")).unwrap(),
+                stderr: std::fs::read(work.path().join("err")).unwrap(),
+            },
+        }
+    }
+
+    /// Raw control characters that must never reach a terminal: ESC, CSI in its 8-bit form
+    /// (UTF-8 C2 9B), and the bidi override U+202E.
+    pub fn assert_no_raw_controls(bytes: &[u8], what: &str) {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !bytes.contains(&0x1b)
+                && !text.contains('\u{9b}')
+                && !text.contains('\u{202e}')
+                && !text.contains('\r'),
+            "{what} carries raw control characters: {text:?}"
+        );
+    }
+}
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use hostile::{assert_no_raw_controls, daemon_tls, run_bounded, serve, serve_tls};
+
+/// `probe ENDPOINT --client client --timeout 2 [--format json]`, killed after 15 s.
+fn probe_hostile(pki: &Path, endpoint: &str, json: bool) -> hostile::Run {
+    let mut command = dockertls();
+    command
+        .arg("--dir")
+        .arg(pki)
+        .args(["probe", endpoint, "--client", "client", "--timeout", "2"])
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CERT_PATH");
+    if json {
+        command.args(["--format", "json"]);
+    }
+    run_bounded(command, Duration::from_secs(15))
+}
+
+/// The probe finished within its --timeout 2 (plus start-up slack).
+fn assert_within_deadline(run: &hostile::Run) {
+    assert!(
+        run.elapsed < Duration::from_secs(4),
+        "--timeout 2 took {:?}: {}",
+        run.elapsed,
+        String::from_utf8_lossy(&run.output.stdout)
+    );
+}
+
+/// No verdict blames certificates or CAs when the server showed nothing about them.
+fn assert_no_certificate_blame(checks: &std::collections::BTreeMap<String, (String, String)>) {
+    assert!(!checks.contains_key("client-certificate"), "{checks:?}");
+    assert!(!checks.contains_key("server-certificate"), "{checks:?}");
+    for (id, (_, message)) in checks {
+        assert!(
+            !message.contains("CA") && !message.contains("tlscacert"),
+            "{id}: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_silent_server_times_out_within_the_deadline_and_blames_no_ca() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    // Accepts, reads what it is sent, never answers.
+    let port = serve(|mut stream| {
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    });
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let run = probe_hostile(&pki, &endpoint, true);
+    assert_within_deadline(&run);
+    let (_, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(2), "{checks:?}");
+    assert_eq!(checks["connect"].0, "ok");
+    let (status, message) = &checks["tls"];
+    assert_eq!(status, "fail");
+    assert!(
+        message.starts_with("timed out: ")
+            && message.contains("TLS handshake did not finish within --timeout 2s")
+            && message.contains("raise --timeout"),
+        "{message}"
+    );
+    assert_no_certificate_blame(&checks);
+    // The text says the same.
+    let run = probe_hostile(&pki, &endpoint, false);
+    assert_within_deadline(&run);
+    let text = String::from_utf8_lossy(&run.output.stdout);
+    assert!(text.contains("fail tls: timed out: "), "{text}");
+}
+
+#[test]
+fn a_trickling_server_cannot_stretch_the_deadline() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    // During the handshake: a TLS record header announcing 16 KiB, then one byte a second.
+    let port = serve(|mut stream| {
+        let _ = stream.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+        while stream.write_all(&[0]).is_ok() {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    assert_within_deadline(&run);
+    let (_, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(2), "{checks:?}");
+    assert!(
+        checks["tls"].1.starts_with("timed out: ") && checks["tls"].1.contains("--timeout 2s"),
+        "{checks:?}"
+    );
+    assert_no_certificate_blame(&checks);
+
+    // After a genuine handshake with the client certificate: the answer, a byte a second.
+    let port = serve_tls(daemon_tls(&pki, true), |_, tls| {
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"
+            .iter()
+            .cycle()
+        {
+            if tls.write_all(&[*byte]).and_then(|()| tls.flush()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    assert_within_deadline(&run);
+    let (document, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(2), "{checks:?}");
+    assert_eq!(checks["tls"].0, "ok", "{checks:?}");
+    assert_eq!(document["tls_version"], "TLS 1.3");
+    assert_eq!(checks["api"].0, "fail");
+    assert!(
+        checks["api"]
+            .1
+            .starts_with("timed out: the answer to GET /_ping did not finish within --timeout 2s"),
+        "{checks:?}"
+    );
+    assert_no_certificate_blame(&checks);
+}
+
+#[test]
+fn an_endless_answer_is_cut_at_the_size_limit() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    // Authenticated: it demands and checks the client certificate, then never stops talking.
+    let port = serve_tls(daemon_tls(&pki, true), |_, tls| {
+        let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+        let block = [b'A'; 16 * 1024];
+        while tls.write_all(&block).is_ok() {}
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    assert_within_deadline(&run);
+    assert!(run.peak_kib < 64 * 1024, "peak memory {} KiB", run.peak_kib);
+    let (_, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(2), "{checks:?}");
+    assert_eq!(checks["tls"].0, "ok", "{checks:?}");
+    let (status, message) = &checks["api"];
+    assert_eq!(status, "fail");
+    assert!(
+        message.starts_with("answer too large: the answer to GET /_ping went past 64 KiB")
+            && message.contains("check the port in DOCKER_HOST"),
+        "{message}"
+    );
+    // The anonymous client was refused by the same server: the probe still says so.
+    assert_eq!(checks["client-auth"].0, "ok", "{checks:?}");
+    assert_no_certificate_blame(&checks);
+}
+
+#[test]
+fn a_server_that_closes_at_once_is_not_blamed_on_certificates() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    let port = serve(drop);
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    assert_within_deadline(&run);
+    let (_, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(2), "{checks:?}");
+    assert!(
+        checks["tls"].1.contains("before tcp://127.0.0.1:")
+            && checks["tls"].1.contains("presented a TLS certificate"),
+        "{checks:?}"
+    );
+    assert_no_certificate_blame(&checks);
+}
+
+#[test]
+fn anonymous_clients_are_checked_even_when_the_name_is_not_in_the_sans() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    // SANs: localhost only; the probe dials 127.0.0.1.
+    init_ok(&pki, &["--host", "localhost", "--no-loopback"]);
+    // tlsverify off: anyone gets an answer.
+    let port = serve_tls(daemon_tls(&pki, false), |_, tls| {
+        let _ =
+            tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nApi-Version: 1.41\r\n\r\nOK");
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    let (_, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(2), "{checks:?}");
+    assert!(
+        checks["server-certificate"]
+            .1
+            .contains("127.0.0.1 is not in the daemon certificate's SANs"),
+        "{checks:?}"
+    );
+    assert_eq!(checks["client-auth"].0, "fail", "{checks:?}");
+    assert!(
+        checks["client-auth"]
+            .1
+            .contains("anyone who reaches the port is root"),
+        "{checks:?}"
+    );
+}
+
+#[test]
+fn control_characters_from_an_unauthenticated_server_never_reach_the_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    let hostile = "\x1b[2J\x1b[H\u{9b}32mALL OK\u{202e}\r";
+    // A SAN is ASCII (IA5String): ESC and CR only.
+    let hostile_san = "\x1b[2J\x1b[HALL OK\r.example";
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), hostile_san.to_string()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostile);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, hostile);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let config = hostile::tls_config(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        None,
+    );
+    let port = serve_tls(config, move |_, tls| {
+        let body = "\x1b[2J\x1b[HALL OK";
+        let _ = write!(
+            tls,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let endpoint = format!("tcp://localhost:{port}");
+    let run = probe_hostile(&pki, &endpoint, false);
+    let text = String::from_utf8_lossy(&run.output.stdout);
+    assert_eq!(run.output.status.code(), Some(2), "{text}");
+    assert_no_raw_controls(&run.output.stdout, "probe's text");
+    assert_no_raw_controls(&run.output.stderr, "probe's stderr");
+    // Shown, escaped: the subject, the issuer, the SAN.
+    assert!(
+        text.contains("\\u001b[2J\\u001b[H\\u009b32mALL OK\\u202e\\u000d"),
+        "{text}"
+    );
+    assert!(text.contains("SANs      localhost, \\u001b[2J"), "{text}");
+
+    // JSON: the same values, escaped as JSON escapes, so they parse back unchanged.
+    let run = probe_hostile(&pki, &endpoint, true);
+    assert_no_raw_controls(&run.output.stdout, "probe's JSON");
+    let (document, _) = outcome(&run.output);
+    let sans = document["server_certificate"]["sans"].as_array().unwrap();
+    assert_eq!(sans[1], hostile_san);
+    assert!(
+        document["server_certificate"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains(hostile),
+        "{document:#}"
+    );
+}
+
+#[test]
+fn control_characters_in_an_authenticated_daemons_answers_never_reach_the_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    let port = serve_tls(daemon_tls(&pki, true), |path, tls| {
+        let (status, body) = if path == "/version" {
+            (
+                "200 OK",
+                "{\"Version\": \"\\u001b[2J\\u009b\\u202eALL OK\", \"ApiVersion\": \"\\u001b]0;x\\u0007\"}",
+            )
+        } else {
+            ("500 Oops", "\x1b[2J\x1b[H\u{9b}32mALL OK\u{202e}\r\n")
+        };
+        let _ = write!(
+            tls,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), false);
+    let text = String::from_utf8_lossy(&run.output.stdout);
+    assert_eq!(run.output.status.code(), Some(2), "{text}");
+    assert_no_raw_controls(&run.output.stdout, "probe's text");
+    assert!(
+        text.contains(
+            "fail api: /_ping answered HTTP 500: \\u001b[2J\\u001b[H\\u009b32mALL OK\\u202e"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("daemon    Docker \\u001b[2J\\u009b\\u202eALL OK, API \\u001b]0;x\\u0007"),
+        "{text}"
+    );
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    assert_no_raw_controls(&run.output.stdout, "probe's JSON");
+    let (document, _) = outcome(&run.output);
+    assert_eq!(document["daemon"]["version"], "\x1b[2J\u{9b}\u{202e}ALL OK");
+}
+
+#[test]
+fn malformed_endpoints_are_usage_errors() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    for endpoint in [
+        "tcp://[::1]x",
+        "tcp://[::1]:2376x",
+        "tcp://127.0.0.1:0",
+        "tcp://127.0.0.1:65536",
+        "tcp://:2376",
+        "tcp://127.0.0.1:2376/v1.41",
+        "tcp://\x1b[2Jhost:2376",
+        "http://127.0.0.1:2376",
+    ] {
+        let output = probe(&pki, &[endpoint, "--client", "client"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{endpoint:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.lines().count() == 1,
+            "{endpoint:?}: {stderr}"
+        );
+        assert!(stderr.contains("tcp://HOST:PORT"), "{stderr}");
+        assert!(output.stdout.is_empty());
+        assert_no_raw_controls(&output.stderr, "the error");
+    }
+    // DOCKER_HOST is parsed the same way.
+    let output = dockertls()
+        .arg("--dir")
+        .arg(&pki)
+        .args(["probe", "--client", "client"])
+        .env("DOCKER_HOST", "tcp://[::1]x")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+}
