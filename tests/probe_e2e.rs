@@ -110,6 +110,8 @@ fn each_fault_gets_its_diagnosis() {
         message.contains("rotate --server --allow 127.0.0.1"),
         "{message}"
     );
+    // Whether anonymous clients get in does not depend on the name dialled: still checked.
+    assert_eq!(checks["client-auth"].0, "ok", "{checks:?}");
     // And that command is the fix: after it and a restart, the IP is accepted.
     let output = dockertls()
         .arg("--dir")
@@ -152,6 +154,7 @@ fn each_fault_gets_its_diagnosis() {
             .contains("not signed by the CA in"),
         "{checks:?}"
     );
+    assert_eq!(checks["client-auth"].0, "ok", "{checks:?}");
 
     // A client certificate from another CA: dockerd refuses it, and the local files say why.
     let mixed = work.path().join("mixed");
@@ -180,6 +183,12 @@ fn each_fault_gets_its_diagnosis() {
         checks["client-certificate"]
             .1
             .contains("not by the CA in ca.pem"),
+        "{checks:?}"
+    );
+    assert!(
+        checks["tls"]
+            .1
+            .contains("the daemon refused the client certificate (TLS alert "),
         "{checks:?}"
     );
 
@@ -710,7 +719,12 @@ fn an_endless_answer_is_cut_at_the_size_limit() {
     });
     let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
     assert_within_deadline(&run);
-    assert!(run.peak_kib < 64 * 1024, "peak memory {} KiB", run.peak_kib);
+    // Sampled from /proc while it ran (0 would mean never sampled); the old probe grew to 2 GB.
+    assert!(
+        run.peak_kib > 0 && run.peak_kib < 64 * 1024,
+        "peak memory {} KiB",
+        run.peak_kib
+    );
     let (_, checks) = outcome(&run.output);
     assert_eq!(run.output.status.code(), Some(2), "{checks:?}");
     assert_eq!(checks["tls"].0, "ok", "{checks:?}");
