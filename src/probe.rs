@@ -291,12 +291,37 @@ struct ClientFiles {
     cert_der: Vec<u8>,
 }
 
+/// Reads a client file, refusing anything but a regular file and never more than
+/// MAX_FILE_SIZE (the file may grow, or be swapped, between a size check and the read).
 fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() || meta.len() > material::MAX_FILE_SIZE {
-        return Err(format!("{} is not a certificate file", path.display()));
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO put in place of a PEM file must not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file: put the PEM file itself there",
+            path.display()
+        ));
     }
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    let mut bytes = Vec::new();
+    file.take(material::MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > material::MAX_FILE_SIZE {
+        return Err(format!(
+            "{} is larger than {} KiB: not a certificate or key file",
+            path.display(),
+            material::MAX_FILE_SIZE / 1024
+        ));
+    }
+    Ok(bytes)
 }
 
 fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
@@ -770,7 +795,7 @@ pub fn probe(
                 Status::Ok,
                 format!("{} accepts connections", endpoint.display()),
             );
-            record_handshake(&mut outcome, &progress);
+            record_handshake(&mut outcome, &progress, requested);
             match parse_http(&response) {
                 Some((200, _, body)) if body.trim_ascii() == b"OK" => {
                     outcome.record("api", Status::Ok, "/_ping answered OK")
@@ -869,13 +894,18 @@ pub fn probe(
     outcome
 }
 
-fn record_handshake(outcome: &mut Outcome, progress: &Progress) {
+fn record_handshake(outcome: &mut Outcome, progress: &Progress, requested: bool) {
     if let Some(version) = progress.tls_version {
         outcome.tls_version = Some(version.to_string());
         outcome.record(
             "tls",
             Status::Ok,
-            format!("{version} handshake with the client certificate"),
+            if requested {
+                format!("{version} handshake with the client certificate")
+            } else {
+                // client-auth says what that means.
+                format!("{version} handshake; the daemon did not ask for a client certificate")
+            },
         );
     }
 }
@@ -1095,7 +1125,7 @@ fn diagnose(
     let tls_err = match err {
         ExchangeError::TimedOut(stage) => {
             if evidence.progress.answered > 0 {
-                record_handshake(outcome, evidence.progress);
+                record_handshake(outcome, evidence.progress, evidence.requested);
             }
             let (id, message) = timed_out(stage, endpoint, deadline);
             outcome.record(id, Status::Fail, message);
@@ -1103,7 +1133,7 @@ fn diagnose(
         }
         ExchangeError::TooLarge(path) => {
             // An answer came, so the daemon accepted the client certificate.
-            record_handshake(outcome, evidence.progress);
+            record_handshake(outcome, evidence.progress, evidence.requested);
             outcome.record("api", Status::Fail, too_large(path));
             return;
         }
@@ -1138,7 +1168,7 @@ fn diagnose(
                     client_rejection(client, now),
                 );
             } else if let Stage::Answer(path) = stage {
-                record_handshake(outcome, evidence.progress);
+                record_handshake(outcome, evidence.progress, evidence.requested);
                 outcome.record(
                     "api",
                     Status::Fail,

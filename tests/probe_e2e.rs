@@ -333,6 +333,13 @@ fn plain_http_and_missing_client_verification_are_failures() {
     let (_, checks) = outcome(&output);
     assert_eq!(output.status.code(), Some(2), "{checks:?}");
     assert_eq!(checks["api"].0, "ok");
+    // The handshake is not said to have used the client certificate: it was never asked for.
+    assert!(
+        checks["tls"]
+            .1
+            .ends_with("handshake; the daemon did not ask for a client certificate"),
+        "{checks:?}"
+    );
     assert_eq!(checks["client-auth"].0, "fail");
     assert!(
         checks["client-auth"]
@@ -922,4 +929,142 @@ fn malformed_endpoints_are_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
+}
+
+#[test]
+fn the_deadline_covers_the_version_request_and_the_anonymous_check() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    // /_ping at once, /version a byte a second.
+    let port = serve_tls(daemon_tls(&pki, true), |path, tls| {
+        if path == "/_ping" {
+            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+            return;
+        }
+        for byte in b"HTTP/1.1 200 OK\r\n".iter().cycle() {
+            if tls.write_all(&[*byte]).and_then(|()| tls.flush()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    assert_within_deadline(&run);
+    let (_, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(1), "{checks:?}");
+    assert_eq!(checks["api"].0, "warn", "{checks:?}");
+    assert!(
+        checks["api"].1.starts_with(
+            "timed out: the answer to GET /version did not finish within --timeout 2s"
+        ),
+        "{checks:?}"
+    );
+
+    // Everything at once for a client with a certificate; silence for one without.
+    let ca = pki.join("server/ca.pem");
+    let config = {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .unwrap();
+        std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(
+                    rustls::pki_types::CertificateDer::pem_file_iter(
+                        pki.join("server/server-cert.pem"),
+                    )
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                    rustls::pki_types::PrivateKeyDer::from_pem_file(
+                        pki.join("server/server-key.pem"),
+                    )
+                    .unwrap(),
+                )
+                .unwrap(),
+        )
+    };
+    let port = serve_tls(config, |path, tls| {
+        if tls.conn.peer_certificates().is_none() {
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
+        let body = if path == "/version" {
+            "{\"Version\": \"20.10.24\", \"ApiVersion\": \"1.41\"}"
+        } else {
+            "OK"
+        };
+        let _ = write!(
+            tls,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), true);
+    assert_within_deadline(&run);
+    let (_, checks) = outcome(&run.output);
+    assert_eq!(run.output.status.code(), Some(1), "{checks:?}");
+    assert_eq!(checks["api"].0, "ok", "{checks:?}");
+    assert_eq!(checks["client-auth"].0, "warn", "{checks:?}");
+    assert!(
+        checks["client-auth"].1.starts_with(
+            "could not try a connection without a client certificate: timed out: the answer to GET /_ping did not finish within --timeout 2s"
+        ),
+        "{checks:?}"
+    );
+}
+
+#[test]
+fn client_files_that_are_fifos_or_huge_are_refused_at_once() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    let folder = work.path().join("odd");
+    std::fs::create_dir(&folder).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(pki.join("clients/client").join(file), folder.join(file)).unwrap();
+    }
+    let status = Command::new("mkfifo")
+        .arg(folder.join("ca.pem"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let probe_folder = || {
+        let mut command = dockertls();
+        command
+            .args(["probe", &endpoint, "--format", "json", "--cert-path"])
+            .arg(&folder);
+        run_bounded(command, Duration::from_secs(15))
+    };
+    let run = probe_folder();
+    assert_within_deadline(&run);
+    let (_, checks) = outcome(&run.output);
+    assert!(
+        checks["client-files"].1.contains("is not a regular file"),
+        "{checks:?}"
+    );
+    std::fs::remove_file(folder.join("ca.pem")).unwrap();
+    let huge = std::fs::File::create(folder.join("ca.pem")).unwrap();
+    huge.set_len(64 * 1024 * 1024).unwrap();
+    let run = probe_folder();
+    assert_within_deadline(&run);
+    let (_, checks) = outcome(&run.output);
+    assert!(
+        checks["client-files"].1.contains("is larger than 1024 KiB"),
+        "{checks:?}"
+    );
 }
