@@ -867,8 +867,9 @@ pub fn probe(
     if let Some(der) = &presented {
         outcome.server_cert = facts(der);
     }
+    // A completed handshake means the certificate was verified against ca.pem.
     if let Some(server) = &outcome.server_cert
-        && outcome.status() == Status::Ok
+        && progress.tls_version.is_some()
     {
         let days = (server.not_after - now).whole_days();
         if days < 30 {
@@ -887,7 +888,7 @@ pub fn probe(
     let timed_out_already = outcome
         .checks
         .iter()
-        .any(|c| c.message.starts_with("timed out"));
+        .any(|c| c.message.starts_with(TIMED_OUT));
     if presented.is_some() && !timed_out_already {
         anonymous(&mut outcome, endpoint, &deadline, &provider);
     }
@@ -921,6 +922,9 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
+/// How every message about the deadline starts.
+const TIMED_OUT: &str = "timed out: ";
+
 /// The check id and message for a deadline that passed at `stage`.
 fn timed_out(stage: Stage, endpoint: &Endpoint, deadline: &Deadline) -> (&'static str, String) {
     let limit = deadline.named();
@@ -929,14 +933,14 @@ fn timed_out(stage: Stage, endpoint: &Endpoint, deadline: &Deadline) -> (&'stati
         Stage::Resolve => (
             "connect",
             format!(
-                "timed out: {} did not resolve within {limit} ({shared}): the DNS server does not answer; check the name in DOCKER_HOST and this machine's resolver, or raise --timeout",
+                "{TIMED_OUT}{} did not resolve within {limit} ({shared}): the DNS server does not answer; check the name in DOCKER_HOST and this machine's resolver, or raise --timeout",
                 endpoint.host
             ),
         ),
         Stage::Connect => (
             "connect",
             format!(
-                "timed out: no TCP answer from {} within {limit} ({shared}): a firewall drops the traffic, the host is down, or the address is wrong; allow tcp/{} from this machine, or raise --timeout on a slow link",
+                "{TIMED_OUT}no TCP answer from {} within {limit} ({shared}): a firewall drops the traffic, the host is down, or the address is wrong; allow tcp/{} from this machine, or raise --timeout on a slow link",
                 endpoint.display(),
                 endpoint.port
             ),
@@ -944,14 +948,14 @@ fn timed_out(stage: Stage, endpoint: &Endpoint, deadline: &Deadline) -> (&'stati
         Stage::Handshake => (
             "tls",
             format!(
-                "timed out: {} accepted the connection but the TLS handshake did not finish within {limit} ({shared}): the server is stalled or too slow, or this port is not dockerd's; check the port in DOCKER_HOST, or raise --timeout on a slow link",
+                "{TIMED_OUT}{} accepted the connection but the TLS handshake did not finish within {limit} ({shared}): the server is stalled or too slow, or this port is not dockerd's; check the port in DOCKER_HOST, or raise --timeout on a slow link",
                 endpoint.display()
             ),
         ),
         Stage::Answer(path) => (
             "api",
             format!(
-                "timed out: the answer to GET {path} did not finish within {limit} ({shared}): the daemon is stalled or too slow; look at dockerd on the host (journalctl -u docker), or raise --timeout on a slow link"
+                "{TIMED_OUT}the answer to GET {path} did not finish within {limit} ({shared}): the daemon is stalled or too slow; look at dockerd on the host (journalctl -u docker), or raise --timeout on a slow link"
             ),
         ),
     }
