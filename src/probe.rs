@@ -153,6 +153,12 @@ fn check_host(host: &str) -> Result<(), String> {
     {
         return Err(format!("has '{host}', not a valid host name"));
     }
+    // The TLS name rules add one: the last label may not look like a number ("a.0x1f").
+    if rustls::pki_types::DnsName::try_from(host).is_err() {
+        return Err(format!(
+            "has '{host}', not a valid host name (its last label looks like a number)"
+        ));
+    }
     Ok(())
 }
 
@@ -833,7 +839,8 @@ pub fn probe(
                 Err(_) => {}
             }
         }
-        Err(ExchangeError::Connect(message)) => {
+        // Connect: refused or unresolvable; Other: stopped before connecting.
+        Err(ExchangeError::Connect(message) | ExchangeError::Other(message)) => {
             outcome.record("connect", Status::Fail, message);
             return outcome;
         }
@@ -1468,6 +1475,8 @@ mod tests {
             "tcp://hö st:2376",
             "tcp://höst:2376",
             "tcp://ho*st:2376",
+            "tcp://host.0x1f:2376",
+            "tcp://a.123:2376",
             "tcp://host\x1b[2J:2376",
             "tcp://host\n:2376",
             "tcp://host:2376\r",
@@ -1480,6 +1489,19 @@ mod tests {
         }
         let long = format!("tcp://{}:2376", "a".repeat(64));
         assert!(Endpoint::parse(&long).is_err());
+    }
+
+    #[test]
+    fn the_deadline_is_named_as_the_flag_is_given() {
+        assert_eq!(
+            Deadline::after(Duration::from_secs(2)).named(),
+            "--timeout 2s"
+        );
+        assert_eq!(
+            Deadline::after(Duration::from_secs_f64(0.5)).named(),
+            "--timeout 0.5s"
+        );
+        assert!(Deadline::after(Duration::ZERO).remaining().is_none());
     }
 
     #[test]
