@@ -234,17 +234,19 @@ pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
 
     let daemon_path = under(root, DAEMON_JSON);
     let daemon_existing = existing(&daemon_path)?;
-    let parsed = match &daemon_existing {
-        Some((contents, ..)) => Some(
-            daemon_json::parse(&String::from_utf8_lossy(contents)).map_err(|why| {
-                Error::Refused(format!(
-                    "{DAEMON_JSON} {why}; fix it first, nothing was changed"
-                ))
-            })?,
-        ),
+    let existing_text = match &daemon_existing {
+        Some((contents, ..)) => Some(std::str::from_utf8(contents).map_err(|_| {
+            Error::Refused(format!(
+                "{DAEMON_JSON} is not UTF-8 text; fix it first, nothing was changed"
+            ))
+        })?),
         None => None,
     };
-    let merged = daemon_json::merge(parsed.as_ref(), &ours);
+    let merged = daemon_json::merge(existing_text, &ours).map_err(|why| {
+        Error::Refused(format!(
+            "{DAEMON_JSON} {why}; fix it first, nothing was changed"
+        ))
+    })?;
     if !merged.conflicts.is_empty() && !force {
         let list: Vec<String> = merged
             .conflicts
