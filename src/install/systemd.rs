@@ -193,28 +193,32 @@ fn resolve(root: &Path, host: &str) -> Result<Option<String>, Error> {
             }
             _ => done.push(part),
         }
-        if todo.is_empty() && done == ["dev", "null"] {
-            break;
+        // /dev/null (a masked unit) need not exist under --root.
+        if (done == ["dev"] && todo == ["null"]) || (done == ["dev", "null"] && todo.is_empty()) {
+            return Ok(Some("/dev/null".to_string()));
         }
         let real = root.join(done.join("/"));
         match fs::symlink_metadata(&real) {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(err) => {
-                return Err(Error::Refused(format!(
-                    "cannot read {}: {err}",
-                    real.display()
-                )));
+                return Err(refused(
+                    format!("cannot read /{}: {err}", printable(&done.join("/"))),
+                    "check that path, then run dockertls install again",
+                ));
             }
             Ok(meta) if meta.file_type().is_symlink() => {
                 links += 1;
                 if links > 40 {
-                    return Err(Error::Refused(format!(
-                        "{}: too many levels of symbolic links",
-                        real.display()
-                    )));
+                    return Err(refused(
+                        format!("{}: too many levels of symbolic links", printable(host)),
+                        "fix that link, then run dockertls install again",
+                    ));
                 }
                 let target = fs::read_link(&real).map_err(|e| {
-                    Error::Refused(format!("cannot read the link {}: {e}", real.display()))
+                    refused(
+                        format!("cannot read the link /{}: {e}", printable(&done.join("/"))),
+                        "check that link, then run dockertls install again",
+                    )
                 })?;
                 let target = target.to_string_lossy().into_owned();
                 done.pop();
@@ -242,8 +246,12 @@ fn read_host_file(root: &Path, host: &str) -> Result<Found, Error> {
         return Ok(Found::Masked);
     }
     let real = root.join(resolved.trim_start_matches('/'));
-    let cannot =
-        |err: std::io::Error| Error::Refused(format!("cannot read {}: {err}", real.display()));
+    let cannot = |err: std::io::Error| {
+        refused(
+            format!("cannot read {}: {err}", printable(host)),
+            "check that file, then run dockertls install again",
+        )
+    };
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -251,10 +259,10 @@ fn read_host_file(root: &Path, host: &str) -> Result<Found, Error> {
         .map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
-        return Err(Error::Refused(format!(
-            "{} is not a regular file",
-            real.display()
-        )));
+        return Err(refused(
+            format!("{} is not a regular file", printable(host)),
+            "systemd reads units, drop-ins and environment files as regular files: replace it with one, then run dockertls install again",
+        ));
     }
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
@@ -288,10 +296,13 @@ fn conf_names(root: &Path, host_dir: &str) -> Result<Vec<String>, Error> {
             names.push(name);
         }
         if names.len() > MAX_DROPINS {
-            return Err(Error::Refused(format!(
-                "{} holds more than {MAX_DROPINS} drop-ins",
-                real.display()
-            )));
+            return Err(refused(
+                format!(
+                    "{} holds more than {MAX_DROPINS} drop-ins",
+                    printable(host_dir)
+                ),
+                "remove the ones not needed, then run dockertls install again",
+            ));
         }
     }
     Ok(names)
@@ -787,7 +798,7 @@ pub fn plan_dropin(root: &Path, dropin_path: &str) -> Result<DropinPlan, Error> 
     for source in &later {
         after.apply(source)?;
     }
-    check_final(root, &after, &ours)?;
+    check_final(root, &after, &ours, dropin_path, &command.origin)?;
     Ok(DropinPlan {
         unit_path: unit.path,
         contents,
@@ -796,7 +807,14 @@ pub fn plan_dropin(root: &Path, dropin_path: &str) -> Result<DropinPlan, Error> 
 }
 
 /// Refuses when the assembled unit would not start dockerd with daemon.json's hosts and TLS.
-fn check_final(root: &Path, service: &Service, ours: &str) -> Result<(), Error> {
+/// `derived_from`: where the command in our drop-in was taken from (named instead of it).
+fn check_final(
+    root: &Path,
+    service: &Service,
+    ours: &str,
+    dropin_path: &str,
+    derived_from: &Origin,
+) -> Result<(), Error> {
     let command = match service.exec_start.as_slice() {
         [one] => one,
         many => {
@@ -812,6 +830,11 @@ fn check_final(root: &Path, service: &Service, ours: &str) -> Result<(), Error> 
                 ),
             ));
         }
+    };
+    let origin = if command.origin.file == dropin_path {
+        derived_from
+    } else {
+        &command.origin
     };
     let (args_from, no_expansion) = split_program(&command.words);
     let words = &command.words[args_from..];
@@ -851,14 +874,14 @@ fn check_final(root: &Path, service: &Service, ours: &str) -> Result<(), Error> 
             {
                 let place = match variable {
                     Some((name, origin)) => format!("{name} ({origin})"),
-                    None => command.origin.to_string(),
+                    None => origin.to_string(),
                 };
                 return Err(refused(
                     format!(
                         "{place} starts dockerd with {shown}: dockerd would never read {DAEMON_JSON}, where install puts \"hosts\" and TLS"
                     ),
                     &format!(
-                        "remove --config-file there (or merge that file into {DAEMON_JSON}), then run dockertls install again"
+                        "remove --config-file from that line (or merge that file into {DAEMON_JSON}), then run dockertls install again"
                     ),
                 ));
             }
@@ -879,7 +902,7 @@ fn check_final(root: &Path, service: &Service, ours: &str) -> Result<(), Error> 
                 None => refused(
                     format!(
                         "{} sets ExecStart with {shown} and applies after dockertls's drop-in {ours} (drop-ins apply in file-name order): with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start",
-                        command.origin,
+                        origin,
                         json_key(&flag.name)
                     ),
                     &format!(
