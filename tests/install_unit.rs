@@ -166,14 +166,7 @@ fn verify(h: &Host) {
         let path = h.root.join(program.trim_start_matches('/'));
         if !path.exists() {
             write(&h.root, program, "#!/bin/sh\n");
-            std::os::unix::fs::PermissionsExt::set_mode(
-                &mut std::fs::metadata(&path).unwrap().permissions(),
-                0o755,
-            );
-            Command::new("chmod")
-                .arg("755")
-                .arg(&path)
-                .status()
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
         }
     }
