@@ -334,6 +334,21 @@ fn later_dropins_that_undo_ours_are_refused() {
         write(&h.root, path, bad);
         refused(&h, &[&format!("{path} line 3"), "-H fd://", "rename"]);
     }
+    // Line ends as systemd reads them: a lone CR ends a line, a byte order mark is dropped.
+    for text in [
+        "[Service]\rExecStart=\rExecStart=/usr/sbin/dockerd -H fd://\r",
+        "\u{feff}[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd://\n",
+    ] {
+        let Some(h) = host(&unit) else {
+            return;
+        };
+        write(
+            &h.root,
+            "/etc/systemd/system/docker.service.d/zzz-local.conf",
+            text,
+        );
+        refused(&h, &["zzz-local.conf line 3", "-H fd://"]);
+    }
     // A later ExecStart without a reset gives two commands.
     let Some(h) = host(&unit) else {
         return;

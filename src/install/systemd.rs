@@ -1015,4 +1015,37 @@ mod tests {
         assert_eq!(args[0].variable, Some(("OPTS".into(), origin)));
         assert!(args[4].variable.is_none());
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Whatever the command line, the words kept parse (as systemd and then dockerd's
+        /// flag parser read them) to a command without any flag daemon.json owns.
+        #[test]
+        fn kept_words_hold_no_taken_flag(
+            args in proptest::collection::vec(
+                prop_oneof![
+                    Just("-H".to_string()), Just("--host".to_string()), Just("-DH".to_string()),
+                    Just("-Hfd://".to_string()), Just("--tls".to_string()),
+                    Just("--tlsverify=false".to_string()), Just("--tlskey".to_string()),
+                    Just("--label".to_string()), Just("-l".to_string()), Just("-D".to_string()),
+                    Just("--".to_string()), Just("\"-H x\"".to_string()),
+                    Just("'--tls'".to_string()), Just("fd://".to_string()),
+                    Just("$DOCKER_OPTS".to_string()), Just("-lH".to_string()),
+                    "[-a-zA-Z=:/]{1,8}",
+                ],
+                0..12,
+            )
+        ) {
+            let line = format!("/usr/bin/dockerd {}", args.join(" "));
+            let words = words(&line);
+            let (kept, _) = without_taken(&words[1..]);
+            let again = syntax::command_lines(&format!("/usr/bin/dockerd {}", kept.join(" "))).unwrap();
+            let texts: Vec<&str> = again.first().map(|c| c[1..].iter().map(|w| w.text.as_str()).collect()).unwrap_or_default();
+            let taken: Vec<String> = flags(&texts).into_iter().filter(|f| TAKEN.contains(&f.name.as_str())).map(|f| f.name).collect();
+            prop_assert!(taken.is_empty(), "{line} -> {kept:?} still has {taken:?}");
+        }
+    }
 }

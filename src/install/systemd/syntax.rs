@@ -28,9 +28,10 @@ pub fn assignments(text: &str) -> Result<Vec<Assignment>, String> {
     let mut out = Vec::new();
     let mut section = String::new();
     let mut continuation: Option<(String, usize)> = None;
-    for (index, raw) in text.split('\n').enumerate() {
+    // systemd drops a UTF-8 byte order mark at the start of the file.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (index, raw) in physical_lines(text).into_iter().enumerate() {
         let physical = index + 1;
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
         let first = raw.trim_start_matches(WHITESPACE).chars().next();
         if matches!(first, Some('#' | ';')) {
             // A comment line, also in the middle of a continuation (systemd.syntax(7)).
@@ -55,6 +56,33 @@ pub fn assignments(text: &str) -> Result<Vec<Assignment>, String> {
         parse_line(&joined, start, &mut section, &mut out)?;
     }
     Ok(out)
+}
+
+/// Lines as systemd's `read_line()` ends them: at "\n", "\r\n", a lone "\r", or a NUL byte.
+fn physical_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'\n' | b'\0' => {
+                lines.push(&text[start..index]);
+                start = index + 1;
+            }
+            b'\r' => {
+                lines.push(&text[start..index]);
+                if bytes.get(index + 1) == Some(&b'\n') {
+                    index += 1;
+                }
+                start = index + 1;
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    lines.push(&text[start..]);
+    lines
 }
 
 /// Whether the text ends in an unpaired backslash (conf-parser counts every backslash).
@@ -497,6 +525,21 @@ mod tests {
         let keys: Vec<&str> = got.iter().map(|a| a.key.as_str()).collect();
         assert_eq!(keys, ["A", "B", "C"]);
         assert!(assignments("[Service\nA=b\n").is_err());
+        // A lone CR and a NUL end a line too, CRLF is one line end, and a BOM is dropped
+        // (measured with systemd-analyze verify 252).
+        let got = assignments("\u{feff}[S]\rA=1\0B=2\r\nC=3\\\r\n  4\n").unwrap();
+        let pairs: Vec<(&str, &str, &str, usize)> = got
+            .iter()
+            .map(|a| (a.section.as_str(), a.key.as_str(), a.value.as_str(), a.line))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("S", "A", "1", 2),
+                ("S", "B", "2", 3),
+                ("S", "C", "3   4", 4)
+            ]
+        );
     }
 
     #[test]
@@ -551,5 +594,27 @@ mod tests {
         let new = env_file("# note \\\nDOCKER_OPTS=-H x\n", false);
         assert_eq!(new[0].value, "-H x");
         assert_eq!(new[0].line, 2);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Hostile unit and environment files never make the parsers panic.
+        #[test]
+        fn parsers_never_panic(
+            text in "[\\\\\"' \t\n\r\u{0}%$;=#\\[\\]a-zA-Z{}x0-9é\u{feff}-]{0,200}",
+            any in "(?s).{0,200}",
+        ) {
+            for input in [&text, &any] {
+                let _ = assignments(input);
+                let _ = command_lines(input);
+                let _ = words(input, true);
+                let _ = words(input, false);
+                let _ = env_file(input, true);
+                let _ = env_file(input, false);
+            }
+        }
     }
 }
