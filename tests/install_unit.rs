@@ -204,6 +204,24 @@ fn debian_unit_keeps_docker_opts_and_verifies() {
     );
     ok(&h);
     assert_eq!(exec_start(&h), format!("ExecStart=\n{DEBIAN_EXEC}"));
+    verify(&h);
+    // With the ':' prefix systemd expands no variable: $DOCKER_OPTS reaches dockerd as is.
+    write(
+        &h.root,
+        "/etc/default/docker",
+        "DOCKER_OPTS=\"-H tcp://0.0.0.0:2375\"\n",
+    );
+    write(
+        &h.root,
+        "/etc/systemd/system/docker.service.d/10-literal.conf",
+        "[Service]\nExecStart=\nExecStart=:/usr/sbin/dockerd -H fd:// --label=x=$DOCKER_OPTS\n",
+    );
+    ok(&h);
+    assert_eq!(
+        exec_start(&h),
+        "ExecStart=\nExecStart=:/usr/sbin/dockerd --label=x=$DOCKER_OPTS"
+    );
+    verify(&h);
 }
 
 #[test]
@@ -306,6 +324,32 @@ fn variables_that_give_dockerd_a_taken_flag_are_refused() {
         ],
     );
 
+    // The service manager's DefaultEnvironment= applies when the unit does not set the variable;
+    // UnsetEnvironment= removes a variable last.
+    let Some(h) = host(&unit) else {
+        return;
+    };
+    write(
+        &h.root,
+        "/etc/systemd/system.conf.d/50-opts.conf",
+        "[Manager]\nDefaultEnvironment=\"DOCKER_OPTS=-H unix:///x\" LANG=C\n",
+    );
+    refused(
+        &h,
+        &[
+            "/etc/systemd/system.conf.d/50-opts.conf line 2",
+            "-H unix:///x",
+        ],
+    );
+    write(
+        &h.root,
+        "/etc/systemd/system/docker.service.d/10-unset.conf",
+        "[Service]\nUnsetEnvironment=DOCKER_OPTS\n",
+    );
+    ok(&h);
+    assert_eq!(exec_start(&h), format!("ExecStart=\n{DEBIAN_EXEC}"));
+    verify(&h);
+
     // A symbolic link with an absolute target is followed inside --root, never outside it.
     let Some(h) = host(&unit) else {
         return;
@@ -349,6 +393,16 @@ fn later_dropins_that_undo_ours_are_refused() {
         );
         refused(&h, &["zzz-local.conf line 3", "-H fd://"]);
     }
+    // A later drop-in that only resets ExecStart leaves no command.
+    let Some(h) = host(&unit) else {
+        return;
+    };
+    write(
+        &h.root,
+        "/etc/systemd/system/docker.service.d/zzz-local.conf",
+        "[Service]\nExecStart=\n",
+    );
+    refused(&h, &["zzz-local.conf line 2", "resets ExecStart"]);
     // A later ExecStart without a reset gives two commands.
     let Some(h) = host(&unit) else {
         return;

@@ -83,6 +83,10 @@ struct Service {
     exec_start: Vec<ExecCommand>,
     environment: Vec<(String, String, Origin)>,
     environment_files: Vec<(String, bool, Origin)>,
+    /// UnsetEnvironment=: names, or NAME=VALUE assignments, removed last.
+    unset_environment: Vec<String>,
+    /// The last empty `ExecStart=`.
+    exec_start_reset: Option<Origin>,
 }
 
 impl Service {
@@ -103,7 +107,10 @@ impl Service {
             };
             let value = assignment.value.as_str();
             match assignment.key.as_str() {
-                "ExecStart" if value.is_empty() => self.exec_start.clear(),
+                "ExecStart" if value.is_empty() => {
+                    self.exec_start.clear();
+                    self.exec_start_reset = Some(origin);
+                }
                 "ExecStart" => {
                     let commands = syntax::command_lines(value).map_err(|why| {
                         refused(
@@ -122,20 +129,11 @@ impl Service {
                     }
                 }
                 "Environment" if value.is_empty() => self.environment.clear(),
-                "Environment" => {
-                    // systemd ignores a value it cannot split (and logs it).
+                "Environment" => self.environment.extend(assignments_of(value, &origin)),
+                "UnsetEnvironment" if value.is_empty() => self.unset_environment.clear(),
+                "UnsetEnvironment" => {
                     let words = syntax::words(&value.replace("%%", "%"), true).unwrap_or_default();
-                    for word in words {
-                        if let Some((name, value)) = word.split_once('=')
-                            && syntax::is_env_name(name)
-                        {
-                            self.environment.push((
-                                name.to_string(),
-                                value.to_string(),
-                                origin.clone(),
-                            ));
-                        }
-                    }
+                    self.unset_environment.extend(words);
                 }
                 "EnvironmentFile" if value.is_empty() => self.environment_files.clear(),
                 "EnvironmentFile" => {
@@ -151,6 +149,62 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The `NAME=value` words of an `Environment=` (or `DefaultEnvironment=`) value; systemd
+/// ignores a value it cannot split, and words that are not assignments (and logs them).
+fn assignments_of(value: &str, origin: &Origin) -> Vec<(String, String, Origin)> {
+    syntax::words(&value.replace("%%", "%"), true)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|word| {
+            let (name, value) = word.split_once('=')?;
+            syntax::is_env_name(name).then(|| (name.to_string(), value.to_string(), origin.clone()))
+        })
+        .collect()
+}
+
+/// The service manager's `DefaultEnvironment=` (systemd-system.conf(5)): /etc/systemd/system.conf,
+/// then its drop-ins in file-name order. Every service starts from it.
+fn manager_environment(root: &Path) -> Result<Vec<(String, String, Origin)>, Error> {
+    let mut files = vec!["/etc/systemd/system.conf".to_string()];
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
+    for dir in [
+        "/etc/systemd/system.conf.d",
+        "/run/systemd/system.conf.d",
+        "/usr/local/lib/systemd/system.conf.d",
+        "/usr/lib/systemd/system.conf.d",
+        "/lib/systemd/system.conf.d",
+    ] {
+        for name in conf_names(root, dir)? {
+            by_name
+                .entry(name.clone())
+                .or_insert_with(|| format!("{dir}/{name}"));
+        }
+    }
+    files.extend(by_name.into_values());
+    let mut out = Vec::new();
+    for path in files {
+        let Found::File(text) = read_host_file(root, &path)? else {
+            continue;
+        };
+        // A file systemd cannot parse is skipped by it too (with a warning).
+        for assignment in syntax::assignments(&text).unwrap_or_default() {
+            if assignment.section != "Manager" || assignment.key != "DefaultEnvironment" {
+                continue;
+            }
+            let origin = Origin {
+                file: path.clone(),
+                line: assignment.line,
+            };
+            if assignment.value.is_empty() {
+                out.clear();
+            } else {
+                out.extend(assignments_of(&assignment.value, &origin));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// An error with what went wrong, then what to do.
@@ -596,11 +650,15 @@ fn split_program(words: &[Word]) -> (usize, bool) {
 /// Where a variable's value comes from.
 type Env = HashMap<String, (String, Origin)>;
 
-/// The environment ExecStart sees: Environment= in order, then the environment files, which
-/// override it (systemd.exec(5)).
+/// The environment ExecStart sees (systemd.exec(5)): the manager's DefaultEnvironment=, then
+/// Environment= in order, then the environment files, which override both; UnsetEnvironment=
+/// last.
 fn environment(root: &Path, service: &Service, comment_continues: bool) -> Result<Env, Error> {
     let mut env: Env = HashMap::new();
-    for (name, value, origin) in &service.environment {
+    for (name, value, origin) in manager_environment(root)?
+        .iter()
+        .chain(&service.environment)
+    {
         env.insert(name.clone(), (value.clone(), origin.clone()));
     }
     for (path, optional, origin) in &service.environment_files {
@@ -638,6 +696,18 @@ fn environment(root: &Path, service: &Service, comment_continues: bool) -> Resul
                         ),
                     );
                 }
+            }
+        }
+    }
+    for unset in &service.unset_environment {
+        match unset.split_once('=') {
+            Some((name, value)) => {
+                if env.get(name).is_some_and(|(v, _)| v == value) {
+                    env.remove(name);
+                }
+            }
+            None => {
+                env.remove(unset);
             }
         }
     }
@@ -817,6 +887,21 @@ fn check_final(
 ) -> Result<(), Error> {
     let command = match service.exec_start.as_slice() {
         [one] => one,
+        [] => {
+            let place = service
+                .exec_start_reset
+                .as_ref()
+                .map(Origin::to_string)
+                .unwrap_or_default();
+            return Err(refused(
+                format!(
+                    "{place} resets ExecStart after dockertls's drop-in {ours} and sets no command: docker.service would not start"
+                ),
+                &format!(
+                    "remove that empty ExecStart= (or rename the file to sort before {ours}), then run dockertls install again"
+                ),
+            ));
+        }
         many => {
             let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
             return Err(refused(
