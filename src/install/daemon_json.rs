@@ -89,12 +89,18 @@ pub fn merge(existing: Option<&str>, ours: &Map<String, Value>) -> Result<Merged
     }
     if !missing.is_empty() {
         let first = &members[0];
+        // New keys on their own lines, indented and ended as the first key is.
+        let newline = if text[..first.key_start].contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
         let line_start = text[..first.key_start].rfind('\n').map(|i| i + 1);
         let indent = match line_start {
             Some(start) if text[start..first.key_start].trim().is_empty() => {
-                format!("\n{}", &text[start..first.key_start])
+                format!("{newline}{}", &text[start..first.key_start])
             }
-            _ => "\n  ".to_string(),
+            _ => format!("{newline}  "),
         };
         let mut added = String::new();
         for (key, value) in missing {
@@ -366,6 +372,16 @@ mod tests {
             merged.text
         );
         assert_eq!(merged.conflicts.len(), 1);
+        // Windows line ends and tabs are followed.
+        let merged = merge(Some("{\r\n\t\"debug\": true\r\n}\r\n"), &ours()).unwrap();
+        assert!(
+            merged
+                .text
+                .starts_with("{\r\n\t\"debug\": true,\r\n\t\"hosts\": "),
+            "{}",
+            merged.text
+        );
+        assert!(merged.text.ends_with("\"\r\n}\r\n"), "{}", merged.text);
         // One line, no indentation to copy: new keys go on their own lines.
         let merged = merge(Some("{}"), &ours()).unwrap();
         assert!(merged.text.starts_with("{\n  \"hosts\""), "{}", merged.text);
@@ -378,5 +394,50 @@ mod tests {
             err.contains("line 3") && err.contains("\"debug\": tru"),
             "{err}"
         );
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any object, however written: the merge is valid JSON with our values, and every
+        /// other member's value is in the result exactly as written.
+        #[test]
+        fn merge_keeps_every_other_value_as_written(
+            members in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        Just("a"), Just("b"), Just("hosts"), Just("tls"), Just("tlsverify"),
+                        Just("ho\\u0073ts"), Just("caf\\u00e9"), Just("tlskey"),
+                    ],
+                    prop_oneof![
+                        Just("1e2"), Just("-0.0"), Just("15E-2"), Just("12345678901234567890123"),
+                        Just("\"\\u00e9\\/\\\"x\""), Just("[1, {\"a\":[]} ,2.50]"), Just("true"),
+                        Just("null"), Just("{}"), Just("\"/etc/docker/tls/ca.pem\""),
+                    ],
+                    "[ \t\r\n]{0,3}",
+                ),
+                0..8,
+            ),
+            lead in "[ \t\r\n]{0,3}",
+        ) {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(key, value, space)| format!("{space}\"{key}\"{space}:{space}{value}{space}"))
+                .collect();
+            let text = format!("{lead}{{{}}}{lead}", body.join(","));
+            let merged = merge(Some(&text), &ours()).unwrap();
+            let value: Value = serde_json::from_str(&merged.text).unwrap();
+            for (key, expected) in ours() {
+                prop_assert_eq!(&value[&key], &expected);
+            }
+            let decoded = |key: &str| serde_json::from_str::<String>(&format!("\"{key}\"")).unwrap();
+            for (key, raw, _) in &members {
+                if !TLS_KEYS.contains(&decoded(key).as_str()) {
+                    prop_assert!(merged.text.contains(raw), "{} lost {}", merged.text, raw);
+                }
+            }
+        }
     }
 }
