@@ -92,13 +92,14 @@ fn install(h: &Host) -> Output {
         .unwrap()
 }
 
-fn ok(h: &Host) {
+fn ok(h: &Host) -> String {
     let output = install(h);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs install, expects a refusal with each of `needles` in its message, and checks that
@@ -254,6 +255,9 @@ fn operator_flags_quoting_and_continuations_survive() {
         "ExecStart=\nExecStart=/usr/bin/dockerd --data-root=/srv/docker --label \"team=a b\" --log-opt 'tag={{.Name}}' --label=pct=100%% -D --label x\\x3dy --containerd=/run/containerd/containerd.sock"
     );
     verify(&h);
+    // A second run finds everything in place (our own drop-in is not read back as input).
+    let again = ok(&h);
+    assert!(again.contains("nothing to change"), "{again}");
     // Grouped shorthands and every other spelling of the flags daemon.json owns.
     write(
         &h.root,
@@ -587,6 +591,8 @@ fn odd_daemon_json_is_kept_byte_for_byte_and_dockerd_starts_from_it() {
             .contains("\n  \"hosts\": [\"unix:///var/run/docker.sock\", \"tcp://0.0.0.0:2376\"],"),
         "{merged}"
     );
+    let again = ok(&h);
+    assert!(again.contains("nothing to change"), "{again}");
 
     // Start a real dockerd from exactly that text, with only dockertls's own values pointed at
     // the sandbox (they are dockertls's rendering, so a plain text replacement is exact).
