@@ -407,6 +407,30 @@ fn later_dropins_that_undo_ours_are_refused() {
         "[Service]\nExecStart=\n",
     );
     refused(&h, &["zzz-local.conf line 2", "resets ExecStart"]);
+    // docker.service linked to a unit of another name: that name's drop-ins apply too.
+    let Some(h) = host(&unit) else {
+        return;
+    };
+    std::fs::rename(
+        h.root.join("lib/systemd/system/docker.service"),
+        h.root.join("lib/systemd/system/moby.service"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(h.root.join("etc/systemd/system")).unwrap();
+    std::os::unix::fs::symlink(
+        "/lib/systemd/system/moby.service",
+        h.root.join("etc/systemd/system/docker.service"),
+    )
+    .unwrap();
+    write(
+        &h.root,
+        "/lib/systemd/system/moby.service.d/zzz-local.conf",
+        bad,
+    );
+    refused(
+        &h,
+        &["/lib/systemd/system/moby.service.d/zzz-local.conf line 3"],
+    );
     // A later ExecStart without a reset gives two commands.
     let Some(h) = host(&unit) else {
         return;

@@ -392,10 +392,24 @@ fn unit_sources(root: &Path) -> Result<(Source, BTreeMap<String, String>), Error
             "install Docker first",
         )
     })?;
-    // Drop-in folders: docker.service.d, then the top-level service.d, in each search path.
+    // docker.service may be a link to a unit of another name (systemctl link, an alias):
+    // systemd then reads that name's drop-ins too (measured with systemd-analyze verify 252).
+    let mut names = vec![UNIT.to_string()];
+    if let Some(target) = resolve(root, &unit.path)?
+        && let Some(name) = target.rsplit('/').next()
+        && name.ends_with(".service")
+        && name != UNIT
+    {
+        names.push(name.to_string());
+    }
+    // Drop-in folders: NAME.d, then the top-level service.d, in each search path.
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     for dir in SEARCH_PATH {
-        for folder in [format!("{dir}/{UNIT}.d"), format!("{dir}/service.d")] {
+        let folders = names
+            .iter()
+            .map(|name| format!("{dir}/{name}.d"))
+            .chain([format!("{dir}/service.d")]);
+        for folder in folders {
             for name in conf_names(root, &folder)? {
                 by_name
                     .entry(name.clone())
