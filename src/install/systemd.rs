@@ -38,7 +38,7 @@ const SEARCH_PATH: [&str; 13] = [
 const MAX_FILE: u64 = 1 << 20;
 /// Far more drop-ins than any host has: a bound on what a folder may make us read.
 const MAX_DROPINS: usize = 1000;
-/// Where dockerd reads its configuration unless told otherwise.
+/// Where dockerd reads its configuration unless told otherwise (install writes it there).
 const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
 /// The drop-in to write, and what it is made from.
@@ -71,6 +71,7 @@ struct Source {
     text: String,
 }
 
+/// One command of `ExecStart=`, and the line that set it.
 #[derive(Clone)]
 struct ExecCommand {
     words: Vec<Word>,
