@@ -12,19 +12,6 @@ use serde_json::{Map, Value};
 
 use crate::error::Error;
 
-/// Where docker.service may live, most specific first.
-const UNIT_PATHS: [&str; 3] = [
-    "/etc/systemd/system/docker.service",
-    "/lib/systemd/system/docker.service",
-    "/usr/lib/systemd/system/docker.service",
-];
-/// Drop-in folders, lowest precedence first (a same-named file in a later folder wins).
-const DROPIN_DIRS: [&str; 4] = [
-    "/usr/lib/systemd/system/docker.service.d",
-    "/lib/systemd/system/docker.service.d",
-    "/run/systemd/system/docker.service.d",
-    "/etc/systemd/system/docker.service.d",
-];
 /// dockertls's own drop-in: named to sort after every other one.
 pub const DROPIN: &str = "/etc/systemd/system/docker.service.d/zz-dockertls.conf";
 /// The daemon's configuration file.
@@ -247,17 +234,19 @@ pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
 
     let daemon_path = under(root, DAEMON_JSON);
     let daemon_existing = existing(&daemon_path)?;
-    let parsed = match &daemon_existing {
-        Some((contents, ..)) => Some(
-            daemon_json::parse(&String::from_utf8_lossy(contents)).map_err(|why| {
-                Error::Refused(format!(
-                    "{DAEMON_JSON} {why}; fix it first, nothing was changed"
-                ))
-            })?,
-        ),
+    let existing_text = match &daemon_existing {
+        Some((contents, ..)) => Some(std::str::from_utf8(contents).map_err(|_| {
+            Error::Refused(format!(
+                "{DAEMON_JSON} is not UTF-8 text; fix it first, nothing was changed"
+            ))
+        })?),
         None => None,
     };
-    let merged = daemon_json::merge(parsed.as_ref(), &ours);
+    let merged = daemon_json::merge(existing_text, &ours).map_err(|why| {
+        Error::Refused(format!(
+            "{DAEMON_JSON} {why}; fix it first, nothing was changed"
+        ))
+    })?;
     if !merged.conflicts.is_empty() && !force {
         let list: Vec<String> = merged
             .conflicts
@@ -278,44 +267,13 @@ pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
         existing: daemon_existing,
     });
 
-    let unit_path = UNIT_PATHS
-        .iter()
-        .find(|p| under(root, p).is_file())
-        .ok_or_else(|| Error::Refused(format!("no docker.service under {} (looked in /etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system): install Docker first", root.display())))?;
-    let unit = systemd::UnitFile {
-        name: unit_path.to_string(),
-        text: fs::read_to_string(under(root, unit_path))
-            .map_err(|e| Error::Refused(format!("cannot read {unit_path}: {e}")))?,
-    };
-    let mut by_name: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for dir in DROPIN_DIRS {
-        if let Ok(entries) = fs::read_dir(under(root, dir)) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".conf") && format!("{dir}/{name}") != DROPIN {
-                    by_name.insert(name.clone(), format!("{dir}/{name}"));
-                }
-            }
-        }
-    }
-    let dropins: Vec<systemd::UnitFile> = by_name
-        .values()
-        .filter_map(|p| {
-            Some(systemd::UnitFile {
-                name: p.clone(),
-                text: fs::read_to_string(under(root, p)).ok()?,
-            })
-        })
-        .collect();
-    let exec_start = systemd::effective_exec_start(&unit, &dropins)
-        .ok_or_else(|| Error::Refused(format!("{unit_path} and its drop-ins set no ExecStart")))?;
-    let (command, removed_flags) = systemd::exec_start_without_hosts(&exec_start);
+    let dropin = systemd::plan_dropin(root, DROPIN)?;
     let dropin_path = under(root, DROPIN);
     files.push(Planned {
         host_path: DROPIN.to_string(),
         existing: existing(&dropin_path)?,
         path: dropin_path,
-        contents: systemd::dropin(&command, &removed_flags).into_bytes(),
+        contents: dropin.contents.into_bytes(),
         mode: 0o644,
         secret: false,
     });
@@ -324,8 +282,8 @@ pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
         files,
         tls_dir,
         conflicts: merged.conflicts,
-        removed_flags,
-        unit: unit_path.to_string(),
+        removed_flags: dropin.removed_flags,
+        unit: dropin.unit_path,
         notes,
         listen_port,
     })

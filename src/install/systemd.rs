@@ -1,120 +1,1043 @@
-//! The effective `ExecStart=` of docker.service (unit file plus drop-ins, as systemd applies
-//! them), and the command line dockerd needs once daemon.json sets `hosts` and TLS. Pure.
+//! docker.service as systemd assembles it (the unit, then every drop-in in file-name order,
+//! then the environment its ExecStart expands), and the drop-in dockertls needs once
+//! daemon.json sets `hosts` and TLS: ExecStart reset, then the same command without the flags
+//! daemon.json now owns. Reads only under `--root`; never writes.
 
-/// A unit file or drop-in: its path (for messages) and text.
-pub struct UnitFile {
-    pub name: String,
-    pub text: String,
+mod syntax;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::error::Error;
+use syntax::Word;
+
+/// The unit dockertls changes.
+const UNIT: &str = "docker.service";
+/// The system manager's unit search path, highest priority first (systemd.unit(5),
+/// `lookup_paths_init()`); Debian's systemd also reads /lib/systemd/system.
+const SEARCH_PATH: [&str; 13] = [
+    "/etc/systemd/system.control",
+    "/run/systemd/system.control",
+    "/run/systemd/transient",
+    "/run/systemd/generator.early",
+    "/etc/systemd/system",
+    "/etc/systemd/system.attached",
+    "/run/systemd/system",
+    "/run/systemd/system.attached",
+    "/run/systemd/generator",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+    "/run/systemd/generator.late",
+];
+/// systemd's own line limit is 1 MB; no unit, drop-in or environment file is near that.
+const MAX_FILE: u64 = 1 << 20;
+/// Far more drop-ins than any host has: a bound on what a folder may make us read.
+const MAX_DROPINS: usize = 1000;
+/// Where dockerd reads its configuration unless told otherwise (install writes it there).
+const DAEMON_JSON: &str = "/etc/docker/daemon.json";
+
+/// The drop-in to write, and what it is made from.
+#[derive(Debug)]
+pub struct DropinPlan {
+    /// The unit file docker.service comes from (host path).
+    pub unit_path: String,
+    /// The drop-in's text.
+    pub contents: String,
+    /// The flags left out of ExecStart, as written in the unit (e.g. `-H fd://`).
+    pub removed_flags: Vec<String>,
 }
 
-/// The effective ExecStart command line: the unit's, then each drop-in in order, where an
-/// empty `ExecStart=` resets and a later one replaces (docker.service is Type=notify: one
-/// command).
-pub fn effective_exec_start(unit: &UnitFile, dropins: &[UnitFile]) -> Option<String> {
-    let mut current = None;
-    for file in std::iter::once(unit).chain(dropins) {
-        let mut in_service = false;
-        for line in logical_lines(&file.text) {
-            let line = line.trim();
-            if line.starts_with('[') {
-                in_service = line == "[Service]";
+/// A file and line, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    file: String,
+    line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} line {}", printable(&self.file), self.line)
+    }
+}
+
+/// A unit file or drop-in as read from the host.
+struct Source {
+    path: String,
+    text: String,
+}
+
+/// One command of `ExecStart=`, and the line that set it.
+#[derive(Clone)]
+struct ExecCommand {
+    words: Vec<Word>,
+    origin: Origin,
+}
+
+/// The `[Service]` settings that decide dockerd's command line.
+#[derive(Default, Clone)]
+struct Service {
+    exec_start: Vec<ExecCommand>,
+    environment: Vec<(String, String, Origin)>,
+    environment_files: Vec<(String, bool, Origin)>,
+    /// UnsetEnvironment=: names, or NAME=VALUE assignments, removed last.
+    unset_environment: Vec<String>,
+    /// The last empty `ExecStart=`.
+    exec_start_reset: Option<Origin>,
+}
+
+impl Service {
+    fn apply(&mut self, source: &Source) -> Result<(), Error> {
+        let assignments = syntax::assignments(&source.text).map_err(|why| {
+            refused(
+                format!("{} cannot be read as systemd reads it: {why}", printable(&source.path)),
+                "fix that file (systemd would not load it either), then run dockertls install again",
+            )
+        })?;
+        for assignment in assignments {
+            if assignment.section != "Service" {
                 continue;
             }
-            if !in_service {
+            let origin = Origin {
+                file: source.path.clone(),
+                line: assignment.line,
+            };
+            let value = assignment.value.as_str();
+            match assignment.key.as_str() {
+                "ExecStart" if value.is_empty() => {
+                    self.exec_start.clear();
+                    self.exec_start_reset = Some(origin);
+                }
+                "ExecStart" => {
+                    let commands = syntax::command_lines(value).map_err(|why| {
+                        refused(
+                            format!(
+                                "{origin}: systemd cannot parse this ExecStart ({})",
+                                printable(&why)
+                            ),
+                            "fix that line, then run dockertls install again",
+                        )
+                    })?;
+                    for words in commands {
+                        self.exec_start.push(ExecCommand {
+                            words,
+                            origin: origin.clone(),
+                        });
+                    }
+                }
+                "Environment" if value.is_empty() => self.environment.clear(),
+                "Environment" => self.environment.extend(assignments_of(value, &origin)),
+                "UnsetEnvironment" if value.is_empty() => self.unset_environment.clear(),
+                "UnsetEnvironment" => {
+                    let words = syntax::words(&value.replace("%%", "%"), true).unwrap_or_default();
+                    self.unset_environment.extend(words);
+                }
+                "EnvironmentFile" if value.is_empty() => self.environment_files.clear(),
+                "EnvironmentFile" => {
+                    let value = value.replace("%%", "%");
+                    let (optional, path) = match value.strip_prefix('-') {
+                        Some(path) => (true, path.to_string()),
+                        None => (false, value),
+                    };
+                    self.environment_files.push((path, optional, origin));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `NAME=value` words of an `Environment=` (or `DefaultEnvironment=`) value; systemd
+/// ignores a value it cannot split, and words that are not assignments (and logs them).
+fn assignments_of(value: &str, origin: &Origin) -> Vec<(String, String, Origin)> {
+    syntax::words(&value.replace("%%", "%"), true)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|word| {
+            let (name, value) = word.split_once('=')?;
+            syntax::is_env_name(name).then(|| (name.to_string(), value.to_string(), origin.clone()))
+        })
+        .collect()
+}
+
+/// The service manager's `DefaultEnvironment=` (systemd-system.conf(5)): /etc/systemd/system.conf,
+/// then its drop-ins in file-name order. Every service starts from it.
+fn manager_environment(root: &Path) -> Result<Vec<(String, String, Origin)>, Error> {
+    let mut files = vec!["/etc/systemd/system.conf".to_string()];
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
+    for dir in [
+        "/etc/systemd/system.conf.d",
+        "/run/systemd/system.conf.d",
+        "/usr/local/lib/systemd/system.conf.d",
+        "/usr/lib/systemd/system.conf.d",
+        "/lib/systemd/system.conf.d",
+    ] {
+        for name in conf_names(root, dir)? {
+            by_name
+                .entry(name.clone())
+                .or_insert_with(|| format!("{dir}/{name}"));
+        }
+    }
+    files.extend(by_name.into_values());
+    let mut out = Vec::new();
+    for path in files {
+        let Found::File(text) = read_host_file(root, &path)? else {
+            continue;
+        };
+        // A file systemd cannot parse is skipped by it too (with a warning).
+        for assignment in syntax::assignments(&text).unwrap_or_default() {
+            if assignment.section != "Manager" || assignment.key != "DefaultEnvironment" {
                 continue;
             }
-            if let Some(value) = line.strip_prefix("ExecStart=") {
-                let value = value.trim();
-                current = if value.is_empty() {
-                    None
-                } else {
-                    Some(value.to_string())
-                };
+            let origin = Origin {
+                file: path.clone(),
+                line: assignment.line,
+            };
+            if assignment.value.is_empty() {
+                out.clear();
+            } else {
+                out.extend(assignments_of(&assignment.value, &origin));
             }
         }
     }
-    current
+    Ok(out)
 }
 
-/// Joins backslash-continued lines and drops comments.
-fn logical_lines(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut pending = String::new();
-    for raw in text.lines() {
-        let trimmed = raw.trim_start();
-        if pending.is_empty() && (trimmed.starts_with('#') || trimmed.starts_with(';')) {
+/// An error with what went wrong, then what to do.
+fn refused(what: String, hint: &str) -> Error {
+    Error::Refused(format!("{what}\nhint: {hint}"))
+}
+
+/// Text from a file or a file name, safe to print on one line and to put in a comment.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// What a host path holds.
+enum Found {
+    Missing,
+    /// A link to /dev/null or an empty file: systemd treats it as masked.
+    Masked,
+    File(String),
+}
+
+/// Resolves `host` (an absolute path on the daemon host) inside `root`: a symbolic link with
+/// an absolute target is followed from `root`, `..` stops at `root`, so nothing outside it is
+/// read. Returns the resolved host path, or None when a component is missing.
+fn resolve(root: &Path, host: &str) -> Result<Option<String>, Error> {
+    let mut done: Vec<String> = Vec::new();
+    let mut todo: VecDeque<String> = host
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => done.push(part),
+        }
+        // /dev/null (a masked unit) need not exist under --root.
+        if (done == ["dev"] && todo == ["null"]) || (done == ["dev", "null"] && todo.is_empty()) {
+            return Ok(Some("/dev/null".to_string()));
+        }
+        let real = root.join(done.join("/"));
+        match fs::symlink_metadata(&real) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => {
+                return Err(refused(
+                    format!("cannot read /{}: {err}", printable(&done.join("/"))),
+                    "check that path, then run dockertls install again",
+                ));
+            }
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(refused(
+                        format!("{}: too many levels of symbolic links", printable(host)),
+                        "fix that link, then run dockertls install again",
+                    ));
+                }
+                let target = fs::read_link(&real).map_err(|e| {
+                    refused(
+                        format!("cannot read the link /{}: {e}", printable(&done.join("/"))),
+                        "check that link, then run dockertls install again",
+                    )
+                })?;
+                let target = target.to_string_lossy().into_owned();
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for part in target.split('/').filter(|p| !p.is_empty()).rev() {
+                    todo.push_front(part.to_string());
+                }
+            }
+            Ok(meta) if !todo.is_empty() && !meta.is_dir() => return Ok(None),
+            Ok(_) => {}
+        }
+    }
+    Ok(Some(format!("/{}", done.join("/"))))
+}
+
+/// Reads a host file under `root` (bounded; a FIFO or device is refused, never opened for
+/// reading).
+fn read_host_file(root: &Path, host: &str) -> Result<Found, Error> {
+    let Some(resolved) = resolve(root, host)? else {
+        return Ok(Found::Missing);
+    };
+    if resolved == "/dev/null" {
+        return Ok(Found::Masked);
+    }
+    let real = root.join(resolved.trim_start_matches('/'));
+    let cannot = |err: std::io::Error| {
+        refused(
+            format!("cannot read {}: {err}", printable(host)),
+            "check that file, then run dockertls install again",
+        )
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&real)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(refused(
+            format!("{} is not a regular file", printable(host)),
+            "systemd reads units, drop-ins and environment files as regular files: replace it with one, then run dockertls install again",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(refused(
+            format!("{} is larger than 1 MiB", real.display()),
+            "a unit, drop-in or environment file is a few kilobytes: check that file",
+        ));
+    }
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Found::Masked);
+    }
+    Ok(Found::File(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// The `*.conf` names in a host folder (hidden files skipped, as systemd does).
+fn conf_names(root: &Path, host_dir: &str) -> Result<Vec<String>, Error> {
+    let Some(resolved) = resolve(root, host_dir)? else {
+        return Ok(Vec::new());
+    };
+    let real = root.join(resolved.trim_start_matches('/'));
+    let Ok(entries) = fs::read_dir(&real) else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".conf") && !name.starts_with('.') {
+            names.push(name);
+        }
+        if names.len() > MAX_DROPINS {
+            return Err(refused(
+                format!(
+                    "{} holds more than {MAX_DROPINS} drop-ins",
+                    printable(host_dir)
+                ),
+                "remove the ones not needed, then run dockertls install again",
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// The unit file and the drop-ins, each drop-in name once (the folder of highest priority
+/// wins), sorted by file name as systemd applies them.
+fn unit_sources(root: &Path) -> Result<(Source, BTreeMap<String, String>), Error> {
+    let mut unit = None;
+    for dir in SEARCH_PATH {
+        let path = format!("{dir}/{UNIT}");
+        match read_host_file(root, &path)? {
+            Found::Missing => continue,
+            Found::Masked => {
+                return Err(refused(
+                    format!("{path} masks docker.service (a link to /dev/null or an empty file)"),
+                    "unmask it (systemctl unmask docker), then run dockertls install again",
+                ));
+            }
+            Found::File(text) => {
+                unit = Some(Source { path, text });
+                break;
+            }
+        }
+    }
+    let unit = unit.ok_or_else(|| {
+        refused(
+            format!(
+                "no docker.service under {} (looked in {})",
+                root.display(),
+                SEARCH_PATH.join(", ")
+            ),
+            "install Docker first",
+        )
+    })?;
+    // docker.service may be a link to a unit of another name (systemctl link, an alias):
+    // systemd then reads that name's drop-ins too (measured with systemd-analyze verify 252).
+    let mut names = vec![UNIT.to_string()];
+    if let Some(target) = resolve(root, &unit.path)?
+        && let Some(name) = target.rsplit('/').next()
+        && name.ends_with(".service")
+        && name != UNIT
+    {
+        names.push(name.to_string());
+    }
+    // Drop-in folders: NAME.d, then the top-level service.d, in each search path.
+    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
+    for dir in SEARCH_PATH {
+        let folders = names
+            .iter()
+            .map(|name| format!("{dir}/{name}.d"))
+            .chain([format!("{dir}/service.d")]);
+        for folder in folders {
+            for name in conf_names(root, &folder)? {
+                by_name
+                    .entry(name.clone())
+                    .or_insert_with(|| format!("{folder}/{name}"));
+            }
+        }
+    }
+    Ok((unit, by_name))
+}
+
+/// Flags of dockerd 20.10–28 that take a value (all others are booleans): needed to know
+/// which word is a flag's value, as dockerd's flag parser (spf13/pflag) does.
+const VALUE_FLAGS: &[&str] = &[
+    "add-runtime",
+    "allow-nondistributable-artifacts",
+    "api-cors-header",
+    "authorization-plugin",
+    "bip",
+    "bip6",
+    "bridge",
+    "cdi-spec-dir",
+    "cgroup-parent",
+    "config-file",
+    "containerd",
+    "containerd-namespace",
+    "containerd-plugins-namespace",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "data-root",
+    "default-address-pool",
+    "default-cgroupns-mode",
+    "default-gateway",
+    "default-gateway-v6",
+    "default-ipc-mode",
+    "default-network-opt",
+    "default-runtime",
+    "default-shm-size",
+    "default-ulimit",
+    "dns",
+    "dns-opt",
+    "dns-search",
+    "exec-opt",
+    "exec-root",
+    "feature",
+    "fixed-cidr",
+    "fixed-cidr-v6",
+    "graph",
+    "group",
+    "host",
+    "host-gateway-ip",
+    "http-proxy",
+    "https-proxy",
+    "init-path",
+    "insecure-registry",
+    "ip",
+    "label",
+    "log-driver",
+    "log-format",
+    "log-level",
+    "log-opt",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
+    "max-download-attempts",
+    "metrics-addr",
+    "mtu",
+    "network-control-plane-mtu",
+    "no-proxy",
+    "node-generic-resource",
+    "oom-score-adjust",
+    "pidfile",
+    "registry-mirror",
+    "seccomp-profile",
+    "shutdown-timeout",
+    "storage-driver",
+    "storage-opt",
+    "swarm-default-advertise-addr",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+    "userland-proxy-path",
+    "userns-remap",
+];
+/// dockerd's shorthands and their long names.
+const SHORTHANDS: [(char, &str); 10] = [
+    ('b', "bridge"),
+    ('D', "debug"),
+    ('g', "graph"),
+    ('G', "group"),
+    ('H', "host"),
+    ('h', "help"),
+    ('l', "log-level"),
+    ('p', "pidfile"),
+    ('s', "storage-driver"),
+    ('v', "version"),
+];
+/// The flags whose daemon.json keys install writes: given both ways, dockerd will not start.
+const TAKEN: [&str; 6] = ["host", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"];
+
+fn takes_value(name: &str) -> bool {
+    VALUE_FLAGS.contains(&name)
+}
+
+/// One flag found on dockerd's command line.
+#[derive(Debug, PartialEq, Eq)]
+struct Flag {
+    /// Long name (`host` for `-H`).
+    name: String,
+    /// The word holding the flag.
+    index: usize,
+    /// The next word, when it is the flag's value.
+    value_index: Option<usize>,
+    /// The value, wherever it was written.
+    value: Option<String>,
+    /// For shorthands grouped in one word (`-DH`): the word without this flag (`-D`).
+    rest_of_word: Option<String>,
+}
+
+/// The flags in dockerd's arguments, read as pflag reads them: `--name=value`, `--name value`,
+/// `-H value`, `-Hvalue`, `-H=value`, grouped shorthands (`-DH value`), `--` ends the flags.
+fn flags(args: &[&str]) -> Vec<Flag> {
+    let mut found = Vec::new();
+    let mut index = 0;
+    while index < args.len() {
+        let word = args[index];
+        if word == "--" {
+            break;
+        }
+        if let Some(long) = word.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (long, None),
+            };
+            let mut flag = Flag {
+                name: name.to_string(),
+                index,
+                value_index: None,
+                value: inline.clone(),
+                rest_of_word: None,
+            };
+            if inline.is_none() && takes_value(name) && index + 1 < args.len() {
+                flag.value_index = Some(index + 1);
+                flag.value = Some(args[index + 1].to_string());
+                index += 1;
+            }
+            found.push(flag);
+        } else if let Some(short) = word.strip_prefix('-')
+            && !short.is_empty()
+        {
+            let mut kept = String::from("-");
+            let chars: Vec<(usize, char)> = short.char_indices().collect();
+            for (position, &(offset, c)) in chars.iter().enumerate() {
+                let name = SHORTHANDS
+                    .iter()
+                    .find(|(s, _)| *s == c)
+                    .map(|(_, n)| *n)
+                    .unwrap_or("");
+                let after = &short[offset + c.len_utf8()..];
+                if takes_value(name) {
+                    let value = after.strip_prefix('=').unwrap_or(after);
+                    let mut flag = Flag {
+                        name: name.to_string(),
+                        index,
+                        value_index: None,
+                        value: Some(value.to_string()),
+                        rest_of_word: None,
+                    };
+                    if after.is_empty() {
+                        flag.value = args.get(index + 1).map(|v| v.to_string());
+                        if index + 1 < args.len() {
+                            flag.value_index = Some(index + 1);
+                        }
+                    }
+                    if kept.len() > 1 {
+                        flag.rest_of_word = Some(kept.clone());
+                    }
+                    let skip_next = flag.value_index.is_some();
+                    found.push(flag);
+                    if skip_next {
+                        index += 1;
+                    }
+                    break;
+                }
+                if after.starts_with('=') || position + 1 == chars.len() {
+                    // A boolean shorthand, maybe with "=value": the rest of the word.
+                    found.push(Flag {
+                        name: name.to_string(),
+                        index,
+                        value_index: None,
+                        value: after.strip_prefix('=').map(str::to_string),
+                        rest_of_word: None,
+                    });
+                    kept.push(c);
+                    break;
+                }
+                found.push(Flag {
+                    name: name.to_string(),
+                    index,
+                    value_index: None,
+                    value: None,
+                    rest_of_word: None,
+                });
+                kept.push(c);
+            }
+        }
+        index += 1;
+    }
+    found
+}
+
+/// The command words without the flags daemon.json owns: kept words as written, and the
+/// removed ones as written.
+fn without_taken(words: &[Word]) -> (Vec<String>, Vec<String>) {
+    let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let mut drop = vec![false; words.len()];
+    let mut replace: HashMap<usize, String> = HashMap::new();
+    let mut removed = Vec::new();
+    for flag in flags(&texts) {
+        if !TAKEN.contains(&flag.name.as_str()) {
             continue;
         }
-        if let Some(head) = raw.strip_suffix('\\') {
-            pending.push_str(head);
-            pending.push(' ');
-        } else {
-            pending.push_str(raw);
-            out.push(std::mem::take(&mut pending));
+        let mut shown = words[flag.index].raw.clone();
+        match &flag.rest_of_word {
+            Some(rest) => {
+                replace.insert(flag.index, rest.clone());
+            }
+            None => drop[flag.index] = true,
+        }
+        if let Some(value_index) = flag.value_index {
+            drop[value_index] = true;
+            shown.push(' ');
+            shown.push_str(&words[value_index].raw);
+        }
+        removed.push(shown);
+    }
+    let kept = words
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !drop[*i])
+        .map(|(i, w)| replace.get(&i).cloned().unwrap_or_else(|| w.raw.clone()))
+        .collect();
+    (kept, removed)
+}
+
+/// The program part of a command: prefixes, path and (with `@`) argv[0]; then the arguments.
+fn split_program(words: &[Word]) -> (usize, bool) {
+    let first = words.first().map(|w| w.text.as_str()).unwrap_or("");
+    let prefixes: String = first.chars().take_while(|c| "-@:+!".contains(*c)).collect();
+    let args_from = if prefixes.contains('@') { 2 } else { 1 };
+    (args_from.min(words.len()), prefixes.contains(':'))
+}
+
+/// Where a variable's value comes from.
+type Env = HashMap<String, (String, Origin)>;
+
+/// The environment ExecStart sees (systemd.exec(5)): the manager's DefaultEnvironment=, then
+/// Environment= in order, then the environment files, which override both; UnsetEnvironment=
+/// last.
+fn environment(root: &Path, service: &Service, comment_continues: bool) -> Result<Env, Error> {
+    let mut env: Env = HashMap::new();
+    for (name, value, origin) in manager_environment(root)?
+        .iter()
+        .chain(&service.environment)
+    {
+        env.insert(name.clone(), (value.clone(), origin.clone()));
+    }
+    for (path, optional, origin) in &service.environment_files {
+        if path.contains(['*', '?', '[']) {
+            return Err(refused(
+                format!(
+                    "EnvironmentFile={} ({origin}) is a wildcard: dockertls cannot check which variables it sets for dockerd's command line",
+                    printable(path)
+                ),
+                "name the file itself in EnvironmentFile=, then run dockertls install again",
+            ));
+        }
+        match read_host_file(root, path)? {
+            Found::Missing if *optional => {}
+            Found::Missing => {
+                return Err(refused(
+                    format!(
+                        "EnvironmentFile={} ({origin}) does not exist: systemd would not start docker.service",
+                        printable(path)
+                    ),
+                    "create that file, or write EnvironmentFile=- to make it optional, then run dockertls install again",
+                ));
+            }
+            Found::Masked => {}
+            Found::File(text) => {
+                for assignment in syntax::env_file(&text, comment_continues) {
+                    env.insert(
+                        assignment.name,
+                        (
+                            assignment.value,
+                            Origin {
+                                file: path.clone(),
+                                line: assignment.line,
+                            },
+                        ),
+                    );
+                }
+            }
         }
     }
-    if !pending.is_empty() {
-        out.push(pending);
+    for unset in &service.unset_environment {
+        match unset.split_once('=') {
+            Some((name, value)) => {
+                if env.get(name).is_some_and(|(v, _)| v == value) {
+                    env.remove(name);
+                }
+            }
+            None => {
+                env.remove(unset);
+            }
+        }
+    }
+    Ok(env)
+}
+
+/// One argument dockerd receives, and the variable it came from (if any).
+struct Arg {
+    text: String,
+    variable: Option<(String, Origin)>,
+}
+
+/// The arguments after systemd's variable expansion (`replace_env_argv()`): a word `$NAME` is
+/// split into words, `${NAME}` inside a word is replaced by the value as one word, `$$` is `$`.
+fn expand(words: &[Word], env: &Env) -> Vec<Arg> {
+    let mut out = Vec::new();
+    for word in words {
+        let text = &word.text;
+        if let Some(name) = text.strip_prefix('$')
+            && !name.starts_with(['{', '$'])
+        {
+            if let Some((value, origin)) = env.get(name) {
+                let parts = syntax::words(value, false)
+                    .unwrap_or_else(|_| value.split_whitespace().map(str::to_string).collect());
+                for part in parts {
+                    out.push(Arg {
+                        text: part,
+                        variable: Some((name.to_string(), origin.clone())),
+                    });
+                }
+            }
+            continue;
+        }
+        let mut result = String::new();
+        let mut variable = None;
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find('$') {
+            result.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(after) = after.strip_prefix('$') {
+                result.push('$');
+                rest = after;
+            } else if let Some(inner) = after.strip_prefix('{')
+                && let Some(end) = inner.find('}')
+            {
+                let expression = &inner[..end];
+                let (name, default) = match expression.split_once(":-") {
+                    Some((name, default)) => (name, Some(default)),
+                    None => (expression.split(":+").next().unwrap_or(expression), None),
+                };
+                match env.get(name) {
+                    Some((value, origin)) => {
+                        result.push_str(value);
+                        variable.get_or_insert((name.to_string(), origin.clone()));
+                    }
+                    None => result.push_str(default.unwrap_or("")),
+                }
+                rest = &inner[end + 1..];
+            } else {
+                result.push('$');
+                rest = after;
+            }
+        }
+        result.push_str(rest);
+        out.push(Arg {
+            text: result,
+            variable,
+        });
     }
     out
 }
 
-/// Flags that daemon.json now sets: given twice (flag and key), dockerd refuses to start.
-const TAKEN_BY_DAEMON_JSON: [&str; 6] = [
-    "-H",
-    "--host",
-    "--tls",
-    "--tlsverify",
-    "--tlscacert",
-    "--tlscert",
-];
-const TAKEN_WITH_VALUE: [&str; 5] = ["-H", "--host", "--tlscacert", "--tlscert", "--tlskey"];
-
-/// The ExecStart for dockerd with daemon.json holding `hosts` and the TLS keys: the effective
-/// command without -H/--host and TLS flags, every other flag kept. Returns the command and the
-/// flags removed.
-pub fn exec_start_without_hosts(exec_start: &str) -> (String, Vec<String>) {
-    // systemd's "-" / "@" / "+" / "!" prefixes stay on the program.
-    let words: Vec<&str> = exec_start.split_whitespace().collect();
-    let mut kept = Vec::new();
-    let mut removed = Vec::new();
-    let mut index = 0;
-    while index < words.len() {
-        let word = words[index];
-        let name = word.split('=').next().unwrap_or(word);
-        let is_taken = index > 0
-            && (TAKEN_BY_DAEMON_JSON.contains(&name)
-                || name == "--tlskey"
-                || (word.starts_with("-H") && word.len() > 2 && !word.starts_with("--")));
-        if is_taken {
-            let takes_value =
-                TAKEN_WITH_VALUE.contains(&name) && !word.contains('=') && word.len() <= name.len();
-            if takes_value && index + 1 < words.len() {
-                removed.push(format!("{word} {}", words[index + 1]));
-                index += 2;
-            } else {
-                removed.push(word.to_string());
-                index += 1;
-            }
+/// Builds the drop-in for docker.service under `root`, to be written at `dropin_path` (a host
+/// path under /etc/systemd/system/docker.service.d). Refuses, naming the file and line, when
+/// the unit as systemd would assemble it afterwards would keep a flag daemon.json owns.
+pub fn plan_dropin(root: &Path, dropin_path: &str) -> Result<DropinPlan, Error> {
+    let ours = dropin_path
+        .rsplit('/')
+        .next()
+        .unwrap_or(dropin_path)
+        .to_string();
+    let (unit, dropins) = unit_sources(root)?;
+    if let Some(winner) = dropins.get(&ours)
+        && winner != dropin_path
+    {
+        return Err(refused(
+            format!(
+                "{} has the name of dockertls's drop-in and takes precedence over {dropin_path}",
+                printable(winner)
+            ),
+            "rename or remove that file, then run dockertls install again",
+        ));
+    }
+    let mut before = Service::default();
+    before.apply(&unit)?;
+    let mut later = Vec::new();
+    for (name, path) in &dropins {
+        if *path == dropin_path {
             continue;
         }
-        kept.push(word);
-        index += 1;
+        let text = match read_host_file(root, path)? {
+            Found::File(text) => text,
+            Found::Missing | Found::Masked => continue,
+        };
+        let source = Source {
+            path: path.clone(),
+            text,
+        };
+        if *name < ours {
+            before.apply(&source)?;
+        } else {
+            later.push(source);
+        }
     }
-    (kept.join(" "), removed)
+
+    let command = match before.exec_start.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(refused(
+                format!("{} and its drop-ins set no ExecStart", unit.path),
+                "reinstall Docker's package to restore docker.service, then run dockertls install again",
+            ));
+        }
+        many => {
+            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
+            return Err(refused(
+                format!(
+                    "docker.service has {} ExecStart= commands ({}): systemd refuses that for dockerd's service type",
+                    many.len(),
+                    list.join(", ")
+                ),
+                "keep one (a drop-in must reset it with an empty ExecStart= first), then run dockertls install again",
+            ));
+        }
+    };
+    let (args_from, _) = split_program(&command.words);
+    let (mut kept, removed) = without_taken(&command.words[args_from..]);
+    let mut line: Vec<String> = command.words[..args_from]
+        .iter()
+        .map(|w| w.raw.clone())
+        .collect();
+    line.append(&mut kept);
+    let exec_start = line.join(" ");
+    if exec_start.chars().any(char::is_control) {
+        return Err(refused(
+            format!("{}: ExecStart holds a control character", command.origin),
+            "remove it, then run dockertls install again",
+        ));
+    }
+    let contents = render(&exec_start, &command.origin, &removed);
+
+    // The unit as systemd will assemble it with our drop-in: it must start dockerd.
+    let mut after = before.clone();
+    after.apply(&Source {
+        path: dropin_path.to_string(),
+        text: contents.clone(),
+    })?;
+    for source in &later {
+        after.apply(source)?;
+    }
+    check_final(root, &after, &ours, dropin_path, &command.origin)?;
+    Ok(DropinPlan {
+        unit_path: unit.path,
+        contents,
+        removed_flags: removed,
+    })
 }
 
-/// The drop-in dockertls installs.
-pub fn dropin(exec_start: &str, removed: &[String]) -> String {
-    let mut text = String::from(
-        "# Written by dockertls install. daemon.json sets \"hosts\" and TLS; dockerd refuses to start\n\
-         # when a setting is given both as a flag and in daemon.json, so ExecStart is reset and\n\
-         # dockerd started with the other flags of the effective ExecStart.\n",
-    );
-    if !removed.is_empty() {
-        text.push_str(&format!("# Removed flags: {}\n", removed.join(" ")));
+/// Refuses when the assembled unit would not start dockerd with daemon.json's hosts and TLS.
+/// `derived_from`: where the command in our drop-in was taken from (named instead of it).
+fn check_final(
+    root: &Path,
+    service: &Service,
+    ours: &str,
+    dropin_path: &str,
+    derived_from: &Origin,
+) -> Result<(), Error> {
+    let command = match service.exec_start.as_slice() {
+        [one] => one,
+        [] => {
+            let place = service
+                .exec_start_reset
+                .as_ref()
+                .map(Origin::to_string)
+                .unwrap_or_default();
+            return Err(refused(
+                format!(
+                    "{place} resets ExecStart after dockertls's drop-in {ours} and sets no command: docker.service would not start"
+                ),
+                &format!(
+                    "remove that empty ExecStart= (or rename the file to sort before {ours}), then run dockertls install again"
+                ),
+            ));
+        }
+        many => {
+            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
+            return Err(refused(
+                format!(
+                    "with dockertls's drop-in, docker.service would have {} ExecStart= commands ({}): a drop-in that sorts after {ours} adds one without resetting",
+                    many.len(),
+                    list.join(", ")
+                ),
+                &format!(
+                    "start that drop-in's ExecStart lines with an empty ExecStart=, or rename it to sort before {ours}, then run dockertls install again"
+                ),
+            ));
+        }
+    };
+    let origin = if command.origin.file == dropin_path {
+        derived_from
+    } else {
+        &command.origin
+    };
+    let (args_from, no_expansion) = split_program(&command.words);
+    let words = &command.words[args_from..];
+    let needs_env = !no_expansion && words.iter().any(|w| w.text.contains('$'));
+    // Environment files read both as systemd < 254 and >= 254 do (comments ending in '\').
+    for comment_continues in [false, true] {
+        let env = if needs_env {
+            environment(root, service, comment_continues)?
+        } else {
+            Env::new()
+        };
+        let args = if no_expansion {
+            words
+                .iter()
+                .map(|w| Arg {
+                    text: w.text.clone(),
+                    variable: None,
+                })
+                .collect()
+        } else {
+            expand(words, &env)
+        };
+        let texts: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+        for flag in flags(&texts) {
+            let shown = match (&flag.value, flag.value_index) {
+                (Some(value), Some(_)) => format!("{} {}", texts[flag.index], value),
+                _ => texts[flag.index].to_string(),
+            };
+            let shown = printable(&shown);
+            let variable = args[flag.index]
+                .variable
+                .as_ref()
+                .or(flag.value_index.and_then(|i| args[i].variable.as_ref()));
+            if flag.name == "config-file"
+                && let Some(value) = &flag.value
+                && value != DAEMON_JSON
+            {
+                let place = match variable {
+                    Some((name, origin)) => format!("{name} ({origin})"),
+                    None => origin.to_string(),
+                };
+                return Err(refused(
+                    format!(
+                        "{place} starts dockerd with {shown}: dockerd would never read {DAEMON_JSON}, where install puts \"hosts\" and TLS"
+                    ),
+                    &format!(
+                        "remove --config-file from that line (or merge that file into {DAEMON_JSON}), then run dockertls install again"
+                    ),
+                ));
+            }
+            if !TAKEN.contains(&flag.name.as_str()) {
+                continue;
+            }
+            return Err(match variable {
+                Some((name, origin)) => refused(
+                    format!(
+                        "{name}, set at {origin}, gives dockerd {shown}, and docker.service passes ${name} to dockerd: with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start (a setting given both as a flag and in daemon.json)",
+                        json_key(&flag.name)
+                    ),
+                    &format!(
+                        "remove {shown} from {name} in {} (daemon.json sets it now), then run dockertls install again",
+                        printable(&origin.file)
+                    ),
+                ),
+                None => refused(
+                    format!(
+                        "{} sets ExecStart with {shown} and applies after dockertls's drop-in {ours} (drop-ins apply in file-name order): with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start",
+                        origin,
+                        json_key(&flag.name)
+                    ),
+                    &format!(
+                        "remove {shown} from that line (daemon.json sets it now), or rename that file to sort before {ours}, then run dockertls install again"
+                    ),
+                ),
+            });
+        }
+        if !needs_env {
+            break;
+        }
     }
-    text.push_str("# Named zz- so that it applies after every other drop-in.\n[Service]\nExecStart=\nExecStart=");
+    Ok(())
+}
+
+/// The daemon.json key of a flag.
+fn json_key(flag: &str) -> &str {
+    if flag == "host" { "hosts" } else { flag }
+}
+
+/// The drop-in's text.
+fn render(exec_start: &str, from: &Origin, removed: &[String]) -> String {
+    let mut text = String::from(
+        "# Written by dockertls install. /etc/docker/daemon.json sets \"hosts\" and TLS, and dockerd\n\
+         # refuses to start when a setting is given both as a flag and in daemon.json: so ExecStart\n\
+         # is reset and dockerd started with the rest of the effective ExecStart, from\n",
+    );
+    text.push_str(&format!("# {from}.\n"));
+    if !removed.is_empty() {
+        text.push_str(&format!("# Left out: {}\n", printable(&removed.join(" "))));
+    }
+    text.push_str(
+        "# Named zz- to apply after the other drop-ins (dockertls install refuses when a later one\n\
+         # would undo it).\n[Service]\nExecStart=\nExecStart=",
+    );
     text.push_str(exec_start);
     text.push('\n');
     text
@@ -124,50 +1047,105 @@ pub fn dropin(exec_start: &str, removed: &[String]) -> String {
 mod tests {
     use super::*;
 
-    fn unit(text: &str) -> UnitFile {
-        UnitFile {
-            name: "docker.service".into(),
-            text: text.into(),
-        }
+    fn words(line: &str) -> Vec<Word> {
+        syntax::command_lines(line).unwrap().remove(0)
+    }
+
+    fn strip(line: &str) -> (String, Vec<String>) {
+        let words = words(line);
+        let (from, _) = split_program(&words);
+        let (kept, removed) = without_taken(&words[from..]);
+        let mut all: Vec<String> = words[..from].iter().map(|w| w.raw.clone()).collect();
+        all.extend(kept);
+        (all.join(" "), removed)
     }
 
     #[test]
-    fn drops_hosts_and_tls_flags_and_keeps_the_rest() {
-        let (cmd, removed) = exec_start_without_hosts(
+    fn drops_every_spelling_of_the_taken_flags_and_keeps_the_rest_as_written() {
+        let (line, removed) = strip(
             "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS",
         );
         assert_eq!(
-            cmd,
+            line,
             "/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock $DOCKER_OPTS"
         );
         assert_eq!(removed, ["-H fd://"]);
-        let (cmd, removed) = exec_start_without_hosts(
-            "/usr/bin/dockerd --host=tcp://0.0.0.0:2375 -Hunix:///x --tlsverify --tlscacert /a --tlskey=/b --log-level warn",
+        let (line, removed) = strip(
+            r#"-/usr/bin/dockerd --host=tcp://0.0.0.0:2375 -Hunix:///x -H=unix:///y --tlsverify --tls=false --tlscacert /a --tlscert=/b --tlskey "/c d" --log-level warn --label "a b" -DH fd:// -lH --data-root='/srv/x y' %%"#,
         );
-        assert_eq!(cmd, "/usr/bin/dockerd --log-level warn");
-        assert_eq!(removed.len(), 5, "{removed:?}");
+        assert_eq!(
+            line,
+            r#"-/usr/bin/dockerd --log-level warn --label "a b" -D -lH --data-root='/srv/x y' %%"#
+        );
+        assert_eq!(removed.len(), 9, "{removed:?}");
+        assert!(removed.contains(&"--tlskey \"/c d\"".to_string()));
+        // With "@", the second word is argv[0]; "--" ends the flags.
+        let (line, _) = strip("@/usr/bin/dockerd dockerd -H fd:// -- -H");
+        assert_eq!(line, "@/usr/bin/dockerd dockerd -- -H");
+        // A value flag swallows the next word, as pflag does.
+        let (line, removed) = strip("/usr/bin/dockerd --label -H -H x");
+        assert_eq!(line, "/usr/bin/dockerd --label -H");
+        assert_eq!(removed, ["-H x"]);
     }
 
     #[test]
-    fn drop_ins_reset_and_replace_exec_start() {
-        let base = unit(
-            "[Unit]\nDescription=x\n[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// \\\n  --containerd=/run/containerd/containerd.sock\n",
+    fn variables_expand_as_systemd_does() {
+        let mut env = Env::new();
+        let origin = Origin {
+            file: "/etc/default/docker".into(),
+            line: 3,
+        };
+        env.insert(
+            "OPTS".into(),
+            ("-H 'tcp://a b' --debug".into(), origin.clone()),
         );
+        let args = expand(&words("$OPTS ${OPTS} x$${OPTS} ${NONE:-d} $NONE"), &env);
+        let texts: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
         assert_eq!(
-            effective_exec_start(&base, &[]).unwrap(),
-            "/usr/bin/dockerd -H fd://    --containerd=/run/containerd/containerd.sock"
+            texts,
+            [
+                "-H",
+                "tcp://a b",
+                "--debug",
+                "-H 'tcp://a b' --debug",
+                "x${OPTS}",
+                "d"
+            ]
         );
-        let reset =
-            unit("[Service]\nExecStart=\nExecStart=/usr/bin/dockerd --debug\n# ExecStart=/nope\n");
-        assert_eq!(
-            effective_exec_start(&base, &[reset]).unwrap(),
-            "/usr/bin/dockerd --debug"
-        );
-        let other = unit("[Service]\nLimitNOFILE=4096\n");
-        assert!(
-            effective_exec_start(&base, &[other])
-                .unwrap()
-                .contains("-H fd://")
-        );
+        assert_eq!(args[0].variable, Some(("OPTS".into(), origin)));
+        assert!(args[4].variable.is_none());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Whatever the command line, the words kept parse (as systemd and then dockerd's
+        /// flag parser read them) to a command without any flag daemon.json owns.
+        #[test]
+        fn kept_words_hold_no_taken_flag(
+            args in proptest::collection::vec(
+                prop_oneof![
+                    Just("-H".to_string()), Just("--host".to_string()), Just("-DH".to_string()),
+                    Just("-Hfd://".to_string()), Just("--tls".to_string()),
+                    Just("--tlsverify=false".to_string()), Just("--tlskey".to_string()),
+                    Just("--label".to_string()), Just("-l".to_string()), Just("-D".to_string()),
+                    Just("--".to_string()), Just("\"-H x\"".to_string()),
+                    Just("'--tls'".to_string()), Just("fd://".to_string()),
+                    Just("$DOCKER_OPTS".to_string()), Just("-lH".to_string()),
+                    "[-a-zA-Z=:/]{1,8}",
+                ],
+                0..12,
+            )
+        ) {
+            let line = format!("/usr/bin/dockerd {}", args.join(" "));
+            let words = words(&line);
+            let (kept, _) = without_taken(&words[1..]);
+            let again = syntax::command_lines(&format!("/usr/bin/dockerd {}", kept.join(" "))).unwrap();
+            let texts: Vec<&str> = again.first().map(|c| c[1..].iter().map(|w| w.text.as_str()).collect()).unwrap_or_default();
+            let taken: Vec<String> = flags(&texts).into_iter().filter(|f| TAKEN.contains(&f.name.as_str())).map(|f| f.name).collect();
+            prop_assert!(taken.is_empty(), "{line} -> {kept:?} still has {taken:?}");
+        }
     }
 }
