@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod dockerd_hosts;
 pub mod error;
 pub mod install;
 pub mod names;
