@@ -138,6 +138,19 @@ const OBJECT_KEYS: &[&str] = &[
 /// Judges daemon.json's bytes (`name` is how messages call the file); records findings under
 /// `daemon-config` and `tlsverify`, and returns the TLS files to audit when all three are named.
 pub fn judge(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFiles> {
+    let mut own = Findings::default();
+    let files = judge_file(bytes, name, &mut own);
+    let checks = own.into_checks();
+    if !checks.iter().any(|c| c.id == "tlsverify") {
+        findings.record("tlsverify", Status::Fail, format!("dockerd will not start with {name} (see daemon-config), so what it would expose was not judged"));
+    }
+    for check in checks {
+        findings.record(check.id, check.status, check.message);
+    }
+    files
+}
+
+fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFiles> {
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
     let value = match stream.next() {
         None => {
