@@ -151,6 +151,9 @@ pub fn judge(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFil
 }
 
 fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFiles> {
+    // Go replaces invalid UTF-8 in strings with U+FFFD instead of refusing the file.
+    let lossy = String::from_utf8_lossy(bytes);
+    let bytes = lossy.as_bytes();
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
     let value = match stream.next() {
         None => {
@@ -442,4 +445,139 @@ fn duplicate_keys(bytes: &[u8]) -> Vec<String> {
         }
     }
     duplicates.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (tlsverify status, tlsverify message, daemon-config status, daemon-config message)
+    fn judged(text: &str) -> (Status, String, Status, String) {
+        let mut findings = Findings::default();
+        judge(text.as_bytes(), "daemon.json", &mut findings);
+        let checks = findings.into_checks();
+        let get = |id: &str| {
+            checks
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| (c.status, c.message.clone()))
+                .unwrap_or((Status::Ok, String::new()))
+        };
+        let (a, b) = get("tlsverify");
+        let (c, d) = get("daemon-config");
+        (a, b, c, d)
+    }
+
+    #[test]
+    fn no_hosts_with_tls_on_means_localhost_2376() {
+        let (status, message, _, _) = judged(r#"{"tls": true, "tlsverify": false}"#);
+        assert_eq!(status, Status::Fail, "{message}");
+        assert!(
+            message.contains("tcp://localhost:2376 (its default"),
+            "{message}"
+        );
+        let (status, message, _, _) = judged(r#"{"tlsverify": true}"#);
+        assert_eq!(status, Status::Ok, "{message}");
+        let (status, message, _, _) = judged("{}");
+        assert_eq!(status, Status::Ok, "{message}");
+        assert!(message.contains("no TCP listener"), "{message}");
+    }
+
+    #[test]
+    fn tls_rules_follow_dockerd() {
+        let tcp =
+            r#""hosts": ["tcp://0.0.0.0:2376"], "tlscacert": "c", "tlscert": "s", "tlskey": "k""#;
+        for (flags, expected) in [
+            (r#""tlsverify": true"#, Status::Ok),
+            (r#""tls": true"#, Status::Ok),
+            (r#""tls": false, "tlsverify": true"#, Status::Ok),
+            (r#""tlsverify": null"#, Status::Ok),
+            (r#""tls": null"#, Status::Fail),
+            (r#""tls": false"#, Status::Fail),
+            (r#""tlsverify": false"#, Status::Fail),
+            (r#""tlsverify": true, "tlsverify": false"#, Status::Fail),
+            (r#""tlsverify": 1"#, Status::Fail),
+            (r#""x": {"tlsverify": true}"#, Status::Ok),
+        ] {
+            let (status, message, _, _) = judged(&format!("{{{tcp}, {flags}}}"));
+            assert_eq!(status, expected, "{flags}: {message}");
+        }
+    }
+
+    #[test]
+    fn file_shapes_dockerd_refuses_or_reads_oddly() {
+        for (text, words) in [
+            ("", "is empty"),
+            ("[]", "holds a list, not an object"),
+            (
+                "{\"hosts\": \"tcp://x\"}",
+                "\"hosts\" is a string, not a list",
+            ),
+            ("{\"hosts\": [1]}", "other than strings"),
+            ("{\"Hosts\": []}", "write \"hosts\""),
+            ("{\"x\": {\"debug\": true}}", "holds an object"),
+            ("{\"hosts\": [\"ssh://h\"]}", "Invalid bind address format"),
+            (
+                "{\"tlsverify\": true, \"tlscert\": \"s\", \"tlskey\": \"k\"}",
+                "no \"tlscacert\"",
+            ),
+        ] {
+            let (_, _, status, message) = judged(text);
+            assert_eq!(status, Status::Fail, "{text}: {message}");
+            assert!(message.contains(words), "{text}: {message}");
+        }
+        // null is an empty configuration to Go; text after the first value is ignored.
+        let (status, _, config, _) = judged("null");
+        assert_eq!((status, config), (Status::Ok, Status::Ok));
+        let (status, message, config, note) =
+            judged("{\"hosts\": [\"unix:///s\"]} {\"tlsverify\": true}");
+        assert_eq!(
+            (status, config),
+            (Status::Ok, Status::Warn),
+            "{message} {note}"
+        );
+        assert!(note.contains("first JSON value only"), "{note}");
+    }
+
+    #[test]
+    fn duplicates_and_unknown_keys_are_named_a_few_at_a_time() {
+        let (_, _, status, message) = judged(r#"{"debug": true, "debug": false}"#);
+        assert_eq!(status, Status::Warn);
+        assert!(
+            message.contains("\"debug\" appears more than once"),
+            "{message}"
+        );
+        let many: Vec<String> = (0..10_000).map(|i| format!("\"k{i}\": 1")).collect();
+        let (_, _, status, message) = judged(&format!("{{{}}}", many.join(",")));
+        assert_eq!(status, Status::Warn);
+        assert!(message.contains("9995 more problems"), "{message}");
+        assert!(message.len() < 2000, "{}", message.len());
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_string_is_read_as_go_reads_it() {
+        let mut findings = Findings::default();
+        judge(
+            b"{\"hosts\": [\"127.0.0.1:2375\xff\"]}",
+            "daemon.json",
+            &mut findings,
+        );
+        let checks = findings.into_checks();
+        let tlsverify = checks.iter().find(|c| c.id == "tlsverify").unwrap();
+        // Not "not valid JSON": dockerd reads the entry (and then refuses its port).
+        assert!(
+            tlsverify.message.contains("will not start"),
+            "{}",
+            tlsverify.message
+        );
+        let config = checks.iter().find(|c| c.id == "daemon-config").unwrap();
+        assert!(config.message.contains("hosts entry"), "{}", config.message);
+    }
+
+    #[test]
+    fn fd_without_client_certificates_is_a_warning() {
+        let (status, message, _, _) = judged(r#"{"hosts": ["fd://"]}"#);
+        assert_eq!(status, Status::Warn, "{message}");
+        assert!(message.contains("docker.socket"), "{message}");
+    }
 }

@@ -115,16 +115,7 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> u8 {
 /// 3.9–3.14, their folders for who can write them, daemon.json with 3.17/3.18 and its folder
 /// with 3.5/3.6.
 fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport, String> {
-    let meta = std::fs::metadata(config)
-        .map_err(|e| format!("--daemon-config {}: {e}", config.display()))?;
-    if !meta.is_file() || meta.len() > crate::audit::material::MAX_FILE_SIZE {
-        return Err(format!(
-            "--daemon-config {}: not a daemon.json file",
-            config.display()
-        ));
-    }
-    let bytes =
-        std::fs::read(config).map_err(|e| format!("--daemon-config {}: {e}", config.display()))?;
+    let (meta, bytes) = read_daemon_config(config)?;
     let mut findings = Findings::default();
     let name = config.display();
     let mode = meta.mode() & 0o7777;
@@ -145,6 +136,14 @@ fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport,
     if let Some(folder) = config.parent() {
         check_config_folder(folder, &mut findings);
     }
+    // A linked daemon.json is as safe as the folder of the file it leads to.
+    if let Some(real) = std::fs::canonicalize(config)
+        .ok()
+        .and_then(|real| real.parent().map(Path::to_path_buf))
+        .filter(|real| Some(real.as_path()) != config.parent())
+    {
+        check_config_folder(&real, &mut findings);
+    }
     let Some(files) = daemon_json::judge(&bytes, &name.to_string(), &mut findings) else {
         return Ok(empty(findings));
     };
@@ -156,6 +155,34 @@ fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport,
     }
     report.checks = findings.into_checks();
     Ok(report)
+}
+
+/// Reads daemon.json through one opened file (so the checks and the bytes are of the same file),
+/// never blocking on a FIFO and never reading more than verify's file size limit.
+fn read_daemon_config(config: &Path) -> Result<(std::fs::Metadata, Vec<u8>), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |why: String| format!("--daemon-config {}: {why}", config.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(config)
+        .map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    let limit = crate::audit::material::MAX_FILE_SIZE;
+    if !meta.is_file() {
+        return Err(fail(
+            "not a regular file: give the path of daemon.json".into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(fail(format!("over {limit} bytes: not a daemon.json file")));
+    }
+    Ok((meta, bytes))
 }
 
 /// CIS Docker Benchmark 3.5/3.6: the folder holding daemon.json (/etc/docker) is root:root and
