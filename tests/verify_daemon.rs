@@ -82,6 +82,24 @@ const FORMS: &[Form] = &[
         json: r#"{"hosts": ["unix://SOCK", "tcp://127.0.0.1:PORT"], "tlsverify": true, "tlscacert": "TLSDIR/ca.pem", "tlscert": "TLSDIR/server-cert.pem"}"#,
         starts: false,
     },
+    // An object under a non-object key: its "tlsverify" counts as set (so TLS with client
+    // certificates), whatever its value; verify fails the file for the confusion, not the port.
+    Form {
+        name: "nested tlsverify true",
+        json: r#"{"hosts": ["unix://SOCK", "tcp://127.0.0.1:PORT"], "x": {"tlsverify": true}, TLS}"#,
+        starts: true,
+    },
+    Form {
+        name: "nested tlsverify false",
+        json: r#"{"hosts": ["unix://SOCK", "tcp://127.0.0.1:PORT"], "x": {"tlsverify": false}, TLS}"#,
+        starts: true,
+    },
+    // tlsverify warn: fd:// without client certificates (dockerd needs systemd's sockets).
+    Form {
+        name: "fd without systemd or tlsverify",
+        json: r#"{"hosts": ["unix://SOCK", "fd://"]}"#,
+        starts: false,
+    },
     // tlsverify fail: plain HTTP.
     Form {
         name: "tcp without tls keys",
@@ -454,6 +472,9 @@ fn verify_verdicts_hold_for_a_real_dockerd_started_from_each_form() {
                     assert!(message.contains("without a certificate"), "{context}");
                     assert!(*tls_without_cert && !plain, "{context}");
                 }
+            }
+            ("warn", Outcome::Refused) => {
+                assert!(message.contains("fd://"), "{context}");
             }
             _ => panic!("unexpected verdict {verdict}: {context}"),
         }
