@@ -346,6 +346,12 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     };
     match (ca, cert, key) {
         (Some(ca), Some(cert), Some(key)) => {
+            for path in [&ca, &cert, &key]
+                .into_iter()
+                .filter(|p| !p.starts_with('/'))
+            {
+                findings.record("daemon-config", Status::Warn, format!("{path:?} is a relative path: dockerd reads it from its own working directory (/ under systemd), verify from the current one; write the full path"));
+            }
             findings.record(
                 "daemon-config",
                 Status::Ok,
@@ -572,6 +578,17 @@ mod tests {
         );
         let config = checks.iter().find(|c| c.id == "daemon-config").unwrap();
         assert!(config.message.contains("hosts entry"), "{}", config.message);
+    }
+
+    #[test]
+    fn relative_tls_paths_are_a_warning() {
+        let (_, _, status, message) =
+            judged(r#"{"tlscacert": "ca.pem", "tlscert": "/s", "tlskey": "/k"}"#);
+        assert_eq!(status, Status::Warn, "{message}");
+        assert!(
+            message.contains("\"ca.pem\" is a relative path"),
+            "{message}"
+        );
     }
 
     #[test]
