@@ -312,7 +312,10 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         findings.record(
             "tlsverify",
             Status::Ok,
-            format!("{listed}: TLS with client certificates required"),
+            format!(
+                "{listed}: TLS with client certificates required{}",
+                implied(object, tls)
+            ),
         );
     } else if tls_on {
         findings.record("tlsverify", Status::Fail, format!("{name} listens on {listed} with TLS but \"tlsverify\": false: dockerd accepts any client without a certificate, which is remote root for anyone who reaches the port; set \"tlsverify\": true"));
@@ -380,6 +383,22 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
             findings.record("daemon-config", Status::Ok, "no TLS files configured");
             None
         }
+    }
+}
+
+/// How client certificates came to be required, when daemon.json does not say
+/// `"tlsverify": true` itself: the fix is to say it.
+fn implied(object: &serde_json::Map<String, Value>, tls: Option<bool>) -> &'static str {
+    match object.get("tlsverify") {
+        Some(Value::Bool(true)) if tls == Some(false) => {
+            " (\"tls\": false is overridden: \"tlsverify\" turns TLS on; delete \"tls\": false)"
+        }
+        Some(Value::Bool(true)) => "",
+        Some(_) => " (\"tlsverify\": null turns TLS on with client certificates; write true)",
+        None if tls == Some(true) => {
+            " (\"tls\": true alone requires them; add \"tlsverify\": true to say so)"
+        }
+        None => " (a \"tlsverify\" inside another object turns them on; move it to the top level)",
     }
 }
 
@@ -507,6 +526,27 @@ mod tests {
         ] {
             let (status, message, _, _) = judged(&format!("{{{tcp}, {flags}}}"));
             assert_eq!(status, expected, "{flags}: {message}");
+        }
+    }
+
+    #[test]
+    fn implied_client_certificates_say_how_to_make_them_explicit() {
+        let tcp = r#""hosts": [":2376"], "tlscacert": "/c", "tlscert": "/s", "tlskey": "/k""#;
+        for (flags, words) in [
+            (r#""tls": true"#, "\"tls\": true alone requires them"),
+            (
+                r#""tls": false, "tlsverify": true"#,
+                "\"tls\": false is overridden",
+            ),
+            (r#""tlsverify": null"#, "\"tlsverify\": null turns TLS on"),
+        ] {
+            let (status, message, _, _) = judged(&format!("{{{tcp}, {flags}}}"));
+            assert_eq!(status, Status::Ok, "{flags}: {message}");
+            assert!(
+                message.contains("tcp://localhost:2376 (written \":2376\")"),
+                "{message}"
+            );
+            assert!(message.contains(words), "{flags}: {message}");
         }
     }
 
