@@ -16,6 +16,7 @@ macro_rules! eprintln {
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod dockerd_hosts;
 pub mod error;
 pub mod escape;
 pub mod install;

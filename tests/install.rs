@@ -42,7 +42,9 @@ fn host(unit_path: &str, unit: &str) -> Option<Host> {
         eprintln!("SKIPPED: install sets root ownership, which needs root");
         return None;
     }
-    let work = tempfile::tempdir().unwrap();
+    // Not under the shared /tmp: verify --daemon-config fails TLS files below a folder others
+    // can write to.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pki = work.path().join("pki");
     init_ok(&pki, &["--host", "localhost", "--client", "alice"]);
     let root = work.path().join("root");

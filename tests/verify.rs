@@ -490,6 +490,12 @@ fn installed(work: &Path, config: &str) -> (PathBuf, PathBuf) {
     (daemon, tls)
 }
 
+/// A work folder whose every parent is root's and 0755: under the shared /tmp, verify rightly
+/// fails the TLS files' folders.
+fn root_only_workdir() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
 const GOOD_CONFIG: &str = r#"{"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"], "tls": true, "tlsverify": true,
  "tlscacert": "TLS/ca.pem", "tlscert": "TLS/server-cert.pem", "tlskey": "TLS/server-key.pem", "icc": false}"#;
 
@@ -504,7 +510,7 @@ fn daemon_config_is_audited_with_the_cis_file_checks() {
         eprintln!("SKIPPED: the daemon.json ownership checks need root");
         return;
     }
-    let work = tempfile::tempdir().unwrap();
+    let work = root_only_workdir();
     let (daemon, tls) = installed(work.path(), GOOD_CONFIG);
     let d = daemon.to_str().unwrap();
     let output = verify(&["--daemon-config", d, "--format", "json"]);
@@ -540,13 +546,23 @@ fn daemon_config_is_audited_with_the_cis_file_checks() {
         "{}",
         checks["ownership"].1
     );
+    // Each message cites its own CIS item: 3.9/3.10 CA cert, 3.11/3.12 server cert, 3.13/3.14 key.
+    assert!(
+        checks["ownership"]
+            .1
+            .contains("server-cert.pem is owned by 1000:1000; CIS Docker Benchmark 3.11 wants"),
+        "{}",
+        checks["ownership"].1
+    );
     let permissions = &checks["permissions"].1;
     assert!(
-        permissions.contains("server-key.pem is mode 0600") && permissions.contains("exactly 0400"),
+        permissions
+            .contains("server-key.pem is mode 0600; CIS Docker Benchmark 3.14 wants exactly 0400"),
         "{permissions}"
     );
     assert!(
-        permissions.contains("ca.pem is mode 0644") && permissions.contains("0444 or stricter"),
+        permissions
+            .contains("ca.pem is mode 0644; CIS Docker Benchmark 3.10 wants 0444 or stricter"),
         "{permissions}"
     );
 
@@ -575,10 +591,12 @@ fn daemon_config_is_audited_with_the_cis_file_checks() {
 
 #[test]
 fn daemon_config_without_tlsverify_fails() {
-    let work = tempfile::tempdir().unwrap();
+    let work = root_only_workdir();
     for (config, id, words) in [
+        // Without "tls" and "tlsverify", dockerd serves plain HTTP ("tls": true alone requires
+        // client certificates: tests/verify_daemon.rs measures both).
         (
-            GOOD_CONFIG.replace(r#""tlsverify": true,"#, ""),
+            GOOD_CONFIG.replace(r#""tls": true, "tlsverify": true,"#, ""),
             "tlsverify",
             "without \"tlsverify\": true",
         ),
@@ -595,7 +613,7 @@ fn daemon_config_without_tlsverify_fails() {
         (
             GOOD_CONFIG.replace(r#""tlskey": "TLS/server-key.pem","#, ""),
             "daemon-config",
-            "not all of tlscacert, tlscert and tlskey",
+            "names no \"tlskey\": dockerd will not start",
         ),
     ] {
         let case = tempfile::tempdir_in(work.path()).unwrap();
@@ -736,4 +754,164 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     // Off a terminal: plain text.
     let output = verify(&[pki.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&output.stdout).contains('\x1b'));
+}
+
+/// cert.pem, key.pem and ca.pem name a client folder and docker:dind's server folder alike: when
+/// the certificate fits one role only, verify says what the other reading would meet.
+#[test]
+fn a_folder_that_fits_two_roles_says_which_role_its_certificate_fails() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "docker.example.com", "--client", "alice"]);
+    let folder = |name: &str, from: &Path, cert: &str, key: &str| {
+        let dir = work.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(from.join(cert), dir.join("cert.pem")).unwrap();
+        std::fs::copy(from.join(key), dir.join("key.pem")).unwrap();
+        std::fs::copy(from.join("ca.pem"), dir.join("ca.pem")).unwrap();
+        dir
+    };
+    // A server certificate (serverAuth only) in what may be meant as a DOCKER_CERT_PATH folder.
+    let server = folder(
+        "meant-as-client",
+        &pki.join("server"),
+        "server-cert.pem",
+        "server-key.pem",
+    );
+    let eku = |output: &Output| {
+        let document = json(output);
+        let target = &document["targets"][0];
+        (
+            target["kind"].as_str().unwrap().to_string(),
+            common::check_map(&target["checks"])["ext-key-usage"].clone(),
+        )
+    };
+    let output = verify(&[server.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let (kind, (status, message)) = eku(&output);
+    assert_eq!((kind.as_str(), status.as_str()), ("server", "ok"));
+    assert!(
+        message.contains("as a client folder it would be refused: no clientAuth"),
+        "{message}"
+    );
+    // When a server check fails, the other reading is a warning beside the server's fix.
+    let output = verify(&[
+        server.to_str().unwrap(),
+        "--host",
+        "other.example.com",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let (_, (status, message)) = eku(&output);
+    assert_eq!(status, "warn", "{message}");
+    assert!(
+        message.contains("as a client folder it would be refused: no clientAuth"),
+        "{message}"
+    );
+    let text = String::from_utf8_lossy(
+        &verify(&[server.to_str().unwrap(), "--host", "other.example.com"]).stdout,
+    )
+    .into_owned();
+    assert!(text.contains("no clientAuth"), "{text}");
+
+    // A client certificate (clientAuth only) in what may be meant as dind's /certs/server.
+    let client = folder(
+        "meant-as-server",
+        &pki.join("clients/alice"),
+        "cert.pem",
+        "key.pem",
+    );
+    let output = verify(&[client.to_str().unwrap(), "--format", "json"]);
+    let (kind, (status, message)) = eku(&output);
+    assert_eq!((kind.as_str(), status.as_str()), ("client", "ok"));
+    assert!(
+        message.contains("as a server folder it would be refused: no serverAuth"),
+        "{message}"
+    );
+}
+
+/// Whoever can write to a folder on the way to the TLS files can swap them under dockerd, and
+/// whoever can write to daemon.json's folder can replace it (CIS 3.5/3.6).
+#[test]
+fn daemon_config_fails_folders_others_can_write() {
+    if !is_root() {
+        assert!(!peers_required(), "the ownership checks need root");
+        eprintln!("SKIPPED: the folder ownership checks need root");
+        return;
+    }
+    let run = |daemon: &Path| {
+        let output = verify(&[
+            "--daemon-config",
+            daemon.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        (output.status.code(), config_checks(&output))
+    };
+    let set_mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let work = root_only_workdir();
+    let (daemon, tls) = installed(work.path(), GOOD_CONFIG);
+    assert_eq!(run(&daemon).0, Some(0));
+
+    // The TLS folder 0777 with 0444/0400 files inside: anyone can swap them.
+    set_mode(&tls, 0o777);
+    let (code, checks) = run(&daemon);
+    assert_eq!(code, Some(2));
+    let message = &checks["permissions"].1;
+    assert!(
+        message.contains(&format!("folder {}, on the path", tls.display()))
+            && message.contains("mode 0777"),
+        "{message}"
+    );
+    set_mode(&tls, 0o755);
+    // A folder above it, group-writable; then one owned by another user.
+    set_mode(work.path(), 0o775);
+    let (code, checks) = run(&daemon);
+    assert_eq!(code, Some(2));
+    assert!(checks["permissions"].1.contains("mode 0775"), "{checks:?}");
+    set_mode(work.path(), 0o700);
+    std::os::unix::fs::chown(&tls, Some(1000), None).unwrap();
+    let (code, checks) = run(&daemon);
+    assert_eq!(code, Some(2));
+    assert!(
+        checks["ownership"].1.contains("owned by user 1000"),
+        "{checks:?}"
+    );
+    std::os::unix::fs::chown(&tls, Some(0), None).unwrap();
+    assert_eq!(run(&daemon).0, Some(0));
+
+    // daemon.json's folder: CIS 3.5 (root:root) and 3.6 (0755 or stricter).
+    let etc = work.path().join("etc-docker");
+    std::fs::create_dir(&etc).unwrap();
+    let moved = etc.join("daemon.json");
+    std::fs::copy(&daemon, &moved).unwrap();
+    assert_eq!(run(&moved).0, Some(0));
+    set_mode(&etc, 0o777);
+    let (_, checks) = run(&moved);
+    assert!(
+        checks["permissions"].1.contains("CIS Docker Benchmark 3.6"),
+        "{checks:?}"
+    );
+    set_mode(&etc, 0o755);
+    std::os::unix::fs::chown(&etc, Some(0), Some(1000)).unwrap();
+    let (_, checks) = run(&moved);
+    assert!(
+        checks["ownership"].1.contains("CIS Docker Benchmark 3.5"),
+        "{checks:?}"
+    );
+
+    // The key in a folder below the shared, sticky /tmp: a fail even though /tmp is root's.
+    let shared = tempfile::tempdir_in("/tmp").unwrap();
+    let (daemon, _) = installed(shared.path(), GOOD_CONFIG);
+    let (code, checks) = run(&daemon);
+    assert_eq!(code, Some(2));
+    assert!(
+        checks["permissions"]
+            .1
+            .contains("folder /tmp, on the path to"),
+        "{checks:?}"
+    );
 }

@@ -143,15 +143,19 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         findings.ok("files", "all files present and readable");
     }
 
-    for (loaded, path, is_key) in [
-        (&cert_file, &target.cert, false),
-        (&key_file, &target.key, true),
+    for (loaded, path, role) in [
+        (&cert_file, &target.cert, FileRole::Cert),
+        (&key_file, &target.key, FileRole::Key),
     ]
     .into_iter()
-    .chain(target.ca.as_ref().map(|ca| (&ca_file, ca, false)))
-    {
+    .chain(
+        target
+            .ca
+            .as_ref()
+            .map(|ca| (&ca_file, ca, FileRole::CaCert)),
+    ) {
         if let Some(loaded) = loaded {
-            check_permissions(&loaded.meta, path, is_key, target.cis, &mut findings);
+            check_permissions(&loaded.meta, path, role, target.cis, &mut findings);
         }
     }
 
@@ -252,6 +256,22 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         report.not_after = Some(not_after);
         report.days_left = Some(days_between(options.now, not_after));
         check_cert(target, leaf, &cas, key.as_ref(), options, &mut findings);
+        if let Some((status, note)) = two_role_note(target, leaf) {
+            // A warning when a check of the chosen role fails, so that its fix is not taken for
+            // the fix of a folder meant for the other role.
+            let role_checks = ["ca", "ext-key-usage", "san", "host"];
+            let troubled = findings
+                .checks
+                .iter()
+                .any(|c| c.status != Status::Ok && role_checks.contains(&c.id));
+            if status == Status::Ok && !troubled {
+                if let Some(check) = findings.checks.iter_mut().find(|c| c.id == "ext-key-usage") {
+                    check.message = format!("{}; {note}", check.message);
+                }
+            } else {
+                findings.record("ext-key-usage", status.max(Status::Warn), note);
+            }
+        }
     }
     report.checks = findings.into_checks();
     report
@@ -266,32 +286,91 @@ fn date(t: OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
+/// Which file of a target is checked: it decides the CIS Docker Benchmark items that apply.
+#[derive(Clone, Copy)]
+enum FileRole {
+    CaCert,
+    Cert,
+    Key,
+}
+
+impl FileRole {
+    /// The CIS Docker Benchmark (v1.6) items for this file: (ownership, permissions).
+    fn cis_items(self) -> (&'static str, &'static str) {
+        match self {
+            FileRole::CaCert => ("3.9", "3.10"),
+            FileRole::Cert => ("3.11", "3.12"),
+            FileRole::Key => ("3.13", "3.14"),
+        }
+    }
+}
+
 fn check_permissions(
     meta: &fs::Metadata,
     path: &Path,
-    is_key: bool,
+    role: FileRole,
     cis: bool,
     findings: &mut Findings,
 ) {
     let mode = meta.mode() & 0o7777;
     let name = path.display();
-    if is_key {
+    let (owner_item, mode_item) = role.cis_items();
+    if matches!(role, FileRole::Key) {
         if mode & 0o077 != 0 {
             findings.fail("permissions", format!("{name} is mode {mode:04o}, open to group or others: anyone who reads it can act as this certificate; run chmod 0400 {name}"));
         } else if cis && mode != 0o400 {
-            findings.fail("permissions", format!("{name} is mode {mode:04o}; CIS Docker Benchmark 3.12/3.14 want exactly 0400: chmod 0400 {name}"));
+            findings.fail("permissions", format!("{name} is mode {mode:04o}; CIS Docker Benchmark {mode_item} wants exactly 0400: chmod 0400 {name}"));
         }
     } else if mode & 0o022 != 0 {
         findings.warn("permissions", format!("{name} is mode {mode:04o}, writable by group or others: they can swap the certificate; run chmod 0444 {name}"));
     } else if cis && mode & !0o444 != 0 {
-        findings.fail("permissions", format!("{name} is mode {mode:04o}; CIS Docker Benchmark 3.9–3.13 want 0444 or stricter: chmod 0444 {name}"));
+        findings.fail("permissions", format!("{name} is mode {mode:04o}; CIS Docker Benchmark {mode_item} wants 0444 or stricter: chmod 0444 {name}"));
     }
     if cis && (meta.uid() != 0 || meta.gid() != 0) {
-        findings.fail("ownership", format!("{name} is owned by {}:{}; CIS Docker Benchmark 3.9–3.14 want root:root: chown root:root {name}", meta.uid(), meta.gid()));
+        findings.fail("ownership", format!("{name} is owned by {}:{}; CIS Docker Benchmark {owner_item} wants root:root: chown root:root {name}", meta.uid(), meta.gid()));
     } else if cis {
         findings.ok("ownership", "owned by root:root");
     }
     findings.ok("permissions", "modes are safe");
+}
+
+/// A folder of cert.pem, key.pem and ca.pem is a client folder (DOCKER_CERT_PATH) or
+/// docker:dind's /certs/server: when its certificate fits only one of them, or neither, says
+/// what the other reading would meet.
+fn two_role_note(target: &Target, leaf: &X509Certificate<'_>) -> Option<(Status, String)> {
+    let named = |path: &Path, name: &str| path.file_name().is_some_and(|n| n == name);
+    if target.cis
+        || target.kind == Kind::Ca
+        || !named(&target.cert, "cert.pem")
+        || !named(&target.key, "key.pem")
+    {
+        return None;
+    }
+    let eku = leaf.extended_key_usage().ok().flatten()?.value;
+    let server = eku.any || eku.server_auth;
+    let client = eku.any || eku.client_auth;
+    let dir = target.path.display();
+    Some(match (server, client) {
+        (true, true) => return None,
+        (false, false) => (
+            Status::Fail,
+            format!(
+                "{dir} has the names of a client folder and of docker:dind's server folder, and its certificate is refused in both roles: no clientAuth, no serverAuth"
+            ),
+        ),
+        (true, false) => (
+            Status::Ok,
+            format!(
+                "{dir} has the names of a client folder (DOCKER_CERT_PATH) too, and was checked as docker:dind's server folder because its certificate is for servers only: as a client folder it would be refused: no clientAuth"
+            ),
+        ),
+        (false, true) => (
+            Status::Ok,
+            format!(
+                "{dir} has the names of docker:dind's server folder too, and was checked as a client folder: as a server folder it would be refused: no serverAuth"
+            ),
+        ),
+    })
 }
 
 /// Which role the certificate plays (for EKU and key usage).

@@ -2,6 +2,7 @@
 //! JSON shape are a contract (see README).
 
 pub mod checks;
+pub mod daemon_json;
 pub mod discover;
 pub mod material;
 pub mod report;

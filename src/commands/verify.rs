@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::audit::checks::{self, Findings};
 use crate::audit::discover::{self, Found};
-use crate::audit::{Kind, Options, Status, TargetReport, report};
+use crate::audit::{Kind, Options, Status, Target, TargetReport, daemon_json, report};
 use crate::cli::VerifyArgs;
 
 /// Exit status when nothing could be checked (monitoring "UNKNOWN").
@@ -111,19 +111,12 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> u8 {
     }
 }
 
-/// Reads a daemon.json: tcp hosts need `"tlsverify": true`; the files it names are audited
-/// with the CIS Docker Benchmark checks 3.9–3.14, and daemon.json itself with 3.17/3.18.
+/// Reads a daemon.json: what dockerd would expose is judged as dockerd reads the file (see
+/// `audit::daemon_json`); the files it names are audited with the CIS Docker Benchmark checks
+/// 3.9–3.14, their folders for who can write them, daemon.json with 3.17/3.18 and its folder
+/// with 3.5/3.6.
 fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport, String> {
-    let meta = std::fs::metadata(config)
-        .map_err(|e| format!("--daemon-config {}: {e}", config.display()))?;
-    if !meta.is_file() || meta.len() > crate::audit::material::MAX_FILE_SIZE {
-        return Err(format!(
-            "--daemon-config {}: not a daemon.json file",
-            config.display()
-        ));
-    }
-    let bytes =
-        std::fs::read(config).map_err(|e| format!("--daemon-config {}: {e}", config.display()))?;
+    let (meta, bytes) = read_daemon_config(config)?;
     let mut findings = Findings::default();
     let name = config.display();
     let mode = meta.mode() & 0o7777;
@@ -141,63 +134,140 @@ fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport,
         days_left: None,
         checks: findings.into_checks(),
     };
-    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(err) => {
-            findings.record(
-                "daemon-config",
-                Status::Fail,
-                format!(
-                    "{name} is not valid JSON (line {}, column {}: {err}): dockerd will not start",
-                    err.line(),
-                    err.column()
-                ),
-            );
-            return Ok(empty(findings));
-        }
-    };
-    let tcp_hosts: Vec<String> = value["hosts"]
-        .as_array()
-        .map(|hosts| {
-            hosts
-                .iter()
-                .filter_map(|h| h.as_str())
-                .filter(|h| h.starts_with("tcp://"))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    match (&value["tlsverify"], tcp_hosts.is_empty()) {
-        (_, true) => findings.record("tlsverify", Status::Ok, "no tcp:// host in daemon.json (hosts given as -H flags are not visible here)"),
-        (serde_json::Value::Bool(true), false) => findings.record("tlsverify", Status::Ok, "tcp hosts require client certificates"),
-        (serde_json::Value::String(s), false) => findings.record("tlsverify", Status::Fail, format!("\"tlsverify\" is the string {s:?}: dockerd will not start; write true without quotes")),
-        (_, false) => findings.record("tlsverify", Status::Fail, format!("{name} listens on {} without \"tlsverify\": true: dockerd may serve the API without TLS or without client certificates, which is remote root for anyone who reaches the port; add \"tlsverify\": true", tcp_hosts.join(", "))),
+    if let Some(folder) = config.parent() {
+        check_config_folder(folder, &mut findings);
     }
-    let path_of = |key: &str| value[key].as_str().map(str::to_string);
-    let (Some(ca), Some(cert), Some(key)) =
-        (path_of("tlscacert"), path_of("tlscert"), path_of("tlskey"))
-    else {
-        if !tcp_hosts.is_empty() {
-            findings.record(
-                "daemon-config",
-                Status::Fail,
-                format!("{name} has tcp hosts but not all of tlscacert, tlscert and tlskey"),
-            );
-        } else {
-            findings.record("daemon-config", Status::Ok, "no TLS files configured");
-        }
+    // A linked daemon.json is as safe as the folder of the file it leads to.
+    if let Some(real) = std::fs::canonicalize(config)
+        .ok()
+        .and_then(|real| real.parent().map(Path::to_path_buf))
+        .filter(|real| Some(real.as_path()) != config.parent())
+    {
+        check_config_folder(&real, &mut findings);
+    }
+    let Some(files) = daemon_json::judge(&bytes, &name.to_string(), &mut findings) else {
         return Ok(empty(findings));
     };
-    findings.record(
-        "daemon-config",
-        Status::Ok,
-        format!("{name} names {ca}, {cert}, {key}"),
-    );
-    let target = discover::daemon_config_target(config, &ca, &cert, &key);
+    let target = discover::daemon_config_target(config, &files.ca, &files.cert, &files.key);
+    check_tls_folders(&target, &mut findings);
     let mut report = checks::audit(&target, options);
     for check in std::mem::take(&mut report.checks) {
         findings.record(check.id, check.status, check.message);
     }
     report.checks = findings.into_checks();
     Ok(report)
+}
+
+/// Reads daemon.json through one opened file (so the checks and the bytes are of the same file),
+/// never blocking on a FIFO and never reading more than verify's file size limit.
+fn read_daemon_config(config: &Path) -> Result<(std::fs::Metadata, Vec<u8>), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |why: String| format!("--daemon-config {}: {why}", config.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(config)
+        .map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    let limit = crate::audit::material::MAX_FILE_SIZE;
+    if !meta.is_file() {
+        return Err(fail(
+            "not a regular file: give the path of daemon.json".into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(fail(format!("over {limit} bytes: not a daemon.json file")));
+    }
+    Ok((meta, bytes))
+}
+
+/// CIS Docker Benchmark 3.5/3.6: the folder holding daemon.json (/etc/docker) is root:root and
+/// 0755 or stricter, or anyone who can write there can swap daemon.json.
+fn check_config_folder(folder: &Path, findings: &mut Findings) {
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    let name = folder.display();
+    let Ok(meta) = std::fs::metadata(folder) else {
+        return;
+    };
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        findings.record("permissions", Status::Fail, format!("folder {name} (holding daemon.json) is mode {mode:04o}, writable by group or others: they can replace daemon.json; CIS Docker Benchmark 3.6 wants 0755 or stricter: chmod 0755 {name}"));
+    }
+    if meta.uid() != 0 || meta.gid() != 0 {
+        findings.record("ownership", Status::Fail, format!("folder {name} (holding daemon.json) is owned by {}:{}; CIS Docker Benchmark 3.5 wants root:root: chown root:root {name}", meta.uid(), meta.gid()));
+    }
+}
+
+/// The folders holding the TLS files, and every folder above them, must be owned by root (or
+/// whoever runs verify) and writable by nobody else: whoever can write to one of them can
+/// swap the CA, the certificate or the key under dockerd. A sticky root-owned folder such as
+/// /tmp stops others from renaming what is inside, which is enough for certificates but not
+/// for the key's folder (another user could have made it, or can fill it).
+fn check_tls_folders(target: &Target, findings: &mut Findings) {
+    // The owner of /proc/self is this process's effective user (std has no geteuid).
+    let me = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let mut checked: Vec<(PathBuf, bool)> = Vec::new();
+    let files = [(&target.key, true), (&target.cert, false)]
+        .into_iter()
+        .chain(target.ca.as_ref().map(|ca| (ca, false)));
+    for (file, is_key) in files {
+        let Some(parent) = file.parent() else {
+            continue;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        // The folders as written and, through any link, where they really are.
+        let mut folders: Vec<PathBuf> = parent.ancestors().map(Path::to_path_buf).collect();
+        if let Ok(real) = std::fs::canonicalize(parent) {
+            folders.extend(real.ancestors().map(Path::to_path_buf));
+        }
+        if let Some(real) = std::fs::canonicalize(file)
+            .ok()
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+        {
+            folders.extend(real.ancestors().map(Path::to_path_buf));
+        }
+        for folder in folders {
+            if folder.as_os_str().is_empty()
+                || checked.iter().any(|(f, k)| *f == folder && (*k || !is_key))
+            {
+                continue;
+            }
+            checked.push((folder.clone(), is_key));
+            let Ok(meta) = std::fs::metadata(&folder) else {
+                continue;
+            };
+            let name = folder.display();
+            let mode = meta.mode() & 0o7777;
+            let sticky_root = mode & 0o1000 != 0 && meta.uid() == 0;
+            let file_name = file.display();
+            if mode & 0o022 != 0 && (is_key || !sticky_root) {
+                let fix = if sticky_root {
+                    format!(
+                        "{name} is shared (sticky): another user may have made or can fill the key's folder; keep the TLS files in a root-only folder such as /etc/docker/tls (0755)"
+                    )
+                } else {
+                    format!(
+                        "chmod go-w {name}, or keep the TLS files in a root-only folder such as /etc/docker/tls (0755)"
+                    )
+                };
+                findings.record("permissions", Status::Fail, format!("folder {name}, on the path to {file_name}, is mode {mode:04o}, writable by group or others: they can swap the TLS files under dockerd; {fix}"));
+            }
+            if meta.uid() != 0 && meta.uid() != me {
+                findings.record("ownership", Status::Fail, format!("folder {name}, on the path to {file_name}, is owned by user {}: that user can swap the TLS files under dockerd; chown root:root {name}", meta.uid()));
+            }
+        }
+    }
 }
