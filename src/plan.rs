@@ -13,6 +13,12 @@ use crate::pki::KeyType;
 /// The longest validity accepted, in days (100 years): beyond that is a typo.
 pub const MAX_DAYS: i64 = 36_500;
 
+/// A leaf's validity when nothing says otherwise (`--days`' default).
+pub const DEFAULT_LEAF_DAYS: i64 = 365;
+
+/// The CA's validity when nothing says otherwise (`--ca-days`' default).
+pub const DEFAULT_CA_DAYS: i64 = 3650;
+
 /// Everything `init` needs, checked.
 #[derive(Debug)]
 pub struct InitPlan {
