@@ -132,13 +132,14 @@ pub fn docker_context_value(fields: &[(&str, &str)]) -> String {
         .join(",")
 }
 
-/// Characters that mean nothing to sh, bash, zsh, fish or PowerShell in the middle of a word.
+/// A word that sh, bash and zsh read as itself: characters with no meaning inside a word (`=`
+/// only means something at the start of a word, in zsh).
 fn is_plain(word: &str) -> bool {
     !word.is_empty()
         && word
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@,".contains(c))
-        && !word.starts_with(['-', '@'])
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@,=%".contains(c))
+        && !word.starts_with(['-', '=', '%'])
 }
 
 /// Quotes a word for a POSIX shell (sh, bash, zsh) only when it needs it.
