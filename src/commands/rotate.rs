@@ -203,12 +203,13 @@ pub fn run(
     let (ca, new_ca_files) = if args.ca {
         // A protected CA key stays protected: the new one gets the same passphrase, after
         // checking that it unlocks the old one.
-        let old_key = std::fs::read(dir.join("ca/ca-key.pem")).map_err(|e| {
-            Error::Refused(format!(
-                "cannot read {}: {e}",
-                dir.join("ca/ca-key.pem").display()
-            ))
-        })?;
+        let old_key = zeroize::Zeroizing::new(
+            crate::userfile::read_regular(
+                &dir.join("ca/ca-key.pem"),
+                crate::userfile::MAX_PKI_FILE,
+            )
+            .map_err(|e| Error::Refused(e.to_string()))?,
+        );
         if crate::secret::is_encrypted(&old_key) {
             let (_, pass) = pkistate::load_ca(dir, passphrase_file)?;
             new_ca_passphrase = pass;
