@@ -207,7 +207,7 @@ pub fn check_absolute_path(what: &str, path: &Path) -> Result<PathBuf, String> {
             .collect();
         format!("/{}", kept.join("/"))
     };
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return Err(format!(
             "{what} '{text}': has a '..' component, which a link could send elsewhere; give the path without it, such as /etc/docker/tls"
         ));
