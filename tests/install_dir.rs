@@ -102,13 +102,8 @@ fn init_and_install_accept_and_refuse_the_same_install_dirs() {
                 .strip_suffix('/')
                 .filter(|d| !d.is_empty())
                 .unwrap_or(dir);
-            let edited_json = original.replace(
-                "/etc/docker/tls",
-                &serde_json::Value::String(dir.to_string())
-                    .to_string()
-                    .trim_matches('"')
-                    .to_string(),
-            );
+            let json = serde_json::Value::String(dir.to_string()).to_string();
+            let edited_json = original.replace("/etc/docker/tls", json.trim_matches('"'));
             std::fs::write(edited.join("daemon.json"), edited_json).unwrap();
             let installed = install_dry_run(&edited, &root);
             let stderr = text(&installed.stderr);
