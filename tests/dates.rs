@@ -509,3 +509,60 @@ fn a_ca_that_is_not_valid_yet_is_refused_for_signing_and_replaced_by_rotate_ca()
     ));
     ok(&pki, &["client", "add", "carol"]);
 }
+
+/// probe against a real dockerd serving a certificate valid until 9999-12-31, then one that
+/// expired in 1960: an answer each time, never a panic.
+#[test]
+fn probe_reports_far_future_and_long_expired_server_certificates() {
+    // (name, the server certificate's dates, whether the probe passes); None: any answer
+    // but a panic. rustls' webpki reads no date before 1970 (src/time.rs): a server
+    // certificate valid from 1950 is refused by probe, though Go's dockerd and CLI take it.
+    for (name, dates, expect_ok) in [
+        ("nines", ("20200101000000Z", NINES), Some(true)),
+        ("expired", ("500101000000Z", "600101000000Z"), Some(false)),
+        ("from-1950", ("500101000000Z", NINES), None),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let Some(pki) = pki_with_dates(
+            work.path(),
+            ("500101000000Z", NINES),
+            dates,
+            ("500101000000Z", NINES),
+        ) else {
+            return;
+        };
+        let Some(daemon) = common::Dockerd::start(&pki) else {
+            return;
+        };
+        let endpoint = format!("tcp://127.0.0.1:{}", daemon.port);
+        for format in ["json", "text"] {
+            let output = run(
+                &pki,
+                &["probe", &endpoint, "--client", "alice", "--format", format],
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let Some(expect_ok) = expect_ok else {
+                assert!(!stdout.is_empty(), "{name} {format}");
+                continue;
+            };
+            assert_eq!(
+                output.status.success(),
+                expect_ok,
+                "{name} {format}: {stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            if expect_ok && format == "json" {
+                let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+                let checks = common::check_map(&document["checks"]);
+                assert_eq!(checks["server-certificate"].0, "ok", "{document:#}");
+                assert!(
+                    checks["server-certificate"].1.contains("more days"),
+                    "{document:#}"
+                );
+            }
+            if !expect_ok {
+                assert!(stdout.contains("1960-01-01"), "{name} {format}: {stdout}");
+            }
+        }
+    }
+}
