@@ -566,3 +566,65 @@ fn probe_reports_far_future_and_long_expired_server_certificates() {
         }
     }
 }
+
+/// A CA with less than a day left: client add refuses (no certificate of zero days), rotate
+/// re-issues up to the CA's end and says so.
+#[test]
+fn a_ca_with_less_than_a_day_left() {
+    let Some(faketime) = find_tool("faketime", "faketime moves the clock to the CA's last day")
+    else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    let at = |clock: &str, args: &[&str]| {
+        let output = Command::new(&faketime)
+            .arg(clock)
+            .arg(env!("CARGO_BIN_EXE_dockertls"))
+            .arg("--dir")
+            .arg(&pki)
+            .args(args)
+            .env_remove("DOCKERTLS_DIR")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr,
+        )
+    };
+    let (code, _, err) = at(
+        "2030-06-01 12:00:00",
+        &[
+            "init",
+            "--host",
+            "docker.example.com",
+            "--days",
+            "1",
+            "--ca-days",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = at("2030-06-02 11:00:00", &["client", "add", "carol"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("error: the CA expires on 2030-06-02 (in less than a day)"),
+        "{err}"
+    );
+    assert!(err.contains("rotate --ca"), "{err}");
+    let (code, out, err) = at("2030-06-02 11:00:00", &["rotate", "--all"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("note: some certificates end with the CA on 2030-06-02"),
+        "{out}"
+    );
+    let (code, out, err) = at("2030-06-02 11:00:00", &["rotate", "--ca"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !out.contains("note: some certificates end with the CA"),
+        "{out}"
+    );
+}
