@@ -414,9 +414,14 @@ impl Ca {
         })
     }
 
-    /// Issues a leaf with `key`. It never outlives the CA.
+    /// Issues a leaf with `key`. It never outlives the CA; an expired CA gives `Error::Time`.
     pub fn issue(&self, leaf: &LeafRequest<'_>, key: KeyPair) -> Result<Issued, rcgen::Error> {
         let validity = validity(leaf.now, leaf.days, Some(self.not_after));
+        // Callers refuse an expired CA first, with a message; this keeps a certificate that
+        // ends before it starts from ever being signed.
+        if validity.not_after < validity.not_before {
+            return Err(rcgen::Error::Time);
+        }
         let key_type = KeyType::of_key(&key).ok_or(rcgen::Error::UnsupportedSignatureAlgorithm)?;
         let params = leaf_params(
             leaf.cn,
@@ -951,6 +956,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_expired_ca_signs_nothing() {
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        let (_, ca) = new_ca(key, datetime!(2020-01-01 00:00:00 UTC), 1).unwrap();
+        let leaf = LeafRequest {
+            cn: "alice",
+            sans: &[],
+            role: Role::Client,
+            now: datetime!(2020-01-03 00:00:00 UTC),
+            days: 30,
+        };
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        assert!(matches!(ca.issue(&leaf, key), Err(rcgen::Error::Time)));
     }
 
     #[test]
