@@ -38,24 +38,37 @@ impl Passphrase {
     /// OpenSSL would silently change is refused instead: an empty file or first line, a NUL byte
     /// (where OpenSSL stops), a first line longer than 1023 bytes (where it cuts).
     ///
-    /// The file must be a regular file that only its owner can read or write, as ssh demands
-    /// of a private key: whoever reads the passphrase can unlock the CA key, and whoever writes
-    /// it chooses the passphrase of a new one.
+    /// The file must be a regular file that only its owner can read or write, owned by the
+    /// user who runs dockertls or by root, as ssh demands of a private key: whoever reads the
+    /// passphrase can unlock the CA key, and whoever writes it chooses the passphrase of a new
+    /// one.
     pub fn from_file(path: &Path) -> Result<Passphrase, Error> {
         let refuse =
             |why: String| Error::Refused(format!("--ca-passphrase-file {}: {why}", path.display()));
         let (file, meta) =
             crate::userfile::open_regular(path).map_err(|e| Error::Refused(e.to_string()))?;
-        drop(file);
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        let quoted = crate::render::shell_quote(&path.to_string_lossy());
         if mode & 0o077 != 0 {
             return Err(Error::Refused(format!(
-                "--ca-passphrase-file {0}: group or others have access to it (mode {mode:04o}): whoever reads it can unlock the CA key\nhint: chmod 600 {0}",
+                "--ca-passphrase-file {}: group or others have access to it (mode {mode:04o}): whoever reads it can unlock the CA key\nhint: chmod 600 {quoted}",
+                path.display()
+            )));
+        }
+        // As ssh: the file belongs to the user who runs dockertls, or to root; whoever owns
+        // it could change its mode, or its passphrase.
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        if let Some(me) = crate::userfile::current_uid()
+            && owner != me
+            && owner != 0
+        {
+            return Err(Error::Refused(format!(
+                "--ca-passphrase-file {}: belongs to another user (uid {owner}), who could read or change it\nhint: use a file of your own: install -m 600 {quoted} ~/ca-passphrase",
                 path.display()
             )));
         }
         let mut bytes = Zeroizing::new(Vec::new());
-        crate::userfile::read_start(path, OPENSSL_PASS_MAX + 1, &mut bytes)
+        crate::userfile::read_start(&file, path, OPENSSL_PASS_MAX + 1, &mut bytes)
             .map_err(|e| Error::Refused(e.to_string()))?;
         if bytes.is_empty() {
             return Err(refuse(

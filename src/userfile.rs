@@ -83,10 +83,15 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
-/// Reads at most the first `max` bytes of a regular file into `buf` (cleared first, its
-/// capacity reserved beforehand so that a secret is never copied by a reallocation).
-pub fn read_start(path: &Path, max: usize, buf: &mut Vec<u8>) -> Result<(), ReadError> {
-    let (file, _) = open_regular(path)?;
+/// Reads at most the first `max` bytes of `file` (opened by [`open_regular`]) into `buf`
+/// (cleared first, its capacity reserved beforehand so that a secret is never copied by a
+/// reallocation).
+pub fn read_start(
+    file: &File,
+    path: &Path,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), ReadError> {
     buf.clear();
     // Room for all of it (and read_to_end's end-of-file probe): no reallocation.
     buf.reserve_exact(max + 64);
@@ -94,6 +99,12 @@ pub fn read_start(path: &Path, max: usize, buf: &mut Vec<u8>) -> Result<(), Read
         .read_to_end(buf)
         .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
     Ok(())
+}
+
+/// The user this process runs as: the owner of /proc/self (Linux), without `unsafe` libc.
+pub fn current_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 #[cfg(test)]
@@ -121,9 +132,16 @@ mod tests {
                 err.contains(what) && err.contains("not a regular file"),
                 "{err}"
             );
-            let mut buf = Vec::new();
-            assert!(read_start(path, 10, &mut buf).is_err());
+            assert!(open_regular(path).is_err());
         }
+    }
+
+    #[test]
+    fn the_current_user_is_known() {
+        use std::os::unix::fs::MetadataExt;
+        let work = tempfile::tempdir().unwrap();
+        let mine = std::fs::metadata(work.path()).unwrap().uid();
+        assert_eq!(current_uid(), Some(mine));
     }
 
     #[test]
@@ -135,9 +153,11 @@ mod tests {
         let err = read_regular(&file, 9).unwrap_err().to_string();
         assert!(err.contains("10 bytes, more than the 9"), "{err}");
         let mut buf = Vec::new();
-        read_start(&file, 4, &mut buf).unwrap();
+        let (opened, _) = open_regular(&file).unwrap();
+        read_start(&opened, &file, 4, &mut buf).unwrap();
         assert_eq!(buf, b"0123");
-        read_start(&file, 40, &mut buf).unwrap();
+        let (opened, _) = open_regular(&file).unwrap();
+        read_start(&opened, &file, 40, &mut buf).unwrap();
         assert_eq!(buf, b"0123456789");
     }
 }

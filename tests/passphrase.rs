@@ -503,6 +503,26 @@ fn passphrase_files_openssl_would_misread_or_others_can_read_are_refused() {
         );
         assert!(!err.contains("correct horse"));
     }
+    // A file of another user (who could change it) is refused too, as ssh does.
+    if common::is_root() {
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&pass, Some(65534), Some(65534)).unwrap();
+        let output = run(
+            &pki,
+            &[
+                "client",
+                "add",
+                "bob",
+                "--ca-passphrase-file",
+                pass.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        let err = stderr(&output);
+        assert!(err.contains("belongs to another user (uid 65534)"), "{err}");
+        assert!(err.contains("\nhint: "), "{err}");
+        std::os::unix::fs::chown(&pass, Some(0), Some(0)).unwrap();
+    }
     for mode in [0o600, 0o400] {
         std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(mode)).unwrap();
         let output = run(
