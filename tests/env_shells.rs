@@ -110,7 +110,7 @@ fn posix_shells_read_back_exactly_the_folder_and_run_nothing() {
         assert_eq!(Path::new(&cert_path), expected, "{name} (.)");
         // bash in interactive mode also expands history (`!!`).
         if name == "bash" {
-            let (cert_path, _) = source_in(&shell, &["-i", "-c"], &script, &cwd);
+            let (cert_path, _) = source_in(&shell, &["--norc", "-i", "-c"], &script, &cwd);
             assert_eq!(Path::new(&cert_path), expected, "bash -i");
         }
         assert_nothing_ran(&cwd, name);
