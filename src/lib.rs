@@ -28,5 +28,6 @@ pub mod render;
 pub mod secret;
 pub mod store;
 pub mod terminal;
+pub mod userfile;
 pub mod wizard;
 pub mod workspace;

@@ -172,6 +172,8 @@ pub struct Issued {
     pub cert_pem: String,
     pub key_pem: Zeroizing<String>,
     pub not_after: OffsetDateTime,
+    /// The requested validity was cut short to end with the CA.
+    pub cut_to_ca: bool,
 }
 
 impl std::fmt::Debug for Issued {
@@ -206,6 +208,78 @@ pub struct PkiRequest<'a> {
 
 /// Clock skew allowance: certificates are valid from a little before they were made.
 const BACKDATE: Duration = Duration::minutes(5);
+
+/// The latest time a certificate can hold: GeneralizedTime 99991231235959Z, RFC 5280's
+/// "no well-defined expiration date" (4.1.2.5). Every computed date saturates here instead of
+/// overflowing (the `time` crate panics past year 9999).
+pub const LATEST: OffsetDateTime = ::time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
+/// The earliest: GeneralizedTime has four year digits (and rcgen's encoder asserts year >= 0).
+pub const EARLIEST: OffsetDateTime = ::time::macros::datetime!(0000-01-01 00:00:00 UTC);
+
+/// `from` moved by `days` days, kept within [`EARLIEST`, `LATEST`]; never panics.
+pub fn add_days(from: OffsetDateTime, days: i64) -> OffsetDateTime {
+    let limit = if days < 0 { EARLIEST } else { LATEST };
+    days.checked_mul(86_400)
+        .and_then(|seconds| from.checked_add(Duration::seconds(seconds)))
+        .map_or(limit, |t| t.clamp(EARLIEST, LATEST))
+}
+
+/// Whole days from `now` to `later` (negative once `later` is past), rounding down: 23 hours
+/// left is 0 days. Never overflows: the difference of two dates always fits a `Duration`.
+pub fn days_left(now: OffsetDateTime, later: OffsetDateTime) -> i64 {
+    (later - now).whole_seconds().div_euclid(86_400)
+}
+
+/// The validity, in days, for re-issuing a certificate that was valid from `not_before` to
+/// `not_after`: its own lifetime in whole days (at least 1, at most `max_days`); `default_days`
+/// when the old dates give no lifetime (notAfter not after notBefore).
+pub fn reissue_days(
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    default_days: i64,
+    max_days: i64,
+) -> i64 {
+    if not_after <= not_before {
+        return default_days.clamp(1, max_days.max(1));
+    }
+    // A lifetime under a day is kept as one day.
+    ((not_after - not_before).whole_hours() / 24).clamp(1, max_days.max(1))
+}
+
+/// When a new certificate is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The requested end was later than the issuer's: the certificate ends with its CA.
+    pub cut_to_issuer: bool,
+}
+
+/// The validity of a certificate made at `now` for `days` days: from `BACKDATE` before `now`
+/// (to the second) to `days` after it, never after `issuer_not_after` (a leaf never outlives its
+/// CA) and always within [`EARLIEST`, `LATEST`]. Whatever the inputs, `not_before <= not_after`
+/// holds unless the issuer has already expired (callers refuse that first).
+pub fn validity(
+    now: OffsetDateTime,
+    days: i64,
+    issuer_not_after: Option<OffsetDateTime>,
+) -> Validity {
+    let now = truncate_to_second(now).clamp(EARLIEST, LATEST);
+    let not_before = now
+        .checked_sub(BACKDATE)
+        .map_or(EARLIEST, |t| t.max(EARLIEST));
+    let wanted = add_days(now, days.max(0));
+    let (not_after, cut_to_issuer) = match issuer_not_after {
+        Some(end) if end < wanted => (truncate_to_second(end).max(EARLIEST), true),
+        _ => (wanted, false),
+    };
+    Validity {
+        not_before,
+        not_after,
+        cut_to_issuer,
+    }
+}
 
 /// Issues a CA, a server certificate and one client certificate per name, with fresh keys.
 pub fn issue_pki(request: &PkiRequest<'_>) -> Result<Pki, rcgen::Error> {
@@ -250,6 +324,7 @@ pub fn issue_pki(request: &PkiRequest<'_>) -> Result<Pki, rcgen::Error> {
 /// A CA that can sign: its certificate and its key.
 pub struct Ca {
     pub cert_pem: String,
+    pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub key_type: KeyType,
     issuer: Issuer<'static, KeyPair>,
@@ -279,18 +354,23 @@ fn truncate_to_second(now: OffsetDateTime) -> OffsetDateTime {
 
 /// Creates a self-signed CA from `key`, valid from 5 minutes before `now` for `days`.
 pub fn new_ca(key: KeyPair, now: OffsetDateTime, days: i64) -> Result<(Issued, Ca), rcgen::Error> {
-    let now = truncate_to_second(now);
-    let not_after = now + Duration::days(days);
+    let Validity {
+        not_before,
+        not_after,
+        ..
+    } = validity(now, days, None);
     let key_type = KeyType::of_key(&key).ok_or(rcgen::Error::UnsupportedSignatureAlgorithm)?;
-    let params = ca_params(now - BACKDATE, not_after)?;
+    let params = ca_params(not_before, not_after)?;
     let cert_pem = params.self_signed(&key)?.pem();
     let issued = Issued {
         cert_pem: cert_pem.clone(),
         key_pem: private_key_pem(&key)?,
         not_after,
+        cut_to_ca: false,
     };
     let ca = Ca {
         cert_pem,
+        not_before,
         not_after,
         key_type,
         issuer: Issuer::new(params, key),
@@ -321,35 +401,42 @@ impl Ca {
         }
         let key_type =
             KeyType::of_key(&key).ok_or("the CA key's type is not one dockertls issues with")?;
+        let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
             .map_err(|e| format!("the CA certificate cannot sign ({e})"))?;
         Ok(Ca {
             cert_pem: cert_pem.to_string(),
+            not_before,
             not_after,
             key_type,
             issuer,
         })
     }
 
-    /// Issues a leaf with `key`. It never outlives the CA.
+    /// Issues a leaf with `key`. It never outlives the CA; an expired CA gives `Error::Time`.
     pub fn issue(&self, leaf: &LeafRequest<'_>, key: KeyPair) -> Result<Issued, rcgen::Error> {
-        let now = truncate_to_second(leaf.now);
-        let not_after = (now + Duration::days(leaf.days)).min(self.not_after);
+        let validity = validity(leaf.now, leaf.days, Some(self.not_after));
+        // Callers refuse an expired CA first, with a message; this keeps a certificate that
+        // ends before it starts from ever being signed.
+        if validity.not_after < validity.not_before {
+            return Err(rcgen::Error::Time);
+        }
         let key_type = KeyType::of_key(&key).ok_or(rcgen::Error::UnsupportedSignatureAlgorithm)?;
         let params = leaf_params(
             leaf.cn,
             leaf.sans,
             leaf.role,
             key_type,
-            now - BACKDATE,
-            not_after,
+            validity.not_before,
+            validity.not_after,
         )?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: private_key_pem(&key)?,
-            not_after,
+            not_after: validity.not_after,
+            cut_to_ca: validity.cut_to_issuer,
         })
     }
 }
@@ -722,5 +809,178 @@ mod tests {
         let debug = format!("{pki:?}");
         assert!(!debug.contains("PRIVATE KEY"), "{debug}");
         assert!(debug.contains("[secret key elided]"));
+    }
+
+    // ---- dates: nothing overflows, every certificate's dates encode as RFC 5280 says ----
+
+    use ::time::macros::datetime;
+    use proptest::prelude::*;
+
+    /// Any instant `time` can hold without its large-dates feature, to the nanosecond.
+    fn any_instant() -> impl Strategy<Value = OffsetDateTime> {
+        (
+            OffsetDateTime::new_utc(::time::Date::MIN, ::time::Time::MIDNIGHT).unix_timestamp()
+                ..=LATEST.unix_timestamp(),
+            0u32..1_000_000_000,
+        )
+            .prop_map(|(secs, nanos)| {
+                OffsetDateTime::from_unix_timestamp(secs)
+                    .unwrap()
+                    .replace_nanosecond(nanos)
+                    .unwrap()
+            })
+    }
+
+    /// The dates the review named, and their neighbours.
+    const EDGES: [OffsetDateTime; 10] = [
+        datetime!(1949-12-31 23:59:59 UTC),
+        datetime!(1950-01-01 00:00:00 UTC),
+        datetime!(1950-01-01 00:04:59 UTC),
+        datetime!(1970-01-01 00:00:00 UTC),
+        datetime!(2049-12-31 23:59:59 UTC),
+        datetime!(2050-01-01 00:00:00 UTC),
+        datetime!(2050-01-01 00:04:59 UTC),
+        datetime!(9999-12-31 23:54:59 UTC),
+        datetime!(9999-12-31 23:59:58 UTC),
+        LATEST,
+    ];
+
+    fn edge_or_any() -> impl Strategy<Value = OffsetDateTime> {
+        prop_oneof![proptest::sample::select(&EDGES[..]), any_instant()]
+    }
+
+    proptest! {
+        #[test]
+        fn add_days_saturates_and_is_exact_in_range(from in edge_or_any(), days in any::<i64>()) {
+            let t = add_days(from, days);
+            prop_assert!((EARLIEST..=LATEST).contains(&t));
+            if let Some(exact) = i128::from(from.unix_timestamp())
+                .checked_add(i128::from(days) * 86_400)
+                .filter(|s| (EARLIEST.unix_timestamp().into()..=LATEST.unix_timestamp().into()).contains(s))
+            {
+                prop_assert_eq!(i128::from(t.unix_timestamp()), exact);
+            }
+            // Monotone: one more day never gives an earlier date.
+            prop_assert!(add_days(from, days.saturating_add(1)) >= t);
+        }
+
+        #[test]
+        fn validity_stays_in_range_and_never_outlives_the_issuer(
+            now in edge_or_any(),
+            days in prop_oneof![Just(1i64), Just(36_500), any::<i64>()],
+            // A certificate's date is never before year 0: x509-parser reads four digits.
+            issuer in proptest::option::of(edge_or_any().prop_map(|t| t.max(EARLIEST))),
+        ) {
+            let v = validity(now, days, issuer);
+            for t in [v.not_before, v.not_after] {
+                prop_assert!((EARLIEST..=LATEST).contains(&t));
+                prop_assert_eq!(t.nanosecond(), 0);
+            }
+            // A clock before year 0 is taken as year 0: nothing earlier can be written.
+            let now_in_range = now.clamp(EARLIEST, LATEST);
+            prop_assert!(v.not_before <= now_in_range);
+            prop_assert!(now_in_range - v.not_before <= BACKDATE + Duration::seconds(1));
+            if let Some(end) = issuer {
+                prop_assert!(v.not_after <= end);
+                prop_assert_eq!(v.cut_to_issuer, end < add_days(truncate_to_second(now_in_range), days.max(0)));
+                if end >= now {
+                    prop_assert!(v.not_before <= v.not_after);
+                }
+            } else {
+                prop_assert!(v.not_before <= v.not_after);
+                prop_assert!(!v.cut_to_issuer);
+            }
+        }
+
+        #[test]
+        fn reissue_days_is_always_a_validity_dockertls_issues(
+            not_before in edge_or_any(),
+            not_after in edge_or_any(),
+            default in 1i64..=36_500,
+        ) {
+            let days = reissue_days(not_before, not_after, default, 36_500);
+            prop_assert!((1..=36_500).contains(&days));
+            if not_after <= not_before {
+                prop_assert_eq!(days, default);
+            }
+            let _ = days_left(not_before, not_after);
+        }
+    }
+
+    /// Whether a validity time was written as GeneralizedTime (else UTCTime).
+    fn generalized(time: &x509_parser::time::ASN1Time) -> bool {
+        format!("{time:?}").contains("generalized: true")
+    }
+
+    /// A CA and a leaf made at each edge date, for 1 day and for 100 years: the dates read back
+    /// exactly, UTCTime for 1950-2049 and GeneralizedTime otherwise (RFC 5280 4.1.2.5).
+    #[test]
+    fn certificates_at_the_edge_dates_encode_their_dates_as_rfc_5280_says() {
+        for now in EDGES {
+            for days in [1, 36_500] {
+                let key = KeyType::EcdsaP256.generate().unwrap();
+                let (issued, ca) = new_ca(key, now, days).unwrap();
+                let leaf_key = KeyType::EcdsaP256.generate().unwrap();
+                let leaf = ca
+                    .issue(
+                        &LeafRequest {
+                            cn: "alice",
+                            sans: &[],
+                            role: Role::Client,
+                            now,
+                            days: 36_500,
+                        },
+                        leaf_key,
+                    )
+                    .unwrap();
+                assert_eq!(
+                    leaf.not_after, ca.not_after,
+                    "{now}: the leaf ends with its CA"
+                );
+                assert_eq!(
+                    leaf.cut_to_ca,
+                    days == 1 && ca.not_after < LATEST,
+                    "{now} {days}"
+                );
+                for pem in [&issued.cert_pem, &leaf.cert_pem] {
+                    with_cert(pem, |cert| {
+                        let v = cert.validity();
+                        let expected = validity(now, days, None);
+                        assert_eq!(v.not_before.to_datetime(), expected.not_before, "{now}");
+                        assert_eq!(v.not_after.to_datetime(), expected.not_after, "{now}");
+                        for t in [&v.not_before, &v.not_after] {
+                            let year = t.to_datetime().year();
+                            assert_eq!(generalized(t), !(1950..2050).contains(&year), "{t:?}");
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_expired_ca_signs_nothing() {
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        let (_, ca) = new_ca(key, datetime!(2020-01-01 00:00:00 UTC), 1).unwrap();
+        let leaf = LeafRequest {
+            cn: "alice",
+            sans: &[],
+            role: Role::Client,
+            now: datetime!(2020-01-03 00:00:00 UTC),
+            days: 30,
+        };
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        assert!(matches!(ca.issue(&leaf, key), Err(rcgen::Error::Time)));
+    }
+
+    #[test]
+    fn the_latest_date_is_generalized_time_99991231235959z() {
+        let key = KeyType::EcdsaP256.generate().unwrap();
+        let (issued, _) = new_ca(key, datetime!(9999-06-01 00:00:00 UTC), 36_500).unwrap();
+        let der = pem::parse(issued.cert_pem.as_bytes())
+            .unwrap()
+            .into_contents();
+        let needle = b"\x18\x0f99991231235959Z";
+        assert!(der.windows(needle.len()).any(|w| w == needle));
     }
 }

@@ -13,6 +13,12 @@ use crate::pki::KeyType;
 /// The longest validity accepted, in days (100 years): beyond that is a typo.
 pub const MAX_DAYS: i64 = 36_500;
 
+/// A leaf's validity when nothing says otherwise (`--days`' default).
+pub const DEFAULT_LEAF_DAYS: i64 = 365;
+
+/// The CA's validity when nothing says otherwise (`--ca-days`' default).
+pub const DEFAULT_CA_DAYS: i64 = 3650;
+
 /// Everything `init` needs, checked.
 #[derive(Debug)]
 pub struct InitPlan {
@@ -156,34 +162,63 @@ fn parse_listen(input: &str) -> Result<SocketAddr, Error> {
     Ok(listen)
 }
 
-/// A path that goes into daemon.json: absolute, with nothing that could confuse a reader.
 fn check_install_dir(path: &Path) -> Result<PathBuf, Error> {
-    let text = path.to_str().ok_or_else(|| {
-        Error::Refused(format!(
-            "--install-dir '{}': not valid UTF-8",
-            path.display()
-        ))
-    })?;
-    if !path.is_absolute() {
-        return Err(Error::Refused(format!(
-            "--install-dir '{text}': must be an absolute path on the daemon host, such as /etc/docker/tls"
-        )));
-    }
+    check_absolute_path("--install-dir", path).map_err(Error::Refused)
+}
+
+/// The one rule for a path that goes into daemon.json (`--install-dir` for `init`, and the
+/// `tlscacert`/`tlscert`/`tlskey` values that `install` copies to): UTF-8, absolute, and
+/// written one way only, so that what a reader sees is where the files go. No `.` or `..`
+/// component (which a link could send elsewhere), no empty component (`//`), no control
+/// character, quote or backslash; one trailing `/` is dropped. `what` names the value in the
+/// message.
+pub fn check_absolute_path(what: &str, path: &Path) -> Result<PathBuf, String> {
+    let Some(text) = path.to_str() else {
+        return Err(format!(
+            "{what} '{}': not valid UTF-8; give a path such as /etc/docker/tls",
+            path.to_string_lossy().escape_default()
+        ));
+    };
     if text
         .chars()
         .any(|c| c.is_control() || c == '"' || c == '\\')
     {
-        return Err(Error::Refused(format!(
-            "--install-dir '{}': contains a control character, a quote or a backslash",
+        return Err(format!(
+            "{what} '{}': contains a control character, a quote or a backslash; give a plain path such as /etc/docker/tls",
             text.escape_default()
-        )));
+        ));
     }
-    let trimmed = text.trim_end_matches('/');
-    Ok(PathBuf::from(if trimmed.is_empty() {
-        "/"
-    } else {
-        trimmed
-    }))
+    if !text.starts_with('/') {
+        return Err(format!(
+            "{what} '{text}': must be an absolute path on the daemon host, such as /etc/docker/tls"
+        ));
+    }
+    // One trailing '/' names the same folder: dropped (as `init` always did).
+    let text = match text.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() && !trimmed.ends_with('/') => trimmed,
+        _ => text,
+    };
+    let parts: Vec<&str> = text.split('/').skip(1).collect();
+    let clean = |parts: &[&str]| {
+        let kept: Vec<&str> = parts
+            .iter()
+            .copied()
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        format!("/{}", kept.join("/"))
+    };
+    if parts.contains(&"..") {
+        return Err(format!(
+            "{what} '{text}': has a '..' component, which a link could send elsewhere; give the path without it, such as /etc/docker/tls"
+        ));
+    }
+    if text != "/" && parts.iter().any(|p| p.is_empty() || *p == ".") {
+        return Err(format!(
+            "{what} '{text}': has an empty or '.' component (// or /./); write it as {}",
+            clean(&parts)
+        ));
+    }
+    Ok(PathBuf::from(text))
 }
 
 /// dockerd's path goes into a systemd ExecStart= line, where '%', '$', quotes and white space
@@ -206,4 +241,54 @@ fn check_dockerd(path: &Path) -> Result<PathBuf, Error> {
         )));
     }
     Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_paths_are_absolute_and_written_one_way_only() {
+        for good in [
+            "/etc/docker/tls",
+            "/",
+            "/srv/docker tls/x.pem",
+            "/opt/caf\u{e9}",
+        ] {
+            assert_eq!(
+                check_absolute_path("--install-dir", Path::new(good)).unwrap(),
+                Path::new(good)
+            );
+        }
+        assert_eq!(
+            check_absolute_path("--install-dir", Path::new("/etc/docker/tls/")).unwrap(),
+            Path::new("/etc/docker/tls")
+        );
+        for (bad, why) in [
+            ("etc/docker/tls", "absolute"),
+            ("", "absolute"),
+            ("./tls", "absolute"),
+            ("/etc/docker/../tls", "'..'"),
+            ("/..", "'..'"),
+            ("/etc/docker/tls//", "write it as /etc/docker/tls"),
+            ("/etc//docker/tls", "write it as /etc/docker/tls"),
+            ("/etc/./docker/tls", "write it as /etc/docker/tls"),
+            ("/etc/docker/tls/.", "write it as /etc/docker/tls"),
+            ("/etc/docker\ntls", "control character"),
+            ("/etc/\u{7f}", "control character"),
+            ("/etc/\"x", "quote"),
+            ("/etc/a\\b", "backslash"),
+        ] {
+            let err = check_absolute_path("--install-dir", Path::new(bad)).unwrap_err();
+            assert!(err.starts_with("--install-dir '"), "{err}");
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let err = check_absolute_path(
+            "--install-dir",
+            Path::new(std::ffi::OsStr::from_bytes(b"/etc/\xff")),
+        )
+        .unwrap_err();
+        assert!(err.contains("not valid UTF-8"), "{err}");
+    }
 }

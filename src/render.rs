@@ -73,14 +73,13 @@ pub fn next_steps(steps: &NextSteps<'_>) -> String {
     let path = |p: &Path| shell_quote(&p.to_string_lossy());
     let client_dir = steps.dir.join("clients").join(steps.client);
     let file = |name: &str| client_dir.join(name).to_string_lossy().into_owned();
-    // docker context's --docker value is comma-separated key=value pairs.
-    let context_docker = format!(
-        "host={},ca={},cert={},key={}",
-        steps.docker_host,
-        file("ca.pem"),
-        file("cert.pem"),
-        file("key.pem")
-    );
+    let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
+    let context_docker = docker_context_value(&[
+        ("host", steps.docker_host),
+        ("ca", &ca),
+        ("cert", &cert),
+        ("key", &key),
+    ]);
     fill(
         NEXT_STEPS,
         &[
@@ -113,17 +112,88 @@ pub fn reissue_hint(pki: Option<&Path>, missing: &[String], all: &[String]) -> S
     }
 }
 
-/// Quotes a word for a POSIX shell only when it needs it.
-pub fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
+/// The `--docker` value of `docker context create`: comma-separated `key=value` fields, which
+/// the docker CLI reads as one CSV record (Go's encoding/csv): a field holding a comma, a quote
+/// or a line break is written in double quotes with its quotes doubled, so that a folder named
+/// `x,host=tcp://elsewhere` cannot add a field. (encoding/csv turns a quoted CR LF into LF:
+/// callers refuse paths with control characters.)
+pub fn docker_context_value(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(key, value)| {
+            let field = format!("{key}={value}");
+            if field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') {
+                format!("\"{}\"", field.replace('"', "\"\""))
+            } else {
+                field
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A word that sh, bash and zsh read as itself: characters with no meaning inside a word (`=`
+/// only means something at the start of a word, in zsh).
+fn is_plain(word: &str) -> bool {
+    !word.is_empty()
         && word
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@,=%".contains(c))
+        && !word.starts_with(['-', '=', '%'])
+}
+
+/// Quotes a word for a POSIX shell (sh, bash, zsh) only when it needs it.
+///
+/// shell-words quotes every character POSIX sh gives a meaning to; bash and zsh add a few of
+/// their own (`{a,b}` brace expansion, `!` history, `^`, and any non-ASCII byte a locale may
+/// split on), which it leaves bare: those words are single-quoted too (they hold no `'` and no
+/// newline, or shell-words would have quoted them).
+pub fn shell_quote(word: &str) -> String {
+    if is_plain(word) {
+        return word.to_string();
     }
+    let quoted = shell_words::quote(word);
+    if quoted.starts_with('\'') {
+        quoted.into_owned()
+    } else {
+        format!("'{word}'")
+    }
+}
+
+/// Quotes a word for fish: single quotes, in which fish gives a meaning to `\'` and `\\` only
+/// (fish 3 documentation, "Quotes"); every other character, newline included, is literal.
+pub fn fish_quote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('\'');
+    for c in word.chars() {
+        if c == '\\' || c == '\'' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// The characters PowerShell takes as a single quote: the ASCII one and the typographic
+/// U+2018, U+2019, U+201A and U+201B (its tokenizer's `IsSingleQuote`).
+const POWERSHELL_SINGLE_QUOTES: [char; 5] = ['\'', '\u{2018}', '\u{2019}', '\u{201A}', '\u{201B}'];
+
+/// Quotes a word for PowerShell: a verbatim single-quoted string, in which nothing expands
+/// (`$`, backtick and double quotes are literal) and a quote character is written twice
+/// ("about_Quoting_Rules"). Every one of the five quote characters is doubled, as each of them
+/// would end the string.
+pub fn powershell_quote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('\'');
+    for c in word.chars() {
+        if POWERSHELL_SINGLE_QUOTES.contains(&c) {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
 }
 
 #[cfg(test)]
@@ -193,5 +263,91 @@ mod tests {
         assert_eq!(shell_quote("/a/b"), "/a/b");
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        // bash's brace expansion and history, which shell-words leaves bare.
+        assert_eq!(shell_quote("/tmp/{a,b}"), "'/tmp/{a,b}'");
+        assert_eq!(shell_quote("a!b^c"), "'a!b^c'");
+        assert_eq!(shell_quote("/tmp/caf\u{e9}"), "'/tmp/caf\u{e9}'");
+        assert_eq!(shell_quote("-n"), "'-n'");
+    }
+
+    #[test]
+    fn docker_context_fields_with_commas_or_quotes_are_csv_quoted() {
+        assert_eq!(
+            docker_context_value(&[("host", "tcp://h:2376"), ("ca", "/p/ca.pem")]),
+            "host=tcp://h:2376,ca=/p/ca.pem"
+        );
+        assert_eq!(
+            docker_context_value(&[("ca", "/x,host=tcp://evil:1/ca.pem"), ("key", "/q\"/k")]),
+            r#""ca=/x,host=tcp://evil:1/ca.pem","key=/q""/k""#
+        );
+    }
+
+    #[test]
+    fn fish_quote_escapes_only_backslash_and_quote() {
+        assert_eq!(fish_quote("/a/b"), "'/a/b'");
+        assert_eq!(fish_quote(r"it's a \ $(x)"), r"'it\'s a \\ $(x)'");
+        assert_eq!(fish_quote("a\nb"), "'a\nb'");
+        assert_eq!(fish_quote(""), "''");
+    }
+
+    /// PowerShell is not packaged for Debian, so its quoting is checked here against its
+    /// documented rules instead of by a real pwsh: a verbatim string '...' ends at any of the
+    /// five single-quote characters unless the next one is also a single quote, in which case
+    /// the pair stands for its second character. This decoder follows that rule (the tokenizer's
+    /// ScanStringLiteral) and must give back exactly the input.
+    fn powershell_unquote(quoted: &str) -> Option<String> {
+        let mut chars = quoted.chars().peekable();
+        if !POWERSHELL_SINGLE_QUOTES.contains(&chars.next()?) {
+            return None;
+        }
+        let mut out = String::new();
+        while let Some(c) = chars.next() {
+            if POWERSHELL_SINGLE_QUOTES.contains(&c) {
+                match chars.peek() {
+                    Some(next) if POWERSHELL_SINGLE_QUOTES.contains(next) => {
+                        out.push(chars.next()?);
+                    }
+                    // The string ended: nothing may follow it.
+                    _ => return chars.next().is_none().then_some(out),
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn powershell_quote_doubles_every_single_quote_character() {
+        assert_eq!(powershell_quote("/a/b"), "'/a/b'");
+        assert_eq!(powershell_quote("it's"), "'it''s'");
+        assert_eq!(powershell_quote("a\u{2019}b"), "'a\u{2019}\u{2019}b'");
+        assert_eq!(powershell_quote("$(x) `y` \"z\""), "'$(x) `y` \"z\"'");
+        for word in [
+            "",
+            "plain",
+            "it's",
+            "\u{2018}\u{2019}\u{201A}\u{201B}'",
+            "'; Remove-Item -Recurse C:\\ ; '",
+            "\u{2019}; calc; \u{2018}",
+            "$env:PATH `n\n\"\u{201C}\u{201D}",
+        ] {
+            let quoted = powershell_quote(word);
+            assert_eq!(
+                powershell_unquote(&quoted).as_deref(),
+                Some(word),
+                "{quoted}"
+            );
+        }
+        // The decoder does catch a string that a smart quote ends early.
+        assert_eq!(powershell_unquote("'a\u{2019}b'"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn powershell_quote_round_trips(word in "\\PC*|['\u{2018}\u{2019}\u{201A}\u{201B}a$`\"\n]*") {
+            proptest::prop_assert_eq!(powershell_unquote(&powershell_quote(&word)), Some(word));
+        }
     }
 }

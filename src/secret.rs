@@ -14,8 +14,12 @@ use crate::error::Error;
 /// The shortest passphrase accepted for a new encrypted key.
 pub const MIN_PASSPHRASE: usize = 8;
 
-/// A passphrase, wiped from memory when dropped; never printed.
-pub struct Passphrase(Zeroizing<String>);
+/// The most `openssl -passin file:` reads: the first line, up to 1023 bytes (OpenSSL 3.0's
+/// apps read it with `BIO_gets` into a 1024-byte buffer).
+pub const OPENSSL_PASS_MAX: usize = 1023;
+
+/// A passphrase, wiped from memory when dropped; never printed. Bytes, as OpenSSL takes them.
+pub struct Passphrase(Zeroizing<Vec<u8>>, Option<std::path::PathBuf>);
 
 impl std::fmt::Debug for Passphrase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -25,33 +29,80 @@ impl std::fmt::Debug for Passphrase {
 
 impl Passphrase {
     fn bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+        &self.0
     }
 
-    /// Reads the first line of `path` (a trailing newline is not part of it).
+    /// Reads the passphrase from `path` exactly as `openssl -passin file:PATH` (and
+    /// `-passout`) does, so that a key protected by one opens with the other: the first line
+    /// without its `\n`, everything else kept (a `\r` before the `\n`, trailing spaces). What
+    /// OpenSSL would silently change is refused instead: an empty file or first line, a NUL byte
+    /// (where OpenSSL stops), a first line longer than 1023 bytes (where it cuts).
+    ///
+    /// The file must be a regular file that only its owner can read or write, owned by the
+    /// user who runs dockertls or by root, as ssh demands of a private key: whoever reads the
+    /// passphrase can unlock the CA key, and whoever writes it chooses the passphrase of a new
+    /// one.
     pub fn from_file(path: &Path) -> Result<Passphrase, Error> {
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-            Error::Refused(format!("--ca-passphrase-file {}: {e}", path.display()))
-        })?);
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            Error::Refused(format!(
-                "--ca-passphrase-file {}: not UTF-8 text",
-                path.display()
-            ))
-        })?;
-        let line = text.split(['\n', '\r']).next().unwrap_or_default();
-        if line.is_empty() {
+        let refuse =
+            |why: String| Error::Refused(format!("--ca-passphrase-file {}: {why}", path.display()));
+        let (file, meta) =
+            crate::userfile::open_regular(path).map_err(|e| Error::Refused(e.to_string()))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        let quoted = crate::render::shell_quote(&path.to_string_lossy());
+        if mode & 0o077 != 0 {
             return Err(Error::Refused(format!(
-                "--ca-passphrase-file {}: the first line is empty",
+                "--ca-passphrase-file {}: group or others have access to it (mode {mode:04o}): whoever reads it can unlock the CA key\nhint: chmod 600 {quoted}",
                 path.display()
             )));
         }
-        Ok(Passphrase(Zeroizing::new(line.to_string())))
+        // As ssh: the file belongs to the user who runs dockertls, or to root; whoever owns
+        // it could change its mode, or its passphrase.
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        if let Some(me) = crate::userfile::current_uid()
+            && owner != me
+            && owner != 0
+        {
+            return Err(Error::Refused(format!(
+                "--ca-passphrase-file {}: belongs to another user (uid {owner}), who could read or change it\nhint: use a file of your own: install -m 600 {quoted} ~/ca-passphrase",
+                path.display()
+            )));
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        crate::userfile::read_start(&file, path, OPENSSL_PASS_MAX + 1, &mut bytes)
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        if bytes.is_empty() {
+            return Err(refuse(
+                "the file is empty: write the passphrase on its first line".into(),
+            ));
+        }
+        let end = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(bytes.len());
+        if end > OPENSSL_PASS_MAX {
+            return Err(refuse(format!(
+                "the first line is longer than {OPENSSL_PASS_MAX} bytes, where openssl -passin file: stops reading: use a shorter passphrase"
+            )));
+        }
+        let line = &bytes[..end];
+        if line.is_empty() {
+            return Err(refuse(
+                "the first line is empty: the passphrase is the first line (openssl -passin file: would read an empty passphrase)".into(),
+            ));
+        }
+        if line.contains(&0) {
+            return Err(refuse(
+                "the first line holds a NUL byte, where openssl -passin file: stops reading: write the passphrase as text".into(),
+            ));
+        }
+        let mut passphrase = Zeroizing::new(Vec::with_capacity(line.len()));
+        passphrase.extend_from_slice(line);
+        Ok(Passphrase(passphrase, Some(path.to_path_buf())))
     }
 
     /// Wraps text typed at a prompt.
     pub fn from_text(text: String) -> Passphrase {
-        Passphrase(Zeroizing::new(text))
+        Passphrase(Zeroizing::new(text.into_bytes()), None)
     }
 
     /// Whether a hidden prompt is possible (stdin and stderr are terminals).
@@ -82,14 +133,37 @@ impl Passphrase {
             }
             Err(e) => return Err(Error::Refused(format!("cannot read the passphrase: {e}"))),
         };
-        Ok(Passphrase(Zeroizing::new(text)))
+        Ok(Passphrase::from_text(text))
     }
 
-    /// For a new key: long enough.
+    /// For a new key: long enough, and text that can be typed at a prompt. A passphrase file
+    /// with Windows line endings gives a passphrase ending in CR (as OpenSSL reads it): it
+    /// would protect the key with a character nobody can type.
     pub fn check_new(&self) -> Result<(), Error> {
-        if self.0.chars().count() < MIN_PASSPHRASE {
+        let file = self.1.as_ref().map(|p| p.display().to_string());
+        let from = file
+            .as_ref()
+            .map(|f| format!(" (from --ca-passphrase-file {f})"))
+            .unwrap_or_default();
+        let Ok(text) = std::str::from_utf8(&self.0) else {
             return Err(Error::Refused(format!(
-                "the CA passphrase is shorter than {MIN_PASSPHRASE} characters"
+                "the CA passphrase{from} is not UTF-8 text: it could not be typed at a prompt"
+            )));
+        };
+        if text.ends_with('\r') {
+            return Err(Error::Refused(format!(
+                "the CA passphrase{from} ends with a carriage return: the file has Windows line endings, and openssl -passin file: takes the CR as part of the passphrase\nhint: remove it: sed -i 's/\\r$//' {}",
+                crate::render::shell_quote(file.as_deref().unwrap_or("FILE"))
+            )));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(Error::Refused(format!(
+                "the CA passphrase{from} holds a control character: it could not be typed at a prompt"
+            )));
+        }
+        if text.chars().count() < MIN_PASSPHRASE {
+            return Err(Error::Refused(format!(
+                "the CA passphrase{from} is shorter than {MIN_PASSPHRASE} characters"
             )));
         }
         Ok(())
@@ -182,7 +256,7 @@ mod tests {
     fn round_trip_and_wrong_passphrase() {
         let key = crate::pki::KeyType::EcdsaP256.generate().unwrap();
         let pem = crate::pki::private_key_pem(&key).unwrap();
-        let pass = Passphrase(Zeroizing::new("correct horse".into()));
+        let pass = Passphrase::from_text("correct horse".into());
         let encrypted = encrypt_key(&pem, &pass).unwrap();
         assert!(encrypted.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
         assert!(is_encrypted(encrypted.as_bytes()));
@@ -191,7 +265,7 @@ mod tests {
             *decrypt_key(encrypted.as_bytes(), &pass, path).unwrap(),
             *pem
         );
-        let wrong = Passphrase(Zeroizing::new("battery staple".into()));
+        let wrong = Passphrase::from_text("battery staple".into());
         let err = decrypt_key(encrypted.as_bytes(), &wrong, path)
             .unwrap_err()
             .to_string();

@@ -145,7 +145,7 @@ fn client_add_list_remove_and_env() {
     assert!(fish.contains("set -gx DOCKER_TLS_VERIFY 1;"), "{fish}");
     let ps = ok(&pki, &["env", "alice", "--shell", "powershell"]);
     assert!(
-        ps.contains("$Env:DOCKER_HOST = \"tcp://docker.example.com:2376\""),
+        ps.contains("$Env:DOCKER_HOST = 'tcp://docker.example.com:2376'"),
         "{ps}"
     );
     let context = ok(&pki, &["env", "alice", "--context"]);

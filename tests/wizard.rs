@@ -188,6 +188,7 @@ fn the_whole_wizard_with_mistakes_and_its_equivalent_command() {
     let again = work.path().join("again");
     let pass = work.path().join("pass");
     std::fs::write(&pass, "correct horse\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let words: Vec<String> = command.split(' ').map(str::to_string).collect();
     let output = dockertls()
         .args(&words[1..])

@@ -65,14 +65,29 @@ fn add(
         )));
     }
     let (ca, _) = pkistate::load_ca(dir, passphrase_file)?;
-    let ca_days = (ca.not_after - now).whole_days();
+    let ca_days = pki::days_left(now, ca.not_after);
     if ca.not_after <= now {
         return Err(Error::Refused(format!(
             "the CA expired on {}: replace it with dockertls rotate --ca",
             date(ca.not_after)
         )));
     }
-    if args.days > ca_days {
+    if now < ca.not_before {
+        return Err(Error::Refused(format!(
+            "the CA is not valid before {}: what it signs now is refused until then; check this machine's clock, or replace the CA with dockertls rotate --ca",
+            date(ca.not_before)
+        )));
+    }
+    // A CA "valid until 9999-12-31T23:59:59Z" has no well-defined expiry (RFC 5280): any
+    // validity is accepted and ends there at the latest.
+    let ca_unbounded = ca.not_after >= pki::LATEST;
+    if ca_days < 1 && !ca_unbounded {
+        return Err(Error::Refused(format!(
+            "the CA expires on {} (in less than a day): a certificate cannot outlive its CA; replace the CA with dockertls rotate --ca",
+            date(ca.not_after)
+        )));
+    }
+    if args.days > ca_days && !ca_unbounded {
         return Err(Error::Refused(format!(
             "--days {}: the CA expires on {} ({ca_days} days): a certificate cannot outlive its CA; use --days {ca_days} or less, or replace the CA with dockertls rotate --ca",
             args.days,
@@ -137,9 +152,11 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<u8, Er
         let path = dir.join("clients").join(&name).join("cert.pem");
         match pkistate::read_leaf(&path) {
             Ok(leaf) => {
-                let days = leaf.days_left(now);
-                let status = if days < 0 {
+                let days = pki::days_left(now, leaf.not_after);
+                let status = if leaf.not_after < now {
                     "expired"
+                } else if now < leaf.not_before {
+                    "not-yet-valid"
                 } else if days < 30 {
                     "expiring"
                 } else {

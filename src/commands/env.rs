@@ -8,7 +8,7 @@ use crate::cli::EnvArgs;
 use crate::commands::pkistate;
 use crate::error::Error;
 use crate::names::{self, Address};
-use crate::render::shell_quote;
+use crate::render::{docker_context_value, fish_quote, powershell_quote, shell_quote};
 
 /// Prints the lines for `args.name`.
 pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
@@ -28,6 +28,13 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
             }
         )));
     }
+    // The path is printed for a shell to read back: it must be exactly the folder's name.
+    let path = folder.to_str().ok_or_else(|| {
+        Error::Refused(format!(
+            "{}: the path is not valid UTF-8, which a shell line cannot carry exactly; move the PKI to a folder with a UTF-8 name",
+            folder.display()
+        ))
+    })?;
     let server = pkistate::read_leaf(&dir.join("server/server-cert.pem"))?;
     // The name clients dial: the server certificate's CN when it is one of its SANs.
     let host = server
@@ -42,8 +49,13 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
         other => other.to_string(),
     };
     let docker_host = format!("tcp://{host}:{}", pkistate::listen_port(dir));
-    let path = folder.display().to_string();
     let text = if args.context {
+        if path.chars().any(char::is_control) {
+            return Err(Error::Refused(format!(
+                "{}: the path holds a control character, which docker context create cannot store exactly; use dockertls env {name} (without --context), or move the PKI",
+                path.escape_default()
+            )));
+        }
         let context: String = host
             .chars()
             .map(|c| {
@@ -54,8 +66,14 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
                 }
             })
             .collect();
-        let docker =
-            format!("host={docker_host},ca={path}/ca.pem,cert={path}/cert.pem,key={path}/key.pem");
+        let file = |name: &str| format!("{path}/{name}");
+        let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
+        let docker = docker_context_value(&[
+            ("host", &docker_host),
+            ("ca", &ca),
+            ("cert", &cert),
+            ("key", &key),
+        ]);
         format!(
             "docker context create {} --docker {}\n",
             shell_quote(&format!("dockertls-{}", context.trim_matches('-'))),
@@ -65,26 +83,18 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
         match args.shell.as_str() {
             "fish" => format!(
                 "set -gx DOCKER_HOST {};\nset -gx DOCKER_TLS_VERIFY 1;\nset -gx DOCKER_CERT_PATH {};\n",
-                shell_quote(&docker_host),
-                shell_quote(&path)
+                fish_quote(&docker_host),
+                fish_quote(path)
             ),
-            "powershell" => {
-                let ps = |s: &str| {
-                    format!(
-                        "\"{}\"",
-                        s.replace('`', "``").replace('"', "`\"").replace('$', "`$")
-                    )
-                };
-                format!(
-                    "$Env:DOCKER_HOST = {}\n$Env:DOCKER_TLS_VERIFY = \"1\"\n$Env:DOCKER_CERT_PATH = {}\n",
-                    ps(&docker_host),
-                    ps(&path)
-                )
-            }
+            "powershell" => format!(
+                "$Env:DOCKER_HOST = {}\n$Env:DOCKER_TLS_VERIFY = '1'\n$Env:DOCKER_CERT_PATH = {}\n",
+                powershell_quote(&docker_host),
+                powershell_quote(path)
+            ),
             _ => format!(
                 "export DOCKER_HOST={}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH={}\n",
                 shell_quote(&docker_host),
-                shell_quote(&path)
+                shell_quote(path)
             ),
         }
     };

@@ -38,8 +38,8 @@ impl Leaf {
 
 /// Reads a certificate file of the PKI.
 pub fn read_leaf(path: &Path) -> Result<Leaf, Error> {
-    let bytes = fs::read(path)
-        .map_err(|e| Error::Failed(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = crate::userfile::read_regular(path, crate::userfile::MAX_PKI_FILE)
+        .map_err(|e| Error::Failed(e.to_string()))?;
     let bundle = material::parse_certificates(&bytes)
         .map_err(|why| Error::Failed(format!("{} {why}", path.display())))?;
     let der = bundle.ders.into_iter().next().unwrap_or_default();
@@ -81,11 +81,13 @@ pub fn load_ca(
 ) -> Result<(Ca, Option<Passphrase>), Error> {
     let cert_path = dir.join("ca/ca.pem");
     let key_path = dir.join("ca/ca-key.pem");
-    let cert = fs::read_to_string(&cert_path)
-        .map_err(|e| Error::Refused(format!("cannot read {}: {e}", cert_path.display())))?;
+    let cert = crate::userfile::read_regular(&cert_path, crate::userfile::MAX_PKI_FILE)
+        .map_err(|e| Error::Refused(e.to_string()))?;
+    let cert = String::from_utf8(cert)
+        .map_err(|_| Error::Refused(format!("{} is not PEM text", cert_path.display())))?;
     let key = zeroize::Zeroizing::new(
-        fs::read(&key_path)
-            .map_err(|e| Error::Refused(format!("cannot read {}: {e}", key_path.display())))?,
+        crate::userfile::read_regular(&key_path, crate::userfile::MAX_PKI_FILE)
+            .map_err(|e| Error::Refused(e.to_string()))?,
     );
     let (key_text, passphrase) = match material::parse_private_key(&key) {
         Err(material::KeyError::Encrypted) => {
@@ -128,10 +130,11 @@ pub fn client_names(dir: &Path) -> Vec<String> {
 
 /// The tcp port in DIR/daemon.json's hosts (2376 if none).
 pub fn listen_port(dir: &Path) -> u16 {
-    let value: serde_json::Value = fs::read(dir.join("daemon.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
+    let value: serde_json::Value =
+        crate::userfile::read_regular(&dir.join("daemon.json"), crate::userfile::MAX_PKI_FILE)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
     value["hosts"]
         .as_array()
         .into_iter()

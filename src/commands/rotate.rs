@@ -12,7 +12,7 @@ use crate::commands::pkistate::{self, Leaf, date};
 use crate::error::Error;
 use crate::names::{self, Address};
 use crate::pki::{self, Ca, KeyType, LeafRequest, Role};
-use crate::plan::MAX_DAYS;
+use crate::plan::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, MAX_DAYS};
 use crate::store::{CERT_FILE, KEY_FILE};
 use crate::workspace::{self, Workspace};
 
@@ -199,15 +199,17 @@ pub fn run(
     let old_ca =
         pkistate::read_leaf(&dir.join("ca/ca.pem")).map_err(|e| Error::Refused(e.to_string()))?;
     let mut new_ca_passphrase = None;
+    let mut notes = Vec::new();
     let (ca, new_ca_files) = if args.ca {
         // A protected CA key stays protected: the new one gets the same passphrase, after
         // checking that it unlocks the old one.
-        let old_key = std::fs::read(dir.join("ca/ca-key.pem")).map_err(|e| {
-            Error::Refused(format!(
-                "cannot read {}: {e}",
-                dir.join("ca/ca-key.pem").display()
-            ))
-        })?;
+        let old_key = zeroize::Zeroizing::new(
+            crate::userfile::read_regular(
+                &dir.join("ca/ca-key.pem"),
+                crate::userfile::MAX_PKI_FILE,
+            )
+            .map_err(|e| Error::Refused(e.to_string()))?,
+        );
         if crate::secret::is_encrypted(&old_key) {
             let (_, pass) = pkistate::load_ca(dir, passphrase_file)?;
             new_ca_passphrase = pass;
@@ -220,7 +222,8 @@ pub fn run(
             .map_err(|e| Error::Failed(format!("cannot generate the CA key: {e}")))?
             .pop()
             .ok_or_else(|| Error::Failed("cannot generate the CA key".into()))?;
-        let (issued, ca) = pki::new_ca(key, now, old_ca.lifetime_days())
+        let days = reissue_days(&old_ca, DEFAULT_CA_DAYS, "the CA", &mut notes);
+        let (issued, ca) = pki::new_ca(key, now, days)
             .map_err(|e| Error::Failed(format!("cannot create the CA: {e}")))?;
         (ca, Some(issued))
     } else {
@@ -229,6 +232,12 @@ pub fn run(
             return Err(Error::Refused(format!(
                 "the CA expired on {}: certificates it signs are refused; replace it with dockertls rotate --ca",
                 date(ca.not_after)
+            )));
+        }
+        if now < ca.not_before {
+            return Err(Error::Refused(format!(
+                "the CA is not valid before {}: what it signs now is refused until then; check this machine's clock, or replace the CA with dockertls rotate --ca",
+                date(ca.not_before)
             )));
         }
         (ca, None)
@@ -257,7 +266,7 @@ pub fn run(
         } else {
             Role::Client
         };
-        let days = item.leaf.lifetime_days();
+        let days = reissue_days(&item.leaf, DEFAULT_LEAF_DAYS, &item.label(), &mut notes);
         let request = LeafRequest {
             cn: &item.leaf.cn,
             sans: &sans,
@@ -266,8 +275,7 @@ pub fn run(
             days,
         };
         let cert = issue(&ca, &request, key)?;
-        clamped |=
-            cert.not_after < now + ::time::Duration::days(days) - ::time::Duration::minutes(10);
+        clamped |= cert.cut_to_ca;
         let folder = item.folder();
         let (cert_name, key_name) = if item.client.is_none() {
             ("server-cert.pem", "server-key.pem")
@@ -329,6 +337,9 @@ pub fn run(
         out.push('\n');
     }
     out.push_str(&format!("the previous files are in {}\n", backup.display()));
+    for note in &notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
     if clamped {
         out.push_str(&format!(
             "note: some certificates end with the CA on {}: replace the CA before then (dockertls rotate --ca)\n",
@@ -361,6 +372,23 @@ pub fn run(
     }
     let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
     Ok(())
+}
+
+/// The validity for re-issuing `old`: its own lifetime, within 1..=MAX_DAYS; a note says
+/// when that differs from what the old certificate had (a CA "valid until 9999-12-31" is
+/// replaced by one valid for MAX_DAYS; a certificate whose notAfter is not after its notBefore
+/// by one of the default validity).
+fn reissue_days(old: &Leaf, default_days: i64, label: &str, notes: &mut Vec<String>) -> i64 {
+    let days = pki::reissue_days(old.not_before, old.not_after, default_days, MAX_DAYS);
+    let had = (old.not_after - old.not_before).whole_hours() / 24;
+    if had != days {
+        notes.push(format!(
+            "{label} was valid from {} to {} ({had} days); the new one is valid for {days} days (dockertls issues 1 to {MAX_DAYS} days)",
+            date(old.not_before),
+            date(old.not_after)
+        ));
+    }
+    days
 }
 
 fn issue(ca: &Ca, request: &LeafRequest<'_>, key: rcgen::KeyPair) -> Result<pki::Issued, Error> {

@@ -143,7 +143,7 @@ fn our_keys(dir: &Path, notes: &mut Vec<String>) -> Result<Map<String, Value>, E
     for key in ["tlscacert", "tlscert", "tlskey"] {
         let ok = ours[key]
             .as_str()
-            .is_some_and(|p| p.starts_with('/') && !p.contains(".."));
+            .is_some_and(|p| crate::plan::check_absolute_path(key, Path::new(p)).is_ok());
         if !ok {
             return Err(Error::Refused(format!(
                 "{}: \"{key}\" must be an absolute path",
