@@ -1,6 +1,8 @@
 //! dockertls: make the Docker daemon's remote API safe to expose. The binary (`main.rs`) is a
 //! thin shell over these modules.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 pub mod cli;
 pub mod commands;
