@@ -102,8 +102,13 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
     if let Ok(meta) = fs::symlink_metadata(&backup)
         && !meta.is_dir()
     {
+        let what = if meta.file_type().is_symlink() {
+            "a symbolic link, which dockertls never follows"
+        } else {
+            "not a directory"
+        };
         return Err(Error::Refused(format!(
-            "{} is not a directory: dockertls keeps backups there; move it away",
+            "{} is {what}: dockertls keeps backups there; move it away",
             backup.display()
         )));
     }
@@ -366,8 +371,10 @@ impl Folder {
 /// The error for a folder or file that cannot be opened, naming the link or the non-folder.
 fn open_error(path: &Path, err: rustix::io::Errno) -> Error {
     let name = path.display();
+    // O_NOFOLLOW with O_DIRECTORY reports a link as "not a directory": say what it is.
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
     match err {
-        rustix::io::Errno::LOOP => Error::Refused(format!(
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR if is_link => Error::Refused(format!(
             "{name} is a symbolic link: dockertls never follows one inside the PKI folder; remove it"
         )),
         rustix::io::Errno::NOTDIR => Error::Refused(format!("{name} is not a folder")),
