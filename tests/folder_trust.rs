@@ -407,3 +407,24 @@ fn run_with_deadline(dir: &Path, args: &[&str], deadline: Duration) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// probe --client reads the client's key and CA from the PKI: a folder others can change
+/// could hand it their CA, so it is refused too (exit 3: nothing was checked).
+#[test]
+fn probe_refuses_a_client_from_a_pki_others_can_change() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("pki");
+    pki(&dir);
+    chmod(&dir, 0o777);
+    let output = run(&dir, &["probe", "tcp://127.0.0.1:9", "--client", "alice"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{err}");
+    assert!(
+        err.starts_with("error: ")
+            && err.contains(&format!(
+                "hint: check what it holds, then run: chmod go-w {}",
+                dir.display()
+            )),
+        "{err}"
+    );
+}
