@@ -850,17 +850,32 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
     if let Some(problem) = folder_trust_problem(dir) {
         return Some(problem);
     }
-    // The folders dockertls keeps inside DIR: a link or a foreign folder there would take
-    // keys elsewhere or let its owner swap them.
-    let mut inside: Vec<PathBuf> = ["ca", "server", "clients", "backup"]
-        .iter()
-        .map(|n| dir.join(n))
-        .collect();
-    if let Ok(entries) = fs::read_dir(dir.join("clients"))
-        && fs::symlink_metadata(dir.join("clients")).is_ok_and(|m| m.is_dir())
-    {
-        inside.extend(entries.flatten().take(10_000).map(|e| e.path()));
+    // What dockertls keeps inside DIR: a link there would take keys elsewhere, and a folder or
+    // file of another user (or writable by others) lets them swap or rewrite it.
+    let mut inside: Vec<PathBuf> = [
+        "ca",
+        "server",
+        "clients",
+        "backup",
+        "daemon.json",
+        "override.conf",
+    ]
+    .iter()
+    .map(|n| dir.join(n))
+    .collect();
+    let list = |folder: &Path| -> Vec<PathBuf> {
+        if !fs::symlink_metadata(folder).is_ok_and(|m| m.is_dir()) {
+            return Vec::new();
+        }
+        fs::read_dir(folder)
+            .map(|entries| entries.flatten().take(10_000).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let clients = list(&dir.join("clients"));
+    for folder in [dir.join("ca"), dir.join("server")].iter().chain(&clients) {
+        inside.extend(list(folder));
     }
+    inside.extend(clients);
     for path in inside {
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
@@ -876,9 +891,7 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
                 writable: true,
             });
         }
-        if meta.is_dir()
-            && let Some(problem) = meta_problem(&path, &meta, false)
-        {
+        if let Some(problem) = meta_problem(&path, &meta, false) {
             return Some(problem);
         }
     }
@@ -970,8 +983,13 @@ fn meta_problem(path: &Path, meta: &fs::Metadata, parent: bool) -> Option<TrustP
     if meta.uid() != me && meta.uid() != 0 {
         return Some(TrustProblem {
             message: format!(
-                "{what}is owned by uid {}, not by you (uid {me}) or root: that user can replace any file in it",
-                meta.uid()
+                "{what}is owned by uid {}, not by you (uid {me}) or root: that user can {}",
+                meta.uid(),
+                if meta.is_dir() {
+                    "replace any file in it"
+                } else {
+                    "rewrite it"
+                }
             ),
             fix: format!("chown {me} {quoted}"),
             path: path.to_path_buf(),
@@ -988,7 +1006,11 @@ fn meta_problem(path: &Path, meta: &fs::Metadata, parent: bool) -> Option<TrustP
         } else {
             (
                 "group or others",
-                "they can replace its certificates and keys with their own",
+                if meta.is_dir() {
+                    "they can replace its certificates and keys with their own"
+                } else {
+                    "they can rewrite it"
+                },
             )
         };
         return Some(TrustProblem {

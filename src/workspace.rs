@@ -227,7 +227,15 @@ fn copy_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(
         if kind == FileType::Directory {
             copy_tree(&from.subfolder(&name)?, &target, &name, depth + 1)?;
         } else if kind == FileType::RegularFile {
-            let (contents, mode) = from.read_file(&name, crate::audit::material::MAX_FILE_SIZE)?;
+            let limit = crate::audit::material::MAX_FILE_SIZE;
+            let (contents, mode) = from.read_file(&name, limit + 1)?;
+            // A backup is never silently cut short.
+            if contents.len() as u64 > limit {
+                return Err(Error::Refused(format!(
+                    "{} is over 1 MiB, not PKI material: move it out of the PKI folder",
+                    from.path().join(&name).display()
+                )));
+            }
             target.write_new_file(&name, &contents, mode)?;
         }
     }
