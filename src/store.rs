@@ -4,10 +4,10 @@
 //! never followed; an existing PKI is replaced only when asked, after moving it to a backup;
 //! a failed run removes what it staged and leaves the folder as it found it.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags};
@@ -597,11 +597,6 @@ impl Drop for Staging {
     }
 }
 
-/// Takes DIR's lock file (0600, created if needed) without waiting: a second run is refused.
-pub fn lock_dir(dir: &Path) -> Result<File, Error> {
-    lock_folder(&Folder::open(dir)?)
-}
-
 /// Takes the lock file of an opened folder. It is opened without following a link and
 /// without blocking (a FIFO planted there would hang an ordinary open), and must be a plain
 /// file of ours with one name: anything else is refused, never truncated or chmod-ed.
@@ -677,23 +672,6 @@ pub fn create_private_dir(path: &Path) -> Result<(), Error> {
     let folder = Folder::open(path)?;
     rfs::fchmod(&folder.fd, Mode::from_raw_mode(PRIVATE_DIR))
         .map_err(|e| io_failed("cannot set the mode of", path, &e.into()))
-}
-
-/// Creates a new file with exactly `mode`. It is created 0600 (never group- or
-/// other-readable, whatever the umask), refusing an existing file or a symlink, and only
-/// then given its final mode.
-pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags((OFlags::NOFOLLOW | OFlags::CLOEXEC).bits() as i32)
-        .open(path)
-        .map_err(|e| io_failed("cannot create", path, &e))?;
-    file.write_all(contents)
-        .map_err(|e| io_failed("cannot write", path, &e))?;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| io_failed("cannot set the mode of", path, &e))
 }
 
 /// The renames done so far, undone in reverse order if a later step fails.
@@ -777,11 +755,6 @@ pub fn backup_stamp(now: OffsetDateTime) -> String {
         "[year][month][day]T[hour][minute][second]Z"
     ))
     .unwrap_or_else(|_| utc.unix_timestamp().to_string())
-}
-
-/// Makes everything written under `path` durable with one syncfs(2).
-pub fn sync_filesystem(path: &Path) -> Result<(), Error> {
-    Folder::open(path)?.sync_filesystem()
 }
 
 /// fsync(2) of a folder: its entries are durable.
