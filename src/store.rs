@@ -1,8 +1,13 @@
-//! The only code that writes to the PKI folder. Its promises: a key file is never readable by
+//! The only code that touches the PKI folder. Its promises: a key file is never readable by
 //! group or other at any instant; every file appears at its final path complete (written in a
 //! private staging folder, then renamed into place); a symlink at an output path is refused,
 //! never followed; an existing PKI is replaced only when asked, after moving it to a backup;
 //! a failed run removes what it staged and leaves the folder as it found it.
+//!
+//! Every path below DIR is reached from DIR's opened descriptor, one name at a time with
+//! O_NOFOLLOW ([`Folder`]), so a link planted inside the PKI is refused and a folder swapped
+//! meanwhile cannot redirect a write. A PKI folder that anyone but the caller or root could
+//! change is refused by [`check_trusted`], which every command calls before it reads or writes.
 
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read, Write};

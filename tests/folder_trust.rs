@@ -457,3 +457,43 @@ fn probe_refuses_a_client_from_a_pki_others_can_change() {
         "{err}"
     );
 }
+
+/// A path to DIR through a folder of another user (here via a link inside it) is refused:
+/// that user can point the link at their own PKI. The resolved path is checked too.
+#[test]
+fn a_path_through_another_users_folder_is_refused() {
+    if !root_only() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mine = work.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    pki(&mine.join("pki"));
+    let theirs = work.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::symlink(&mine, theirs.join("link")).unwrap();
+    chown(&theirs, OTHER_UID);
+    let through = theirs.join("link/pki");
+    let output = run(&through, &["client", "list"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("{} (a parent of", theirs.display())),
+        "{}",
+        stderr(&output)
+    );
+    // The other way round: a link of ours leading into their folder.
+    chown(&theirs, 0);
+    std::fs::remove_file(theirs.join("link")).unwrap();
+    let hidden = work.path().join("hidden");
+    std::fs::create_dir(&hidden).unwrap();
+    std::fs::rename(mine.join("pki"), hidden.join("pki")).unwrap();
+    chown(&hidden, OTHER_UID);
+    std::os::unix::fs::symlink(&hidden, mine.join("link")).unwrap();
+    let output = run(&mine.join("link/pki"), &["client", "list"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&hidden.display().to_string()),
+        "{}",
+        stderr(&output)
+    );
+}
