@@ -645,7 +645,7 @@ pub fn lock_folder(folder: &Folder) -> Result<File, Error> {
         FileType::CharacterDevice | FileType::BlockDevice => return Err(not_plain("a device")),
         _ => return Err(not_plain("not a regular file")),
     }
-    if stat.st_uid != rustix::process::geteuid().as_raw() || stat.st_nlink != 1 {
+    if !trusted_owner(stat.st_uid) || stat.st_nlink != 1 {
         return Err(not_plain(&format!(
             "owned by uid {} with {} names",
             stat.st_uid, stat.st_nlink
@@ -946,24 +946,52 @@ pub fn folder_trust_problem(dir: &Path) -> Option<TrustProblem> {
     None
 }
 
-/// The problem with one folder's owner or mode, if any. For a parent, group/other write is
-/// accepted with the sticky bit.
+/// Whether files of `uid` may be trusted: the caller's, root's, and under sudo (the caller
+/// is root and SUDO_UID is set) those of the user who ran sudo, who is the operator: that
+/// keeps `sudo dockertls install --dir ~/pki` working, while a third user's folder is refused.
+fn trusted_owner(uid: u32) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    uid == me
+        || uid == 0
+        || (me == 0
+            && std::env::var("SUDO_UID")
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                == Some(uid))
+}
+
+/// The problem with one folder's or file's owner or mode, if any. For a parent, group/other
+/// write is accepted with the sticky bit.
 fn meta_problem(path: &Path, meta: &fs::Metadata, parent: bool) -> Option<TrustProblem> {
     use std::os::unix::fs::MetadataExt;
+    owner_mode_problem(path, meta.uid(), meta.mode(), meta.is_dir(), parent)
+}
+
+/// The owner-and-mode check of a folder dockertls enters or creates inside the PKI.
+fn owner_problem(path: &Path, stat: &rfs::Stat) -> Option<TrustProblem> {
+    owner_mode_problem(path, stat.st_uid, stat.st_mode, true, false)
+}
+
+fn owner_mode_problem(
+    path: &Path,
+    uid: u32,
+    mode: u32,
+    is_dir: bool,
+    parent: bool,
+) -> Option<TrustProblem> {
     let me = rustix::process::geteuid().as_raw();
-    let mode = meta.mode() & 0o7777;
+    let mode = mode & 0o7777;
     let quoted = quote(path);
     let what = if parent {
         String::new()
     } else {
         format!("{} ", path.display())
     };
-    if meta.uid() != me && meta.uid() != 0 {
+    if !trusted_owner(uid) {
         return Some(TrustProblem {
             message: format!(
-                "{what}is owned by uid {}, not by you (uid {me}) or root: that user can {}",
-                meta.uid(),
-                if meta.is_dir() {
+                "{what}is owned by uid {uid}, not by you (uid {me}) or root: that user can {}",
+                if is_dir {
                     "replace any file in it"
                 } else {
                     "rewrite it"
@@ -976,54 +1004,18 @@ fn meta_problem(path: &Path, meta: &fs::Metadata, parent: bool) -> Option<TrustP
     }
     let sticky = mode & 0o1000 != 0;
     if mode & 0o022 != 0 && !(parent && sticky) {
-        let (whom, consequence) = if parent {
-            (
-                "group or others",
-                "they can rename the PKI folder away and put their own in its place",
-            )
+        let consequence = if parent {
+            "they can rename the PKI folder away and put their own in its place"
+        } else if is_dir {
+            "they can replace its certificates and keys with their own"
         } else {
-            (
-                "group or others",
-                if meta.is_dir() {
-                    "they can replace its certificates and keys with their own"
-                } else {
-                    "they can rewrite it"
-                },
-            )
+            "they can rewrite it"
         };
         return Some(TrustProblem {
-            message: format!("{what}is mode {mode:04o}, writable by {whom}: {consequence}"),
+            message: format!(
+                "{what}is mode {mode:04o}, writable by group or others: {consequence}"
+            ),
             fix: format!("chmod go-w {quoted}"),
-            path: path.to_path_buf(),
-            writable: true,
-        });
-    }
-    None
-}
-
-/// The owner-and-mode check of a folder dockertls enters or creates inside the PKI.
-fn owner_problem(path: &Path, stat: &rfs::Stat) -> Option<TrustProblem> {
-    let me = rustix::process::geteuid().as_raw();
-    let mode = stat.st_mode & 0o7777;
-    if stat.st_uid != me && stat.st_uid != 0 {
-        return Some(TrustProblem {
-            message: format!(
-                "{} is owned by uid {}, not by you (uid {me}) or root: that user can replace any file in it",
-                path.display(),
-                stat.st_uid
-            ),
-            fix: format!("chown {me} {}", quote(path)),
-            path: path.to_path_buf(),
-            writable: false,
-        });
-    }
-    if mode & 0o022 != 0 {
-        return Some(TrustProblem {
-            message: format!(
-                "{} is mode {mode:04o}, writable by group or others: they can replace what it holds",
-                path.display()
-            ),
-            fix: format!("chmod go-w {}", quote(path)),
             path: path.to_path_buf(),
             writable: true,
         });

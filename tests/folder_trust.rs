@@ -17,6 +17,7 @@ const OTHER_UID: u32 = 65534;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     dockertls()
+        .env_remove("SUDO_UID")
         .arg("--dir")
         .arg(dir)
         .args(args)
@@ -182,6 +183,20 @@ fn a_pki_folder_owned_by_another_user_is_refused() {
         &format!("chown 0 {}", dir.display()),
         Some("warn"),
     );
+    // Under sudo, the folder of the user who ran sudo is the operator's own: trusted.
+    let list = |sudo_uid: &str| {
+        dockertls()
+            .env("SUDO_UID", sudo_uid)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["client", "list"])
+            .output()
+            .unwrap()
+    };
+    let output = list(&OTHER_UID.to_string());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = list("1234");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }
 
 /// The reported attack: another user replaced server/ with their own CA's files; install
