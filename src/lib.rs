@@ -1,6 +1,8 @@
 //! dockertls: make the Docker daemon's remote API safe to expose. The binary (`main.rs`) is a
 //! thin shell over these modules.
 
+#![forbid(unsafe_code)]
+
 // Every `eprintln!` in the library escapes control characters (see `escape`): a message that
 // echoes a path, a name or a server's answer cannot drive the terminal. This shadows std's macro
 // for every module declared below, so no message can forget it.

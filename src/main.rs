@@ -1,5 +1,7 @@
 //! dockertls: make the Docker daemon's remote API safe to expose.
 
+#![forbid(unsafe_code)]
+
 use dockertls::{cli, commands, error, escape};
 
 use std::process::ExitCode;

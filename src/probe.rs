@@ -304,7 +304,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     // O_NONBLOCK: opening a FIFO put in place of a PEM file must not wait for a writer.
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let meta = file

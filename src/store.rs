@@ -1,13 +1,22 @@
-//! The only code that writes to the PKI folder. Its promises: a key file is never readable by
+//! The only code that touches the PKI folder. Its promises: a key file is never readable by
 //! group or other at any instant; every file appears at its final path complete (written in a
 //! private staging folder, then renamed into place); a symlink at an output path is refused,
 //! never followed; an existing PKI is replaced only when asked, after moving it to a backup;
 //! a failed run removes what it staged and leaves the folder as it found it.
+//!
+//! Every path below DIR is reached from DIR's opened descriptor, one name at a time with
+//! O_NOFOLLOW ([`Folder`]), so a link planted inside the PKI is refused and a folder swapped
+//! meanwhile cannot redirect a write. A PKI folder that anyone but the caller or root could
+//! change is refused by [`check_trusted`], which every command calls before it reads or writes.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags};
+use zeroize::Zeroizing;
 
 use ::time::OffsetDateTime;
 use ::time::macros::format_description;
@@ -57,9 +66,10 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
                     ancestor.display()
                 )));
             }
+            check_trusted(dir)?;
             return Ok(Vec::new());
         }
-        Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => {
+        Err(err) if err.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
             return Err(Error::Refused(format!(
                 "--dir {}: a part of that path is a file, not a directory",
                 dir.display()
@@ -69,6 +79,7 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
             return Err(Error::Refused(format!("--dir {}: {err}", dir.display())));
         }
     }
+    check_trusted(dir)?;
     let mut present = Vec::new();
     for entry in PKI_ENTRIES {
         let path = dir.join(entry);
@@ -96,8 +107,13 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
     if let Ok(meta) = fs::symlink_metadata(&backup)
         && !meta.is_dir()
     {
+        let what = if meta.file_type().is_symlink() {
+            "a symbolic link, which dockertls never follows"
+        } else {
+            "not a directory"
+        };
         return Err(Error::Refused(format!(
-            "{} is not a directory: dockertls keeps backups there; move it away",
+            "{} is {what}: dockertls keeps backups there; move it away",
             backup.display()
         )));
     }
@@ -120,14 +136,319 @@ fn nearest_existing_ancestor(path: &Path) -> PathBuf {
     }
 }
 
+/// An opened folder. Everything below it is reached relative to its descriptor, one name at a
+/// time with O_NOFOLLOW: a link planted anywhere inside the PKI folder is refused, never
+/// followed, and a folder renamed while a command works cannot send a write elsewhere.
+pub struct Folder {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+impl Folder {
+    /// Opens `path` as a folder; a symbolic link at its last name is refused.
+    pub fn open(path: &Path) -> Result<Folder, Error> {
+        let fd = rfs::open(path, DIR_FLAGS, Mode::empty()).map_err(|e| open_error(path, e))?;
+        Ok(Folder {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The path this folder was opened at (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A second handle on the same folder.
+    pub fn try_clone(&self) -> Result<Folder, Error> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| io_failed("cannot open", &self.path, &e))?;
+        Ok(Folder {
+            fd,
+            path: self.path.clone(),
+        })
+    }
+
+    /// The folder's own metadata.
+    pub fn stat(&self) -> Result<rfs::Stat, Error> {
+        rfs::fstat(&self.fd).map_err(|e| io_failed("cannot read", &self.path, &e.into()))
+    }
+
+    /// Opens the subfolder `relative` (names separated by `/`), each name without following a
+    /// link.
+    pub fn subfolder(&self, relative: &str) -> Result<Folder, Error> {
+        let mut current = self.try_clone()?;
+        for name in relative.split('/').filter(|n| !n.is_empty()) {
+            current = current.child(name)?;
+        }
+        Ok(current)
+    }
+
+    fn child(&self, name: &str) -> Result<Folder, Error> {
+        let path = self.path.join(name);
+        let fd = rfs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
+            .map_err(|e| open_error(&path, e))?;
+        Ok(Folder { fd, path })
+    }
+
+    /// The folder holding `relative`, and `relative`'s last name.
+    fn parent_of<'a>(&self, relative: &'a str) -> Result<(Folder, &'a str), Error> {
+        match relative.rsplit_once('/') {
+            Some((parent, name)) => Ok((self.subfolder(parent)?, name)),
+            None => Ok((self.try_clone()?, relative)),
+        }
+    }
+
+    /// Metadata of `relative` without following a link; None when it does not exist.
+    pub fn entry_stat(&self, relative: &str) -> Result<Option<rfs::Stat>, Error> {
+        let (parent, name) = self.parent_of(relative)?;
+        match rfs::statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(stat)),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(io_failed("cannot read", &parent.path.join(name), &e.into())),
+        }
+    }
+
+    /// Creates the subfolder `relative` with mode 0700 exactly (whatever the umask); an
+    /// existing entry of that name is refused.
+    pub fn create_dir(&self, relative: &str) -> Result<Folder, Error> {
+        let (parent, name) = self.parent_of(relative)?;
+        let path = parent.path.join(name);
+        rfs::mkdirat(&parent.fd, name, Mode::from_raw_mode(PRIVATE_DIR))
+            .map_err(|e| io_failed("cannot create", &path, &e.into()))?;
+        let folder = parent.child(name)?;
+        rfs::fchmod(&folder.fd, Mode::from_raw_mode(PRIVATE_DIR))
+            .map_err(|e| io_failed("cannot set the mode of", &path, &e.into()))?;
+        Ok(folder)
+    }
+
+    /// Opens the subfolder `name`, creating it (0700) when missing. An existing one must be a
+    /// folder (not a link) that nobody but its owner (the caller or root) can change.
+    pub fn ensure_dir(&self, name: &str) -> Result<(Folder, bool), Error> {
+        match self.create_dir(name) {
+            Ok(folder) => Ok((folder, true)),
+            Err(_) if self.entry_stat(name).ok().flatten().is_some() => {
+                let folder = self.child(name)?;
+                let stat = folder.stat()?;
+                if let Some(problem) = owner_problem(&folder.path, &stat) {
+                    return Err(problem.into_error());
+                }
+                Ok((folder, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a new file with exactly `mode`. It is created 0600 (never group- or
+    /// other-readable, whatever the umask), refusing an existing file or a link, and only
+    /// then given its final mode.
+    pub fn write_new_file(&self, relative: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
+        let (parent, name) = self.parent_of(relative)?;
+        let path = parent.path.join(name);
+        let fd = rfs::openat(
+            &parent.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| io_failed("cannot create", &path, &e.into()))?;
+        let mut file = File::from(fd);
+        file.write_all(contents)
+            .map_err(|e| io_failed("cannot write", &path, &e))?;
+        rfs::fchmod(&file, Mode::from_raw_mode(mode))
+            .map_err(|e| io_failed("cannot set the mode of", &path, &e.into()))
+    }
+
+    /// Reads the regular file `name` of this folder (never through a link), at most `limit`
+    /// bytes, with its mode. Wiped on drop: it may be a key.
+    pub fn read_file(&self, name: &str, limit: u64) -> Result<(Zeroizing<Vec<u8>>, u32), Error> {
+        let path = self.path.join(name);
+        let fd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| open_error(&path, e))?;
+        let stat = rfs::fstat(&fd).map_err(|e| io_failed("cannot read", &path, &e.into()))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(Error::Refused(format!(
+                "{} is not a regular file: dockertls reads only plain files in the PKI folder",
+                path.display()
+            )));
+        }
+        let mut bytes = Zeroizing::new(Vec::new());
+        File::from(fd)
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_failed("cannot read", &path, &e))?;
+        Ok((bytes, stat.st_mode & 0o7777))
+    }
+
+    /// The names in this folder with their types (without following links), sorted.
+    pub fn entries(&self) -> Result<Vec<(String, FileType)>, Error> {
+        let dir = rfs::Dir::read_from(&self.fd)
+            .map_err(|e| io_failed("cannot read", &self.path, &e.into()))?;
+        let mut out = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(|e| io_failed("cannot read", &self.path, &e.into()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let kind = match entry.file_type() {
+                FileType::Unknown => self
+                    .entry_stat(&name)?
+                    .map_or(FileType::Unknown, |s| FileType::from_raw_mode(s.st_mode)),
+                kind => kind,
+            };
+            out.push((name, kind));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Renames `from` (in this folder) to `to` in `target`, with renameat2's `flags`.
+    pub fn rename(
+        &self,
+        from: &str,
+        target: &Folder,
+        to: &str,
+        flags: RenameFlags,
+    ) -> Result<(), Error> {
+        rfs::renameat_with(&self.fd, from, &target.fd, to, flags).map_err(|e| {
+            Error::Failed(format!(
+                "cannot move {} to {}: {}",
+                self.path.join(from).display(),
+                target.path.join(to).display(),
+                io::Error::from(e)
+            ))
+        })
+    }
+
+    /// Removes the tree `name` of this folder: its files and folders, never through a link.
+    pub fn remove_tree(&self, name: &str) -> Result<(), Error> {
+        self.remove_tree_depth(name, 0)
+    }
+
+    fn remove_tree_depth(&self, name: &str, depth: u32) -> Result<(), Error> {
+        let path = self.path.join(name);
+        let is_dir = self
+            .entry_stat(name)?
+            .is_some_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
+        if is_dir {
+            if depth > 32 {
+                return Err(Error::Failed(format!(
+                    "{} is nested too deep to remove",
+                    path.display()
+                )));
+            }
+            let folder = self.child(name)?;
+            for (entry, _) in folder.entries()? {
+                folder.remove_tree_depth(&entry, depth + 1)?;
+            }
+            rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+        } else {
+            rfs::unlinkat(&self.fd, name, AtFlags::empty())
+        }
+        .map_err(|e| io_failed("cannot remove", &path, &e.into()))
+    }
+
+    /// fsync(2) of the folder itself: its entries are durable.
+    pub fn sync(&self) -> Result<(), Error> {
+        rfs::fsync(&self.fd).map_err(|e| io_failed("cannot flush", &self.path, &e.into()))
+    }
+
+    /// Makes everything written on this folder's file system durable with one syncfs(2): the
+    /// same guarantee as an fsync of every staged file and folder, at the cost of one flush.
+    pub fn sync_filesystem(&self) -> Result<(), Error> {
+        rfs::syncfs(&self.fd).map_err(|e| io_failed("cannot flush", &self.path, &e.into()))
+    }
+}
+
+/// The error for a folder or file that cannot be opened, naming the link or the non-folder.
+fn open_error(path: &Path, err: rustix::io::Errno) -> Error {
+    let name = path.display();
+    // O_NOFOLLOW with O_DIRECTORY reports a link as "not a directory": say what it is.
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match err {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR if is_link => Error::Refused(format!(
+            "{name} is a symbolic link: dockertls never follows one inside the PKI folder; remove it"
+        )),
+        rustix::io::Errno::NOTDIR => Error::Refused(format!("{name} is not a folder")),
+        rustix::io::Errno::NOENT => Error::Refused(format!("{name} is missing")),
+        other => io_failed("cannot open", path, &other.into()),
+    }
+}
+
+/// A private staging folder (0700) inside an opened folder, removed on drop unless emptied of
+/// purpose by its owner. Staging folders a killed run left behind are removed first: call
+/// with the folder's lock held, so no other run is using them.
+pub struct StagingArea {
+    parent: Folder,
+    name: String,
+    folder: Folder,
+}
+
+impl StagingArea {
+    /// Makes a new staging folder in `parent`.
+    pub fn create(parent: &Folder) -> Result<StagingArea, Error> {
+        for (name, kind) in parent.entries()? {
+            if kind == FileType::Directory && name.starts_with(STAGING_PREFIX) {
+                let _ = parent.remove_tree(&name);
+            }
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        for attempt in 0..100u32 {
+            let name = format!("{STAGING_PREFIX}{}-{nanos:x}-{attempt}", std::process::id());
+            match parent.entry_stat(&name)? {
+                Some(_) => continue,
+                None => {
+                    let folder = parent.create_dir(&name)?;
+                    return Ok(StagingArea {
+                        parent: parent.try_clone()?,
+                        name,
+                        folder,
+                    });
+                }
+            }
+        }
+        Err(Error::Failed(format!(
+            "cannot find a free staging folder name in {}",
+            parent.path.display()
+        )))
+    }
+
+    /// The staging folder.
+    pub fn folder(&self) -> &Folder {
+        &self.folder
+    }
+}
+
+impl Drop for StagingArea {
+    fn drop(&mut self) {
+        let _ = self.parent.remove_tree(&self.name);
+    }
+}
+
 /// A private folder inside DIR where a whole PKI is written before it is moved into place.
 /// Dropping it without `commit` removes everything it created.
 pub struct Staging {
     dir: PathBuf,
-    staging: Option<tempfile::TempDir>,
+    folder: Option<Folder>,
+    staging: Option<StagingArea>,
     /// The top-most folder this run created for DIR, removed again on failure.
     created: Option<PathBuf>,
-    lock: Option<(File, PathBuf)>,
+    lock: Option<File>,
 }
 
 impl Staging {
@@ -135,6 +456,7 @@ impl Staging {
     pub fn create(dir: &Path) -> Result<Staging, Error> {
         let mut staging = Staging {
             dir: dir.to_path_buf(),
+            folder: None,
             staging: None,
             created: None,
             lock: None,
@@ -161,27 +483,37 @@ impl Staging {
                 }
             }
         }
-        staging.lock = Some(lock_dir(dir)?);
-        staging.staging = Some(make_staging(dir)?);
+        let folder = Folder::open(dir)?;
+        // Checked again now that DIR exists: no one but its owner may change it.
+        check_trusted(dir)?;
+        staging.lock = Some(lock_folder(&folder)?);
+        staging.staging = Some(StagingArea::create(&folder)?);
+        staging.folder = Some(folder);
         Ok(staging)
     }
 
-    fn root(&self) -> &Path {
-        match &self.staging {
-            Some(temp) => temp.path(),
-            None => &self.dir,
-        }
+    fn area(&self) -> Result<&Folder, Error> {
+        self.staging
+            .as_ref()
+            .map(StagingArea::folder)
+            .ok_or_else(|| Error::Failed("the staging folder is gone".into()))
+    }
+
+    fn live(&self) -> Result<&Folder, Error> {
+        self.folder
+            .as_ref()
+            .ok_or_else(|| Error::Failed(format!("{} is not open", self.dir.display())))
     }
 
     /// Creates a folder (relative to DIR) in the staging area, mode 0700 whatever the umask.
     pub fn mkdir(&self, relative: &str) -> Result<(), Error> {
-        create_private_dir(&self.root().join(relative))
+        self.area()?.create_dir(relative).map(drop)
     }
 
     /// Writes a file (relative to DIR) in the staging area with exactly `mode`; flushed to
     /// disk all at once by `commit`, before anything is moved into place.
     pub fn write(&self, relative: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
-        write_new_file(&self.root().join(relative), contents, mode)
+        self.area()?.write_new_file(relative, contents, mode)
     }
 
     /// Moves the staged entries into DIR. Entries of an existing PKI go first to
@@ -192,15 +524,18 @@ impl Staging {
         entries: &[&str],
         now: OffsetDateTime,
     ) -> Result<Option<PathBuf>, Error> {
-        let staged_root = self.root().to_path_buf();
-        sync_filesystem(&staged_root)?;
+        let area = self.area()?.try_clone()?;
+        let live = self.live()?.try_clone()?;
+        area.sync_filesystem()?;
         // Re-check under the lock: another run may have written since the first check.
-        let present: Vec<&str> = PKI_ENTRIES
-            .into_iter()
-            .filter(|entry| fs::symlink_metadata(self.dir.join(entry)).is_ok())
-            .collect();
+        let mut present = Vec::new();
+        for entry in PKI_ENTRIES {
+            if live.entry_stat(entry)?.is_some() {
+                present.push(entry);
+            }
+        }
         let mut journal = Journal::default();
-        let result = self.commit_inner(entries, &present, now, &staged_root, &mut journal);
+        let result = commit_entries(&live, &area, entries, &present, now, &mut journal);
         match result {
             Ok(backup) => {
                 self.created = None;
@@ -212,44 +547,45 @@ impl Staging {
             }
         }
     }
+}
 
-    fn commit_inner(
-        &self,
-        entries: &[&str],
-        present: &[&str],
-        now: OffsetDateTime,
-        staged_root: &Path,
-        journal: &mut Journal,
-    ) -> Result<Option<PathBuf>, Error> {
-        let backup = if present.is_empty() {
-            None
-        } else {
-            let backup = create_backup_dir(&self.dir, now, journal)?;
-            for entry in present {
-                journal.rename(&self.dir.join(entry), &backup.join(entry))?;
-            }
-            sync_dir(&backup)?;
-            Some(backup)
-        };
-        for entry in entries {
-            journal.rename(&staged_root.join(entry), &self.dir.join(entry))?;
+fn commit_entries(
+    live: &Folder,
+    area: &Folder,
+    entries: &[&str],
+    present: &[&str],
+    now: OffsetDateTime,
+    journal: &mut Journal,
+) -> Result<Option<PathBuf>, Error> {
+    let backup = if present.is_empty() {
+        None
+    } else {
+        let backup = create_backup_dir(live, now, journal)?;
+        for entry in present {
+            journal.rename(live, entry, &backup, entry)?;
         }
-        sync_dir(&self.dir)?;
-        Ok(backup)
+        backup.sync()?;
+        Some(backup.path().to_path_buf())
+    };
+    for entry in entries {
+        journal.rename(area, entry, live, entry)?;
     }
+    live.sync()?;
+    Ok(backup)
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if let Some(temp) = self.staging.take() {
-            let _ = temp.close();
-        }
-        if let Some((lock, path)) = self.lock.take() {
-            if self.created.is_some() {
-                let _ = fs::remove_file(path);
+        self.staging.take();
+        if let Some(lock) = self.lock.take() {
+            if self.created.is_some()
+                && let Some(folder) = &self.folder
+            {
+                let _ = rfs::unlinkat(&folder.fd, LOCK_FILE, AtFlags::empty());
             }
             drop(lock);
         }
+        self.folder.take();
         if let Some(created) = self.created.take() {
             // Only folders this run made, and only if empty: never a user's file.
             let mut current = self.dir.clone();
@@ -266,130 +602,131 @@ impl Drop for Staging {
     }
 }
 
-/// Takes DIR's lock file (0600, created if needed) without waiting: a second run is refused.
-pub fn lock_dir(dir: &Path) -> Result<(File, PathBuf), Error> {
-    let lock_path = dir.join(LOCK_FILE);
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc_nofollow())
-        .open(&lock_path)
-        .map_err(|e| unwritable(dir, &e))?;
-    lock.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|e| io_failed("cannot set the mode of", &lock_path, &e))?;
+/// Takes the lock file of an opened folder. It is opened without following a link and
+/// without blocking (a FIFO planted there would hang an ordinary open), and must be a plain
+/// file of ours with one name: anything else is refused, never truncated or chmod-ed.
+pub fn lock_folder(folder: &Folder) -> Result<File, Error> {
+    let lock_path = folder.path.join(LOCK_FILE);
+    let not_plain = |what: &str| {
+        Error::Refused(format!(
+            "{} is {what}, not the plain lock file dockertls keeps there: remove it (rm {}) and run again",
+            lock_path.display(),
+            lock_path.display()
+        ))
+    };
+    let opened = rfs::openat(
+        &folder.fd,
+        LOCK_FILE,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    );
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(err) => {
+            let kind = folder
+                .entry_stat(LOCK_FILE)
+                .ok()
+                .flatten()
+                .map(|s| FileType::from_raw_mode(s.st_mode));
+            return Err(match kind {
+                Some(FileType::Symlink) => not_plain("a symbolic link"),
+                Some(FileType::Fifo) => not_plain("a FIFO"),
+                Some(FileType::Socket) => not_plain("a socket"),
+                Some(FileType::CharacterDevice | FileType::BlockDevice) => not_plain("a device"),
+                Some(FileType::Directory) => not_plain("a folder"),
+                _ => unwritable(&folder.path, &err.into()),
+            });
+        }
+    };
+    let stat = rfs::fstat(&fd).map_err(|e| io_failed("cannot read", &lock_path, &e.into()))?;
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Fifo => return Err(not_plain("a FIFO")),
+        FileType::CharacterDevice | FileType::BlockDevice => return Err(not_plain("a device")),
+        _ => return Err(not_plain("not a regular file")),
+    }
+    if !trusted_owner(stat.st_uid) || stat.st_nlink != 1 {
+        return Err(not_plain(&format!(
+            "owned by uid {} with {} names",
+            stat.st_uid, stat.st_nlink
+        )));
+    }
+    rfs::fchmod(&fd, Mode::from_raw_mode(0o600))
+        .map_err(|e| io_failed("cannot set the mode of", &lock_path, &e.into()))?;
+    let lock = File::from(fd);
     match lock.try_lock() {
-        Ok(()) => Ok((lock, lock_path)),
+        Ok(()) => Ok(lock),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Refused(format!(
             "another dockertls run is working in {}; wait for it to finish",
-            dir.display()
+            folder.path.display()
         ))),
         Err(fs::TryLockError::Error(e)) => Err(io_failed("cannot lock", &lock_path, &e)),
     }
 }
 
-/// Makes a private staging folder in DIR, after removing those a killed run left behind.
-/// Call with DIR's lock held: then no other run is using them.
-pub fn make_staging(dir: &Path) -> Result<tempfile::TempDir, Error> {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir
-                && entry
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(STAGING_PREFIX)
-            {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    let temp = tempfile::Builder::new()
-        .prefix(STAGING_PREFIX)
-        .permissions(fs::Permissions::from_mode(PRIVATE_DIR))
-        .tempdir_in(dir)
-        .map_err(|e| unwritable(dir, &e))?;
-    // The mode given at creation is reduced by the umask: set it exactly.
-    fs::set_permissions(temp.path(), fs::Permissions::from_mode(PRIVATE_DIR))
-        .map_err(|e| io_failed("cannot set the mode of", temp.path(), &e))?;
-    Ok(temp)
-}
-
 /// The name prefix of staging folders.
 pub const STAGING_PREFIX: &str = ".dockertls-staging-";
 
-/// Creates a folder with mode 0700 exactly, whatever the umask.
+/// Creates a folder with mode 0700 exactly, whatever the umask; refuses an existing entry
+/// (a link too).
 pub fn create_private_dir(path: &Path) -> Result<(), Error> {
     DirBuilder::new()
         .mode(PRIVATE_DIR)
         .create(path)
         .map_err(|e| io_failed("cannot create", path, &e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_DIR))
-        .map_err(|e| io_failed("cannot set the mode of", path, &e))
-}
-
-/// Creates a new file with exactly `mode`. It is created 0600 (never group- or
-/// other-readable, whatever the umask), refusing an existing file or a symlink, and only
-/// then given its final mode.
-pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc_nofollow())
-        .open(path)
-        .map_err(|e| io_failed("cannot create", path, &e))?;
-    file.write_all(contents)
-        .map_err(|e| io_failed("cannot write", path, &e))?;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| io_failed("cannot set the mode of", path, &e))
+    let folder = Folder::open(path)?;
+    rfs::fchmod(&folder.fd, Mode::from_raw_mode(PRIVATE_DIR))
+        .map_err(|e| io_failed("cannot set the mode of", path, &e.into()))
 }
 
 /// The renames done so far, undone in reverse order if a later step fails.
 #[derive(Default)]
 struct Journal {
-    renames: Vec<(PathBuf, PathBuf)>,
-    created_dirs: Vec<PathBuf>,
+    renames: Vec<(Folder, String, Folder, String)>,
+    created_dirs: Vec<(Folder, String)>,
 }
 
 impl Journal {
-    fn rename(&mut self, from: &Path, to: &Path) -> Result<(), Error> {
-        fs::rename(from, to).map_err(|e| {
-            Error::Failed(format!(
-                "cannot move {} to {}: {e}; nothing was changed",
-                from.display(),
-                to.display()
-            ))
-        })?;
-        self.renames.push((from.to_path_buf(), to.to_path_buf()));
+    fn rename(
+        &mut self,
+        from: &Folder,
+        name: &str,
+        to: &Folder,
+        to_name: &str,
+    ) -> Result<(), Error> {
+        from.rename(name, to, to_name, RenameFlags::NOREPLACE)
+            .map_err(|e| Error::Failed(format!("{e}; nothing was changed")))?;
+        self.renames.push((
+            from.try_clone()?,
+            name.to_string(),
+            to.try_clone()?,
+            to_name.to_string(),
+        ));
         Ok(())
     }
 
     fn undo(&mut self) {
-        for (from, to) in self.renames.drain(..).rev() {
-            let _ = fs::rename(&to, &from);
+        for (from, name, to, to_name) in self.renames.drain(..).rev() {
+            let _ = to.rename(&to_name, &from, &name, RenameFlags::NOREPLACE);
         }
-        for dir in self.created_dirs.drain(..).rev() {
-            let _ = fs::remove_dir(dir);
+        for (parent, name) in self.created_dirs.drain(..).rev() {
+            let _ = rfs::unlinkat(&parent.fd, name.as_str(), AtFlags::REMOVEDIR);
         }
     }
 }
 
+/// Creates DIR/backup/<UTC timestamp>/ (0700), with a suffix if that name is taken. An
+/// existing DIR/backup must be a real folder of ours: a link there is refused, not followed.
 fn create_backup_dir(
-    dir: &Path,
+    dir: &Folder,
     now: OffsetDateTime,
     journal: &mut Journal,
-) -> Result<PathBuf, Error> {
-    let backups = dir.join("backup");
-    match DirBuilder::new().mode(PRIVATE_DIR).create(&backups) {
-        Ok(()) => {
-            journal.created_dirs.push(backups.clone());
-            fs::set_permissions(&backups, fs::Permissions::from_mode(PRIVATE_DIR))
-                .map_err(|e| io_failed("cannot set the mode of", &backups, &e))?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io_failed("cannot create", &backups, &e)),
+) -> Result<Folder, Error> {
+    let (backups, created) = dir.ensure_dir("backup")?;
+    if created {
+        journal
+            .created_dirs
+            .push((dir.try_clone()?, "backup".into()));
     }
     let stamp = backup_stamp(now);
     for attempt in 1..100 {
@@ -398,22 +735,22 @@ fn create_backup_dir(
         } else {
             format!("{stamp}-{attempt}")
         };
-        let path = backups.join(name);
-        match DirBuilder::new().mode(PRIVATE_DIR).create(&path) {
-            Ok(()) => {
-                journal.created_dirs.push(path.clone());
-                fs::set_permissions(&path, fs::Permissions::from_mode(PRIVATE_DIR))
-                    .map_err(|e| io_failed("cannot set the mode of", &path, &e))?;
-                return Ok(path);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_failed("cannot create", &path, &e)),
+        if backups.entry_stat(&name)?.is_some() {
+            continue;
         }
+        let folder = backups.create_dir(&name)?;
+        journal.created_dirs.push((backups.try_clone()?, name));
+        return Ok(folder);
     }
     Err(Error::Failed(format!(
         "cannot find a free backup folder name in {}",
-        backups.display()
+        backups.path().display()
     )))
+}
+
+/// Creates DIR/backup/<UTC timestamp>/ (0700), with a suffix if that name is taken.
+pub fn new_backup_dir(dir: &Folder, now: OffsetDateTime) -> Result<Folder, Error> {
+    create_backup_dir(dir, now, &mut Journal::default())
 }
 
 /// The backup folder name: the UTC time, sortable, safe in paths (`20261129T021548Z`).
@@ -425,19 +762,7 @@ pub fn backup_stamp(now: OffsetDateTime) -> String {
     .unwrap_or_else(|_| utc.unix_timestamp().to_string())
 }
 
-/// Makes everything written under `path` durable with one syncfs(2): the same guarantee as an
-/// fsync of every staged file and folder, at the cost of one flush instead of one per file.
-pub fn sync_filesystem(path: &Path) -> Result<(), Error> {
-    let dir = File::open(path).map_err(|e| io_failed("cannot flush", path, &e))?;
-    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
-    let status = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) };
-    if status == 0 {
-        Ok(())
-    } else {
-        Err(io_failed("cannot flush", path, &io::Error::last_os_error()))
-    }
-}
-
+/// fsync(2) of a folder: its entries are durable.
 pub fn sync_dir(path: &Path) -> Result<(), Error> {
     File::open(path)
         .and_then(|dir| dir.sync_all())
@@ -462,12 +787,242 @@ fn unwritable(dir: &Path, err: &io::Error) -> Error {
     ))
 }
 
-/// O_NOFOLLOW: opening a path whose last component is a symlink fails instead of following it.
-fn libc_nofollow() -> i32 {
-    libc::O_NOFOLLOW | libc::O_CLOEXEC
+/// Why a folder cannot be trusted with keys: someone other than the caller or root can
+/// change what it holds.
+pub struct TrustProblem {
+    /// The folder at fault (DIR, one of its parents, or a folder inside it).
+    pub path: PathBuf,
+    /// What is wrong and what it lets others do.
+    pub message: String,
+    /// The exact command that fixes it.
+    pub fix: String,
+    /// True for a mode problem (anyone may write), false for a foreign owner.
+    pub writable: bool,
 }
 
-/// Creates DIR/backup/<UTC timestamp>/ (0700), with a suffix if that name is taken.
-pub fn new_backup_dir(dir: &Path, now: OffsetDateTime) -> Result<PathBuf, Error> {
-    create_backup_dir(dir, now, &mut Journal::default())
+impl TrustProblem {
+    /// The refusal of a command that reads or writes the PKI.
+    pub fn into_error(self) -> Error {
+        Error::Refused(format!(
+            "{}; dockertls does not read or write keys there\nhint: check what it holds, then run: {}",
+            self.message, self.fix
+        ))
+    }
+}
+
+/// Refuses a PKI folder that someone other than the caller (or root) could change: DIR, each
+/// of its parents and the folders dockertls keeps in it (`ca/`, `server/`, `clients/`,
+/// `clients/NAME/`, `backup/`) must be owned by the caller or root and not writable by group
+/// or others. A parent writable by others is accepted only with the sticky bit (as `/tmp`):
+/// then no one else can rename DIR away. A DIR that does not exist yet is checked from its
+/// nearest existing parent. Called by every command that reads or writes the PKI.
+pub fn check_trusted(dir: &Path) -> Result<(), Error> {
+    match trust_problem(dir) {
+        Some(problem) => Err(problem.into_error()),
+        None => Ok(()),
+    }
+}
+
+/// The first reason `dir` (a PKI folder) cannot be trusted, if any.
+pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
+    if let Some(problem) = folder_trust_problem(dir) {
+        return Some(problem);
+    }
+    // What dockertls keeps inside DIR: a link there would take keys elsewhere, and a folder or
+    // file of another user (or writable by others) lets them swap or rewrite it.
+    let mut inside: Vec<PathBuf> = [
+        "ca",
+        "server",
+        "clients",
+        "backup",
+        "daemon.json",
+        "override.conf",
+    ]
+    .iter()
+    .map(|n| dir.join(n))
+    .collect();
+    let list = |folder: &Path| -> Vec<PathBuf> {
+        if !fs::symlink_metadata(folder).is_ok_and(|m| m.is_dir()) {
+            return Vec::new();
+        }
+        fs::read_dir(folder)
+            .map(|entries| entries.flatten().take(10_000).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let clients = list(&dir.join("clients"));
+    for folder in [dir.join("ca"), dir.join("server")].iter().chain(&clients) {
+        inside.extend(list(folder));
+    }
+    inside.extend(clients);
+    for path in inside {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            return Some(TrustProblem {
+                message: format!(
+                    "{} is a symbolic link: dockertls never follows one inside the PKI folder",
+                    path.display()
+                ),
+                fix: format!("rm {}", quote(&path)),
+                path,
+                writable: true,
+            });
+        }
+        if let Some(problem) = meta_problem(&path, &meta, false) {
+            return Some(problem);
+        }
+    }
+    None
+}
+
+/// The first reason a folder holding keys or certificates cannot be trusted: the folder
+/// itself (owner, group/other write) and every parent (owner, group/other write without the
+/// sticky bit), along the path as given and along the path with links resolved.
+pub fn folder_trust_problem(dir: &Path) -> Option<TrustProblem> {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let existing = if fs::symlink_metadata(&absolute).is_ok() {
+        absolute.clone()
+    } else {
+        nearest_existing_ancestor(&absolute)
+    };
+    let folder_exists = existing == absolute;
+    if folder_exists
+        && let Ok(meta) = fs::metadata(&absolute)
+        && let Some(problem) = meta_problem(&absolute, &meta, false)
+    {
+        return Some(problem);
+    }
+    let mut parents: Vec<PathBuf> = Vec::new();
+    let lexical_start = if folder_exists {
+        absolute.parent().map(Path::to_path_buf)
+    } else {
+        Some(existing.clone())
+    };
+    parents.extend(
+        lexical_start
+            .iter()
+            .flat_map(|p| p.ancestors().map(Path::to_path_buf)),
+    );
+    if let Ok(resolved) = fs::canonicalize(&existing) {
+        let start = if folder_exists {
+            resolved.parent().map(Path::to_path_buf)
+        } else {
+            Some(resolved.clone())
+        };
+        parents.extend(
+            start
+                .iter()
+                .flat_map(|p| p.ancestors().map(Path::to_path_buf)),
+        );
+    }
+    for parent in parents {
+        let Ok(meta) = fs::symlink_metadata(&parent) else {
+            continue;
+        };
+        // A link's own mode means nothing; the folder holding it is checked as a parent
+        // too, and where it leads along the resolved path.
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if let Some(problem) = meta_problem(&parent, &meta, true) {
+            let (message, fix) = (
+                format!(
+                    "{} (a parent of {}) {}",
+                    parent.display(),
+                    absolute.display(),
+                    problem.message
+                ),
+                problem.fix,
+            );
+            return Some(TrustProblem {
+                path: parent,
+                message,
+                fix,
+                writable: problem.writable,
+            });
+        }
+    }
+    None
+}
+
+/// Whether files of `uid` may be trusted: the caller's, root's, and under sudo (the caller
+/// is root and SUDO_UID is set) those of the user who ran sudo, who is the operator: that
+/// keeps `sudo dockertls install --dir ~/pki` working, while a third user's folder is refused.
+fn trusted_owner(uid: u32) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    uid == me
+        || uid == 0
+        || (me == 0
+            && std::env::var("SUDO_UID")
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                == Some(uid))
+}
+
+/// The problem with one folder's or file's owner or mode, if any. For a parent, group/other
+/// write is accepted with the sticky bit.
+fn meta_problem(path: &Path, meta: &fs::Metadata, parent: bool) -> Option<TrustProblem> {
+    use std::os::unix::fs::MetadataExt;
+    owner_mode_problem(path, meta.uid(), meta.mode(), meta.is_dir(), parent)
+}
+
+/// The owner-and-mode check of a folder dockertls enters or creates inside the PKI.
+fn owner_problem(path: &Path, stat: &rfs::Stat) -> Option<TrustProblem> {
+    owner_mode_problem(path, stat.st_uid, stat.st_mode, true, false)
+}
+
+fn owner_mode_problem(
+    path: &Path,
+    uid: u32,
+    mode: u32,
+    is_dir: bool,
+    parent: bool,
+) -> Option<TrustProblem> {
+    let me = rustix::process::geteuid().as_raw();
+    let mode = mode & 0o7777;
+    let quoted = quote(path);
+    let what = if parent {
+        String::new()
+    } else {
+        format!("{} ", path.display())
+    };
+    if !trusted_owner(uid) {
+        return Some(TrustProblem {
+            message: format!(
+                "{what}is owned by uid {uid}, not by you (uid {me}) or root: that user can {}",
+                if is_dir {
+                    "replace any file in it"
+                } else {
+                    "rewrite it"
+                }
+            ),
+            fix: format!("chown {me} {quoted}"),
+            path: path.to_path_buf(),
+            writable: false,
+        });
+    }
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !(parent && sticky) {
+        let consequence = if parent {
+            "they can rename the PKI folder away and put their own in its place"
+        } else if is_dir {
+            "they can replace its certificates and keys with their own"
+        } else {
+            "they can rewrite it"
+        };
+        return Some(TrustProblem {
+            message: format!(
+                "{what}is mode {mode:04o}, writable by group or others: {consequence}"
+            ),
+            fix: format!("chmod go-w {quoted}"),
+            path: path.to_path_buf(),
+            writable: true,
+        });
+    }
+    None
+}
+
+fn quote(path: &Path) -> String {
+    crate::render::shell_quote(&path.display().to_string())
 }

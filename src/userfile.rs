@@ -43,7 +43,7 @@ fn kind(file_type: std::fs::FileType) -> &'static str {
 pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), ReadError> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC).bits() as i32)
         .open(path)
         .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
     let meta = file

@@ -3,7 +3,6 @@
 //! before anything is created.
 
 use std::collections::HashSet;
-use std::ffi::CStr;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -292,16 +291,10 @@ pub fn equivalent_command(dir: &Path, args: &InitArgs) -> String {
 
 /// This machine's name, fully qualified when the system knows it.
 fn this_machine_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
-    let short = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } == 0 {
-        CStr::from_bytes_until_nul(&buf)
-            .ok()
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let short = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     if short.contains('.') {
         return short.to_ascii_lowercase();
     }
@@ -330,37 +323,22 @@ fn local_names_and_addresses() -> Vec<String> {
             out.push(short.to_string());
         }
     }
-    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `addrs` with a list freed below with freeifaddrs; each node's
-    // fields are read only while the list is alive.
-    unsafe {
-        if libc::getifaddrs(&mut addrs) == 0 {
-            let mut node = addrs;
-            while !node.is_null() {
-                let sa = (*node).ifa_addr;
-                if !sa.is_null() {
-                    let ip = match i32::from((*sa).sa_family) {
-                        libc::AF_INET => {
-                            let v4 = &*(sa as *const libc::sockaddr_in);
-                            Some(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()))
-                        }
-                        libc::AF_INET6 => {
-                            let v6 = &*(sa as *const libc::sockaddr_in6);
-                            Some(IpAddr::from(v6.sin6_addr.s6_addr))
-                        }
-                        _ => None,
-                    };
-                    if let Some(ip) = ip {
-                        let link_local =
-                            matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
-                        if !ip.is_loopback() && !link_local && !out.contains(&ip.to_string()) {
-                            out.push(ip.to_string());
-                        }
-                    }
-                }
-                node = (*node).ifa_next;
+    if let Ok(interfaces) = nix::ifaddrs::getifaddrs() {
+        for interface in interfaces {
+            let Some(address) = interface.address else {
+                continue;
+            };
+            let ip = if let Some(v4) = address.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else if let Some(v6) = address.as_sockaddr_in6() {
+                IpAddr::V6(v6.ip())
+            } else {
+                continue;
+            };
+            let link_local = matches!(ip, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+            if !ip.is_loopback() && !link_local && !out.contains(&ip.to_string()) {
+                out.push(ip.to_string());
             }
-            libc::freeifaddrs(addrs);
         }
     }
     out

@@ -8,61 +8,56 @@
 //! at any point leaves each folder old or new, and its staging folder is removed by the next
 //! run (which holds DIR's lock, so no other run can be using it).
 
-use std::ffi::CString;
-use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
+use rustix::fs::{FileType, RenameFlags};
 
-use crate::error::{Error, io_failed};
-use crate::store;
+use crate::error::Error;
+use crate::store::{self, Folder, StagingArea};
 
-/// A locked PKI folder being changed.
+/// A locked PKI folder being changed. Every path below DIR is reached from DIR's opened
+/// descriptor, one name at a time, never through a link.
 pub struct Workspace {
-    dir: PathBuf,
-    staging: Option<tempfile::TempDir>,
+    dir: Folder,
+    staging: StagingArea,
     now: OffsetDateTime,
-    backup: Option<PathBuf>,
-    _lock: fs::File,
+    backup: Option<Folder>,
+    _lock: std::fs::File,
 }
 
 impl Workspace {
-    /// Locks DIR, which must hold a PKI, and makes a staging folder.
+    /// Locks DIR, which must hold a PKI that no one else can change, and makes a staging
+    /// folder.
     pub fn open(dir: &Path, now: OffsetDateTime) -> Result<Workspace, Error> {
         require_pki(dir)?;
-        let (lock, _) = store::lock_dir(dir)?;
-        let staging = store::make_staging(dir)?;
+        let folder = Folder::open(dir)?;
+        let lock = store::lock_folder(&folder)?;
+        // Checked again under the lock, just before anything is written.
+        require_pki(dir)?;
+        let staging = StagingArea::create(&folder)?;
         Ok(Workspace {
-            dir: dir.to_path_buf(),
-            staging: Some(staging),
+            dir: folder,
+            staging,
             now,
             backup: None,
             _lock: lock,
         })
     }
 
-    fn staging(&self) -> &Path {
-        self.staging.as_ref().map_or(&self.dir, |s| s.path())
+    fn staging(&self) -> &Folder {
+        self.staging.folder()
     }
 
-    /// Creates a folder in the staging area (0700).
+    /// Creates a folder in the staging area (0700), and its missing parents.
     pub fn mkdir(&self, relative: &str) -> Result<(), Error> {
-        let path = self.staging().join(relative);
-        if let Some(parent) = path.parent()
-            && !parent.exists()
-        {
-            fs::create_dir_all(parent).map_err(|e| io_failed("cannot create", parent, &e))?;
-            fs::set_permissions(parent, fs::Permissions::from_mode(store::PRIVATE_DIR))
-                .map_err(|e| io_failed("cannot set the mode of", parent, &e))?;
-        }
-        store::create_private_dir(&path)
+        ensure_parents(self.staging(), relative)?;
+        self.staging().create_dir(relative).map(drop)
     }
 
     /// Writes a new file in the staging area with exactly `mode`.
     pub fn write(&self, relative: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
-        store::write_new_file(&self.staging().join(relative), contents, mode)
+        self.staging().write_new_file(relative, contents, mode)
     }
 
     /// Stages a key/cert folder: `folder/ca.pem`, the certificate and its key, with Docker's
@@ -95,83 +90,92 @@ impl Workspace {
 
     /// Flushes everything staged to disk (one syncfs).
     pub fn flush(&self) -> Result<(), Error> {
-        store::sync_filesystem(self.staging())
+        self.staging().sync_filesystem()
+    }
+
+    fn backup(&mut self) -> Result<&Folder, Error> {
+        if self.backup.is_none() {
+            self.backup = Some(store::new_backup_dir(&self.dir, self.now)?);
+        }
+        self.backup
+            .as_ref()
+            .ok_or_else(|| Error::Failed("no backup folder".into()))
     }
 
     /// The backup folder of this run, created on first use.
     pub fn backup_dir(&mut self) -> Result<PathBuf, Error> {
-        if let Some(backup) = &self.backup {
-            return Ok(backup.clone());
-        }
-        let backup = store::new_backup_dir(&self.dir, self.now)?;
-        self.backup = Some(backup.clone());
-        Ok(backup)
+        Ok(self.backup()?.path().to_path_buf())
     }
 
     /// Copies DIR/relative (a folder) into the backup, files with their modes, and flushes it.
     pub fn back_up(&mut self, relative: &str) -> Result<(), Error> {
-        let backup = self.backup_dir()?;
-        let from = self.dir.join(relative);
-        let to = backup.join(relative);
-        if let Some(parent) = to.parent()
-            && !parent.exists()
-        {
-            store::create_private_dir(parent)?;
-        }
-        copy_tree(&from, &to)?;
-        store::sync_filesystem(&backup)
+        let from = self.dir.subfolder(relative)?;
+        let backup = self.backup()?.try_clone()?;
+        ensure_parents(&backup, relative)?;
+        copy_tree(&from, &backup, relative, 0)?;
+        backup.sync_filesystem()
     }
 
     /// Swaps the staged folder with DIR/relative in one step, then discards the old one
     /// (already backed up).
     pub fn swap_in(&self, relative: &str) -> Result<(), Error> {
-        let staged = self.staging().join(relative);
-        let live = self.dir.join(relative);
-        rename2(&staged, &live, libc::RENAME_EXCHANGE)?;
-        store::sync_dir(live.parent().unwrap_or(&self.dir))?;
-        // `staged` now holds the old folder.
-        fs::remove_dir_all(&staged).map_err(|e| io_failed("cannot remove", &staged, &e))
+        let (staged_parent, name) = parent_and_name(self.staging(), relative)?;
+        let (live_parent, live_name) = parent_and_name(&self.dir, relative)?;
+        staged_parent.rename(name, &live_parent, live_name, RenameFlags::EXCHANGE)?;
+        live_parent.sync()?;
+        // The staged name now holds the old folder.
+        staged_parent.remove_tree(name)
     }
 
-    /// Moves a staged folder to DIR/relative, which must not exist.
+    /// Moves a staged folder to DIR/relative, which must not exist. A missing parent inside
+    /// DIR (`clients/`) is created.
     pub fn add(&self, relative: &str) -> Result<(), Error> {
-        let live = self.dir.join(relative);
-        rename2(
-            &self.staging().join(relative),
-            &live,
-            libc::RENAME_NOREPLACE,
-        )?;
-        store::sync_dir(live.parent().unwrap_or(&self.dir))
+        ensure_parents(&self.dir, relative)?;
+        let (staged_parent, name) = parent_and_name(self.staging(), relative)?;
+        let (live_parent, live_name) = parent_and_name(&self.dir, relative)?;
+        staged_parent.rename(name, &live_parent, live_name, RenameFlags::NOREPLACE)?;
+        live_parent.sync()
     }
 
     /// Moves DIR/relative into the backup (nothing is deleted).
     pub fn move_to_backup(&mut self, relative: &str) -> Result<PathBuf, Error> {
-        let backup = self.backup_dir()?;
-        let to = backup.join(relative);
-        if let Some(parent) = to.parent()
-            && !parent.exists()
-        {
-            store::create_private_dir(parent)?;
-        }
-        let from = self.dir.join(relative);
-        fs::rename(&from, &to).map_err(|e| io_failed("cannot move", &from, &e))?;
-        store::sync_dir(from.parent().unwrap_or(&self.dir))?;
-        store::sync_dir(to.parent().unwrap_or(&backup))?;
-        Ok(to)
+        let backup = self.backup()?.try_clone()?;
+        ensure_parents(&backup, relative)?;
+        let (from_parent, name) = parent_and_name(&self.dir, relative)?;
+        let (to_parent, to_name) = parent_and_name(&backup, relative)?;
+        from_parent.rename(name, &to_parent, to_name, RenameFlags::NOREPLACE)?;
+        from_parent.sync()?;
+        to_parent.sync()?;
+        Ok(to_parent.path().join(to_name))
     }
 }
 
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        if let Some(staging) = self.staging.take() {
-            let _ = staging.close();
-        }
+/// The folder holding `relative` (opened without following links) and its last name.
+fn parent_and_name<'a>(base: &Folder, relative: &'a str) -> Result<(Folder, &'a str), Error> {
+    match relative.rsplit_once('/') {
+        Some((parent, name)) => Ok((base.subfolder(parent)?, name)),
+        None => Ok((base.try_clone()?, relative)),
     }
 }
 
-/// Refuses a DIR that holds no PKI, or one with a symlink where dockertls writes.
+/// Creates (0700) the missing folders above `relative` in `base`; existing ones must be real
+/// folders of ours.
+fn ensure_parents(base: &Folder, relative: &str) -> Result<(), Error> {
+    let Some((parents, _)) = relative.rsplit_once('/') else {
+        return Ok(());
+    };
+    let mut current = base.try_clone()?;
+    for name in parents.split('/').filter(|n| !n.is_empty()) {
+        current = current.ensure_dir(name)?.0;
+    }
+    Ok(())
+}
+
+/// Refuses a DIR that holds no PKI, one with a symlink where dockertls writes, and one that
+/// someone other than the caller or root could change (`store::check_trusted`). Every
+/// command that reads or writes an existing PKI calls this first.
 pub fn require_pki(dir: &Path) -> Result<(), Error> {
-    match fs::symlink_metadata(dir) {
+    match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(Error::Refused(format!(
                 "--dir {} is a symbolic link, which dockertls does not follow",
@@ -188,7 +192,7 @@ pub fn require_pki(dir: &Path) -> Result<(), Error> {
     }
     for entry in ["ca", "server", "clients", "ca/ca.pem", "ca/ca-key.pem"] {
         let path = dir.join(entry);
-        match fs::symlink_metadata(&path) {
+        match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(Error::Refused(format!(
                     "{} is a symbolic link: dockertls never writes through one",
@@ -206,57 +210,33 @@ pub fn require_pki(dir: &Path) -> Result<(), Error> {
             Err(_) => {}
         }
     }
-    Ok(())
+    store::check_trusted(dir)
 }
 
-fn rename2(from: &Path, to: &Path, flags: libc::c_uint) -> Result<(), Error> {
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| Error::Failed(format!("{} has a NUL byte", p.display())))
-    };
-    let (cfrom, cto) = (c(from)?, c(to)?);
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-    let status = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            cfrom.as_ptr(),
-            libc::AT_FDCWD,
-            cto.as_ptr(),
-            flags,
-        )
-    };
-    if status == 0 {
-        Ok(())
-    } else {
-        let err = std::io::Error::last_os_error();
-        Err(Error::Failed(format!(
-            "cannot move {} to {}: {err}",
-            from.display(),
-            to.display()
-        )))
+/// Copies the folder `from` to `relative` in `to` (regular files and folders only, never
+/// through a link), keeping file modes.
+fn copy_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(), Error> {
+    if depth > 8 {
+        return Err(Error::Refused(format!(
+            "{} is nested too deep for a PKI folder",
+            from.path().display()
+        )));
     }
-}
-
-/// Copies a folder tree (regular files and folders only), keeping file modes.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    store::create_private_dir(to)?;
-    let entries = fs::read_dir(from).map_err(|e| io_failed("cannot read", from, &e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io_failed("cannot read", from, &e))?;
-        let kind = entry
-            .file_type()
-            .map_err(|e| io_failed("cannot read", &entry.path(), &e))?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            let meta = entry
-                .metadata()
-                .map_err(|e| io_failed("cannot read", &entry.path(), &e))?;
-            let contents = zeroize::Zeroizing::new(
-                fs::read(entry.path()).map_err(|e| io_failed("cannot read", &entry.path(), &e))?,
-            );
-            store::write_new_file(&target, &contents, meta.permissions().mode() & 0o7777)?;
+    let target = to.create_dir(relative)?;
+    for (name, kind) in from.entries()? {
+        if kind == FileType::Directory {
+            copy_tree(&from.subfolder(&name)?, &target, &name, depth + 1)?;
+        } else if kind == FileType::RegularFile {
+            let limit = crate::audit::material::MAX_FILE_SIZE;
+            let (contents, mode) = from.read_file(&name, limit + 1)?;
+            // A backup is never silently cut short.
+            if contents.len() as u64 > limit {
+                return Err(Error::Refused(format!(
+                    "{} is over 1 MiB, not PKI material: move it out of the PKI folder",
+                    from.path().join(&name).display()
+                )));
+            }
+            target.write_new_file(&name, &contents, mode)?;
         }
     }
     Ok(())

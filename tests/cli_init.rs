@@ -581,7 +581,7 @@ fn tmpfs(options: &str) -> Option<(tempfile::TempDir, impl Drop)> {
 
 #[test]
 fn a_read_only_dir_is_refused_before_generating() {
-    let Some((point, _guard)) = tmpfs("ro,size=64k") else {
+    let Some((point, _guard)) = tmpfs("ro,size=64k,mode=0755") else {
         return;
     };
     for dir in [point.path().to_path_buf(), point.path().join("new")] {

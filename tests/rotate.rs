@@ -675,3 +675,83 @@ fn real_dockerd_follows_rotation() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `verify` running while `rotate` swaps folders reads each folder's certificate and key from
+/// one side of the swap: never a false key mismatch, never a file reported missing.
+#[test]
+fn verify_during_rotate_never_reports_a_false_mismatch() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    // Many small folders: each rotation swaps them all, each verify reads them all.
+    init_ok(
+        &pki,
+        &[
+            "--host",
+            "docker.example.com",
+            "--client",
+            "a",
+            "--client",
+            "b",
+            "--client",
+            "c",
+            "--client",
+            "d",
+            "--client",
+            "e",
+            "--client",
+            "f",
+            "--key-type",
+            "ed25519",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let rotator = {
+        let (pki, stop) = (pki.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut rotations = 0;
+            while !stop.load(Ordering::Relaxed) && rotations < 600 {
+                let output = run(&pki, &["rotate", "--all"]);
+                assert!(output.status.success(), "rotate: {}", stderr(&output));
+                rotations += 1;
+            }
+            rotations
+        })
+    };
+    let started = Instant::now();
+    let mut verifies = 0;
+    let mut bad = Vec::new();
+    while verifies < 1200 && started.elapsed() < Duration::from_secs(60) {
+        let output = run(&pki, &["verify", "--format", "json", "--warn-days", "0"]);
+        verifies += 1;
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("verify printed no JSON: {}", stderr(&output)));
+        for target in report["targets"].as_array().into_iter().flatten() {
+            for check in target["checks"].as_array().into_iter().flatten() {
+                if check["status"] == "fail" {
+                    bad.push(format!(
+                        "{}: {} {}",
+                        target["path"], check["id"], check["message"]
+                    ));
+                }
+            }
+        }
+        if !bad.is_empty() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let rotations = rotator.join().unwrap();
+    assert!(
+        bad.is_empty(),
+        "after {verifies} verify runs and {rotations} rotations: {bad:#?}"
+    );
+    assert!(
+        rotations >= 5,
+        "only {rotations} rotations ran beside {verifies} verify runs"
+    );
+    verify_ok(&pki);
+}

@@ -90,14 +90,115 @@ struct Loaded {
     meta: fs::Metadata,
 }
 
-fn load(path: &Path, what: &str, findings: &mut Findings) -> Option<Loaded> {
+/// How often a target is read again when a folder it was read from was replaced meanwhile
+/// (a `rotate` swapping it): then the files may come from two sides of the swap.
+const READ_ATTEMPTS: usize = 5;
+
+/// Reads a target's certificate, key and CA bundle. Each folder is opened once and its files
+/// are opened relative to that descriptor, so a certificate and a key of one folder come from
+/// the same folder even while another process swaps it. If a folder was replaced during the
+/// read (the path now names another folder), everything is read again.
+fn load_target(target: &Target) -> (Findings, [Option<Loaded>; 3]) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut findings = Findings::default();
+        let mut folders: Vec<(std::path::PathBuf, Option<fs::File>)> = Vec::new();
+        let mut load_one = |path: &Path, what: &str, findings: &mut Findings| {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            let folder = match folders.iter().position(|(p, _)| *p == parent) {
+                Some(index) => index,
+                None => {
+                    folders.push((parent.clone(), open_folder(&parent)));
+                    folders.len() - 1
+                }
+            };
+            load(folders[folder].1.as_ref(), path, what, findings)
+        };
+        let cert = load_one(&target.cert, "certificate", &mut findings);
+        let key = load_one(&target.key, "key", &mut findings);
+        let ca = target
+            .ca
+            .as_ref()
+            .and_then(|ca| load_one(ca, "CA bundle", &mut findings));
+        let replaced = folders.iter().any(|(path, opened)| {
+            opened.as_ref().is_some_and(|file| {
+                let now = fs::metadata(path).ok();
+                let then = file.metadata().ok();
+                match (now, then) {
+                    (Some(now), Some(then)) => now.ino() != then.ino() || now.dev() != then.dev(),
+                    _ => true,
+                }
+            })
+        });
+        if !replaced || attempt >= READ_ATTEMPTS {
+            for (path, _) in &folders {
+                record_folder_trust(path, &mut findings);
+            }
+            return (findings, [cert, key, ca]);
+        }
+    }
+}
+
+/// Opens a folder for reading its files relative to it (links followed, as dockerd does).
+fn open_folder(path: &Path) -> Option<fs::File> {
+    let fd = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    Some(fs::File::from(fd))
+}
+
+/// Reports a folder that others can change: they could swap the files just checked.
+fn record_folder_trust(folder: &Path, findings: &mut Findings) {
+    if let Some(problem) = crate::store::folder_trust_problem(folder) {
+        let message = format!("{}; fix: {}", problem.message, problem.fix);
+        if problem.writable {
+            findings.fail("permissions", message);
+        } else {
+            findings.warn("permissions", message);
+        }
+    }
+}
+
+/// Reads one file, relative to its opened folder when there is one. It is opened without
+/// blocking (a FIFO does not hang the audit) and checked on the opened descriptor, so the
+/// metadata and the bytes are of the same file.
+fn load(
+    folder: Option<&fs::File>,
+    path: &Path,
+    what: &str,
+    findings: &mut Findings,
+) -> Option<Loaded> {
     let name = path.display();
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
+    let opened = match (folder, path.file_name()) {
+        (Some(folder), Some(file_name)) => {
+            rustix::fs::openat(folder, file_name, flags, rustix::fs::Mode::empty())
+        }
+        _ => rustix::fs::open(path, flags, rustix::fs::Mode::empty()),
+    };
+    let file = match opened {
+        Ok(fd) => fs::File::from(fd),
+        Err(rustix::io::Errno::NOENT) => {
             findings.fail("files", format!("{what} {name} is missing"));
             return None;
         }
+        Err(err) => {
+            let err = std::io::Error::from(err);
+            findings.fail("files", format!("{what} {name} cannot be read: {err}"));
+            return None;
+        }
+    };
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
         Err(err) => {
             findings.fail("files", format!("{what} {name} cannot be read: {err}"));
             return None;
@@ -118,9 +219,10 @@ fn load(path: &Path, what: &str, findings: &mut Findings) -> Option<Loaded> {
         return None;
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    let read = fs::File::open(path)
-        .and_then(|f| f.take(material::MAX_FILE_SIZE + 1).read_to_end(&mut bytes));
-    if let Err(err) = read {
+    if let Err(err) = file
+        .take(material::MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+    {
         findings.fail("files", format!("{what} {name} cannot be read: {err}"));
         return None;
     }
@@ -132,14 +234,8 @@ fn load(path: &Path, what: &str, findings: &mut Findings) -> Option<Loaded> {
 
 /// Runs every check that applies to `target`.
 pub fn audit(target: &Target, options: &Options) -> TargetReport {
-    let mut findings = Findings::default();
-    let cert_file = load(&target.cert, "certificate", &mut findings);
-    let key_file = load(&target.key, "key", &mut findings);
-    let ca_file = target
-        .ca
-        .as_ref()
-        .and_then(|ca| load(ca, "CA bundle", &mut findings));
-    if findings.checks.is_empty() {
+    let (mut findings, [cert_file, key_file, ca_file]) = load_target(target);
+    if !findings.checks.iter().any(|c| c.id == "files") {
         findings.ok("files", "all files present and readable");
     }
 

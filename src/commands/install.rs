@@ -32,6 +32,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             args.root.display()
         )));
     }
+    store::check_trusted(dir)?;
     let plan = install::plan(dir, &args.root, args.force)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
@@ -57,6 +58,8 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
         return Ok(());
     }
     validate_daemon_json(&plan)?;
+    // Again just before writing: the source must not have become changeable meanwhile.
+    store::check_trusted(dir)?;
 
     let tls_dir = install::under(&plan.root, &plan.tls_dir);
     if !tls_dir.exists() {

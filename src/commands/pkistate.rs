@@ -1,6 +1,5 @@
 //! Reading what a dockertls PKI holds: the CA, the server and the clients.
 
-use std::fs;
 use std::path::Path;
 
 use ::time::OffsetDateTime;
@@ -12,6 +11,7 @@ use crate::error::Error;
 use crate::names::Address;
 use crate::pki::Ca;
 use crate::secret::{self, Passphrase};
+use crate::store::Folder;
 
 /// A leaf certificate as read from the PKI.
 #[derive(Debug, Clone)]
@@ -36,10 +36,35 @@ impl Leaf {
     }
 }
 
+/// Reads a file of the PKI: never through a link at its last name or its folder's, never a
+/// FIFO or device, at most 1 MiB.
+fn read_pki_file(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Refused(format!("{} is not a file", path.display())));
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let folder = Folder::open(parent)?;
+    read_in(&folder, &name.to_string_lossy())
+}
+
+fn read_in(folder: &Folder, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    let (bytes, _) = folder.read_file(name, material::MAX_FILE_SIZE + 1)?;
+    if bytes.len() as u64 > material::MAX_FILE_SIZE {
+        return Err(Error::Refused(format!(
+            "{} is over 1 MiB: not certificate material",
+            folder.path().join(name).display()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Reads a certificate file of the PKI.
 pub fn read_leaf(path: &Path) -> Result<Leaf, Error> {
-    let bytes = crate::userfile::read_regular(path, crate::userfile::MAX_PKI_FILE)
-        .map_err(|e| Error::Failed(e.to_string()))?;
+    let bytes = read_pki_file(path)?;
     let bundle = material::parse_certificates(&bytes)
         .map_err(|why| Error::Failed(format!("{} {why}", path.display())))?;
     let der = bundle.ders.into_iter().next().unwrap_or_default();
@@ -81,14 +106,12 @@ pub fn load_ca(
 ) -> Result<(Ca, Option<Passphrase>), Error> {
     let cert_path = dir.join("ca/ca.pem");
     let key_path = dir.join("ca/ca-key.pem");
-    let cert = crate::userfile::read_regular(&cert_path, crate::userfile::MAX_PKI_FILE)
-        .map_err(|e| Error::Refused(e.to_string()))?;
-    let cert = String::from_utf8(cert)
+    // Both from one opened ca/: a `rotate --ca` swapping it cannot pair a certificate with
+    // the other side's key.
+    let ca_folder = Folder::open(dir)?.subfolder("ca")?;
+    let cert = String::from_utf8(read_in(&ca_folder, "ca.pem")?.to_vec())
         .map_err(|_| Error::Refused(format!("{} is not PEM text", cert_path.display())))?;
-    let key = zeroize::Zeroizing::new(
-        crate::userfile::read_regular(&key_path, crate::userfile::MAX_PKI_FILE)
-            .map_err(|e| Error::Refused(e.to_string()))?,
-    );
+    let key = read_in(&ca_folder, "ca-key.pem")?;
     let (key_text, passphrase) = match material::parse_private_key(&key) {
         Err(material::KeyError::Encrypted) => {
             let pass = secret::obtain(
@@ -115,26 +138,26 @@ pub fn load_ca(
 
 /// The client names in DIR/clients, sorted.
 pub fn client_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir.join("clients"))
+    // Only real folders, listed without following a link at DIR/clients.
+    Folder::open(dir)
+        .and_then(|folder| folder.subfolder("clients"))
+        .and_then(|clients| clients.entries())
         .map(|entries| {
             entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .into_iter()
+                .filter(|(_, kind)| *kind == rustix::fs::FileType::Directory)
+                .map(|(name, _)| name)
                 .collect()
         })
-        .unwrap_or_default();
-    names.sort();
-    names
+        .unwrap_or_default()
 }
 
 /// The tcp port in DIR/daemon.json's hosts (2376 if none).
 pub fn listen_port(dir: &Path) -> u16 {
-    let value: serde_json::Value =
-        crate::userfile::read_regular(&dir.join("daemon.json"), crate::userfile::MAX_PKI_FILE)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+    let value: serde_json::Value = read_pki_file(&dir.join("daemon.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
     value["hosts"]
         .as_array()
         .into_iter()

@@ -84,6 +84,7 @@ fn cert_path(dir: &Path, args: &ProbeArgs) -> Result<PathBuf, String> {
     }
     if let Some(name) = &args.client {
         crate::names::parse_client_name(name)?;
+        crate::store::check_trusted(dir).map_err(|e| e.to_string())?;
         let path = dir.join("clients").join(name);
         if !path.is_dir() {
             return Err(format!(

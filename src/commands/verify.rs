@@ -166,7 +166,7 @@ fn read_daemon_config(config: &Path) -> Result<(std::fs::Metadata, Vec<u8>), Str
     let fail = |why: String| format!("--daemon-config {}: {why}", config.display());
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(config)
         .map_err(|e| fail(e.to_string()))?;
     let meta = file.metadata().map_err(|e| fail(e.to_string()))?;

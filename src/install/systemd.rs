@@ -309,7 +309,12 @@ fn read_host_file(root: &Path, host: &str) -> Result<Found, Error> {
     };
     let file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::NONBLOCK
+                | rustix::fs::OFlags::CLOEXEC)
+                .bits() as i32,
+        )
         .open(&real)
         .map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
