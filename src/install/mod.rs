@@ -1,16 +1,19 @@
 //! `install`'s plan: what to write on the daemon host, merged with what is there. Applying it
 //! is in `commands::install`.
 
+pub mod confined;
 pub mod daemon_json;
 pub mod systemd;
+pub mod transaction;
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use rustix::fs::FileType;
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::error::Error;
+use confined::{FileRead, Links, Root};
 
 /// Where docker.service may live, most specific first.
 const UNIT_PATHS: [&str; 3] = [
@@ -25,37 +28,24 @@ const DROPIN_DIRS: [&str; 4] = [
     "/run/systemd/system/docker.service.d",
     "/etc/systemd/system/docker.service.d",
 ];
+/// At most this many entries in a drop-in folder are looked at.
+const DROPIN_LIMIT: usize = 4096;
 /// dockertls's own drop-in: named to sort after every other one.
 pub const DROPIN: &str = "/etc/systemd/system/docker.service.d/zz-dockertls.conf";
 /// The daemon's configuration file.
 pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
-/// A file as it is on the host: contents, mode, uid, gid.
-pub type Existing = (Vec<u8>, u32, u32, u32);
-
-/// One file to put in place.
-#[derive(Debug)]
+/// One file to put in place. No `Debug`: the contents may be the server key.
 pub struct Planned {
     /// The path on the daemon host (as the operator sees it).
     pub host_path: String,
-    /// The path written (under --root).
-    pub path: PathBuf,
-    pub contents: Vec<u8>,
+    /// The new contents (wiped when dropped).
+    pub contents: Zeroizing<Vec<u8>>,
     pub mode: u32,
     /// Key material: never shown in a diff.
     pub secret: bool,
-    /// What is there now: contents, mode, uid, gid.
-    pub existing: Option<Existing>,
-}
-
-impl Drop for Planned {
-    // The key file's contents pass through here: wipe them.
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.contents);
-        if let Some((contents, ..)) = &mut self.existing {
-            zeroize::Zeroize::zeroize(contents);
-        }
-    }
+    /// What is there now (read through the confined root, wiped when dropped).
+    pub existing: Option<FileRead>,
 }
 
 impl Planned {
@@ -63,17 +53,41 @@ impl Planned {
     pub fn changes(&self) -> bool {
         match &self.existing {
             None => true,
-            Some((contents, mode, uid, gid)) => {
-                contents != &self.contents || *mode != self.mode || *uid != 0 || *gid != 0
+            Some(old) => {
+                old.contents.as_slice() != self.contents.as_slice()
+                    || old.mode != self.mode
+                    || old.uid != 0
+                    || old.gid != 0
             }
+        }
+    }
+
+    /// Whether the contents change (then the previous file is backed up).
+    pub fn contents_change(&self) -> bool {
+        self.existing
+            .as_ref()
+            .is_some_and(|old| old.contents.as_slice() != self.contents.as_slice())
+    }
+
+    /// The folder and file name of the target on the host.
+    pub fn split(&self) -> (String, String) {
+        match self.host_path.rsplit_once('/') {
+            Some((dir, name)) => (
+                if dir.is_empty() {
+                    "/".into()
+                } else {
+                    dir.into()
+                },
+                name.into(),
+            ),
+            None => ("/".into(), self.host_path.clone()),
         }
     }
 }
 
-/// Everything install will do.
-#[derive(Debug)]
+/// Everything install will do. No `Debug`: it holds the server key.
 pub struct Plan {
-    pub root: PathBuf,
+    /// In the order they are switched: TLS files, the drop-in, daemon.json last.
     pub files: Vec<Planned>,
     /// The TLS folder on the host, created 0700 if missing.
     pub tls_dir: String,
@@ -85,45 +99,34 @@ pub struct Plan {
 }
 
 /// `path` (absolute, on the host) under `root`.
-pub fn under(root: &Path, path: &str) -> PathBuf {
+pub fn under(root: &Path, path: &str) -> std::path::PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
-fn existing(path: &Path) -> Result<Option<Existing>, Error> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Refused(format!(
-            "{} is a symbolic link: dockertls never writes through one",
-            path.display()
-        ))),
-        Ok(meta) if !meta.is_file() => Err(Error::Refused(format!(
-            "{} is not a regular file",
-            path.display()
-        ))),
-        Ok(meta) => {
-            let contents = fs::read(path)
-                .map_err(|e| Error::Refused(format!("cannot read {}: {e}", path.display())))?;
-            Ok(Some((
-                contents,
-                meta.mode() & 0o7777,
-                meta.uid(),
-                meta.gid(),
-            )))
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(Error::Refused(format!(
-            "cannot read {}: {err}",
-            path.display()
-        ))),
+/// A file install will replace, as it is now. Links are refused on the way; a hard link is
+/// refused too: its other name would keep the old contents, and its contents (another file's,
+/// /etc/shadow say) could end up in an error message or a backup.
+fn existing(root: &Root, host: &str) -> Result<Option<FileRead>, Error> {
+    let found = root.read(host, Links::Refuse)?;
+    if let Some(file) = &found
+        && file.nlink > 1
+    {
+        return Err(Error::Refused(format!(
+            "{} has {} hard links: install replaces it by a rename, and reads and backs up only a file with one name; give it a name of its own (cp it, then mv the copy over it)",
+            root.shown(host).display(),
+            file.nlink
+        )));
     }
+    Ok(found)
 }
 
 /// The TLS keys to merge: from DIR/daemon.json (what init wrote), else the defaults.
-fn our_keys(dir: &Path, notes: &mut Vec<String>) -> Result<Map<String, Value>, Error> {
-    let path = dir.join("daemon.json");
-    let generated = match fs::read_to_string(&path) {
-        Ok(text) => daemon_json::parse(&text)
+fn our_keys(pki: &Root, notes: &mut Vec<String>) -> Result<Map<String, Value>, Error> {
+    let path = pki.shown("daemon.json");
+    let generated = match pki.read("daemon.json", Links::Refuse)? {
+        Some(file) => daemon_json::parse(&String::from_utf8_lossy(&file.contents))
             .map_err(|why| Error::Refused(format!("{} {why}", path.display())))?,
-        Err(_) => {
+        None => {
             notes.push(format!(
                 "{} is missing: using /etc/docker/tls and tcp://0.0.0.0:2376",
                 path.display()
@@ -167,25 +170,36 @@ fn our_keys(dir: &Path, notes: &mut Vec<String>) -> Result<Map<String, Value>, E
     Ok(ours)
 }
 
-/// Builds the plan for `dir` (a PKI, or a folder holding server/ and daemon.json) onto `root`.
-pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
-    let mut notes = Vec::new();
-    let server = dir.join("server");
-    for file in ["ca.pem", "server-cert.pem", "server-key.pem"] {
-        if !server.join(file).is_file() {
-            return Err(Error::Refused(format!(
+/// The server files, read once from the PKI (no link followed) and verified as read: what is
+/// installed is exactly what was checked.
+fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error> {
+    let names = ["ca.pem", "server-cert.pem", "server-key.pem"];
+    let mut read = Vec::new();
+    for name in names {
+        let host = format!("server/{name}");
+        let file = pki.read(&host, Links::Refuse)?.ok_or_else(|| {
+            Error::Refused(format!(
                 "{} is missing: install needs the server/ folder that dockertls init wrote (--dir)",
-                server.join(file).display()
-            )));
-        }
+                pki.shown(&host).display()
+            ))
+        })?;
+        read.push(file.contents);
     }
-    // Never install a server pair that dockerd would refuse.
+    // Never install a server pair that dockerd would refuse: audit a private copy of the
+    // bytes read (the audit reads files).
+    let copy = tempfile::Builder::new()
+        .prefix("dockertls-install-check-")
+        .tempdir()
+        .map_err(|e| Error::Failed(format!("cannot create a private temporary folder: {e}")))?;
+    for (name, contents) in names.iter().zip(&read) {
+        crate::store::write_new_file(&copy.path().join(name), contents, 0o400)?;
+    }
     let target = crate::audit::Target {
-        path: server.clone(),
+        path: copy.path().to_path_buf(),
         kind: crate::audit::Kind::Server,
-        cert: server.join("server-cert.pem"),
-        key: server.join("server-key.pem"),
-        ca: Some(server.join("ca.pem")),
+        cert: copy.path().join("server-cert.pem"),
+        key: copy.path().join("server-key.pem"),
+        ca: Some(copy.path().join("ca.pem")),
         cis: false,
     };
     let options = crate::audit::Options {
@@ -201,13 +215,40 @@ pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
     {
         return Err(Error::Refused(format!(
             "{} fails verification ({}: {}); fix it before installing",
-            server.display(),
+            dir.join("server").display(),
             check.id,
             check.message
         )));
     }
+    Ok(read)
+}
 
-    let ours = our_keys(dir, &mut notes)?;
+/// Reads a unit file or drop-in as systemd would (links followed inside the root, bounded);
+/// None when absent, or masked (a link to /dev/null) for a drop-in.
+fn unit_text(root: &Root, host: &str, dropin: bool) -> Result<Option<String>, Error> {
+    match root.kind(host)? {
+        None => return Ok(None),
+        Some(FileType::CharacterDevice) if dropin => return Ok(None),
+        Some(FileType::CharacterDevice) => {
+            return Err(Error::Refused(format!(
+                "{} is a character device (masked, a link to /dev/null?): run systemctl unmask docker first",
+                root.shown(host).display()
+            )));
+        }
+        Some(_) => {}
+    }
+    Ok(root
+        .read(host, Links::InRoot)?
+        .map(|file| String::from_utf8_lossy(&file.contents).into_owned()))
+}
+
+/// Builds the plan for `dir` (a PKI, or a folder holding server/ and daemon.json) onto `root`.
+/// It only reads, every path through the confined `root`.
+pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
+    let mut notes = Vec::new();
+    let pki = Root::open(dir)?;
+    let mut server = server_files(dir, &pki)?.into_iter();
+    let ours = our_keys(&pki, &mut notes)?;
     let listen_port = ours["hosts"]
         .as_array()
         .into_iter()
@@ -217,39 +258,30 @@ pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
         .unwrap_or(2376);
     let mut files = Vec::new();
     let tls_paths = [
-        ("ca.pem", "tlscacert", 0o444, false),
-        ("server-cert.pem", "tlscert", 0o444, false),
-        ("server-key.pem", "tlskey", 0o400, true),
+        ("tlscacert", 0o444, false),
+        ("tlscert", 0o444, false),
+        ("tlskey", 0o400, true),
     ];
     let mut tls_dir = String::new();
-    for (source, key, mode, secret) in tls_paths {
+    for (key, mode, secret) in tls_paths {
         let host_path = ours[key].as_str().unwrap_or_default().to_string();
         tls_dir = Path::new(&host_path)
             .parent()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let contents = fs::read(server.join(source)).map_err(|e| {
-            Error::Refused(format!(
-                "cannot read {}: {e}",
-                server.join(source).display()
-            ))
-        })?;
-        let path = under(root, &host_path);
         files.push(Planned {
-            existing: existing(&path)?,
+            existing: existing(root, &host_path)?,
             host_path,
-            path,
-            contents,
+            contents: server.next().unwrap_or_default(),
             mode,
             secret,
         });
     }
 
-    let daemon_path = under(root, DAEMON_JSON);
-    let daemon_existing = existing(&daemon_path)?;
+    let daemon_existing = existing(root, DAEMON_JSON)?;
     let parsed = match &daemon_existing {
-        Some((contents, ..)) => Some(
-            daemon_json::parse(&String::from_utf8_lossy(contents)).map_err(|why| {
+        Some(file) => Some(
+            daemon_json::parse(&String::from_utf8_lossy(&file.contents)).map_err(|why| {
                 Error::Refused(format!(
                     "{DAEMON_JSON} {why}; fix it first, nothing was changed"
                 ))
@@ -269,63 +301,60 @@ pub fn plan(dir: &Path, root: &Path, force: bool) -> Result<Plan, Error> {
             list.join(", ")
         )));
     }
+
+    let mut unit = None;
+    for path in UNIT_PATHS {
+        if let Some(text) = unit_text(root, path, false)? {
+            unit = Some(systemd::UnitFile {
+                name: path.to_string(),
+                text,
+            });
+            break;
+        }
+    }
+    let unit = unit.ok_or_else(|| Error::Refused(format!("no docker.service under {} (looked in /etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system): install Docker first", root.shown("/").display())))?;
+    let mut by_name: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for dir in DROPIN_DIRS {
+        for name in root.list(dir, DROPIN_LIMIT)? {
+            if name.ends_with(".conf") && format!("{dir}/{name}") != DROPIN {
+                by_name.insert(name.clone(), format!("{dir}/{name}"));
+            }
+        }
+    }
+    let mut dropins = Vec::new();
+    for path in by_name.values() {
+        if let Some(text) = unit_text(root, path, true)? {
+            dropins.push(systemd::UnitFile {
+                name: path.clone(),
+                text,
+            });
+        }
+    }
+    let exec_start = systemd::effective_exec_start(&unit, &dropins).ok_or_else(|| {
+        Error::Refused(format!("{} and its drop-ins set no ExecStart", unit.name))
+    })?;
+    let (command, removed_flags) = systemd::exec_start_without_hosts(&exec_start);
+    // Switched in this order: TLS files, the drop-in, daemon.json (see transaction).
+    files.push(Planned {
+        host_path: DROPIN.to_string(),
+        existing: existing(root, DROPIN)?,
+        contents: Zeroizing::new(systemd::dropin(&command, &removed_flags).into_bytes()),
+        mode: 0o644,
+        secret: false,
+    });
     files.push(Planned {
         host_path: DAEMON_JSON.to_string(),
-        path: daemon_path,
-        contents: merged.text.into_bytes(),
+        contents: Zeroizing::new(merged.text.into_bytes()),
         mode: 0o644,
         secret: false,
         existing: daemon_existing,
     });
-
-    let unit_path = UNIT_PATHS
-        .iter()
-        .find(|p| under(root, p).is_file())
-        .ok_or_else(|| Error::Refused(format!("no docker.service under {} (looked in /etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system): install Docker first", root.display())))?;
-    let unit = systemd::UnitFile {
-        name: unit_path.to_string(),
-        text: fs::read_to_string(under(root, unit_path))
-            .map_err(|e| Error::Refused(format!("cannot read {unit_path}: {e}")))?,
-    };
-    let mut by_name: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for dir in DROPIN_DIRS {
-        if let Ok(entries) = fs::read_dir(under(root, dir)) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".conf") && format!("{dir}/{name}") != DROPIN {
-                    by_name.insert(name.clone(), format!("{dir}/{name}"));
-                }
-            }
-        }
-    }
-    let dropins: Vec<systemd::UnitFile> = by_name
-        .values()
-        .filter_map(|p| {
-            Some(systemd::UnitFile {
-                name: p.clone(),
-                text: fs::read_to_string(under(root, p)).ok()?,
-            })
-        })
-        .collect();
-    let exec_start = systemd::effective_exec_start(&unit, &dropins)
-        .ok_or_else(|| Error::Refused(format!("{unit_path} and its drop-ins set no ExecStart")))?;
-    let (command, removed_flags) = systemd::exec_start_without_hosts(&exec_start);
-    let dropin_path = under(root, DROPIN);
-    files.push(Planned {
-        host_path: DROPIN.to_string(),
-        existing: existing(&dropin_path)?,
-        path: dropin_path,
-        contents: systemd::dropin(&command, &removed_flags).into_bytes(),
-        mode: 0o644,
-        secret: false,
-    });
     Ok(Plan {
-        root: root.to_path_buf(),
         files,
         tls_dir,
         conflicts: merged.conflicts,
         removed_flags,
-        unit: unit_path.to_string(),
+        unit: unit.name,
         notes,
         listen_port,
     })
