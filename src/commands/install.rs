@@ -89,6 +89,9 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
         })
         .collect();
     let applied = transaction::apply(&root, &journal_dir, &changes, &store::backup_stamp(now))?;
+    for note in &applied.notes {
+        eprintln!("note: {note}");
+    }
     if applied.created_dirs.contains(&plan.tls_dir) {
         out.push_str(&format!("created {} (0700)\n", plan.tls_dir));
     }

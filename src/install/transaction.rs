@@ -304,6 +304,8 @@ fn free_backup_name(
 pub struct Applied {
     pub backups: Vec<String>,
     pub created_dirs: Vec<String>,
+    /// What could not be tidied up after the switch.
+    pub notes: Vec<String>,
 }
 
 /// Puts `changes` in place, in their order, all or nothing (see the module comment). Call with
@@ -391,17 +393,23 @@ pub fn apply(
             "{err}; the change is half done: run dockertls install again to finish it (its journal is in {JOURNAL_DIR})"
         )));
     }
-    // The switch is done: from here on, only clean-up.
+    // The switch is done: from here on, only clean-up. A failure there changes nothing the
+    // daemon reads: it is reported, and the next install removes what is left.
+    let mut notes = Vec::new();
+    let mut tidy = |result: Result<(), Error>| {
+        if let Err(err) = result {
+            notes.push(format!("{err}; the next install removes what is left"));
+        }
+    };
     for step in &steps {
-        if let (Some(keep), false) = (&step.keep, step.backup)
-            && let Some(dir) = root.dir(&step.dir)?
-        {
-            dir.unlink(keep)?;
-            dir.sync()?;
+        if let (Some(keep), false) = (&step.keep, step.backup) {
+            tidy(root.dir(&step.dir).and_then(|dir| match dir {
+                Some(dir) => dir.unlink(keep).and_then(|()| dir.sync()),
+                None => Ok(()),
+            }));
         }
     }
-    journal_dir.unlink(COMMIT)?;
-    journal_dir.sync()?;
+    tidy(journal_dir.unlink(COMMIT).and_then(|()| journal_dir.sync()));
     Ok(Applied {
         backups: steps
             .iter()
@@ -409,6 +417,7 @@ pub fn apply(
             .filter_map(|s| Some(format!("{}/{}", s.dir, s.keep.as_ref()?)))
             .collect(),
         created_dirs: to_create,
+        notes,
     })
 }
 
