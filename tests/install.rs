@@ -362,10 +362,13 @@ fn refusals_name_the_problem() {
     .unwrap();
     let output = install(&h, &[]);
     assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("key-match"), "{message}");
+    // The check runs on a private copy of what is installed; the message names the PKI.
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("key-match"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        !message.contains("dockertls-install-check")
+            && message.contains(&h.pki.join("server/server-key.pem").display().to_string()),
+        "{message}"
     );
     assert!(!h.root.join("etc/docker").exists());
 }
@@ -907,6 +910,11 @@ fn kill_sweep(f: &Fixture, syscalls: &[&str]) {
                 .filter(|p| p.starts_with("etc/docker/.dockertls-install."))
                 .collect();
             let committed = journal.iter().any(|p| p.ends_with(".commit"));
+            // daemon.json is switched last: once it is new, so is everything it points at.
+            let now = live(&root);
+            if now[4] == f.new[4] {
+                assert_eq!(now, f.new, "{what}: a new daemon.json before the rest");
+            }
             if !committed {
                 let now = live(&root);
                 assert!(

@@ -213,11 +213,16 @@ fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error
         .iter()
         .find(|c| c.status == crate::audit::Status::Fail)
     {
+        // The message names the private copy: name the PKI's folder instead.
+        let server = dir.join("server");
+        let message = check.message.replace(
+            &copy.path().display().to_string(),
+            &server.display().to_string(),
+        );
         return Err(Error::Refused(format!(
-            "{} fails verification ({}: {}); fix it before installing",
-            dir.join("server").display(),
+            "{} fails verification ({}: {message}); fix it before installing",
+            server.display(),
             check.id,
-            check.message
         )));
     }
     Ok(read)
