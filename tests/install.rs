@@ -1241,3 +1241,206 @@ fn installs_within_one_second_keep_every_backup() {
         assert!(path.contains(&stamp), "{path} is not from {stamp}");
     }
 }
+
+#[test]
+fn tls_paths_that_would_overwrite_each_other_are_refused() {
+    let Some(h) = host("/lib/systemd/system/docker.service", DOCKER_UNIT) else {
+        return;
+    };
+    let generated: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(h.pki.join("daemon.json")).unwrap()).unwrap();
+    let cases = [
+        ("tlskey", "/etc/docker/tls/ca.pem", "named twice"),
+        ("tlskey", "/etc/docker/daemon.json", "named twice"),
+        (
+            "tlscert",
+            "/etc/systemd/system/docker.service.d/zz-dockertls.conf",
+            "named twice",
+        ),
+        ("tlscert", "/etc/docker/tls/", "absolute path of a file"),
+        (
+            "tlscacert",
+            "etc/docker/tls/ca.pem",
+            "absolute path of a file",
+        ),
+        (
+            "tlskey",
+            "/etc/docker/../key.pem",
+            "absolute path of a file",
+        ),
+        (
+            "tlskey",
+            "/etc/docker/tls/./key.pem",
+            "absolute path of a file",
+        ),
+        ("tlskey", "/etc/docker/tls/key\n.pem", "control characters"),
+    ];
+    let before = tree(&h.root);
+    for (key, value, words) in cases {
+        let mut config = generated.clone();
+        config[key] = serde_json::json!(value);
+        std::fs::set_permissions(
+            h.pki.join("daemon.json"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        std::fs::write(h.pki.join("daemon.json"), config.to_string()).unwrap();
+        let output = install(&h, &[]);
+        let message = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{key}={value:?}: {message}");
+        assert!(message.contains(words), "{key}={value:?}: {message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert_eq!(tree(&h.root), before, "{key}={value:?}");
+    }
+}
+
+#[test]
+fn a_second_install_is_refused_while_one_is_working() {
+    let Some(h) = host("/lib/systemd/system/docker.service", DOCKER_UNIT) else {
+        return;
+    };
+    std::fs::create_dir_all(h.root.join("etc/docker")).unwrap();
+    let lock = std::fs::File::open(h.root.join("etc/docker")).unwrap();
+    lock.lock().unwrap();
+    let before = tree(&h.root);
+    let output = install(&h, &[]);
+    let message = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("another dockertls install is working"),
+        "{message}"
+    );
+    assert_eq!(tree(&h.root), before);
+    drop(lock);
+    ok(&h, &[]);
+}
+
+/// A host left by a run killed just after its switch point (a committed journal, some files
+/// switched), or while undoing a failed switch (a `.rollback` journal).
+fn interrupted(f: &Fixture, strace: &Path, faults: &str, journal: &str) -> PathBuf {
+    let root = f.work.path().join("interrupted");
+    let _ = std::fs::remove_dir_all(&root);
+    copy_tree(&f.template, &root);
+    let mut command = std::process::Command::new(strace);
+    command.args(["-f", "-qq", "-o", "/dev/null"]);
+    for fault in faults.split(' ') {
+        command.args(["-e", fault]);
+    }
+    let output = command
+        .arg(env!("CARGO_BIN_EXE_dockertls"))
+        .arg("--dir")
+        .arg(&f.pki)
+        .args(["install", "--root"])
+        .arg(&root)
+        .args(&f.args)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{faults}: not interrupted");
+    assert!(
+        leftovers(&root)
+            .iter()
+            .any(|p| p == &format!("etc/docker/.dockertls-install.{journal}")),
+        "{faults}: {:?}",
+        leftovers(&root)
+    );
+    root
+}
+
+#[test]
+fn recovery_itself_survives_a_kill() {
+    let Some(f) = upgrade_fixture() else {
+        return;
+    };
+    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
+        return;
+    };
+    let mut killed_runs = 0;
+    // renameat #1 is the switch point, #2.. the switch; fsync after the failed rename #3 is in
+    // the undo.
+    // The fsyncs before the journal becomes `.rollback` when rename #4 fails: a kill at the
+    // second one after it falls inside the undo.
+    let log = f.work.path().join("trace");
+    let root = f.work.path().join("traced");
+    copy_tree(&f.template, &root);
+    let output = std::process::Command::new(&strace)
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args([
+            "-e",
+            "trace=renameat,fsync",
+            "-e",
+            "inject=renameat:error=ENOSPC:when=4",
+        ])
+        .arg(env!("CARGO_BIN_EXE_dockertls"))
+        .arg("--dir")
+        .arg(&f.pki)
+        .args(["install", "--root"])
+        .arg(&root)
+        .args(&f.args)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    if !strace_works(&output) {
+        return;
+    }
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let fsyncs_before = trace
+        .lines()
+        .take_while(|l| !l.contains(".dockertls-install.rollback"))
+        .filter(|l| l.contains("fsync("))
+        .count();
+    let in_undo = format!(
+        "inject=renameat:error=ENOSPC:when=4 inject=fsync:signal=KILL:when={}",
+        fsyncs_before + 2
+    );
+    for (faults, journal) in [
+        ("inject=renameat:signal=KILL:when=3", "commit"),
+        (in_undo.as_str(), "rollback"),
+    ] {
+        let template = interrupted(&f, &strace, faults, journal);
+        let mixed = live(&template);
+        assert!(
+            mixed != f.old && mixed != f.new,
+            "{faults}: not half switched"
+        );
+        // A dry run reports the journal and changes nothing.
+        let before = tree(&template);
+        let output = install_within(&f.pki, &template, &["--dry-run", "--force"], 30);
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            out.starts_with("would first finish or undo the install interrupted at ")
+                && out.contains(&format!(
+                    ".dockertls-install.{journal}: run dockertls install"
+                )),
+            "{out}"
+        );
+        assert_eq!(tree(&template), before);
+        for syscall in ["renameat", "unlinkat", "fsync", "linkat"] {
+            for n in 1..200 {
+                let what = format!("{journal} journal, SIGKILL at {syscall} #{n}");
+                let root = f.work.path().join("recovering");
+                let _ = std::fs::remove_dir_all(&root);
+                copy_tree(&template, &root);
+                let fault = format!("inject={syscall}:signal=KILL:when={n}");
+                let output = install_under_strace(&strace, &fault, &f, &root);
+                if !strace_works(&output) {
+                    return;
+                }
+                check_invariants(&root, &what);
+                if output.status.success() {
+                    break;
+                }
+                killed_runs += 1;
+                let output = install_within(&f.pki, &root, &f.args, 30);
+                assert!(output.status.success(), "{what}: {}", stderr_of(&output));
+                assert_eq!(live(&root), f.new, "{what}");
+                assert_eq!(leftovers(&root), Vec::<String>::new(), "{what}");
+                check_backups(&f, &root, &what);
+            }
+        }
+    }
+    assert!(killed_runs > 0, "no recovery was killed");
+}

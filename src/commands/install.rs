@@ -33,9 +33,14 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
     let pending = transaction::pending(&root)?;
     if args.dry_run {
         if let Some(journal) = &pending {
-            eprintln!(
-                "note: {journal} is left by an interrupted install; the next install finishes or undoes it first, this dry run compares with the files as they are now"
+            // The files are half switched: a diff against them would mislead.
+            let _ = std::io::stdout().write_all(
+                format!(
+                    "would first finish or undo the install interrupted at {journal}: run dockertls install, then --dry-run again for the diff\ndry run: nothing was changed\n"
+                )
+                .as_bytes(),
             );
+            return Ok(());
         }
         return dry_run(dir, &root, args.force);
     }

@@ -157,12 +157,15 @@ fn our_keys(pki: &Root, notes: &mut Vec<String>) -> Result<Map<String, Value>, E
         )));
     }
     for key in ["tlscacert", "tlscert", "tlskey"] {
-        let ok = ours[key]
-            .as_str()
-            .is_some_and(|p| p.starts_with('/') && !p.contains(".."));
+        let ok = ours[key].as_str().is_some_and(|p| {
+            p.starts_with('/')
+                && !p.ends_with('/')
+                && p.split('/').all(|c| c != "." && c != "..")
+                && !p.chars().any(char::is_control)
+        });
         if !ok {
             return Err(Error::Refused(format!(
-                "{}: \"{key}\" must be an absolute path",
+                "{}: \"{key}\" must be the absolute path of a file, without \".\", \"..\" or control characters; fix that value",
                 path.display()
             )));
         }
@@ -281,6 +284,19 @@ pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
             mode,
             secret,
         });
+    }
+
+    // Three different files, none of them daemon.json or the drop-in: one would overwrite
+    // another (the key written as daemon.json, say).
+    let mut targets: Vec<&str> = files.iter().map(|f| f.host_path.as_str()).collect();
+    targets.extend([DAEMON_JSON, DROPIN]);
+    targets.sort_unstable();
+    if let Some(twice) = targets.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::Refused(format!(
+            "{}: \"tlscacert\", \"tlscert\" and \"tlskey\" must name three different files, none of them {DAEMON_JSON} or {DROPIN}; {} is named twice",
+            pki.shown("daemon.json").display(),
+            twice[0]
+        )));
     }
 
     let daemon_existing = existing(root, DAEMON_JSON)?;
