@@ -551,6 +551,18 @@ fn links_fifos_devices_and_hard_links_on_the_way_are_refused_and_nothing_leaves_
             "more than the 1048576 install reads",
         ),
         (
+            "daemon.json not UTF-8",
+            Box::new(|root: &Path, _: &Path| {
+                std::fs::create_dir_all(root.join("etc/docker")).unwrap();
+                std::fs::write(
+                    root.join("etc/docker/daemon.json"),
+                    b"{\"debug\": \"\xff\"}\n",
+                )
+                .unwrap();
+            }),
+            "daemon.json is not UTF-8 text",
+        ),
+        (
             "the installed server key a link outside",
             Box::new(|root: &Path, outside: &Path| {
                 std::fs::write(outside.join("key.pem"), "old key").unwrap();

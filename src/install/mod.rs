@@ -85,6 +85,21 @@ impl Planned {
     }
 }
 
+// No `Debug` on what holds key bytes (a `{:?}` would print the server key): checked when
+// compiling, as static_assertions' `assert_not_impl_any!` does. If `T: Debug`, both impls
+// apply and the type parameter cannot be inferred.
+const _: fn() = || {
+    trait NotDebug<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> NotDebug<()> for T {}
+    impl<T: ?Sized + std::fmt::Debug> NotDebug<u8> for T {}
+    let _ = <Planned as NotDebug<_>>::check;
+    let _ = <Plan as NotDebug<_>>::check;
+    let _ = <FileRead as NotDebug<_>>::check;
+    let _ = <transaction::Change<'_> as NotDebug<_>>::check;
+};
+
 /// Everything install will do. No `Debug`: it holds the server key.
 pub struct Plan {
     /// In the order they are switched: TLS files, the drop-in, daemon.json last.
@@ -302,7 +317,12 @@ pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
     let daemon_existing = existing(root, DAEMON_JSON)?;
     let parsed = match &daemon_existing {
         Some(file) => Some(
-            daemon_json::parse(&String::from_utf8_lossy(&file.contents)).map_err(|why| {
+            daemon_json::parse(std::str::from_utf8(&file.contents).map_err(|_| {
+                Error::Refused(format!(
+                    "{DAEMON_JSON} is not UTF-8 text: dockerd reads JSON in UTF-8; fix it first, nothing was changed"
+                ))
+            })?)
+            .map_err(|why| {
                 Error::Refused(format!(
                     "{DAEMON_JSON} {why}; fix it first, nothing was changed"
                 ))
