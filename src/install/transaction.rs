@@ -200,25 +200,19 @@ pub fn recover(root: &Root, journal_dir: &Dir) -> Result<Option<String>, Error> 
     Ok(None)
 }
 
-fn open_dir(root: &Root, host: &str) -> Result<Option<Dir>, Error> {
-    root.dir(host)
-}
-
 fn roll_forward(root: &Root, journal: &Journal) -> Result<(), Error> {
-    let mut touched = BTreeSet::new();
     for step in &journal.steps {
-        let Some(dir) = open_dir(root, &step.dir)? else {
+        let Some(dir) = root.dir(&step.dir)? else {
             continue;
         };
         if dir.entry(&step.staged)?.is_some() {
             dir.rename(&step.staged, &step.name)?;
         }
-        touched.insert(step.dir.clone());
         dir.sync()?;
     }
     for step in &journal.steps {
         if let (Some(keep), false) = (&step.keep, step.backup)
-            && let Some(dir) = open_dir(root, &step.dir)?
+            && let Some(dir) = root.dir(&step.dir)?
         {
             dir.unlink(keep)?;
             dir.sync()?;
@@ -231,7 +225,7 @@ fn roll_forward(root: &Root, journal: &Journal) -> Result<(), Error> {
 /// journal); otherwise none does (a `.prepare` journal).
 fn roll_back(root: &Root, journal: &Journal, switched: bool) -> Result<(), Error> {
     for step in journal.steps.iter().rev() {
-        let Some(dir) = open_dir(root, &step.dir)? else {
+        let Some(dir) = root.dir(&step.dir)? else {
             continue;
         };
         let staged_left = dir.entry(&step.staged)?.is_some();
