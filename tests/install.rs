@@ -366,7 +366,7 @@ fn refusals_name_the_problem() {
     assert!(message.contains("key-match"), "{message}");
     // The check runs on a private copy of what is installed; the message names the PKI.
     assert!(
-        !message.contains("dockertls-install-check")
+        !message.contains("/proc/")
             && message.contains(&h.pki.join("server/server-key.pem").display().to_string()),
         "{message}"
     );
@@ -1455,4 +1455,50 @@ fn recovery_itself_survives_a_kill() {
         }
     }
     assert!(killed_runs > 0, "no recovery was killed");
+}
+
+#[test]
+fn dockerd_validate_reads_the_merged_file_from_memory() {
+    let Some(h) = host("/lib/systemd/system/docker.service", DOCKER_UNIT) else {
+        return;
+    };
+    // A stand-in for dockerd 23+: refuses the config file unless it is the merged one.
+    let bin = h.root.parent().unwrap().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("dockerd");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = --validate ] && [ \"$2\" = --config-file ] || exit 3\n\
+         grep -q '\"tlsverify\": true' \"$3\" || { echo \"cannot read $3\" >&2; exit 1; }\n\
+         grep -q '\"debug\": true' \"$3\" && { echo 'the following directives are specified both as a flag and in the configuration file: debug' >&2; exit 1; }\n\
+         echo 'configuration OK'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let run = || {
+        dockertls()
+            .arg("--dir")
+            .arg(&h.pki)
+            .args(["install", "--root"])
+            .arg(&h.root)
+            .env("PATH", &path)
+            .env("TMPDIR", "/nonexistent")
+            .output()
+            .unwrap()
+    };
+    write(&h.root, "/etc/docker/daemon.json", "{\"debug\": true}\n");
+    let before = tree(&h.root);
+    let output = run();
+    let message = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("dockerd --validate refuses the merged daemon.json")
+            && message.contains("specified both as a flag"),
+        "{message}"
+    );
+    assert_eq!(tree(&h.root), before);
+    write(&h.root, "/etc/docker/daemon.json", "{\"icc\": false}\n");
+    let output = run();
+    assert!(output.status.success(), "{}", stderr_of(&output));
 }

@@ -1,6 +1,5 @@
 //! `dockertls install`: apply the install plan atomically, with backups, or show it.
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -215,20 +214,14 @@ fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     else {
         return Ok(());
     };
-    let Ok(temp) = tempfile::Builder::new()
-        .prefix("dockertls-daemon-")
-        .suffix(".json")
-        .tempfile()
-    else {
+    // Held in memory: nothing is written outside --root, and a full /tmp does not matter.
+    let Ok(copy) = install::MemFile::new("daemon.json", &file.contents, 0o644) else {
         return Ok(());
     };
-    if fs::write(temp.path(), &file.contents).is_err() {
-        return Ok(());
-    }
     let Ok(output) = Command::new("dockerd")
         .arg("--validate")
         .arg("--config-file")
-        .arg(temp.path())
+        .arg(copy.path_for_child())
         .output()
     else {
         return Ok(());

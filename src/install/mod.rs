@@ -203,21 +203,20 @@ fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error
         })?;
         read.push(file.contents);
     }
-    // Never install a server pair that dockerd would refuse: audit a private copy of the
-    // bytes read (the audit reads files).
-    let copy = tempfile::Builder::new()
-        .prefix("dockertls-install-check-")
-        .tempdir()
-        .map_err(|e| Error::Failed(format!("cannot create a private temporary folder: {e}")))?;
-    for (name, contents) in names.iter().zip(&read) {
-        crate::store::write_new_file(&copy.path().join(name), contents, 0o400)?;
-    }
+    // Never install a server pair that dockerd would refuse: audit the bytes read, held in
+    // memory (the audit reads paths: /proc/self/fd/N), so what is checked is what is installed,
+    // and no copy of the key is written anywhere.
+    let copies = names
+        .iter()
+        .zip(&read)
+        .map(|(name, contents)| MemFile::new(name, contents, 0o400))
+        .collect::<Result<Vec<_>, Error>>()?;
     let target = crate::audit::Target {
-        path: copy.path().to_path_buf(),
+        path: copies[1].path(),
         kind: crate::audit::Kind::Server,
-        cert: copy.path().join("server-cert.pem"),
-        key: copy.path().join("server-key.pem"),
-        ca: Some(copy.path().join("ca.pem")),
+        cert: copies[1].path(),
+        key: copies[2].path(),
+        ca: Some(copies[0].path()),
         cis: false,
     };
     let options = crate::audit::Options {
@@ -231,19 +230,58 @@ fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error
         .iter()
         .find(|c| c.status == crate::audit::Status::Fail)
     {
-        // The message names the private copy: name the PKI's folder instead.
-        let server = dir.join("server");
-        let message = check.message.replace(
-            &copy.path().display().to_string(),
-            &server.display().to_string(),
-        );
+        // The message names the copies in memory: name the PKI's files instead. Their three
+        // descriptors are consecutive and above 2, so no path is the start of another.
+        let mut message = check.message.clone();
+        for (copy, name) in copies.iter().zip(names) {
+            message = message.replace(
+                &format!("{}", copy.path().display()),
+                &format!("{}", pki.shown(&format!("server/{name}")).display()),
+            );
+        }
         return Err(Error::Refused(format!(
             "{} fails verification ({}: {message}); fix it before installing",
-            server.display(),
+            dir.join("server").display(),
             check.id,
         )));
     }
     Ok(read)
+}
+
+/// A file held in memory (memfd), for a check that reads a path: /proc/self/fd/N.
+pub struct MemFile {
+    file: std::fs::File,
+}
+
+impl MemFile {
+    /// A memory file holding `contents`, with `mode`.
+    pub fn new(name: &str, contents: &[u8], mode: u32) -> Result<MemFile, Error> {
+        let failed = |e: std::io::Error| {
+            Error::Failed(format!("cannot hold {name} in memory for its check: {e}"))
+        };
+        let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| failed(e.into()))?;
+        rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode))
+            .map_err(|e| failed(e.into()))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, contents).map_err(failed)?;
+        Ok(MemFile { file })
+    }
+
+    /// Its path for this process.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.path_in("self")
+    }
+
+    /// Its path for a child process (which sees the file through this process's /proc entry).
+    pub fn path_for_child(&self) -> std::path::PathBuf {
+        self.path_in(&std::process::id().to_string())
+    }
+
+    fn path_in(&self, process: &str) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd;
+        std::path::PathBuf::from(format!("/proc/{process}/fd/{}", self.file.as_raw_fd()))
+    }
 }
 
 /// Reads a unit file or drop-in as systemd would (links followed inside the root, bounded);
