@@ -1,15 +1,15 @@
 //! `dockertls install`: apply the install plan atomically, with backups, or show it.
 
-use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
 use ::time::OffsetDateTime;
 
 use crate::cli::InstallArgs;
-use crate::error::{Error, io_failed};
+use crate::error::Error;
+use crate::install::confined::Root;
+use crate::install::transaction::{self, Change};
 use crate::install::{self, Plan, Planned};
 use crate::store;
 
@@ -26,30 +26,50 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             "--restart acts on this machine's systemd: it does not go with --root".into(),
         ));
     }
-    if !args.root.is_dir() {
-        return Err(Error::Refused(format!(
-            "--root {} is not a directory",
-            args.root.display()
-        )));
-    }
+    let root = Root::open(&args.root).map_err(|_| {
+        Error::Refused(format!("--root {} is not a directory", args.root.display()))
+    })?;
+    // The PKI it installs from must not be changeable by anyone else (checked again before
+    // anything is written).
     store::check_trusted(dir)?;
-    let plan = install::plan(dir, &args.root, args.force)?;
+    let pending = transaction::pending(&root)?;
+    if args.dry_run {
+        if let Some(journal) = &pending {
+            // The files are half switched: a diff against them would mislead.
+            let _ = std::io::stdout().write_all(
+                crate::escape::text(&format!(
+                    "would first finish or undo the install interrupted at {journal}: run dockertls install, then --dry-run again for the diff\ndry run: nothing was changed\n"
+                ))
+                .as_bytes(),
+            );
+            return Ok(());
+        }
+        return dry_run(dir, &root, args.force);
+    }
+    // Everything is checked before anything is created (a refusal changes nothing) ...
+    if pending.is_none() {
+        let plan = install::plan(dir, &root, args.force)?;
+        if !plan.files.iter().any(Planned::changes) {
+            for note in &plan.notes {
+                eprintln!("note: {note}");
+            }
+            let _ = std::io::stdout().write_all(
+                b"nothing to change: the TLS files, daemon.json and the drop-in are in place\n",
+            );
+            return Ok(());
+        }
+    }
+    // ... then again under the lock, after finishing or undoing an interrupted run.
+    let journal_dir = transaction::lock(&root)?;
+    if let Some(line) = transaction::recover(&root, &journal_dir)? {
+        eprintln!("note: {line}");
+    }
+    let plan = install::plan(dir, &root, args.force)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
     let changing: Vec<&Planned> = plan.files.iter().filter(|f| f.changes()).collect();
     let mut out = String::new();
-    if args.dry_run {
-        for file in &changing {
-            out.push_str(&describe(file));
-        }
-        if changing.is_empty() {
-            out.push_str("nothing to change: everything is in place\n");
-        }
-        out.push_str("dry run: nothing was changed\n");
-        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-        return Ok(());
-    }
     if changing.is_empty() {
         out.push_str(
             "nothing to change: the TLS files, daemon.json and the drop-in are in place\n",
@@ -61,34 +81,30 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
     // Again just before writing: the source must not have become changeable meanwhile.
     store::check_trusted(dir)?;
 
-    let tls_dir = install::under(&plan.root, &plan.tls_dir);
-    if !tls_dir.exists() {
-        fs::create_dir_all(&tls_dir).map_err(|e| io_failed("cannot create", &tls_dir, &e))?;
-        fs::set_permissions(&tls_dir, fs::Permissions::from_mode(store::PRIVATE_DIR))
-            .map_err(|e| io_failed("cannot set the mode of", &tls_dir, &e))?;
+    let changes: Vec<Change<'_>> = changing
+        .iter()
+        .map(|file| {
+            let (folder, name) = file.split();
+            let is_tls = folder == plan.tls_dir;
+            Change {
+                dir_mode: if is_tls { store::PRIVATE_DIR } else { 0o755 },
+                dir: folder,
+                name,
+                contents: &file.contents,
+                mode: file.mode,
+                existed: file.existing.is_some(),
+                backed_up: file.contents_change(),
+            }
+        })
+        .collect();
+    let applied = transaction::apply(&root, &journal_dir, &changes, &store::backup_stamp(now))?;
+    for note in &applied.notes {
+        eprintln!("note: {note}");
+    }
+    if applied.created_dirs.contains(&plan.tls_dir) {
         out.push_str(&format!("created {} (0700)\n", plan.tls_dir));
     }
-    let stamp = store::backup_stamp(now);
-    let mut backups = Vec::new();
     for file in &changing {
-        if let Some((contents, mode, _, _)) = &file.existing
-            && contents != &file.contents
-        {
-            let backup = file.path.with_file_name(format!(
-                "{}.{stamp}.bak",
-                file.path.file_name().unwrap_or_default().to_string_lossy()
-            ));
-            write_atomic(&backup, contents, *mode, false)?;
-            backups.push(format!("{}.{stamp}.bak", file.host_path));
-        }
-    }
-    for file in &changing {
-        if let Some(parent) = file.path.parent()
-            && !parent.exists()
-        {
-            fs::create_dir_all(parent).map_err(|e| io_failed("cannot create", parent, &e))?;
-        }
-        write_atomic(&file.path, &file.contents, file.mode, true)?;
         out.push_str(&format!(
             "{} {} ({:04o}, root:root)\n",
             if file.existing.is_some() {
@@ -100,7 +116,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             file.mode
         ));
     }
-    for backup in &backups {
+    for backup in &applied.backups {
         out.push_str(&format!("backed up the previous file as {backup}\n"));
     }
     if !plan.removed_flags.is_empty() {
@@ -121,6 +137,25 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
     Ok(())
 }
 
+/// --dry-run: the diffs, nothing written or created.
+fn dry_run(dir: &Path, root: &Root, force: bool) -> Result<(), Error> {
+    let plan = install::plan(dir, root, force)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    let mut out = String::new();
+    let changing: Vec<&Planned> = plan.files.iter().filter(|f| f.changes()).collect();
+    for file in &changing {
+        out.push_str(&describe(file));
+    }
+    if changing.is_empty() {
+        out.push_str("nothing to change: everything is in place\n");
+    }
+    out.push_str("dry run: nothing was changed\n");
+    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
+    Ok(())
+}
+
 /// A file's entry in the dry run: a unified diff for text, a line for PEM material.
 fn describe(file: &Planned) -> String {
     let action = if file.existing.is_some() {
@@ -137,7 +172,7 @@ fn describe(file: &Planned) -> String {
         let same = file
             .existing
             .as_ref()
-            .is_some_and(|(c, ..)| c == &file.contents);
+            .is_some_and(|old| old.contents.as_slice() == file.contents.as_slice());
         let detail = if same {
             "same contents; mode or owner differ"
         } else {
@@ -151,7 +186,7 @@ fn describe(file: &Planned) -> String {
     let old = file
         .existing
         .as_ref()
-        .map(|(c, ..)| String::from_utf8_lossy(c).into_owned())
+        .map(|old| String::from_utf8_lossy(&old.contents).into_owned())
         .unwrap_or_default();
     let new = String::from_utf8_lossy(&file.contents);
     let from = if file.existing.is_some() {
@@ -175,32 +210,6 @@ fn describe(file: &Planned) -> String {
     text
 }
 
-/// Writes `contents` to `path` atomically: a private temporary file in the same folder, owner
-/// root:root (when `chown`), mode, fsync, rename, fsync of the folder.
-fn write_atomic(path: &Path, contents: &[u8], mode: u32, chown: bool) -> Result<(), Error> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".dockertls-")
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(parent)
-        .map_err(|e| io_failed("cannot write in", parent, &e))?;
-    temp.write_all(contents)
-        .map_err(|e| io_failed("cannot write", path, &e))?;
-    if chown {
-        std::os::unix::fs::fchown(temp.as_file(), Some(0), Some(0))
-            .map_err(|e| io_failed("cannot set root:root on", path, &e))?;
-    }
-    temp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| io_failed("cannot set the mode of", path, &e))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| io_failed("cannot write", path, &e))?;
-    temp.persist(path)
-        .map_err(|e| io_failed("cannot replace", path, &e.error))?;
-    store::sync_dir(parent)
-}
-
 /// `dockerd --validate` (Docker 23+) checks the merged file before it replaces the old one.
 fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     let Some(file) = plan
@@ -210,20 +219,14 @@ fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     else {
         return Ok(());
     };
-    let Ok(temp) = tempfile::Builder::new()
-        .prefix("dockertls-daemon-")
-        .suffix(".json")
-        .tempfile()
-    else {
+    // Held in memory: nothing is written outside --root, and a full /tmp does not matter.
+    let Ok(copy) = install::MemFile::new("daemon.json", &file.contents, 0o644) else {
         return Ok(());
     };
-    if fs::write(temp.path(), &file.contents).is_err() {
-        return Ok(());
-    }
     let Ok(output) = Command::new("dockerd")
         .arg("--validate")
         .arg("--config-file")
-        .arg(temp.path())
+        .arg(copy.path_for_child())
         .output()
     else {
         return Ok(());
