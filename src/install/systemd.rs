@@ -320,7 +320,23 @@ fn read_host_file(root: &Path, host: &str) -> Result<Found, Error> {
     let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
         return Err(refused(
-            format!("{} is not a regular file", printable(host)),
+            format!("{} is {}, not a regular file", printable(host), {
+                use std::os::unix::fs::FileTypeExt;
+                let kind = meta.file_type();
+                if kind.is_fifo() {
+                    "a FIFO"
+                } else if kind.is_char_device() {
+                    "a character device"
+                } else if kind.is_block_device() {
+                    "a block device"
+                } else if kind.is_socket() {
+                    "a socket"
+                } else if kind.is_dir() {
+                    "a folder"
+                } else {
+                    "something else"
+                }
+            }),
             "systemd reads units, drop-ins and environment files as regular files: replace it with one, then run dockertls install again",
         ));
     }
