@@ -3,17 +3,64 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// The key types `--key-type` accepts, in the order `--help` lists them.
-pub const KEY_TYPES: [&str; 6] = [
-    "ecdsa-p256",
-    "ecdsa-p384",
-    "ed25519",
-    "rsa-2048",
-    "rsa-3072",
-    "rsa-4096",
-];
+/// The key algorithm of every key of a PKI (`--key-type`), in the order `--help` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyType {
+    /// fast, small, accepted everywhere (recommended)
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+    /// a larger curve, a little slower
+    #[value(name = "ecdsa-p384")]
+    EcdsaP384,
+    /// modern and fast; needs Go 1.13+ and OpenSSL 1.1.1+ peers
+    #[value(name = "ed25519")]
+    Ed25519,
+    /// for old clients that only speak RSA
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    /// RSA with a longer life
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    /// what Docker's docs use; slow to generate, large
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+}
+
+impl KeyType {
+    /// The name `--key-type` takes (`ecdsa-p256`). (`pki` says what each type means.)
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "ecdsa-p256",
+            KeyType::EcdsaP384 => "ecdsa-p384",
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
+        }
+    }
+}
+
+/// The shell `env --shell` prints for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// POSIX sh, bash, zsh.
+    Sh,
+    /// fish.
+    Fish,
+    /// PowerShell.
+    Powershell,
+}
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Lines for people.
+    Text,
+    /// JSON for programs.
+    Json,
+}
 
 /// Make the Docker daemon's remote API safe to expose over TCP with mutual TLS.
 #[derive(Debug, Parser)]
@@ -111,8 +158,8 @@ pub struct ClientAddArgs {
 #[derive(Debug, Args)]
 pub struct ClientListArgs {
     /// Output format.
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -129,8 +176,8 @@ pub struct EnvArgs {
     pub name: String,
 
     /// The shell to print for.
-    #[arg(long, value_name = "SHELL", default_value = "sh", value_parser = ["sh", "fish", "powershell"])]
-    pub shell: String,
+    #[arg(long, value_name = "SHELL", value_enum, default_value_t = Shell::Sh)]
+    pub shell: Shell,
 
     /// Print the `docker context create` command instead.
     #[arg(long)]
@@ -193,8 +240,8 @@ pub struct ProbeArgs {
     pub timeout: f64,
 
     /// Output format.
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -217,8 +264,8 @@ pub struct VerifyArgs {
     pub warn_days: i64,
 
     /// Output format.
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 
     /// Also audit the TLS setup of this daemon.json (e.g. /etc/docker/daemon.json) and the
     /// files it names, with the CIS Docker Benchmark file checks.
@@ -246,8 +293,8 @@ pub struct InitArgs {
     pub clients: Vec<String>,
 
     /// The type of every key of the PKI.
-    #[arg(long, value_name = "TYPE", default_value = "ecdsa-p256", value_parser = KEY_TYPES)]
-    pub key_type: String,
+    #[arg(long, value_name = "TYPE", value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
 
     /// Validity of the server and client certificates, in days.
     #[arg(

@@ -32,4 +32,3 @@ pub mod store;
 pub mod terminal;
 pub mod userfile;
 pub mod wizard;
-pub mod workspace;

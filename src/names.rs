@@ -215,6 +215,31 @@ pub fn parse_client_name(input: &str) -> Result<String, String> {
     Ok(input.to_string())
 }
 
+/// The DOCKER_HOST for a daemon dialled at `host` on `port` (an IPv6 address in brackets).
+pub fn docker_host(host: &Address, port: u16) -> String {
+    match host {
+        Address::Ip(std::net::IpAddr::V6(v6)) => format!("tcp://[{v6}]:{port}"),
+        other => format!("tcp://{other}:{port}"),
+    }
+}
+
+/// The docker context dockertls names for `host`: `dockertls-HOST`, with every character but
+/// letters, digits, '.' and '-' turned into '-'.
+pub fn context_name(host: &Address) -> String {
+    let name: String = host
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("dockertls-{}", name.trim_matches('-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,45 +14,34 @@ use rcgen::{
 use x509_parser::prelude::FromDer;
 use zeroize::Zeroizing;
 
+use clap::ValueEnum;
+
 use crate::names::Address;
 
-/// The key algorithm used for every key of one PKI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    EcdsaP256,
-    EcdsaP384,
-    Ed25519,
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
+/// What a certificate's key is, for a message: RSA with its size, EC with its curve's OID, or
+/// the algorithm's OID.
+fn key_description(cert: &x509_parser::certificate::X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    let spki = cert.public_key();
+    let curve = || {
+        spki.algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .map_or("unknown".to_string(), |oid| oid.to_id_string())
+    };
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA with {} bits", rsa.key_size()),
+        Ok(PublicKey::EC(_)) => format!("ECDSA on the curve {}", curve()),
+        _ => format!("of algorithm {}", spki.algorithm.algorithm.to_id_string()),
+    }
 }
 
+/// The key algorithm used for every key of one PKI. Declared with its `--key-type` names in
+/// `cli` (one list); what each type means for keys and certificates is here.
+pub use crate::cli::KeyType;
+
 impl KeyType {
-    /// Parses the `--key-type` spelling.
-    pub fn from_name(name: &str) -> Option<KeyType> {
-        Some(match name {
-            "ecdsa-p256" => KeyType::EcdsaP256,
-            "ecdsa-p384" => KeyType::EcdsaP384,
-            "ed25519" => KeyType::Ed25519,
-            "rsa-2048" => KeyType::Rsa2048,
-            "rsa-3072" => KeyType::Rsa3072,
-            "rsa-4096" => KeyType::Rsa4096,
-            _ => return None,
-        })
-    }
-
-    /// The `--key-type` spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyType::EcdsaP256 => "ecdsa-p256",
-            KeyType::EcdsaP384 => "ecdsa-p384",
-            KeyType::Ed25519 => "ed25519",
-            KeyType::Rsa2048 => "rsa-2048",
-            KeyType::Rsa3072 => "rsa-3072",
-            KeyType::Rsa4096 => "rsa-4096",
-        }
-    }
-
     /// The type of an existing key (RSA by its modulus size).
     pub fn of_key(key: &KeyPair) -> Option<KeyType> {
         let alg = key.algorithm();
@@ -399,8 +388,13 @@ impl Ca {
         if rcgen::PublicKeyData::subject_public_key_info(&key) != cert.public_key().raw {
             return Err("the CA key does not belong to the CA certificate".into());
         }
-        let key_type =
-            KeyType::of_key(&key).ok_or("the CA key's type is not one dockertls issues with")?;
+        let key_type = KeyType::of_key(&key).ok_or_else(|| {
+            format!(
+                "the CA key is {}, not a type dockertls issues with ({}); replace the CA with dockertls rotate --ca, or make a new PKI with dockertls init",
+                key_description(&cert),
+                KeyType::value_variants().iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            )
+        })?;
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)

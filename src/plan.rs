@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::cli::InitArgs;
+use crate::cli::{ClientAddArgs, InitArgs, RotateArgs};
 use crate::error::Error;
 use crate::names::{self, Address};
 use crate::pki::KeyType;
@@ -70,32 +70,14 @@ impl InitPlan {
             sans.push(loopback);
         }
 
-        let mut clients = Vec::new();
-        let mut seen_clients = HashSet::new();
-        for input in &args.clients {
-            let name = names::parse_client_name(input).map_err(refuse)?;
-            // Folder names may be case-insensitive on the machine the files are copied to.
-            if !seen_clients.insert(name.to_ascii_lowercase()) {
-                return Err(refuse(format!(
-                    "--client '{input}' is given twice: each user needs one distinct name"
-                )));
-            }
-            clients.push(name);
-        }
+        let mut clients = client_names("--client", &args.clients).map_err(refuse)?;
         if clients.is_empty() {
             clients.push("client".to_string());
         }
+        let key_type = args.key_type;
 
-        let key_type = KeyType::from_name(&args.key_type).ok_or_else(|| {
-            refuse(format!(
-                "--key-type '{}' is not a known key type (one of {})",
-                args.key_type,
-                crate::cli::KEY_TYPES.join(", ")
-            ))
-        })?;
-
-        let ca_days = check_days("--ca-days", args.ca_days)?;
-        let leaf_days = check_days("--days", args.days)?;
+        let ca_days = check_days("--ca-days", args.ca_days, 1)?;
+        let leaf_days = check_days("--days", args.days, 1)?;
         if leaf_days > ca_days {
             return Err(refuse(format!(
                 "--days {leaf_days} is longer than --ca-days {ca_days}: a certificate cannot outlive its CA"
@@ -134,18 +116,139 @@ impl InitPlan {
     }
 }
 
-fn check_days(flag: &str, days: i64) -> Result<i64, Error> {
-    if days < 1 {
-        return Err(Error::Refused(format!(
-            "{flag} {days}: a validity must be at least 1 day"
-        )));
+/// The one rule for a number of days (`--days`, `--ca-days`, `--within`, the wizard's
+/// answers): a whole number from `min` to [`MAX_DAYS`].
+pub fn check_days(flag: &str, days: i64, min: i64) -> Result<i64, Error> {
+    if (min..=MAX_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(Error::Refused(days_message(flag, &days.to_string(), min)))
     }
-    if days > MAX_DAYS {
-        return Err(Error::Refused(format!(
-            "{flag} {days}: longer than {MAX_DAYS} days (100 years) is refused as a likely typo"
-        )));
+}
+
+/// The message of [`check_days`], also for an answer that is not a number.
+pub fn days_message(flag: &str, input: &str, min: i64) -> String {
+    format!(
+        "{flag} {input}: give a whole number of days from {min} to {MAX_DAYS} (100 years; more is refused as a likely typo)"
+    )
+}
+
+/// The one rule for a list of new client names (`init --client`, `client add`, `rotate
+/// --client`, the wizard): each a valid name, none given twice. Names that differ only in
+/// case count as the same: the folder clients/NAME is copied to users' machines, where the
+/// file system may ignore case (macOS, Windows) and Alice/ would overwrite alice/.
+pub fn client_names<S: AsRef<str>>(flag: &str, inputs: &[S]) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = Vec::new();
+    for input in inputs {
+        let name = names::parse_client_name(input.as_ref())?;
+        if let Some(first) = same_name(&names, &name) {
+            return Err(format!(
+                "{flag} '{name}' is given twice (as '{first}'; names that differ only in case are one folder on some systems): give each user one distinct name"
+            ));
+        }
+        names.push(name);
     }
-    Ok(days)
+    Ok(names)
+}
+
+/// The name in `names` that is `name` when case is ignored.
+pub fn same_name<'a>(names: &'a [String], name: &str) -> Option<&'a str> {
+    names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .map(String::as_str)
+}
+
+/// Everything `client add` needs, checked.
+#[derive(Debug)]
+pub struct ClientAddPlan {
+    /// The new clients, distinct ignoring case.
+    pub names: Vec<String>,
+    /// Validity of each certificate.
+    pub days: i64,
+}
+
+impl ClientAddPlan {
+    /// Validates the `client add` arguments.
+    pub fn from_args(args: &ClientAddArgs) -> Result<ClientAddPlan, Error> {
+        Ok(ClientAddPlan {
+            names: client_names("client add", &args.names).map_err(Error::Refused)?,
+            days: check_days("--days", args.days, 1)?,
+        })
+    }
+}
+
+/// What `rotate` was asked to select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateScope {
+    /// `--ca`: a new CA and everything re-issued under it.
+    NewCa,
+    /// `--server` and/or `--client`: only those.
+    Selected,
+    /// Neither: every certificate, when due.
+    Everything,
+}
+
+/// Everything `rotate` needs, checked.
+#[derive(Debug)]
+pub struct RotatePlan {
+    pub scope: RotateScope,
+    /// Re-issue what expires within this many days.
+    pub within: i64,
+    /// `--all`: re-issue every selected certificate whatever its expiry.
+    pub all: bool,
+    /// `--server`.
+    pub server: bool,
+    /// `--client` names, distinct.
+    pub clients: Vec<String>,
+    /// SANs to add to the server certificate, distinct.
+    pub allow: Vec<Address>,
+    pub dry_run: bool,
+    /// How the input was read (normalised addresses).
+    pub notes: Vec<String>,
+}
+
+impl RotatePlan {
+    /// Validates the `rotate` arguments.
+    pub fn from_args(args: &RotateArgs) -> Result<RotatePlan, Error> {
+        let within = check_days("--within", args.within, 0)?;
+        if !args.allow.is_empty() && !args.server {
+            return Err(Error::Refused(
+                "--allow adds SANs to the server certificate: add --server".into(),
+            ));
+        }
+        let selected = args.server || !args.clients.is_empty();
+        if args.ca && (selected || args.all || !args.allow.is_empty()) {
+            return Err(Error::Refused(
+                "--ca re-issues everything under a new CA: drop --server, --client, --all and --allow"
+                    .into(),
+            ));
+        }
+        let mut notes = Vec::new();
+        let mut allow = Vec::new();
+        for input in &args.allow {
+            let parsed = names::parse_address("--allow", input).map_err(Error::Refused)?;
+            notes.extend(parsed.note);
+            if !allow.contains(&parsed.address) {
+                allow.push(parsed.address);
+            }
+        }
+        let scope = match (args.ca, selected) {
+            (true, _) => RotateScope::NewCa,
+            (false, true) => RotateScope::Selected,
+            (false, false) => RotateScope::Everything,
+        };
+        Ok(RotatePlan {
+            scope,
+            within,
+            all: args.all,
+            server: args.server,
+            clients: client_names("--client", &args.clients).map_err(Error::Refused)?,
+            allow,
+            dry_run: args.dry_run,
+            notes,
+        })
+    }
 }
 
 fn parse_listen(input: &str) -> Result<SocketAddr, Error> {

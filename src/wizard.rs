@@ -2,17 +2,17 @@
 //! `InitArgs` the flags fill, validated by the same parsers, and shows the equivalent command
 //! before anything is created.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum;
 use dialoguer::theme::SimpleTheme;
 use dialoguer::{Confirm, Input, MultiSelect, Select};
 
-use crate::cli::{InitArgs, KEY_TYPES};
+use crate::cli::{InitArgs, KeyType};
 use crate::error::Error;
 use crate::names;
-use crate::plan::MAX_DAYS;
+use crate::plan::{self, MAX_DAYS};
 use crate::render::shell_quote;
 use crate::secret::Passphrase;
 
@@ -22,16 +22,6 @@ pub struct Answers {
     pub args: InitArgs,
     pub passphrase: Option<Passphrase>,
 }
-
-/// One line on each key type's trade-off.
-const KEY_TYPE_HELP: [&str; 6] = [
-    "ecdsa-p256  fast, small, accepted everywhere (recommended)",
-    "ecdsa-p384  a larger curve, a little slower",
-    "ed25519     modern and fast; needs Go 1.13+ and OpenSSL 1.1.1+ peers",
-    "rsa-2048    for old clients that only speak RSA",
-    "rsa-3072    RSA with a longer life",
-    "rsa-4096    what Docker's docs use; slow to generate, large",
-];
 
 fn ask<T>(result: dialoguer::Result<T>) -> Result<T, Error> {
     match result {
@@ -105,42 +95,43 @@ pub fn run(
         .with_prompt("Client names, one per user (comma-separated)")
         .default(clients_default)
         .validate_with(|text: &String| {
-            let mut seen = HashSet::new();
-            for item in split(text) {
-                let name = names::parse_client_name(item)?;
-                if !seen.insert(name.to_ascii_lowercase()) {
-                    return Err(format!("'{item}' is given twice"));
-                }
-            }
-            if seen.is_empty() {
-                Err("give at least one name".to_string())
-            } else {
-                Ok(())
+            let items: Vec<&str> = split(text).collect();
+            match plan::client_names("client", &items)?.is_empty() {
+                true => Err("give at least one name".to_string()),
+                false => Ok(()),
             }
         })
         .interact_text())?;
     let clients: Vec<String> = split(&clients).map(str::to_string).collect();
 
-    let key_default = KEY_TYPES
+    let key_types = KeyType::value_variants();
+    let key_default = key_types
         .iter()
         .position(|k| *k == given.key_type)
         .unwrap_or(0);
     let key_index = ask(Select::with_theme(&theme)
         .with_prompt("Key type")
-        .items(KEY_TYPE_HELP)
+        .items(
+            key_types
+                .iter()
+                .map(|k| key_type_line(*k))
+                .collect::<Vec<_>>(),
+        )
         .default(key_default)
         .interact())?;
-    let key_type = KEY_TYPES[key_index].to_string();
+    let key_type = key_types.get(key_index).copied().unwrap_or(given.key_type);
 
     let days = ask_days(
         &theme,
         "Validity of the server and client certificates, in days",
+        "--days",
         given.days,
         1,
     )?;
     let ca_days = ask_days(
         &theme,
         "Validity of the CA, in days",
+        "--ca-days",
         given.ca_days.max(days),
         days,
     )?;
@@ -203,7 +194,7 @@ pub fn run(
     eprintln!("  clients             {}", args.clients.join(", "));
     eprintln!(
         "  CA                  {}, valid {} days, key {}",
-        args.key_type,
+        args.key_type.name(),
         args.ca_days,
         if passphrase.is_some() {
             "protected by a passphrase"
@@ -228,20 +219,36 @@ pub fn run(
     }))
 }
 
-fn ask_days(theme: &SimpleTheme, prompt: &str, default: i64, at_least: i64) -> Result<i64, Error> {
+/// One line on a key type's trade-off: its name and its `--help` text.
+fn key_type_line(key_type: KeyType) -> String {
+    let help = key_type
+        .to_possible_value()
+        .and_then(|v| v.get_help().map(ToString::to_string))
+        .unwrap_or_default();
+    format!("{:<11} {help}", key_type.name())
+}
+
+fn ask_days(
+    theme: &SimpleTheme,
+    prompt: &str,
+    flag: &'static str,
+    default: i64,
+    at_least: i64,
+) -> Result<i64, Error> {
     let text: String = ask(Input::with_theme(theme)
         .with_prompt(prompt)
         .default(default.to_string())
-        .validate_with(move |text: &String| match text.trim().parse::<i64>() {
-            Ok(n) if n < at_least => Err(format!("at least {at_least}")),
-            Ok(n) if n > MAX_DAYS => Err(format!("at most {MAX_DAYS}")),
-            Ok(_) => Ok(()),
-            Err(_) => Err("a whole number of days".to_string()),
-        })
+        .validate_with(move |text: &String| parse_days(flag, text, at_least).map(drop))
         .interact_text())?;
-    text.trim()
-        .parse()
-        .map_err(|_| Error::Refused("not a number of days".into()))
+    parse_days(flag, &text, at_least).map_err(Error::Refused)
+}
+
+/// An answer in days, by the rule of `--days` (`plan::check_days`).
+fn parse_days(flag: &str, text: &str, at_least: i64) -> Result<i64, String> {
+    let days = text.trim().parse::<i64>();
+    days.ok()
+        .filter(|n| (at_least..=MAX_DAYS).contains(n))
+        .ok_or_else(|| plan::days_message(flag, text.trim(), at_least))
 }
 
 fn split(text: &str) -> impl Iterator<Item = &str> {
@@ -265,7 +272,7 @@ pub fn equivalent_command(dir: &Path, args: &InitArgs) -> String {
         push("--allow", &args.allow.join(","));
     }
     push("--client", &args.clients.join(","));
-    push("--key-type", &args.key_type);
+    push("--key-type", args.key_type.name());
     push("--days", &args.days.to_string());
     push("--ca-days", &args.ca_days.to_string());
     if args.listen != "0.0.0.0:2376" {

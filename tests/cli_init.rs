@@ -362,8 +362,8 @@ fn bad_addresses_are_refused_before_anything_is_written() {
 fn bad_options_are_refused_before_anything_is_written() {
     let h = ["--host", "example.com"];
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
-        (vec!["--days", "0"], vec!["--days 0", "at least 1 day"]),
-        (vec!["--days", "-5"], vec!["--days -5", "at least 1 day"]),
+        (vec!["--days", "0"], vec!["--days 0", "from 1 to"]),
+        (vec!["--days", "-5"], vec!["--days -5", "from 1 to"]),
         (
             vec!["--days", "4000"],
             vec!["--days 4000", "--ca-days 3650", "outlive"],

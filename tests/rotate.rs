@@ -176,7 +176,7 @@ fn bad_input_changes_nothing() {
         ),
         (&pki, vec!["client", "remove", "zoe"], "no client 'zoe'"),
         (&pki, vec!["env", "zoe"], "no client 'zoe'"),
-        (&pki, vec!["rotate", "--client", "zoe"], "no such client"),
+        (&pki, vec!["rotate", "--client", "zoe"], "no client 'zoe'"),
         (
             &pki,
             vec!["rotate", "--client", "a/b"],

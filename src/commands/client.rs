@@ -1,19 +1,19 @@
 //! `dockertls client add|list|remove`.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
 use ::time::OffsetDateTime;
 use serde_json::json;
 
-use crate::cli::{ClientAddArgs, ClientCommand, ClientListArgs, ClientRemoveArgs};
-use crate::commands::pkistate::{self, date};
+use crate::cli::{ClientAddArgs, ClientCommand, ClientListArgs, ClientRemoveArgs, Format};
 use crate::error::Error;
 use crate::names;
-use crate::pki::{self, LeafRequest, Role};
-use crate::plan::MAX_DAYS;
-use crate::workspace::{self, Workspace};
+use crate::pki::{self, Ca, LeafRequest, Role};
+use crate::plan::{self, ClientAddPlan};
+use crate::store::state::{self, date};
+use crate::store::workspace::{self, Workspace};
+use crate::store::{Holder, Pki, Stage};
 
 /// Runs a `client` subcommand; returns the exit status.
 pub fn run(
@@ -35,103 +35,27 @@ fn add(
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
-    let mut names = Vec::new();
-    let mut seen = HashSet::new();
-    for input in &args.names {
-        let name = names::parse_client_name(input).map_err(Error::Refused)?;
-        if !seen.insert(name.to_ascii_lowercase()) {
-            return Err(Error::Refused(format!("client '{input}' is given twice")));
-        }
-        names.push(name);
-    }
-    if !(1..=MAX_DAYS).contains(&args.days) {
-        return Err(Error::Refused(format!(
-            "--days {}: give a validity from 1 to {MAX_DAYS} days",
-            args.days
-        )));
-    }
+    let plan = ClientAddPlan::from_args(args)?;
     workspace::require_pki(dir)?;
-    let existing: HashSet<String> = pkistate::client_names(dir)
+    let existing = state::client_names(dir);
+    if let Some((name, taken)) = plan
+        .names
         .iter()
-        .map(|n| n.to_ascii_lowercase())
-        .collect();
-    if let Some(taken) = names
-        .iter()
-        .find(|n| existing.contains(&n.to_ascii_lowercase()))
+        .find_map(|n| Some((n, plan::same_name(&existing, n)?)))
     {
         return Err(Error::Refused(format!(
-            "client '{taken}' exists already ({}); remove it first with dockertls client remove {taken}, or choose another name",
-            dir.join("clients").join(taken).display()
+            "client '{name}' exists already ({}); remove it first with dockertls client remove {taken}, or choose another name",
+            Pki::new(dir).client_dir(taken).display()
         )));
     }
-    let (ca, _) = pkistate::load_ca(dir, passphrase_file)?;
-    let ca_days = pki::days_left(now, ca.not_after);
-    if ca.not_after <= now {
-        return Err(Error::Refused(format!(
-            "the CA expired on {}: replace it with dockertls rotate --ca",
-            date(ca.not_after)
-        )));
-    }
-    if now < ca.not_before {
-        return Err(Error::Refused(format!(
-            "the CA is not valid before {}: what it signs now is refused until then; check this machine's clock, or replace the CA with dockertls rotate --ca",
-            date(ca.not_before)
-        )));
-    }
-    // A CA "valid until 9999-12-31T23:59:59Z" has no well-defined expiry (RFC 5280): any
-    // validity is accepted and ends there at the latest.
-    let ca_unbounded = ca.not_after >= pki::LATEST;
-    if ca_days < 1 && !ca_unbounded {
-        return Err(Error::Refused(format!(
-            "the CA expires on {} (in less than a day): a certificate cannot outlive its CA; replace the CA with dockertls rotate --ca",
-            date(ca.not_after)
-        )));
-    }
-    if args.days > ca_days && !ca_unbounded {
-        return Err(Error::Refused(format!(
-            "--days {}: the CA expires on {} ({ca_days} days): a certificate cannot outlive its CA; use --days {ca_days} or less, or replace the CA with dockertls rotate --ca",
-            args.days,
-            date(ca.not_after)
-        )));
-    }
-
-    let ws = Workspace::open(dir, now)?;
-    let keys = pki::generate_keys(ca.key_type, names.len())
-        .map_err(|e| Error::Failed(format!("cannot generate keys: {e}")))?;
-    let mut issued = Vec::new();
-    for (name, key) in names.iter().zip(keys) {
-        let leaf = LeafRequest {
-            cn: name,
-            sans: &[],
-            role: Role::Client,
-            now,
-            days: args.days,
-        };
-        let cert = ca
-            .issue(&leaf, key)
-            .map_err(|e| Error::Failed(format!("cannot issue the certificate of {name}: {e}")))?;
-        ws.write_pair(
-            &format!("clients/{name}"),
-            &ca.cert_pem,
-            &cert,
-            "cert.pem",
-            "key.pem",
-        )?;
-        issued.push((name, cert.not_after));
-    }
-    ws.flush()?;
-    if !dir.join("clients").exists() {
-        crate::store::create_private_dir(&dir.join("clients"))?;
-    }
-    for (name, _) in &issued {
-        ws.add(&format!("clients/{name}"))?;
-    }
-    drop(ws);
+    let (ca, _) = state::load_ca(dir, passphrase_file)?;
+    check_ca_can_sign(&ca, plan.days, now)?;
+    let issued = issue_clients(dir, &ca, &plan, now)?;
     let mut out = String::new();
     for (name, not_after) in &issued {
         out.push_str(&format!(
             "added client {name}: {} (expires {})\n",
-            dir.join("clients").join(name).display(),
+            Pki::new(dir).client_dir(name).display(),
             date(*not_after)
         ));
     }
@@ -145,12 +69,92 @@ fn add(
     Ok(())
 }
 
+/// Refuses a CA that cannot sign a certificate of `days` days at `now`: expired, not yet
+/// valid, or ending sooner.
+fn check_ca_can_sign(ca: &Ca, days: i64, now: OffsetDateTime) -> Result<(), Error> {
+    check_ca_valid(ca, now)?;
+    // A CA "valid until 9999-12-31T23:59:59Z" has no well-defined expiry (RFC 5280): any
+    // validity is accepted and ends there at the latest.
+    if ca.not_after >= pki::LATEST {
+        return Ok(());
+    }
+    let ca_days = pki::days_left(now, ca.not_after);
+    if ca_days < 1 {
+        return Err(Error::Refused(format!(
+            "the CA expires on {} (in less than a day): a certificate cannot outlive its CA; replace the CA with dockertls rotate --ca",
+            date(ca.not_after)
+        )));
+    }
+    if days > ca_days {
+        return Err(Error::Refused(format!(
+            "--days {days}: the CA expires on {} ({ca_days} days): a certificate cannot outlive its CA; use --days {ca_days} or less, or replace the CA with dockertls rotate --ca",
+            date(ca.not_after)
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a CA that is expired or not yet valid at `now` (what it signs would be refused).
+pub(crate) fn check_ca_valid(ca: &Ca, now: OffsetDateTime) -> Result<(), Error> {
+    if ca.not_after <= now {
+        return Err(Error::Refused(format!(
+            "the CA expired on {}: certificates it signs are refused; replace it with dockertls rotate --ca",
+            date(ca.not_after)
+        )));
+    }
+    if now < ca.not_before {
+        return Err(Error::Refused(format!(
+            "the CA is not valid before {}: what it signs now is refused until then; check this machine's clock, or replace the CA with dockertls rotate --ca",
+            date(ca.not_before)
+        )));
+    }
+    Ok(())
+}
+
+/// Issues and stages every client of the plan, then moves each folder into clients/.
+fn issue_clients(
+    dir: &Path,
+    ca: &Ca,
+    plan: &ClientAddPlan,
+    now: OffsetDateTime,
+) -> Result<Vec<(String, OffsetDateTime)>, Error> {
+    let ws = Workspace::open(dir, now)?;
+    let keys = pki::generate_keys(ca.key_type, plan.names.len()).map_err(|e| {
+        Error::Failed(format!(
+            "cannot generate {} {} keys: {e}; nothing was changed",
+            plan.names.len(),
+            ca.key_type.name()
+        ))
+    })?;
+    let mut issued = Vec::new();
+    for (name, key) in plan.names.iter().zip(keys) {
+        let leaf = LeafRequest {
+            cn: name,
+            sans: &[],
+            role: Role::Client,
+            now,
+            days: plan.days,
+        };
+        let cert = ca.issue(&leaf, key).map_err(|e| {
+            Error::Failed(format!(
+                "cannot issue the certificate of {name}: {e}; nothing was changed"
+            ))
+        })?;
+        ws.write_pair(&Holder::client(name), &ca.cert_pem, &cert)?;
+        issued.push((name.clone(), cert.not_after));
+    }
+    ws.flush()?;
+    for (name, _) in &issued {
+        ws.add(&Holder::client(name).folder())?;
+    }
+    Ok(issued)
+}
+
 fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<u8, Error> {
     workspace::require_pki(dir)?;
     let mut rows = Vec::new();
-    for name in pkistate::client_names(dir) {
-        let path = dir.join("clients").join(&name).join("cert.pem");
-        match pkistate::read_leaf(&path) {
+    for name in state::client_names(dir) {
+        match state::read_cert(dir, &Holder::client(&name)) {
             Ok(leaf) => {
                 let days = pki::days_left(now, leaf.not_after);
                 let status = if leaf.not_after < now {
@@ -167,7 +171,7 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<u8, Er
             Err(err) => rows.push(json!({"name": name, "serial": null, "not_after": null, "days_left": null, "status": "unreadable", "error": err.to_string()})),
         }
     }
-    let text = if args.format == "json" {
+    let text = if args.format == Format::Json {
         format!(
             "{}\n",
             serde_json::to_string_pretty(&json!({"clients": rows})).unwrap_or_default()
@@ -203,21 +207,11 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<u8, Er
 fn remove(dir: &Path, args: &ClientRemoveArgs, now: OffsetDateTime) -> Result<(), Error> {
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
     workspace::require_pki(dir)?;
-    let known = pkistate::client_names(dir);
-    if !known.contains(&name) {
-        return Err(Error::Refused(format!(
-            "no client '{name}' in {} (clients: {})",
-            dir.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
-    }
-    let leaf = pkistate::read_leaf(&dir.join("clients").join(&name).join("cert.pem")).ok();
+    state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    let holder = Holder::client(&name);
+    let leaf = state::read_cert(dir, &holder).ok();
     let mut ws = Workspace::open(dir, now)?;
-    let moved = ws.move_to_backup(&format!("clients/{name}"))?;
+    let moved = ws.move_to_backup(&holder.folder())?;
     drop(ws);
     let until = leaf
         .map(|l| format!(" until {}", date(l.not_after)))

@@ -1,31 +1,26 @@
 //! `dockertls env NAME`: the environment (or docker context) for one client.
 
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::Path;
 
-use crate::cli::EnvArgs;
-use crate::commands::pkistate;
+use crate::cli::{EnvArgs, Shell};
 use crate::error::Error;
-use crate::names::{self, Address};
+use crate::names;
 use crate::render::{docker_context_value, fish_quote, powershell_quote, shell_quote};
+use crate::store::layout::{CA_CERT, CLIENT_CERT, CLIENT_KEY};
+use crate::store::{Holder, Pki, state, workspace};
 
 /// Prints the lines for `args.name`.
 pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
-    crate::workspace::require_pki(dir)?;
-    let folder = std::path::absolute(dir.join("clients").join(&name))
-        .unwrap_or_else(|_| dir.join("clients").join(&name));
-    if !folder.join("cert.pem").is_file() {
-        let known = pkistate::client_names(dir);
+    workspace::require_pki(dir)?;
+    let client = Pki::new(dir).client_dir(&name);
+    let folder = std::path::absolute(&client).unwrap_or(client);
+    if !folder.join(CLIENT_CERT).is_file() {
+        state::require_clients(dir, "", std::slice::from_ref(&name))?;
         return Err(Error::Refused(format!(
-            "no client '{name}' in {} (clients: {})",
-            dir.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
+            "{}: the client folder has no {CLIENT_CERT}; re-issue it with dockertls rotate --client {name} --all, or remove it with dockertls client remove {name}",
+            folder.display()
         )));
     }
     // The path is printed for a shell to read back: it must be exactly the folder's name.
@@ -35,7 +30,7 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
             folder.display()
         ))
     })?;
-    let server = pkistate::read_leaf(&dir.join("server/server-cert.pem"))?;
+    let server = state::read_cert(dir, &Holder::server())?;
     // The name clients dial: the server certificate's CN when it is one of its SANs.
     let host = server
         .sans
@@ -43,12 +38,8 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
         .find(|a| a.to_string() == server.cn)
         .or(server.sans.first())
         .cloned()
-        .ok_or_else(|| Error::Refused("the server certificate has no SAN to dial".into()))?;
-    let host = match host {
-        Address::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
-        other => other.to_string(),
-    };
-    let docker_host = format!("tcp://{host}:{}", pkistate::listen_port(dir));
+        .ok_or_else(|| Error::Refused(format!("{}: the server certificate has no SAN to dial; add one with dockertls rotate --server --allow HOST", Pki::new(dir).cert(&Holder::server()).display())))?;
+    let docker_host = names::docker_host(&host, state::listen_port(dir));
     let text = if args.context {
         if path.chars().any(char::is_control) {
             return Err(Error::Refused(format!(
@@ -56,18 +47,8 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
                 path.escape_default()
             )));
         }
-        let context: String = host
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
         let file = |name: &str| format!("{path}/{name}");
-        let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
+        let (ca, cert, key) = (file(CA_CERT), file(CLIENT_CERT), file(CLIENT_KEY));
         let docker = docker_context_value(&[
             ("host", &docker_host),
             ("ca", &ca),
@@ -76,22 +57,22 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
         ]);
         format!(
             "docker context create {} --docker {}\n",
-            shell_quote(&format!("dockertls-{}", context.trim_matches('-'))),
+            shell_quote(&names::context_name(&host)),
             shell_quote(&docker)
         )
     } else {
-        match args.shell.as_str() {
-            "fish" => format!(
+        match args.shell {
+            Shell::Fish => format!(
                 "set -gx DOCKER_HOST {};\nset -gx DOCKER_TLS_VERIFY 1;\nset -gx DOCKER_CERT_PATH {};\n",
                 fish_quote(&docker_host),
                 fish_quote(path)
             ),
-            "powershell" => format!(
+            Shell::Powershell => format!(
                 "$Env:DOCKER_HOST = {}\n$Env:DOCKER_TLS_VERIFY = '1'\n$Env:DOCKER_CERT_PATH = {}\n",
                 powershell_quote(&docker_host),
                 powershell_quote(path)
             ),
-            _ => format!(
+            Shell::Sh => format!(
                 "export DOCKER_HOST={}\nexport DOCKER_TLS_VERIFY=1\nexport DOCKER_CERT_PATH={}\n",
                 shell_quote(&docker_host),
                 shell_quote(path)

@@ -1,7 +1,6 @@
 //! `dockertls init`: validate, generate, write atomically, then tell the operator what next.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
@@ -9,12 +8,13 @@ use ::time::macros::format_description;
 
 use crate::cli::InitArgs;
 use crate::error::Error;
-use crate::names::Address;
+use crate::names;
 use crate::pki::{self, PkiRequest};
 use crate::plan::InitPlan;
 use crate::render;
 use crate::secret::{self, Passphrase};
-use crate::store::{self, CERT_FILE, CONFIG_FILE, KEY_FILE, Staging};
+use crate::store::layout::{CLIENTS_DIR, DAEMON_JSON, OVERRIDE_CONF};
+use crate::store::{self, CONFIG_FILE, Holder, Stage, Staging};
 use crate::wizard;
 
 /// Runs `init` at time `now`.
@@ -81,50 +81,16 @@ pub fn create(
     })
     .map_err(|e| Error::Failed(format!("cannot generate the certificates: {e}")))?;
 
-    staging.mkdir("ca")?;
-    staging.write("ca/ca.pem", pki.ca.cert_pem.as_bytes(), CERT_FILE)?;
-    match &passphrase {
-        Some(pass) => {
-            let encrypted = secret::encrypt_key(&pki.ca.key_pem, pass)?;
-            staging.write("ca/ca-key.pem", encrypted.as_bytes(), KEY_FILE)?;
-        }
-        None => staging.write("ca/ca-key.pem", pki.ca.key_pem.as_bytes(), KEY_FILE)?,
-    }
-    staging.mkdir("server")?;
-    staging.write("server/ca.pem", pki.ca.cert_pem.as_bytes(), CERT_FILE)?;
-    staging.write(
-        "server/server-cert.pem",
-        pki.server.cert_pem.as_bytes(),
-        CERT_FILE,
-    )?;
-    staging.write(
-        "server/server-key.pem",
-        pki.server.key_pem.as_bytes(),
-        KEY_FILE,
-    )?;
-    staging.mkdir("clients")?;
+    staging.write_ca(&pki.ca, passphrase.as_ref())?;
+    staging.write_pair(&Holder::server(), &pki.ca.cert_pem, &pki.server)?;
+    staging.mkdir(CLIENTS_DIR)?;
     for (name, client) in &pki.clients {
-        staging.mkdir(&format!("clients/{name}"))?;
-        staging.write(
-            &format!("clients/{name}/ca.pem"),
-            pki.ca.cert_pem.as_bytes(),
-            CERT_FILE,
-        )?;
-        staging.write(
-            &format!("clients/{name}/cert.pem"),
-            client.cert_pem.as_bytes(),
-            CERT_FILE,
-        )?;
-        staging.write(
-            &format!("clients/{name}/key.pem"),
-            client.key_pem.as_bytes(),
-            KEY_FILE,
-        )?;
+        staging.write_pair(&Holder::client(name), &pki.ca.cert_pem, client)?;
     }
     let daemon_json = render::daemon_json(plan.listen, &plan.install_dir);
-    staging.write("daemon.json", daemon_json.as_bytes(), CONFIG_FILE)?;
+    staging.write(DAEMON_JSON, daemon_json.as_bytes(), CONFIG_FILE)?;
     staging.write(
-        "override.conf",
+        OVERRIDE_CONF,
         render::override_conf(&plan.dockerd).as_bytes(),
         CONFIG_FILE,
     )?;
@@ -132,7 +98,7 @@ pub fn create(
 
     let mut summary = summary(&plan, &pki, &present, backup.as_deref());
     if passphrase.is_some() {
-        summary.push_str("ca/ca-key.pem is encrypted: dockertls client add and rotate ask for its passphrase (or read --ca-passphrase-file).\n");
+        summary.push_str(&format!("{} is encrypted: dockertls client add and rotate ask for its passphrase (or read --ca-passphrase-file).\n", Holder::Ca.key()));
     }
     // The files are in place; a closed stdout must not turn success into a failure exit.
     let _ = io::stdout().write_all(crate::escape::text(&summary).as_bytes());
@@ -163,46 +129,33 @@ fn summary(plan: &InitPlan, pki: &pki::Pki, present: &[&str], backup: Option<&Pa
     }
     out.push('\n');
     out.push_str(&format!(
-        "  CA       ca/ca.pem                  expires {}  (ca/ca-key.pem: keep offline)\n",
-        date(pki.ca.not_after)
+        "  CA       {:<26} expires {}  ({}: keep offline)\n",
+        Holder::Ca.cert(),
+        date(pki.ca.not_after),
+        Holder::Ca.key()
     ));
     out.push_str(&format!(
-        "  server   server/server-cert.pem     expires {}  for {}\n",
+        "  server   {:<26} expires {}  for {}\n",
+        Holder::server().cert(),
         date(pki.server.not_after),
         sans.join(", ")
     ));
     for (name, client) in &pki.clients {
-        let path = format!("clients/{name}/cert.pem");
+        let path = Holder::client(name).cert();
         out.push_str(&format!(
             "  client   {path:<26} expires {}  user {name}\n",
             date(client.not_after)
         ));
     }
-    out.push_str("  config   daemon.json, override.conf\n\n");
+    out.push_str(&format!("  config   {DAEMON_JSON}, {OVERRIDE_CONF}\n\n"));
 
-    let host = match &plan.host {
-        Address::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
-        other => other.to_string(),
-    };
-    let docker_host = format!("tcp://{host}:{}", plan.listen.port());
-    let context: String = plan
-        .host
-        .to_string()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let docker_host = names::docker_host(&plan.host, plan.listen.port());
     out.push_str(&render::next_steps(&render::NextSteps {
         dir: &dir,
         install_dir: &plan.install_dir,
         docker_host: &docker_host,
         client: &plan.clients[0],
-        context: &format!("dockertls-{}", context.trim_matches('-')),
+        context: &names::context_name(&plan.host),
     }));
     out
 }

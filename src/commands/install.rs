@@ -267,9 +267,7 @@ fn restart(dir: &Path, port: u16, now: OffsetDateTime) -> String {
             }
         }
     }
-    let client = crate::commands::pkistate::client_names(dir)
-        .into_iter()
-        .next();
+    let client = crate::store::state::client_names(dir).into_iter().next();
     let Some(client) = client else {
         out.push_str(&format!("no client folder in {} to probe with: from a client, run dockertls probe tcp://HOST:{port}\n", dir.display()));
         return out;

@@ -4,7 +4,6 @@ pub mod client;
 pub mod env;
 pub mod init;
 pub mod install;
-pub mod pkistate;
 pub mod probe;
 pub mod rotate;
 pub mod verify;

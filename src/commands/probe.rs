@@ -58,7 +58,7 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
         now,
         &hint,
     );
-    let rendered = if args.format == "json" {
+    let rendered = if args.format == crate::cli::Format::Json {
         let json = serde_json::to_string_pretty(&to_json(&outcome)).unwrap_or_default();
         // serde_json leaves C1 and bidi controls raw: escape them as JSON escapes.
         let mut text = crate::escape::text(&json).into_owned();

@@ -1,6 +1,9 @@
 //! `dockertls rotate`: re-issue expiring certificates with fresh keys, add SANs to the server
 //! certificate, or replace the CA; every replaced folder is backed up first and swapped in
-//! whole (see `workspace`).
+//! whole (see `store::workspace`).
+//!
+//! plan (`plan::RotatePlan`) → pure selection at `now` ([`select`]) → execute (the store) →
+//! report (the text printed).
 
 use std::io::Write;
 use std::path::Path;
@@ -8,35 +11,32 @@ use std::path::Path;
 use ::time::OffsetDateTime;
 
 use crate::cli::RotateArgs;
-use crate::commands::pkistate::{self, Leaf, date};
+use crate::commands::client::check_ca_valid;
 use crate::error::Error;
-use crate::names::{self, Address};
-use crate::pki::{self, Ca, KeyType, LeafRequest, Role};
-use crate::plan::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, MAX_DAYS};
-use crate::store::{CERT_FILE, KEY_FILE};
-use crate::workspace::{self, Workspace};
+use crate::names::Address;
+use crate::pki::{self, Ca, Issued, KeyType, LeafRequest, Role};
+use crate::plan::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, MAX_DAYS, RotatePlan, RotateScope};
+use crate::secret::Passphrase;
+use crate::store::layout::CLIENTS_DIR;
+use crate::store::state::{self, Leaf, date};
+use crate::store::workspace::{self, Workspace};
+use crate::store::{Holder, Pki, Stage};
 
-/// One certificate to re-issue.
-struct Item {
-    /// None for the server, Some(name) for a client.
-    client: Option<String>,
-    leaf: Leaf,
-    reason: String,
+/// One certificate to re-issue, and why.
+#[derive(Debug)]
+pub struct Item {
+    pub holder: Holder,
+    pub leaf: Leaf,
+    pub reason: String,
 }
 
-impl Item {
-    fn label(&self) -> String {
-        match &self.client {
-            None => "server".to_string(),
-            Some(name) => format!("client {name}"),
-        }
-    }
-    fn folder(&self) -> String {
-        match &self.client {
-            None => "server".to_string(),
-            Some(name) => format!("clients/{name}"),
-        }
-    }
+/// What [`select`] decided.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// To re-issue, the server first.
+    pub items: Vec<Item>,
+    /// Kept, with their expiry (`server: valid until ...`).
+    pub kept: Vec<String>,
 }
 
 /// Runs `rotate`.
@@ -46,277 +46,177 @@ pub fn run(
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
-    if !(0..=MAX_DAYS).contains(&args.within) {
-        return Err(Error::Refused(format!(
-            "--within {}: give a number of days from 0 to {MAX_DAYS}",
-            args.within
-        )));
-    }
-    if !args.allow.is_empty() && !args.server {
-        return Err(Error::Refused(
-            "--allow adds SANs to the server certificate: add --server".into(),
-        ));
-    }
-    if args.ca && (args.server || !args.clients.is_empty() || args.all || !args.allow.is_empty()) {
-        return Err(Error::Refused(
-            "--ca re-issues everything under a new CA: drop --server, --client, --all and --allow"
-                .into(),
-        ));
-    }
-    let mut extra = Vec::new();
-    for input in &args.allow {
-        let parsed = names::parse_address("--allow", input).map_err(Error::Refused)?;
-        if let Some(note) = parsed.note {
-            eprintln!("note: {note}");
-        }
-        if !extra.contains(&parsed.address) {
-            extra.push(parsed.address);
-        }
-    }
-    let mut wanted = Vec::new();
-    for input in &args.clients {
-        let name = names::parse_client_name(input).map_err(Error::Refused)?;
-        if !wanted.contains(&name) {
-            wanted.push(name);
-        }
+    let plan = RotatePlan::from_args(args)?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
     }
     workspace::require_pki(dir)?;
-    let known = pkistate::client_names(dir);
-    if let Some(unknown) = wanted.iter().find(|n| !known.contains(n)) {
-        return Err(Error::Refused(format!(
-            "--client {unknown}: no such client in {} (clients: {}); add it with dockertls client add {unknown}",
-            dir.display(),
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
+    state::require_clients(dir, "--client", &plan.clients)?;
+    let readable =
+        |holder: &Holder| state::read_cert(dir, holder).map_err(|e| Error::Refused(e.to_string()));
+    let server = readable(&Holder::server())?;
+    let known = state::client_names(dir);
+    let names = match plan.scope {
+        RotateScope::Selected => &plan.clients,
+        RotateScope::NewCa | RotateScope::Everything => &known,
+    };
+    let mut clients = Vec::new();
+    for name in names {
+        clients.push((name.clone(), readable(&Holder::client(name))?));
     }
+    let selection = select(&plan, &server, &clients, now);
+    let text = if selection.items.is_empty() {
+        nothing_to_do(&plan, &selection)
+    } else if plan.dry_run {
+        dry_run(&plan, &selection)
+    } else {
+        execute(
+            dir,
+            &plan,
+            &selection,
+            !known.is_empty(),
+            passphrase_file,
+            now,
+        )?
+    };
+    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
+    Ok(())
+}
 
-    let server = pkistate::read_leaf(&dir.join("server/server-cert.pem"))
-        .map_err(|e| Error::Refused(e.to_string()))?;
-    let mut items = Vec::new();
-    let mut skipped = Vec::new();
-    let select_all = !args.server && wanted.is_empty();
+/// Which certificates to re-issue at `now`, and why: pure, no I/O. `clients` are the clients
+/// in scope (the selected ones, or all).
+pub fn select(
+    plan: &RotatePlan,
+    server: &Leaf,
+    clients: &[(String, Leaf)],
+    now: OffsetDateTime,
+) -> Selection {
+    let mut selection = Selection::default();
+    let new_ca = plan.scope == RotateScope::NewCa;
     let due = |leaf: &Leaf| {
         let days = leaf.days_left(now);
-        (days < args.within).then(|| {
+        (days < plan.within).then(|| {
             format!(
                 "expires on {} ({days} days left, within {})",
                 date(leaf.not_after),
-                args.within
+                plan.within
             )
         })
     };
-    if args.ca || args.server || select_all {
-        let new_sans: Vec<&Address> = extra.iter().filter(|a| !server.sans.contains(a)).collect();
-        let reason = if args.ca {
-            Some("a new CA".to_string())
-        } else if !new_sans.is_empty() {
-            Some(format!(
-                "adds {}",
-                new_sans
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        } else if args.all {
-            Some("--all".to_string())
-        } else {
-            due(&server)
-        };
-        match reason {
-            Some(reason) => items.push(Item {
-                client: None,
-                leaf: server.clone(),
-                reason,
-            }),
-            None => skipped.push(format!("server: valid until {}", date(server.not_after))),
-        }
-    }
-    let clients: Vec<&String> = if args.ca || select_all {
-        known.iter().collect()
+    let forced = if new_ca {
+        Some("a new CA".to_string())
+    } else if plan.all {
+        Some("--all".to_string())
     } else {
-        wanted.iter().collect()
+        None
     };
-    for name in clients {
-        let leaf = pkistate::read_leaf(&dir.join("clients").join(name).join("cert.pem"))
-            .map_err(|e| Error::Refused(e.to_string()))?;
-        let reason = if args.ca {
-            Some("a new CA".to_string())
-        } else if args.all {
-            Some("--all".to_string())
-        } else {
-            due(&leaf)
-        };
-        match reason {
-            Some(reason) => items.push(Item {
-                client: Some(name.clone()),
-                leaf,
-                reason,
-            }),
-            None => skipped.push(format!(
-                "client {name}: valid until {}",
-                date(leaf.not_after)
-            )),
-        }
+    if plan.scope != RotateScope::Selected || plan.server {
+        let new_sans: Vec<String> = plan
+            .allow
+            .iter()
+            .filter(|a| !server.sans.contains(a))
+            .map(ToString::to_string)
+            .collect();
+        let adds = (!new_sans.is_empty()).then(|| format!("adds {}", new_sans.join(", ")));
+        let reason = forced.clone().filter(|_| new_ca).or(adds);
+        let reason = reason.or_else(|| forced.clone()).or_else(|| due(server));
+        keep_or_take(&mut selection, Holder::server(), server, reason);
     }
+    for (name, leaf) in clients {
+        let reason = forced.clone().or_else(|| due(leaf));
+        keep_or_take(&mut selection, Holder::client(name), leaf, reason);
+    }
+    selection
+}
 
+fn keep_or_take(selection: &mut Selection, holder: Holder, leaf: &Leaf, reason: Option<String>) {
+    match reason {
+        Some(reason) => selection.items.push(Item {
+            holder,
+            leaf: leaf.clone(),
+            reason,
+        }),
+        None => selection.kept.push(format!(
+            "{}: valid until {}",
+            holder.label(),
+            date(leaf.not_after)
+        )),
+    }
+}
+
+fn nothing_to_do(plan: &RotatePlan, selection: &Selection) -> String {
+    let mut out = format!(
+        "nothing to rotate: no selected certificate expires within {} days\n",
+        plan.within
+    );
+    for line in &selection.kept {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
+}
+
+fn dry_run(plan: &RotatePlan, selection: &Selection) -> String {
     let mut out = String::new();
-    if items.is_empty() {
+    if plan.scope == RotateScope::NewCa {
         out.push_str(&format!(
-            "nothing to rotate: no selected certificate expires within {} days\n",
-            args.within
+            "would create a new CA ({}/), keeping the old one in the backup\n",
+            Holder::Ca.folder()
         ));
-        for line in &skipped {
-            out.push_str(&format!("  {line}\n"));
-        }
-        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-        return Ok(());
     }
-    if args.dry_run {
-        if args.ca {
-            out.push_str("would create a new CA (ca/), keeping the old one in the backup\n");
-        }
-        for item in &items {
-            out.push_str(&format!(
-                "would re-issue {}: {}\n",
-                item.label(),
-                item.reason
-            ));
-        }
-        for line in &skipped {
-            out.push_str(&format!("would keep {line}\n"));
-        }
-        out.push_str("dry run: nothing was changed\n");
-        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-        return Ok(());
+    for item in &selection.items {
+        let label = item.holder.label();
+        out.push_str(&format!("would re-issue {label}: {}\n", item.reason));
     }
+    for line in &selection.kept {
+        out.push_str(&format!("would keep {line}\n"));
+    }
+    out.push_str("dry run: nothing was changed\n");
+    out
+}
 
-    // The CA that signs: a new one with --ca, else the existing one.
-    let old_ca =
-        pkistate::read_leaf(&dir.join("ca/ca.pem")).map_err(|e| Error::Refused(e.to_string()))?;
-    let mut new_ca_passphrase = None;
+/// What the run did, for the report.
+struct Done {
+    ca: Ca,
+    new_ca: bool,
+    issued: Vec<String>,
+    notes: Vec<String>,
+    clamped: bool,
+    backup: std::path::PathBuf,
+}
+
+/// Issues, stages, backs up and swaps in; returns the report.
+fn execute(
+    dir: &Path,
+    plan: &RotatePlan,
+    selection: &Selection,
+    any_client: bool,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<String, Error> {
     let mut notes = Vec::new();
-    let (ca, new_ca_files) = if args.ca {
-        // A protected CA key stays protected: the new one gets the same passphrase, after
-        // checking that it unlocks the old one.
-        let old_key = zeroize::Zeroizing::new(
-            crate::userfile::read_regular(
-                &dir.join("ca/ca-key.pem"),
-                crate::userfile::MAX_PKI_FILE,
-            )
-            .map_err(|e| Error::Refused(e.to_string()))?,
-        );
-        if crate::secret::is_encrypted(&old_key) {
-            let (_, pass) = pkistate::load_ca(dir, passphrase_file)?;
-            new_ca_passphrase = pass;
-        }
-        let old_type = x509_parser::parse_x509_certificate(&old_ca.der)
-            .ok()
-            .and_then(|(_, c)| KeyType::of_certificate(&c))
-            .unwrap_or(KeyType::EcdsaP256);
-        let key = pki::generate_keys(old_type, 1)
-            .map_err(|e| Error::Failed(format!("cannot generate the CA key: {e}")))?
-            .pop()
-            .ok_or_else(|| Error::Failed("cannot generate the CA key".into()))?;
-        let days = reissue_days(&old_ca, DEFAULT_CA_DAYS, "the CA", &mut notes);
-        let (issued, ca) = pki::new_ca(key, now, days)
-            .map_err(|e| Error::Failed(format!("cannot create the CA: {e}")))?;
-        (ca, Some(issued))
-    } else {
-        let (ca, _) = pkistate::load_ca(dir, passphrase_file)?;
-        if ca.not_after <= now {
-            return Err(Error::Refused(format!(
-                "the CA expired on {}: certificates it signs are refused; replace it with dockertls rotate --ca",
-                date(ca.not_after)
-            )));
-        }
-        if now < ca.not_before {
-            return Err(Error::Refused(format!(
-                "the CA is not valid before {}: what it signs now is refused until then; check this machine's clock, or replace the CA with dockertls rotate --ca",
-                date(ca.not_before)
-            )));
-        }
-        (ca, None)
-    };
-
+    let (ca, new_ca) = signing_ca(dir, plan, passphrase_file, now, &mut notes)?;
     let mut ws = Workspace::open(dir, now)?;
-    let mut issued_lines = Vec::new();
+    let mut issued = Vec::new();
     let mut clamped = false;
-    for item in &items {
-        let key_type = x509_parser::parse_x509_certificate(&item.leaf.der)
-            .ok()
-            .and_then(|(_, c)| KeyType::of_certificate(&c))
-            .unwrap_or(ca.key_type);
-        let key = pki::generate_keys(key_type, 1)
-            .map_err(|e| Error::Failed(format!("cannot generate a key: {e}")))?
-            .pop()
-            .ok_or_else(|| Error::Failed("cannot generate a key".into()))?;
-        let mut sans = item.leaf.sans.clone();
-        let role = if item.client.is_none() {
-            for address in &extra {
-                if !sans.contains(address) {
-                    sans.push(address.clone());
-                }
-            }
-            Role::Server
-        } else {
-            Role::Client
-        };
-        let days = reissue_days(&item.leaf, DEFAULT_LEAF_DAYS, &item.label(), &mut notes);
-        let request = LeafRequest {
-            cn: &item.leaf.cn,
-            sans: &sans,
-            role,
-            now,
-            days,
-        };
-        let cert = issue(&ca, &request, key)?;
-        clamped |= cert.cut_to_ca;
-        let folder = item.folder();
-        let (cert_name, key_name) = if item.client.is_none() {
-            ("server-cert.pem", "server-key.pem")
-        } else {
-            ("cert.pem", "key.pem")
-        };
-        ws.write_pair(&folder, &ca.cert_pem, &cert, cert_name, key_name)?;
-        issued_lines.push(format!(
-            "re-issued {} ({}): {}/{cert_name} and {key_name}, expires {}",
-            item.label(),
-            item.reason,
-            folder,
-            date(cert.not_after)
-        ));
+    for item in &selection.items {
+        let (line, cut) = reissue(&ws, &ca, item, &plan.allow, now, &mut notes)?;
+        issued.push(line);
+        clamped |= cut;
     }
-    if let Some(ca_files) = &new_ca_files {
-        ws.mkdir("ca")?;
-        ws.write("ca/ca.pem", ca_files.cert_pem.as_bytes(), CERT_FILE)?;
-        match &new_ca_passphrase {
-            Some(pass) => {
-                let encrypted = crate::secret::encrypt_key(&ca_files.key_pem, pass)?;
-                ws.write("ca/ca-key.pem", encrypted.as_bytes(), KEY_FILE)?;
-            }
-            None => ws.write("ca/ca-key.pem", ca_files.key_pem.as_bytes(), KEY_FILE)?,
-        }
+    if let Some((files, passphrase)) = &new_ca {
+        ws.write_ca(files, passphrase.as_ref())?;
     }
     ws.flush()?;
-
-    // What is swapped: with --ca the whole ca/, server/ and clients/ folders (the CA first, so
-    // that an interrupted run never leaves a CA folder older than what it signed); otherwise
-    // each re-issued folder.
-    let mut folders: Vec<String> = Vec::new();
-    if args.ca {
-        folders.push("ca".into());
-        folders.push("server".into());
-        if !known.is_empty() {
-            folders.push("clients".into());
-        }
+    // With --ca the whole ca/, server/ and clients/ folders are swapped (the CA first, so that
+    // an interrupted run never leaves a CA folder older than what it signed); otherwise each
+    // re-issued folder.
+    let folders: Vec<String> = if new_ca.is_some() {
+        let mut folders = vec![Holder::Ca.folder(), Holder::server().folder()];
+        folders.extend(any_client.then(|| CLIENTS_DIR.to_string()));
+        folders
     } else {
-        folders.extend(items.iter().map(Item::folder));
-    }
+        selection.items.iter().map(|i| i.holder.folder()).collect()
+    };
     for folder in &folders {
         ws.back_up(folder)?;
     }
@@ -325,53 +225,193 @@ pub fn run(
     }
     let backup = ws.backup_dir()?;
     drop(ws);
+    let done = Done {
+        ca,
+        new_ca: new_ca.is_some(),
+        issued,
+        notes,
+        clamped,
+        backup,
+    };
+    Ok(report(dir, &done, selection))
+}
 
-    if args.ca {
+/// The CA that signs: a new one with --ca (with the old key's passphrase, if it had one), else
+/// the existing one, which must be valid now.
+#[allow(clippy::type_complexity)]
+fn signing_ca(
+    dir: &Path,
+    plan: &RotatePlan,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+    notes: &mut Vec<String>,
+) -> Result<(Ca, Option<(Issued, Option<Passphrase>)>), Error> {
+    if plan.scope != RotateScope::NewCa {
+        let (ca, _) = state::load_ca(dir, passphrase_file)?;
+        check_ca_valid(&ca, now)?;
+        return Ok((ca, None));
+    }
+    let old_ca = state::read_cert(dir, &Holder::Ca).map_err(|e| Error::Refused(e.to_string()))?;
+    // A protected CA key stays protected: the new one gets the same passphrase, after checking
+    // that it unlocks the old one.
+    let key_path = Pki::new(dir).key(&Holder::Ca);
+    let old_key = zeroize::Zeroizing::new(
+        crate::userfile::read_regular(&key_path, crate::userfile::MAX_PKI_FILE)
+            .map_err(|e| Error::Refused(e.to_string()))?,
+    );
+    let passphrase = if crate::secret::is_encrypted(&old_key) {
+        state::load_ca(dir, passphrase_file)?.1
+    } else {
+        None
+    };
+    let key_type = key_type_of(&old_ca, KeyType::EcdsaP256);
+    let key = new_key(key_type, &Holder::Ca)?;
+    let days = reissue_days(&old_ca, DEFAULT_CA_DAYS, &Holder::Ca.label(), notes);
+    let (issued, ca) = pki::new_ca(key, now, days).map_err(|e| {
+        Error::Failed(format!(
+            "cannot create the new CA ({} key, {days} days): {e}; nothing was changed",
+            key_type.name()
+        ))
+    })?;
+    Ok((ca, Some((issued, passphrase))))
+}
+
+/// The key type of a certificate, to re-issue with a fresh key of the same type.
+fn key_type_of(leaf: &Leaf, otherwise: KeyType) -> KeyType {
+    x509_parser::parse_x509_certificate(&leaf.der)
+        .ok()
+        .and_then(|(_, c)| KeyType::of_certificate(&c))
+        .unwrap_or(otherwise)
+}
+
+fn new_key(key_type: KeyType, holder: &Holder) -> Result<rcgen::KeyPair, Error> {
+    let failed = |why: String| {
+        Error::Failed(format!(
+            "cannot generate the {} key of {} ({why}); nothing was changed: run dockertls rotate again",
+            key_type.name(),
+            holder.label()
+        ))
+    };
+    pki::generate_keys(key_type, 1)
+        .map_err(|e| failed(e.to_string()))?
+        .pop()
+        .ok_or_else(|| failed("no key came back".into()))
+}
+
+/// Issues `item` again under `ca` with a fresh key and stages its folder; returns the report
+/// line and whether the validity was cut to the CA's.
+fn reissue(
+    ws: &Workspace,
+    ca: &Ca,
+    item: &Item,
+    allow: &[Address],
+    now: OffsetDateTime,
+    notes: &mut Vec<String>,
+) -> Result<(String, bool), Error> {
+    let key = new_key(key_type_of(&item.leaf, ca.key_type), &item.holder)?;
+    let mut sans = item.leaf.sans.clone();
+    let role = if item.holder.client_name().is_none() {
+        sans.extend(
+            allow
+                .iter()
+                .filter(|a| !item.leaf.sans.contains(a))
+                .cloned(),
+        );
+        Role::Server
+    } else {
+        Role::Client
+    };
+    let label = item.holder.label();
+    let days = reissue_days(&item.leaf, DEFAULT_LEAF_DAYS, &label, notes);
+    let request = LeafRequest {
+        cn: &item.leaf.cn,
+        sans: &sans,
+        role,
+        now,
+        days,
+    };
+    let cert = ca.issue(&request, key).map_err(|e| {
+        Error::Failed(format!(
+            "cannot issue the certificate of {}: {e}; nothing was changed",
+            request.cn
+        ))
+    })?;
+    ws.write_pair(&item.holder, &ca.cert_pem, &cert)?;
+    let line = format!(
+        "re-issued {label} ({}): {} and {}, expires {}",
+        item.reason,
+        item.holder.cert(),
+        item.holder.key_name(),
+        date(cert.not_after)
+    );
+    Ok((line, cert.cut_to_ca))
+}
+
+fn report(dir: &Path, done: &Done, selection: &Selection) -> String {
+    let mut out = String::new();
+    if done.new_ca {
         out.push_str(&format!(
-            "created a new CA: ca/ca.pem, expires {}\n",
-            date(ca.not_after)
+            "created a new CA: {}, expires {}\n",
+            Holder::Ca.cert(),
+            date(done.ca.not_after)
         ));
     }
-    for line in &issued_lines {
-        out.push_str(&line.to_string());
-        out.push('\n');
+    for line in &done.issued {
+        out.push_str(&format!("{line}\n"));
     }
-    out.push_str(&format!("the previous files are in {}\n", backup.display()));
-    for note in &notes {
+    out.push_str(&format!(
+        "the previous files are in {}\n",
+        done.backup.display()
+    ));
+    for note in &done.notes {
         out.push_str(&format!("note: {note}\n"));
     }
-    if clamped {
+    if done.clamped {
         out.push_str(&format!(
             "note: some certificates end with the CA on {}: replace the CA before then (dockertls rotate --ca)\n",
-            date(ca.not_after)
+            date(done.ca.not_after)
         ));
     }
-    if items.iter().any(|i| i.client.is_none()) {
-        out.push_str(
-            "next: install the new server/ on the daemon host and restart dockerd (it does not reload certificates on SIGHUP):\n  \
-             install -m 0444 -o root -g root server/ca.pem server/server-cert.pem /etc/docker/tls/\n  \
-             install -m 0400 -o root -g root server/server-key.pem /etc/docker/tls/\n  \
-             systemctl restart docker\n",
-        );
+    let holders: Vec<&Holder> = selection.items.iter().map(|i| &i.holder).collect();
+    if holders.iter().any(|h| h.client_name().is_none()) {
+        out.push_str(&restart_hint(dir));
     }
-    let changed_clients: Vec<&str> = items.iter().filter_map(|i| i.client.as_deref()).collect();
-    if args.ca {
+    let changed: Vec<String> = holders
+        .iter()
+        .filter(|h| h.client_name().is_some())
+        .map(|h| h.folder())
+        .collect();
+    if done.new_ca {
         out.push_str(&format!(
             "every client needs its new folder now: {}; the old client certificates stop working once dockerd restarts with the new CA\n",
-            changed_clients.iter().map(|n| format!("clients/{n}")).collect::<Vec<_>>().join(", ")
+            changed.join(", ")
         ));
-    } else if !changed_clients.is_empty() {
+    } else if !changed.is_empty() {
         out.push_str(&format!(
             "give each user the new files of their folder: {}\n",
-            changed_clients
-                .iter()
-                .map(|n| format!("clients/{n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            changed.join(", ")
         ));
     }
-    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-    Ok(())
+    out
+}
+
+/// How to put the new server/ in place: into the install dir that DIR/daemon.json names
+/// (`init --install-dir`), /etc/docker/tls if it names none.
+fn restart_hint(dir: &Path) -> String {
+    let install_dir =
+        state::install_dir(dir).map_or("/etc/docker/tls".to_string(), |p| p.display().to_string());
+    let target = crate::render::shell_quote(&format!("{install_dir}/"));
+    let server = Holder::server();
+    let folder = server.folder();
+    let ca_cert = format!("{folder}/{}", crate::store::layout::CA_CERT);
+    format!(
+        "next: install the new {folder}/ on the daemon host and restart dockerd (it does not reload certificates on SIGHUP):\n  \
+         install -m 0444 -o root -g root {ca_cert} {} {target}\n  \
+         install -m 0400 -o root -g root {} {target}\n  \
+         systemctl restart docker\n",
+        server.cert(),
+        server.key(),
+    )
 }
 
 /// The validity for re-issuing `old`: its own lifetime, within 1..=MAX_DAYS; a note says
@@ -389,13 +429,4 @@ fn reissue_days(old: &Leaf, default_days: i64, label: &str, notes: &mut Vec<Stri
         ));
     }
     days
-}
-
-fn issue(ca: &Ca, request: &LeafRequest<'_>, key: rcgen::KeyPair) -> Result<pki::Issued, Error> {
-    ca.issue(request, key).map_err(|e| {
-        Error::Failed(format!(
-            "cannot issue the certificate of {}: {e}",
-            request.cn
-        ))
-    })
 }

@@ -89,7 +89,7 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> u8 {
     }
 
     let mut stdout = std::io::stdout().lock();
-    let rendered = if args.format == "json" {
+    let rendered = if args.format == crate::cli::Format::Json {
         let json = serde_json::to_string_pretty(&report::json(&reports)).unwrap_or_default();
         let mut text = crate::escape::text(&json).into_owned(); // C1 and bidi controls
         text.push('\n');

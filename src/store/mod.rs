@@ -22,20 +22,26 @@ use ::time::OffsetDateTime;
 use ::time::macros::format_description;
 
 use crate::error::{Error, io_failed};
+use crate::pki::Issued;
+use crate::secret::Passphrase;
+
+pub mod layout;
+pub mod state;
+pub mod workspace;
 
 /// Mode of folders that hold keys, and of the staging and backup folders.
 pub const PRIVATE_DIR: u32 = 0o700;
-/// Mode of private keys (CIS Docker Benchmark 3.10/3.12/3.14 want exactly 0400).
+/// Mode of private keys (CIS Docker Benchmark 3.14 wants the server key at exactly 0400; the
+/// CA and client keys get the same).
 pub const KEY_FILE: u32 = 0o400;
-/// Mode of certificates (CIS 3.9/3.11/3.13: 0444 or stricter).
+/// Mode of certificates (CIS 3.10 the CA certificate, 3.12 the server certificate: 0444 or
+/// stricter).
 pub const CERT_FILE: u32 = 0o444;
 /// Mode of daemon.json and override.conf (CIS 3.17/3.18: 0644 or stricter).
 pub const CONFIG_FILE: u32 = 0o644;
 
-/// The entries of DIR that make up a PKI; their presence means "a PKI is here".
-pub const PKI_ENTRIES: [&str; 5] = ["ca", "server", "clients", "daemon.json", "override.conf"];
-
-const LOCK_FILE: &str = ".dockertls.lock";
+use layout::{BACKUP_DIR, KEPT_ENTRIES, LOCK_FILE};
+pub use layout::{Holder, PKI_ENTRIES, Pki, STAGING_PREFIX};
 
 /// Checks the output folder and what it holds, before anything is generated.
 /// Returns the PKI entries already present.
@@ -97,13 +103,13 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
     }
     if !present.is_empty() && !force {
         return Err(Error::Refused(format!(
-            "{} already holds a PKI ({}); nothing was changed. Use another --dir, or --force to replace it after a backup to {}/backup/",
+            "{} already holds a PKI ({}); nothing was changed. Use another --dir, or --force to replace it after a backup to {}/",
             dir.display(),
             present.join(", "),
-            dir.display()
+            Pki::new(dir).backups().display()
         )));
     }
-    let backup = dir.join("backup");
+    let backup = Pki::new(dir).backups();
     if let Ok(meta) = fs::symlink_metadata(&backup)
         && !meta.is_dir()
     {
@@ -440,6 +446,64 @@ impl Drop for StagingArea {
     }
 }
 
+/// A private staging folder being filled: what is written there appears in DIR only when it
+/// is moved into place whole. Paths are relative to DIR, as [`Holder`] gives them.
+pub trait Stage {
+    /// The staging folder.
+    fn area(&self) -> Result<&Folder, Error>;
+
+    /// Creates a folder and its missing parents in the staging area, 0700 whatever the umask.
+    fn mkdir(&self, relative: &str) -> Result<(), Error> {
+        let area = self.area()?;
+        ensure_parents(area, relative)?;
+        area.create_dir(relative).map(drop)
+    }
+
+    /// Writes a new file in the staging area with exactly `mode`; flushed to disk all at once
+    /// before anything is moved into place.
+    fn write(&self, relative: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
+        self.area()?.write_new_file(relative, contents, mode)
+    }
+
+    /// Stages the folder of a server or client: the CA certificate, the certificate and its
+    /// key, with Docker's modes.
+    fn write_pair(&self, holder: &Holder, ca_pem: &str, issued: &Issued) -> Result<(), Error> {
+        let folder = holder.folder();
+        self.mkdir(&folder)?;
+        let ca_cert = format!("{folder}/{}", layout::CA_CERT);
+        self.write(&ca_cert, ca_pem.as_bytes(), CERT_FILE)?;
+        self.write(&holder.cert(), issued.cert_pem.as_bytes(), CERT_FILE)?;
+        self.write(&holder.key(), issued.key_pem.as_bytes(), KEY_FILE)
+    }
+
+    /// Stages `ca/`: the certificate and the key, encrypted with `passphrase` when given.
+    fn write_ca(&self, ca: &Issued, passphrase: Option<&Passphrase>) -> Result<(), Error> {
+        let holder = Holder::Ca;
+        self.mkdir(&holder.folder())?;
+        self.write(&holder.cert(), ca.cert_pem.as_bytes(), CERT_FILE)?;
+        match passphrase {
+            Some(pass) => {
+                let encrypted = crate::secret::encrypt_key(&ca.key_pem, pass)?;
+                self.write(&holder.key(), encrypted.as_bytes(), KEY_FILE)
+            }
+            None => self.write(&holder.key(), ca.key_pem.as_bytes(), KEY_FILE),
+        }
+    }
+}
+
+/// Creates (0700) the missing folders above `relative` in `base`; existing ones must be real
+/// folders of ours.
+pub(crate) fn ensure_parents(base: &Folder, relative: &str) -> Result<(), Error> {
+    let Some((parents, _)) = relative.rsplit_once('/') else {
+        return Ok(());
+    };
+    let mut current = base.try_clone()?;
+    for name in parents.split('/').filter(|n| !n.is_empty()) {
+        current = current.ensure_dir(name)?.0;
+    }
+    Ok(())
+}
+
 /// A private folder inside DIR where a whole PKI is written before it is moved into place.
 /// Dropping it without `commit` removes everything it created.
 pub struct Staging {
@@ -492,28 +556,10 @@ impl Staging {
         Ok(staging)
     }
 
-    fn area(&self) -> Result<&Folder, Error> {
-        self.staging
-            .as_ref()
-            .map(StagingArea::folder)
-            .ok_or_else(|| Error::Failed("the staging folder is gone".into()))
-    }
-
     fn live(&self) -> Result<&Folder, Error> {
         self.folder
             .as_ref()
             .ok_or_else(|| Error::Failed(format!("{} is not open", self.dir.display())))
-    }
-
-    /// Creates a folder (relative to DIR) in the staging area, mode 0700 whatever the umask.
-    pub fn mkdir(&self, relative: &str) -> Result<(), Error> {
-        self.area()?.create_dir(relative).map(drop)
-    }
-
-    /// Writes a file (relative to DIR) in the staging area with exactly `mode`; flushed to
-    /// disk all at once by `commit`, before anything is moved into place.
-    pub fn write(&self, relative: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
-        self.area()?.write_new_file(relative, contents, mode)
     }
 
     /// Moves the staged entries into DIR. Entries of an existing PKI go first to
@@ -572,6 +618,15 @@ fn commit_entries(
     }
     live.sync()?;
     Ok(backup)
+}
+
+impl Stage for Staging {
+    fn area(&self) -> Result<&Folder, Error> {
+        self.staging
+            .as_ref()
+            .map(StagingArea::folder)
+            .ok_or_else(|| Error::Failed("the staging folder is gone".into()))
+    }
 }
 
 impl Drop for Staging {
@@ -664,9 +719,6 @@ pub fn lock_folder(folder: &Folder) -> Result<File, Error> {
     }
 }
 
-/// The name prefix of staging folders.
-pub const STAGING_PREFIX: &str = ".dockertls-staging-";
-
 /// Creates a folder with mode 0700 exactly, whatever the umask; refuses an existing entry
 /// (a link too).
 pub fn create_private_dir(path: &Path) -> Result<(), Error> {
@@ -722,11 +774,11 @@ fn create_backup_dir(
     now: OffsetDateTime,
     journal: &mut Journal,
 ) -> Result<Folder, Error> {
-    let (backups, created) = dir.ensure_dir("backup")?;
+    let (backups, created) = dir.ensure_dir(BACKUP_DIR)?;
     if created {
         journal
             .created_dirs
-            .push((dir.try_clone()?, "backup".into()));
+            .push((dir.try_clone()?, BACKUP_DIR.into()));
     }
     let stamp = backup_stamp(now);
     for attempt in 1..100 {
@@ -830,17 +882,8 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
     }
     // What dockertls keeps inside DIR: a link there would take keys elsewhere, and a folder or
     // file of another user (or writable by others) lets them swap or rewrite it.
-    let mut inside: Vec<PathBuf> = [
-        "ca",
-        "server",
-        "clients",
-        "backup",
-        "daemon.json",
-        "override.conf",
-    ]
-    .iter()
-    .map(|n| dir.join(n))
-    .collect();
+    let pki = Pki::new(dir);
+    let mut inside: Vec<PathBuf> = KEPT_ENTRIES.iter().map(|n| dir.join(n)).collect();
     let list = |folder: &Path| -> Vec<PathBuf> {
         if !fs::symlink_metadata(folder).is_ok_and(|m| m.is_dir()) {
             return Vec::new();
@@ -849,8 +892,8 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
             .map(|entries| entries.flatten().take(10_000).map(|e| e.path()).collect())
             .unwrap_or_default()
     };
-    let clients = list(&dir.join("clients"));
-    for folder in [dir.join("ca"), dir.join("server")].iter().chain(&clients) {
+    let clients = list(&pki.clients_dir());
+    for folder in [pki.ca_dir(), pki.server_dir()].iter().chain(&clients) {
         inside.extend(list(folder));
     }
     inside.extend(clients);

@@ -14,7 +14,7 @@ use ::time::OffsetDateTime;
 use rustix::fs::{FileType, RenameFlags};
 
 use crate::error::Error;
-use crate::store::{self, Folder, StagingArea};
+use crate::store::{self, Folder, Holder, Stage, StagingArea, ensure_parents};
 
 /// A locked PKI folder being changed. Every path below DIR is reached from DIR's opened
 /// descriptor, one name at a time, never through a link.
@@ -24,6 +24,12 @@ pub struct Workspace {
     now: OffsetDateTime,
     backup: Option<Folder>,
     _lock: std::fs::File,
+}
+
+impl Stage for Workspace {
+    fn area(&self) -> Result<&Folder, Error> {
+        Ok(self.staging.folder())
+    }
 }
 
 impl Workspace {
@@ -47,45 +53,6 @@ impl Workspace {
 
     fn staging(&self) -> &Folder {
         self.staging.folder()
-    }
-
-    /// Creates a folder in the staging area (0700), and its missing parents.
-    pub fn mkdir(&self, relative: &str) -> Result<(), Error> {
-        ensure_parents(self.staging(), relative)?;
-        self.staging().create_dir(relative).map(drop)
-    }
-
-    /// Writes a new file in the staging area with exactly `mode`.
-    pub fn write(&self, relative: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
-        self.staging().write_new_file(relative, contents, mode)
-    }
-
-    /// Stages a key/cert folder: `folder/ca.pem`, the certificate and its key, with Docker's
-    /// modes.
-    pub fn write_pair(
-        &self,
-        folder: &str,
-        ca_pem: &str,
-        issued: &crate::pki::Issued,
-        cert_name: &str,
-        key_name: &str,
-    ) -> Result<(), Error> {
-        self.mkdir(folder)?;
-        self.write(
-            &format!("{folder}/ca.pem"),
-            ca_pem.as_bytes(),
-            store::CERT_FILE,
-        )?;
-        self.write(
-            &format!("{folder}/{cert_name}"),
-            issued.cert_pem.as_bytes(),
-            store::CERT_FILE,
-        )?;
-        self.write(
-            &format!("{folder}/{key_name}"),
-            issued.key_pem.as_bytes(),
-            store::KEY_FILE,
-        )
     }
 
     /// Flushes everything staged to disk (one syncfs).
@@ -158,23 +125,11 @@ fn parent_and_name<'a>(base: &Folder, relative: &'a str) -> Result<(Folder, &'a 
     }
 }
 
-/// Creates (0700) the missing folders above `relative` in `base`; existing ones must be real
-/// folders of ours.
-fn ensure_parents(base: &Folder, relative: &str) -> Result<(), Error> {
-    let Some((parents, _)) = relative.rsplit_once('/') else {
-        return Ok(());
-    };
-    let mut current = base.try_clone()?;
-    for name in parents.split('/').filter(|n| !n.is_empty()) {
-        current = current.ensure_dir(name)?.0;
-    }
-    Ok(())
-}
-
 /// Refuses a DIR that holds no PKI, one with a symlink where dockertls writes, and one that
 /// someone other than the caller or root could change (`store::check_trusted`). Every
 /// command that reads or writes an existing PKI calls this first.
 pub fn require_pki(dir: &Path) -> Result<(), Error> {
+    let ca = Holder::Ca;
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(Error::Refused(format!(
@@ -185,12 +140,18 @@ pub fn require_pki(dir: &Path) -> Result<(), Error> {
         Ok(meta) if meta.is_dir() => {}
         _ => {
             return Err(Error::Refused(format!(
-                "--dir {} holds no dockertls PKI (no ca/ca.pem): create one with dockertls init, or pass --dir",
-                dir.display()
+                "--dir {} holds no dockertls PKI (no {}): create one with dockertls init, or pass --dir",
+                dir.display(),
+                ca.cert()
             )));
         }
     }
-    for entry in ["ca", "server", "clients", "ca/ca.pem", "ca/ca-key.pem"] {
+    let required = [ca.folder(), ca.cert(), ca.key()];
+    let optional = [
+        Holder::server().folder(),
+        store::layout::CLIENTS_DIR.to_string(),
+    ];
+    for entry in required.iter().chain(&optional) {
         let path = dir.join(entry);
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -200,7 +161,7 @@ pub fn require_pki(dir: &Path) -> Result<(), Error> {
                 )));
             }
             Ok(_) => {}
-            Err(_) if entry.starts_with("ca") => {
+            Err(_) if required.contains(entry) => {
                 return Err(Error::Refused(format!(
                     "--dir {} holds no dockertls PKI ({} is missing): create one with dockertls init, or pass --dir",
                     dir.display(),

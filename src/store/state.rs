@@ -12,6 +12,7 @@ use crate::names::Address;
 use crate::pki::Ca;
 use crate::secret::{self, Passphrase};
 use crate::store::Folder;
+use crate::store::layout::{CLIENTS_DIR, Holder, Pki};
 
 /// A leaf certificate as read from the PKI.
 #[derive(Debug, Clone)]
@@ -104,14 +105,14 @@ pub fn load_ca(
     dir: &Path,
     passphrase_file: Option<&Path>,
 ) -> Result<(Ca, Option<Passphrase>), Error> {
-    let cert_path = dir.join("ca/ca.pem");
-    let key_path = dir.join("ca/ca-key.pem");
+    let (pki, ca) = (Pki::new(dir), Holder::Ca);
+    let (cert_path, key_path) = (pki.cert(&ca), pki.key(&ca));
     // Both from one opened ca/: a `rotate --ca` swapping it cannot pair a certificate with
     // the other side's key.
-    let ca_folder = Folder::open(dir)?.subfolder("ca")?;
-    let cert = String::from_utf8(read_in(&ca_folder, "ca.pem")?.to_vec())
+    let ca_folder = Folder::open(dir)?.subfolder(&ca.folder())?;
+    let cert = String::from_utf8(read_in(&ca_folder, ca.cert_name())?.to_vec())
         .map_err(|_| Error::Refused(format!("{} is not PEM text", cert_path.display())))?;
-    let key = read_in(&ca_folder, "ca-key.pem")?;
+    let key = read_in(&ca_folder, ca.key_name())?;
     let (key_text, passphrase) = match material::parse_private_key(&key) {
         Err(material::KeyError::Encrypted) => {
             let pass = secret::obtain(
@@ -136,11 +137,16 @@ pub fn load_ca(
     Ok((ca, passphrase))
 }
 
+/// The certificate of `holder` in the PKI in `dir`.
+pub fn read_cert(dir: &Path, holder: &Holder) -> Result<Leaf, Error> {
+    read_leaf(&Pki::new(dir).cert(holder))
+}
+
 /// The client names in DIR/clients, sorted.
 pub fn client_names(dir: &Path) -> Vec<String> {
     // Only real folders, listed without following a link at DIR/clients.
     Folder::open(dir)
-        .and_then(|folder| folder.subfolder("clients"))
+        .and_then(|folder| folder.subfolder(CLIENTS_DIR))
         .and_then(|clients| clients.entries())
         .map(|entries| {
             entries
@@ -152,19 +158,54 @@ pub fn client_names(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The tcp port in DIR/daemon.json's hosts (2376 if none).
-pub fn listen_port(dir: &Path) -> u16 {
-    let value: serde_json::Value = read_pki_file(&dir.join("daemon.json"))
+/// Refuses a client name that has no folder in the PKI (`flag` names the value: `--client`
+/// or empty for a positional NAME).
+pub fn require_clients(dir: &Path, flag: &str, wanted: &[String]) -> Result<(), Error> {
+    let known = client_names(dir);
+    let Some(unknown) = wanted.iter().find(|n| !known.contains(n)) else {
+        return Ok(());
+    };
+    let listed = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    Err(Error::Refused(format!(
+        "{flag}{}no client '{unknown}' in {} (clients: {listed})\nhint: list them with dockertls client list, or add it with dockertls client add {unknown}",
+        if flag.is_empty() { "" } else { " " },
+        dir.display()
+    )))
+}
+
+/// DIR/daemon.json as written by `init` (null when it is missing or unreadable).
+fn daemon_json(dir: &Path) -> serde_json::Value {
+    read_pki_file(&Pki::new(dir).daemon_json())
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
-    value["hosts"]
+        .unwrap_or_default()
+}
+
+/// The tcp port in DIR/daemon.json's hosts (2376 if none).
+pub fn listen_port(dir: &Path) -> u16 {
+    port_of_hosts(&daemon_json(dir))
+}
+
+/// The tcp port in a daemon.json's "hosts" (2376, Docker's TLS port, if none).
+pub fn port_of_hosts(daemon_json: &serde_json::Value) -> u16 {
+    daemon_json["hosts"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
         .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
         .unwrap_or(2376)
+}
+
+/// Where the server files live on the daemon host: the folder of DIR/daemon.json's
+/// `tlscert` (`init --install-dir`), if it names one.
+pub fn install_dir(dir: &Path) -> Option<std::path::PathBuf> {
+    let cert = daemon_json(dir)["tlscert"].as_str()?.to_string();
+    Path::new(&cert).parent().map(Path::to_path_buf)
 }
 
 /// A short date for messages.
