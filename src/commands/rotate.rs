@@ -430,3 +430,95 @@ fn reissue_days(old: &Leaf, default_days: i64, label: &str, notes: &mut Vec<Stri
     }
     days
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
+
+    fn leaf(days_left: i64) -> Leaf {
+        Leaf {
+            der: Vec::new(),
+            cn: "h".into(),
+            sans: vec![Address::Dns("h.example".into())],
+            serial: "01".into(),
+            not_before: NOW - ::time::Duration::days(365),
+            not_after: NOW + ::time::Duration::days(days_left) + ::time::Duration::hours(1),
+        }
+    }
+
+    fn plan(args: &[&str]) -> RotatePlan {
+        use clap::Parser;
+        let cli =
+            crate::cli::Cli::try_parse_from(["dockertls", "rotate"].iter().chain(args).copied())
+                .unwrap();
+        match cli.command {
+            crate::cli::Command::Rotate(args) => RotatePlan::from_args(&args).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn chosen(selection: &Selection) -> Vec<(String, String)> {
+        let items = selection.items.iter();
+        items
+            .map(|i| (i.holder.label(), i.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn only_what_expires_within_the_window_is_chosen() {
+        let clients = [
+            ("alice".to_string(), leaf(10)),
+            ("bob".to_string(), leaf(200)),
+        ];
+        let selection = select(&plan(&[]), &leaf(29), &clients, NOW);
+        assert_eq!(
+            chosen(&selection),
+            [
+                (
+                    "server".into(),
+                    "expires on 2026-06-30 (29 days left, within 30)".into()
+                ),
+                (
+                    "client alice".into(),
+                    "expires on 2026-06-11 (10 days left, within 30)".into()
+                ),
+            ]
+        );
+        assert_eq!(selection.kept, ["client bob: valid until 2026-12-18"]);
+        // 30 days left is not within 30.
+        let selection = select(&plan(&[]), &leaf(30), &[], NOW);
+        assert!(selection.items.is_empty());
+        let selection = select(&plan(&["--within", "0"]), &leaf(0), &[], NOW);
+        assert!(selection.items.is_empty(), "0 days left is not within 0");
+    }
+
+    #[test]
+    fn all_ca_and_allow_override_the_expiry() {
+        let clients = [("alice".to_string(), leaf(300))];
+        let all = select(&plan(&["--all"]), &leaf(300), &clients, NOW);
+        assert_eq!(all.items.len(), 2);
+        assert!(all.items.iter().all(|i| i.reason == "--all"));
+        let ca = select(&plan(&["--ca"]), &leaf(300), &clients, NOW);
+        assert!(ca.items.iter().all(|i| i.reason == "a new CA"));
+        let allow = plan(&["--server", "--allow", "10.0.0.5,h.example"]);
+        let selection = select(&allow, &leaf(300), &[], NOW);
+        assert_eq!(
+            chosen(&selection),
+            [("server".into(), "adds 10.0.0.5".into())]
+        );
+        // A SAN the certificate has already changes nothing.
+        let same = plan(&["--server", "--allow", "h.example"]);
+        assert!(select(&same, &leaf(300), &[], NOW).items.is_empty());
+    }
+
+    #[test]
+    fn selecting_clients_leaves_the_server_alone() {
+        let clients = [("alice".to_string(), leaf(1))];
+        let selection = select(&plan(&["--client", "alice"]), &leaf(1), &clients, NOW);
+        assert_eq!(chosen(&selection).len(), 1);
+        assert_eq!(selection.items[0].holder, Holder::client("alice"));
+    }
+}

@@ -295,3 +295,85 @@ pub fn check_map(
         })
         .collect()
 }
+
+/// A refusal's stderr: one `error: ...` line, then at most one `hint: ...` line.
+pub fn assert_one_error(stderr: &str, what: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.len() == 1 || (lines.len() == 2 && lines[1].starts_with("hint: ")),
+        "{what}: not one error line (and a hint):\n{stderr}"
+    );
+    assert!(lines[0].starts_with("error: "), "{what}: {stderr}");
+}
+
+/// Runs `dockertls --dir DIR ARGS...`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    dockertls()
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run dockertls")
+}
+
+/// Both streams and the exit status of a run, for a failure message.
+pub fn streams(output: &Output) -> String {
+    format!(
+        "exit status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `dockertls --dir DIR ARGS...`, which must succeed (else it panics showing both
+/// streams); returns its stdout.
+pub fn ok_in(dir: &Path, args: &[&str]) -> String {
+    let output = run_in(dir, args);
+    assert!(
+        output.status.success(),
+        "dockertls {}:\n{}",
+        args.join(" "),
+        streams(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A readable difference of two [`tree`]s: one line a path added, removed, or changed (in
+/// mode or contents); empty when they are the same.
+pub fn tree_diff(before: &[(String, u32, Vec<u8>)], after: &[(String, u32, Vec<u8>)]) -> String {
+    let old: std::collections::BTreeMap<_, _> =
+        before.iter().map(|(p, m, c)| (p, (m, c))).collect();
+    let new: std::collections::BTreeMap<_, _> = after.iter().map(|(p, m, c)| (p, (m, c))).collect();
+    let mut out = String::new();
+    for (path, (mode, contents)) in &old {
+        match new.get(path) {
+            None => out.push_str(&format!("- {path} ({mode:04o})\n")),
+            Some((m, _)) if m != mode => {
+                out.push_str(&format!("~ {path}: mode {mode:04o} -> {m:04o}\n"))
+            }
+            Some((_, c)) if c != contents => out.push_str(&format!(
+                "~ {path}: contents changed ({} -> {} bytes)\n",
+                contents.len(),
+                c.len()
+            )),
+            Some(_) => {}
+        }
+    }
+    for (path, (mode, _)) in &new {
+        if !old.contains_key(path) {
+            out.push_str(&format!("+ {path} ({mode:04o})\n"));
+        }
+    }
+    out
+}
+
+/// Panics with a readable [`tree_diff`] unless the two trees are the same.
+pub fn assert_same_tree(
+    before: &[(String, u32, Vec<u8>)],
+    after: &[(String, u32, Vec<u8>)],
+    what: &str,
+) {
+    let diff = tree_diff(before, after);
+    assert!(diff.is_empty(), "{what}:\n{diff}");
+}
