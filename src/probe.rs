@@ -331,9 +331,7 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
-    let ca_path = cert_path.join("ca.pem");
-    let cert_file = cert_path.join("cert.pem");
-    let key_file = cert_path.join("key.pem");
+    let (ca_path, cert_file, key_file) = crate::store::layout::client_files(cert_path);
     let ca_bytes = read_limited(&ca_path)?;
     let cas = material::parse_certificates(&ca_bytes)
         .map_err(|why| format!("{} {why}", ca_path.display()))?;
@@ -1327,7 +1325,11 @@ fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Out
 }
 
 fn client_ca_path(outcome: &Outcome) -> String {
-    outcome.cert_path.join("ca.pem").display().to_string()
+    outcome
+        .cert_path
+        .join(crate::store::layout::CA_CERT)
+        .display()
+        .to_string()
 }
 
 fn plain_http_message(endpoint: &Endpoint) -> String {

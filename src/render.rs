@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::store::layout::{self, Holder, Pki};
+
 const DAEMON_JSON: &str = include_str!("../templates/daemon.json");
 const OVERRIDE_CONF: &str = include_str!("../templates/override.conf");
 const NEXT_STEPS: &str = include_str!("../templates/next-steps.txt");
@@ -47,9 +49,9 @@ pub fn daemon_json(listen: SocketAddr, install_dir: &Path) -> String {
         DAEMON_JSON,
         &[
             ("tcp_host", &json_string(&format!("tcp://{listen}"))),
-            ("tlscacert", &path("ca.pem")),
-            ("tlscert", &path("server-cert.pem")),
-            ("tlskey", &path("server-key.pem")),
+            ("tlscacert", &path(layout::CA_CERT)),
+            ("tlscert", &path(layout::SERVER_CERT)),
+            ("tlskey", &path(layout::SERVER_KEY)),
         ],
     )
 }
@@ -71,9 +73,13 @@ pub struct NextSteps<'a> {
 /// Renders the next-steps text.
 pub fn next_steps(steps: &NextSteps<'_>) -> String {
     let path = |p: &Path| shell_quote(&p.to_string_lossy());
-    let client_dir = steps.dir.join("clients").join(steps.client);
+    let client_dir = Pki::new(steps.dir).client_dir(steps.client);
     let file = |name: &str| client_dir.join(name).to_string_lossy().into_owned();
-    let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
+    let (ca, cert, key) = (
+        file(layout::CA_CERT),
+        file(layout::CLIENT_CERT),
+        file(layout::CLIENT_KEY),
+    );
     let context_docker = docker_context_value(&[
         ("host", steps.docker_host),
         ("ca", &ca),
@@ -102,7 +108,9 @@ pub fn reissue_hint(pki: Option<&Path>, missing: &[String], all: &[String]) -> S
         .map(String::as_str)
         .filter(|m| !m.is_empty())
         .collect();
-    match pki.filter(|dir| dir.join("ca/ca-key.pem").is_file() && dir.join("server").is_dir()) {
+    match pki.filter(|dir| {
+        Pki::new(dir).key(&Holder::Ca).is_file() && Pki::new(dir).server_dir().is_dir()
+    }) {
         Some(dir) if !missing.is_empty() => format!(
             "dockertls --dir {} rotate --server --allow {} (then restart dockerd)",
             shell_quote(&dir.display().to_string()),

@@ -437,8 +437,8 @@ fn two_role_note(target: &Target, leaf: &X509Certificate<'_>) -> Option<(Status,
     let named = |path: &Path, name: &str| path.file_name().is_some_and(|n| n == name);
     if target.cis
         || target.kind == Kind::Ca
-        || !named(&target.cert, "cert.pem")
-        || !named(&target.key, "key.pem")
+        || !named(&target.cert, crate::store::layout::CLIENT_CERT)
+        || !named(&target.key, crate::store::layout::CLIENT_KEY)
     {
         return None;
     }

@@ -8,6 +8,10 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use super::{Kind, Target};
+use crate::store::layout::{
+    BACKUP_DIR, CA_CERT, CA_DIR, CA_KEY, CLIENT_CERT, CLIENT_KEY, CLIENTS_DIR, SERVER_CERT,
+    SERVER_DIR, SERVER_KEY, STAGING_PREFIX,
+};
 
 /// What was found under the given paths.
 #[derive(Debug, Default)]
@@ -42,12 +46,12 @@ pub fn find(root: &Path, found: &mut Found) {
                 files.push(name);
             }
         }
-        let is_pki_root = subdirs.iter().any(|n| n == "ca")
-            && subdirs.iter().any(|n| n == "server" || n == "clients");
+        let is_pki_root = subdirs.iter().any(|n| n == CA_DIR)
+            && subdirs.iter().any(|n| n == SERVER_DIR || n == CLIENTS_DIR);
         for name in subdirs {
             let text = name.to_string_lossy();
             // A dockertls PKI's backups and unfinished staging folders are not live material.
-            if (is_pki_root && text == "backup") || text.starts_with(".dockertls-staging-") {
+            if (is_pki_root && text == BACKUP_DIR) || text.starts_with(STAGING_PREFIX) {
                 continue;
             }
             pending.push(dir.join(name));
@@ -121,30 +125,30 @@ fn classify(dir: &Path, has: &dyn Fn(&str) -> bool, targets: &mut Vec<Target>) {
         cis: false,
     };
     // Server: Docker docs' names, or docker-machine's server.pem.
-    if has("server-cert.pem") || has("server-key.pem") || has("server.pem") {
-        let cert = if !has("server-cert.pem") && has("server.pem") {
+    if has(SERVER_CERT) || has(SERVER_KEY) || has("server.pem") {
+        let cert = if !has(SERVER_CERT) && has("server.pem") {
             "server.pem"
         } else {
-            "server-cert.pem"
+            SERVER_CERT
         };
-        targets.push(target(Kind::Server, cert, "server-key.pem", Some("ca.pem")));
+        targets.push(target(Kind::Server, cert, SERVER_KEY, Some(CA_CERT)));
     }
     // A CA with its key: dockertls's ca/, or the Docker docs' all-in-one folder.
-    if has("ca-key.pem") {
-        targets.push(target(Kind::Ca, "ca.pem", "ca-key.pem", None));
+    if has(CA_KEY) {
+        targets.push(target(Kind::Ca, CA_CERT, CA_KEY, None));
     }
     // cert.pem + key.pem: a DOCKER_CERT_PATH client folder, or docker:dind's /certs/server
     // (a server certificate under client names), or its /certs/ca (a CA, no ca.pem beside it).
-    if has("cert.pem") || has("key.pem") {
-        let cert = read_small(&dir.join("cert.pem"));
+    if has(CLIENT_CERT) || has(CLIENT_KEY) {
+        let cert = read_small(&dir.join(CLIENT_CERT));
         let looks = cert.as_deref().and_then(role_of);
         let kind = match looks {
-            Some(Role::Ca) if !has("ca.pem") => Kind::Ca,
+            Some(Role::Ca) if !has(CA_CERT) => Kind::Ca,
             Some(Role::ServerOnly) => Kind::Server,
             _ => Kind::Client,
         };
-        let ca = (kind != Kind::Ca).then_some("ca.pem");
-        targets.push(target(kind, "cert.pem", "key.pem", ca));
+        let ca = (kind != Kind::Ca).then_some(CA_CERT);
+        targets.push(target(kind, CLIENT_CERT, CLIENT_KEY, ca));
     }
 }
 

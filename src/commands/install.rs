@@ -279,7 +279,7 @@ fn restart(dir: &Path, port: u16, now: OffsetDateTime) -> String {
     let hint = |_: &[String], _: &str| String::from("dockertls rotate --server --allow ADDR");
     let outcome = crate::probe::probe(
         &endpoint,
-        &dir.join("clients").join(&client),
+        &crate::store::Pki::new(dir).client_dir(&client),
         std::time::Duration::from_secs(10),
         now,
         &hint,

@@ -85,7 +85,7 @@ fn cert_path(dir: &Path, args: &ProbeArgs) -> Result<PathBuf, String> {
     if let Some(name) = &args.client {
         crate::names::parse_client_name(name)?;
         crate::store::check_trusted(dir).map_err(|e| e.to_string())?;
-        let path = dir.join("clients").join(name);
+        let path = crate::store::Pki::new(dir).client_dir(name);
         if !path.is_dir() {
             return Err(format!(
                 "--client {name}: {} does not exist (dockertls client folders are in --dir)",

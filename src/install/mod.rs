@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::store::layout;
 use confined::{FileRead, Links, Root};
 
 /// dockertls's own drop-in: named to sort after every other one.
@@ -121,8 +122,8 @@ fn existing(root: &Root, host: &str) -> Result<Option<FileRead>, Error> {
 
 /// The TLS keys to merge: from DIR/daemon.json (what init wrote), else the defaults.
 fn our_keys(pki: &Root, notes: &mut Vec<String>) -> Result<Map<String, Value>, Error> {
-    let path = pki.shown("daemon.json");
-    let generated = match pki.read("daemon.json", Links::Refuse)? {
+    let path = pki.shown(layout::DAEMON_JSON);
+    let generated = match pki.read(layout::DAEMON_JSON, Links::Refuse)? {
         Some(file) => daemon_json::parse(&String::from_utf8_lossy(&file.contents))
             .map_err(|why| Error::Refused(format!("{} {why}", path.display())))?,
         None => {
@@ -173,10 +174,10 @@ fn our_keys(pki: &Root, notes: &mut Vec<String>) -> Result<Map<String, Value>, E
 /// The server files, read once from the PKI (no link followed) and verified as read: what is
 /// installed is exactly what was checked.
 fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error> {
-    let names = ["ca.pem", "server-cert.pem", "server-key.pem"];
+    let names = [layout::CA_CERT, layout::SERVER_CERT, layout::SERVER_KEY];
     let mut read = Vec::new();
     for name in names {
-        let host = format!("server/{name}");
+        let host = format!("{}/{name}", layout::SERVER_DIR);
         let file = pki.read(&host, Links::Refuse)?.ok_or_else(|| {
             Error::Refused(format!(
                 "{} is missing: install needs the server/ folder that dockertls init wrote (--dir)",
@@ -218,12 +219,16 @@ fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error
         for (copy, name) in copies.iter().zip(names) {
             message = message.replace(
                 &format!("{}", copy.path().display()),
-                &format!("{}", pki.shown(&format!("server/{name}")).display()),
+                &format!(
+                    "{}",
+                    pki.shown(&format!("{}/{name}", layout::SERVER_DIR))
+                        .display()
+                ),
             );
         }
         return Err(Error::Refused(format!(
             "{} fails verification ({}: {message}); fix it before installing",
-            dir.join("server").display(),
+            crate::store::Pki::new(dir).server_dir().display(),
             check.id,
         )));
     }
@@ -310,7 +315,7 @@ pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
     if let Some(twice) = targets.windows(2).find(|w| w[0] == w[1]) {
         return Err(Error::Refused(format!(
             "{}: \"tlscacert\", \"tlscert\" and \"tlskey\" must name three different files, none of them {DAEMON_JSON} or {DROPIN}; {} is named twice",
-            pki.shown("daemon.json").display(),
+            pki.shown(layout::DAEMON_JSON).display(),
             twice[0]
         )));
     }
