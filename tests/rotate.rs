@@ -262,6 +262,36 @@ fn allow_adds_sans_and_the_ca_can_be_replaced() {
 }
 
 #[test]
+fn the_restart_hint_names_the_install_dir_of_the_pki() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(
+        &pki,
+        &[
+            "--host",
+            "docker.example.com",
+            "--install-dir",
+            "/srv/docker tls",
+        ],
+    );
+    let out = ok(&pki, &["rotate", "--server", "--all"]);
+    assert!(
+        out.contains("install -m 0400 -o root -g root server/server-key.pem '/srv/docker tls/'")
+            && out.contains("server/ca.pem server/server-cert.pem '/srv/docker tls/'"),
+        "{out}"
+    );
+    assert!(!out.contains("/etc/docker/tls"), "{out}");
+    // The default install dir when init was not told otherwise.
+    let other = work.path().join("other");
+    init_ok(&other, &["--host", "docker.example.com"]);
+    let out = ok(&other, &["rotate", "--server", "--all"]);
+    assert!(
+        out.contains("server/server-key.pem /etc/docker/tls/\n"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_second_run_is_refused_while_the_lock_is_held() {
     let work = tempfile::tempdir().unwrap();
     let pki = work.path().join("pki");
