@@ -351,6 +351,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_client_name_given_twice_is_refused_whatever_its_case() {
+        assert_eq!(
+            client_names("--client", &["alice", "bob"]).unwrap(),
+            ["alice", "bob"]
+        );
+        for twice in [["alice", "alice"], ["Alice", "alice"], ["bob", "BOB"]] {
+            let err = client_names("--client", &twice).unwrap_err();
+            assert!(err.starts_with("--client '"), "{err}");
+            assert!(err.contains("given twice"), "{err}");
+        }
+        assert_eq!(same_name(&["Alice".to_string()], "aLICE"), Some("Alice"));
+        assert_eq!(same_name(&["alice".to_string()], "alicia"), None);
+    }
+
+    #[test]
+    fn days_have_one_rule_and_one_message() {
+        assert_eq!(check_days("--days", 1, 1).unwrap(), 1);
+        assert_eq!(check_days("--within", 0, 0).unwrap(), 0);
+        assert_eq!(check_days("--days", MAX_DAYS, 1).unwrap(), MAX_DAYS);
+        for (flag, days, min) in [
+            ("--days", 0, 1),
+            ("--within", -1, 0),
+            ("--ca-days", MAX_DAYS + 1, 1),
+        ] {
+            let err = check_days(flag, days, min).unwrap_err().to_string();
+            assert_eq!(err, days_message(flag, &days.to_string(), min));
+            assert!(err.starts_with(&format!("{flag} {days}: ")), "{err}");
+            assert!(err.contains(&format!("from {min} to {MAX_DAYS}")), "{err}");
+        }
+    }
+
+    #[test]
     fn install_paths_are_absolute_and_written_one_way_only() {
         for good in [
             "/etc/docker/tls",

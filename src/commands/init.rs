@@ -79,7 +79,12 @@ pub fn create(
         server_sans: &plan.sans,
         clients: &plan.clients,
     })
-    .map_err(|e| Error::Failed(format!("cannot generate the certificates: {e}")))?;
+    .map_err(|e| {
+        Error::Failed(format!(
+            "cannot generate the {} keys and certificates: {e}; nothing was written: run dockertls init again, or try another --key-type",
+            plan.key_type.name()
+        ))
+    })?;
 
     staging.write_ca(&pki.ca, passphrase.as_ref())?;
     staging.write_pair(&Holder::server(), &pki.ca.cert_pem, &pki.server)?;

@@ -278,13 +278,7 @@ pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
     let pki = Root::open(dir)?;
     let mut server = server_files(dir, &pki)?.into_iter();
     let ours = our_keys(&pki, &mut notes)?;
-    let listen_port = ours["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
-        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
-        .unwrap_or(2376);
+    let listen_port = crate::store::state::port_of_hosts(&ours["hosts"]);
     let mut files = Vec::new();
     let tls_paths = [
         ("tlscacert", 0o444, false),

@@ -719,18 +719,6 @@ pub fn lock_folder(folder: &Folder) -> Result<File, Error> {
     }
 }
 
-/// Creates a folder with mode 0700 exactly, whatever the umask; refuses an existing entry
-/// (a link too).
-pub fn create_private_dir(path: &Path) -> Result<(), Error> {
-    DirBuilder::new()
-        .mode(PRIVATE_DIR)
-        .create(path)
-        .map_err(|e| io_failed("cannot create", path, &e))?;
-    let folder = Folder::open(path)?;
-    rfs::fchmod(&folder.fd, Mode::from_raw_mode(PRIVATE_DIR))
-        .map_err(|e| io_failed("cannot set the mode of", path, &e.into()))
-}
-
 /// The renames done so far, undone in reverse order if a later step fails.
 #[derive(Default)]
 struct Journal {
@@ -812,13 +800,6 @@ pub fn backup_stamp(now: OffsetDateTime) -> String {
         "[year][month][day]T[hour][minute][second]Z"
     ))
     .unwrap_or_else(|_| utc.unix_timestamp().to_string())
-}
-
-/// fsync(2) of a folder: its entries are durable.
-pub fn sync_dir(path: &Path) -> Result<(), Error> {
-    File::open(path)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| io_failed("cannot flush", path, &e))
 }
 
 fn first_missing(dir: &Path) -> PathBuf {

@@ -187,12 +187,12 @@ fn daemon_json(dir: &Path) -> serde_json::Value {
 
 /// The tcp port in DIR/daemon.json's hosts (2376 if none).
 pub fn listen_port(dir: &Path) -> u16 {
-    port_of_hosts(&daemon_json(dir))
+    port_of_hosts(&daemon_json(dir)["hosts"])
 }
 
-/// The tcp port in a daemon.json's "hosts" (2376, Docker's TLS port, if none).
-pub fn port_of_hosts(daemon_json: &serde_json::Value) -> u16 {
-    daemon_json["hosts"]
+/// The first tcp port in a daemon.json's "hosts" (2376, Docker's TLS port, if none).
+pub fn port_of_hosts(hosts: &serde_json::Value) -> u16 {
+    hosts
         .as_array()
         .into_iter()
         .flatten()
