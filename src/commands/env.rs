@@ -16,13 +16,9 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
     workspace::require_pki(dir)?;
     let client = Pki::new(dir).client_dir(&name);
     let folder = std::path::absolute(&client).unwrap_or(client);
-    if !folder.join(CLIENT_CERT).is_file() {
-        state::require_clients(dir, "", std::slice::from_ref(&name))?;
-        return Err(Error::Refused(format!(
-            "{}: the client folder has no {CLIENT_CERT}; re-issue it with dockertls rotate --client {name} --all, or remove it with dockertls client remove {name}",
-            folder.display()
-        )));
-    }
+    state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    // Its certificate must be there and readable (never through a link, never a FIFO).
+    state::read_cert(dir, &Holder::client(&name))?;
     // The path is printed for a shell to read back: it must be exactly the folder's name.
     let path = folder.to_str().ok_or_else(|| {
         Error::Refused(format!(
