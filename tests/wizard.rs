@@ -136,7 +136,8 @@ fn the_whole_wizard_with_mistakes_and_its_equivalent_command() {
     s.exp_string("Validity of the server and client certificates")
         .unwrap();
     s.send_line("0").unwrap();
-    s.exp_string("at least 1").unwrap();
+    s.exp_string("--days 0: give a whole number of days from 1 to")
+        .unwrap();
     s.send_line("90").unwrap();
     s.exp_string("Validity of the CA").unwrap();
     s.send_line("900").unwrap();
