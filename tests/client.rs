@@ -3,21 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::{find_tool, init_ok, mode, ok_in as ok, run_in as run};
-
-/// `verify` on the whole PKI: every pair consistent, every chain good.
-fn verify_ok(dir: &Path) {
-    let output = run(dir, &["verify", "--warn-days", "0"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "verify after the change:\n{}",
-        common::streams(&output)
-    );
-}
+use common::{find_tool, init_ok, kill_sweep_with, mode, ok_in as ok, verify_ok};
 
 #[test]
 fn client_add_list_remove() {
@@ -101,4 +90,26 @@ fn client_add_list_remove() {
         .collect();
     assert_eq!(backups.len(), 1);
     assert_eq!(mode(&backups[0].join("clients/carol/key.pem")), 0o400);
+}
+
+#[test]
+fn client_add_survives_a_kill_at_any_write_or_rename() {
+    // Each new folder appears whole or not at all: a re-run adds those still missing.
+    kill_sweep_with(
+        &["client", "add", "carol", "dave"],
+        &["write", "renameat2", "syncfs"],
+        |pki| {
+            let mut again = vec!["client".to_string(), "add".to_string()];
+            again.extend(
+                ["carol", "dave"]
+                    .iter()
+                    .filter(|n| !pki.join("clients").join(n).exists())
+                    .map(|n| n.to_string()),
+            );
+            if again.len() == 2 {
+                again = vec!["client".to_string(), "list".to_string()];
+            }
+            again
+        },
+    );
 }

@@ -1,6 +1,6 @@
-//! Rotation (and the refusals of client, env and rotate): the contract through the binary, expiry under faketime,
-//! crashes (SIGKILL injected by strace at every write, rename and flush), a full disk, the
-//! lock, and real dockerd before and after each change.
+//! Rotation (and the refusals of client, env and rotate): the contract through the binary,
+//! expiry under faketime, crashes (SIGKILL injected by strace at every write, rename and
+//! flush), a full disk, the lock, and real dockerd before and after each change.
 
 mod common;
 
@@ -9,24 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{
-    Dockerd, docker_version, files, find_tool, init_ok, is_root, mode, peers_required, tree,
+    Dockerd, docker_version, files, find_tool, init_ok, is_root, kill_sweep, mode, ok_in as ok,
+    peers_required, run_in as run, tree, verify_ok,
 };
-
-use common::{ok_in as ok, run_in as run};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// `verify` on the whole PKI: every pair consistent, every chain good.
-fn verify_ok(dir: &Path) {
-    let output = run(dir, &["verify", "--warn-days", "0"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "verify after the change:\n{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
 }
 
 /// The tree without the lock file (which a run may create).
@@ -316,75 +304,6 @@ fn a_second_run_is_refused_while_the_lock_is_held() {
     ok(&pki, &["rotate", "--all"]);
 }
 
-/// Runs `args` under strace, killing the process at the Nth call of `syscall`, for N = 1, 2,
-/// ... until a run completes. After every killed run each pair must be consistent (verify
-/// passes), and a plain re-run must succeed and leave a good PKI.
-fn kill_sweep(args: &[&str], syscalls: &[&str]) {
-    kill_sweep_with(args, syscalls, |_| {
-        args.iter().map(|a| a.to_string()).collect()
-    });
-}
-
-/// As `kill_sweep`, with the re-run's arguments computed from the PKI a killed run left.
-fn kill_sweep_with(args: &[&str], syscalls: &[&str], rerun: impl Fn(&Path) -> Vec<String>) {
-    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
-        return;
-    };
-    let mut killed_runs = 0;
-    for syscall in syscalls {
-        for n in 1..400 {
-            let work = tempfile::tempdir().unwrap();
-            let pki = work.path().join("pki");
-            init_ok(
-                &pki,
-                &["--host", "docker.example.com", "--client", "alice,bob"],
-            );
-            let output = Command::new(&strace)
-                .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-                .arg(format!("inject={syscall}:signal=KILL:when={n}"))
-                .arg(env!("CARGO_BIN_EXE_dockertls"))
-                .arg("--dir")
-                .arg(&pki)
-                .args(args)
-                .output()
-                .unwrap();
-            let stderr_text = stderr(&output);
-            if stderr_text.contains("ptrace") || stderr_text.contains("Operation not permitted") {
-                assert!(!peers_required(), "strace cannot trace here: {stderr_text}");
-                eprintln!("SKIPPED: strace cannot trace here");
-                return;
-            }
-            let killed = stderr_text.contains("SIGKILL")
-                || output.status.code() == Some(137)
-                || output.status.code().is_none();
-            verify_ok(&pki);
-            if !killed {
-                assert!(output.status.success(), "{syscall} #{n}: {stderr_text}");
-                break;
-            }
-            killed_runs += 1;
-            // The next run cleans up and completes.
-            let again = rerun(&pki);
-            let again: Vec<&str> = again.iter().map(String::as_str).collect();
-            ok(&pki, &again);
-            verify_ok(&pki);
-            let leftovers: Vec<_> = tree(&pki)
-                .into_iter()
-                .filter(|(p, _, _)| p.starts_with(".dockertls-staging"))
-                .collect();
-            assert!(
-                leftovers.is_empty(),
-                "{syscall} #{n}: a re-run left {leftovers:?}"
-            );
-        }
-    }
-    assert!(
-        killed_runs > 0,
-        "no run was killed: the sweep tested nothing"
-    );
-    eprintln!("{args:?}: {killed_runs} runs killed mid-way, every pair consistent after each");
-}
-
 #[test]
 fn rotate_survives_a_kill_at_any_write_rename_or_flush() {
     kill_sweep(
@@ -396,28 +315,6 @@ fn rotate_survives_a_kill_at_any_write_rename_or_flush() {
 #[test]
 fn rotate_ca_survives_a_kill_at_any_rename() {
     kill_sweep(&["rotate", "--ca"], &["renameat2", "syncfs", "fsync"]);
-}
-
-#[test]
-fn client_add_survives_a_kill_at_any_write_or_rename() {
-    // Each new folder appears whole or not at all: a re-run adds those still missing.
-    kill_sweep_with(
-        &["client", "add", "carol", "dave"],
-        &["write", "renameat2", "syncfs"],
-        |pki| {
-            let mut again = vec!["client".to_string(), "add".to_string()];
-            again.extend(
-                ["carol", "dave"]
-                    .iter()
-                    .filter(|n| !pki.join("clients").join(n).exists())
-                    .map(|n| n.to_string()),
-            );
-            if again.len() == 2 {
-                again = vec!["client".to_string(), "list".to_string()];
-            }
-            again
-        },
-    );
 }
 
 #[test]

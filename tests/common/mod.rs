@@ -377,3 +377,83 @@ pub fn assert_same_tree(
     let diff = tree_diff(before, after);
     assert!(diff.is_empty(), "{what}:\n{diff}");
 }
+
+/// `verify` on the whole PKI: every pair consistent, every chain good.
+pub fn verify_ok(dir: &Path) {
+    let output = run_in(dir, &["verify", "--warn-days", "0"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "verify after the change:\n{}",
+        streams(&output)
+    );
+}
+
+/// Runs `args` under strace, killing the process at the Nth call of `syscall`, for N = 1, 2,
+/// ... until a run completes. After every killed run each pair must be consistent (verify
+/// passes), and a plain re-run must succeed and leave a good PKI.
+pub fn kill_sweep(args: &[&str], syscalls: &[&str]) {
+    kill_sweep_with(args, syscalls, |_| {
+        args.iter().map(|a| a.to_string()).collect()
+    });
+}
+
+/// As `kill_sweep`, with the re-run's arguments computed from the PKI a killed run left.
+pub fn kill_sweep_with(args: &[&str], syscalls: &[&str], rerun: impl Fn(&Path) -> Vec<String>) {
+    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
+        return;
+    };
+    let mut killed_runs = 0;
+    for syscall in syscalls {
+        for n in 1..400 {
+            let work = tempfile::tempdir().unwrap();
+            let pki = work.path().join("pki");
+            init_ok(
+                &pki,
+                &["--host", "docker.example.com", "--client", "alice,bob"],
+            );
+            let output = Command::new(&strace)
+                .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+                .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+                .arg(env!("CARGO_BIN_EXE_dockertls"))
+                .arg("--dir")
+                .arg(&pki)
+                .args(args)
+                .output()
+                .unwrap();
+            let stderr_text = String::from_utf8_lossy(&output.stderr).into_owned();
+            if stderr_text.contains("ptrace") || stderr_text.contains("Operation not permitted") {
+                assert!(!peers_required(), "strace cannot trace here: {stderr_text}");
+                eprintln!("SKIPPED: strace cannot trace here");
+                return;
+            }
+            let killed = stderr_text.contains("SIGKILL")
+                || output.status.code() == Some(137)
+                || output.status.code().is_none();
+            verify_ok(&pki);
+            if !killed {
+                assert!(output.status.success(), "{syscall} #{n}: {stderr_text}");
+                break;
+            }
+            killed_runs += 1;
+            // The next run cleans up and completes.
+            let again = rerun(&pki);
+            let again: Vec<&str> = again.iter().map(String::as_str).collect();
+            ok_in(&pki, &again);
+            verify_ok(&pki);
+            let leftovers: Vec<_> = tree(&pki)
+                .into_iter()
+                .filter(|(p, _, _)| p.starts_with(".dockertls-staging"))
+                .collect();
+            assert!(
+                leftovers.is_empty(),
+                "{syscall} #{n}: a re-run left {leftovers:?}"
+            );
+        }
+    }
+    assert!(
+        killed_runs > 0,
+        "no run was killed: the sweep tested nothing"
+    );
+    eprintln!("{args:?}: {killed_runs} runs killed mid-way, every pair consistent after each");
+}
