@@ -319,7 +319,7 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
 /// Both streams and the exit status of a run, for a failure message.
 pub fn streams(output: &Output) -> String {
     format!(
-        "exit status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
