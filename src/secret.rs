@@ -45,8 +45,8 @@ impl Passphrase {
     pub fn from_file(path: &Path) -> Result<Passphrase, Error> {
         let refuse =
             |why: String| Error::Refused(format!("--ca-passphrase-file {}: {why}", path.display()));
-        let (file, meta) =
-            crate::userfile::open_regular(path).map_err(|e| Error::Refused(e.to_string()))?;
+        let (file, meta) = crate::userfile::open_regular_or_pipe(path)
+            .map_err(|e| Error::Refused(e.to_string()))?;
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
         let quoted = crate::render::shell_quote(&path.to_string_lossy());
         if mode & 0o077 != 0 {

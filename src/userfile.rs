@@ -59,6 +59,32 @@ pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), ReadError>
     Ok((file, meta))
 }
 
+/// Opens `path` as [`open_regular`] does, but also takes an anonymous pipe handed over by the
+/// shell (`--ca-passphrase-file <(pass show ca)`: `/dev/fd/N`, whose link reads `pipe:[...]`),
+/// read blocking as the writer produces it. A named FIFO on disk is still refused: nothing says
+/// a writer will ever come.
+pub fn open_regular_or_pipe(path: &Path) -> Result<(File, std::fs::Metadata), ReadError> {
+    match open_regular(path) {
+        Ok(found) => Ok(found),
+        Err(refused) => {
+            let anonymous_pipe = std::fs::read_link(path)
+                .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:["));
+            if !anonymous_pipe {
+                return Err(refused);
+            }
+            let file = File::open(path)
+                .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
+            if !meta.file_type().is_fifo() {
+                return Err(refused);
+            }
+            Ok((file, meta))
+        }
+    }
+}
+
 /// Reads all of a regular file of at most `max` bytes.
 pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     let too_big = |size: u64| {
