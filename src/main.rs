@@ -26,6 +26,13 @@ fn main() -> ExitCode {
 
 fn run(cli: cli::Cli) -> Result<u8, error::Error> {
     let now = ::time::OffsetDateTime::now_utc();
+    let mut cli = cli;
+    // `DIR/` and `DIR/.` name DIR itself: without the trailing parts, a link at DIR is seen
+    // (and refused) as such, instead of being followed by the kernel.
+    let normal: std::path::PathBuf = cli.dir.components().collect();
+    if !normal.as_os_str().is_empty() {
+        cli.dir = normal;
+    }
     match &cli.command {
         cli::Command::Init(args) => {
             commands::init::run(&cli.dir, args, cli.ca_passphrase_file.as_deref(), now).map(|()| 0)

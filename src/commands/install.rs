@@ -49,6 +49,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
     // Everything is checked before anything is created (a refusal changes nothing) ...
     if pending.is_none() {
         let plan = install::plan(dir, &root, args.force)?;
+        install::check_host_folders(&root, &plan)?;
         if !plan.files.iter().any(Planned::changes) {
             for note in &plan.notes {
                 eprintln!("note: {note}");
@@ -77,6 +78,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
         let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
         return Ok(());
     }
+    install::check_host_folders(&root, &plan)?;
     validate_daemon_json(&plan)?;
     // Again just before writing: the source must not have become changeable meanwhile.
     store::check_trusted(dir)?;
@@ -140,6 +142,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
 /// --dry-run: the diffs, nothing written or created.
 fn dry_run(dir: &Path, root: &Root, force: bool) -> Result<(), Error> {
     let plan = install::plan(dir, root, force)?;
+    install::check_host_folders(root, &plan)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }

@@ -266,6 +266,27 @@ impl MemFile {
     }
 }
 
+/// Refuses to write into a folder on the daemon host that someone other than root (or the
+/// caller) could change, or one of its parents: whoever can write /etc/docker/tls could swap
+/// ca.pem for a CA of their own, and then mint client certificates that dockerd accepts.
+pub fn check_host_folders(root: &Root, plan: &Plan) -> Result<(), Error> {
+    let mut seen: Vec<String> = Vec::new();
+    for file in &plan.files {
+        let (folder, _) = file.split();
+        if seen.contains(&folder) {
+            continue;
+        }
+        if let Some(problem) = crate::store::folder_trust_problem(&root.shown(&folder)) {
+            return Err(Error::Refused(format!(
+                "{}: install puts no key, certificate or daemon.json there, nothing was changed\nhint: check what it holds, then run: {}",
+                problem.message, problem.fix
+            )));
+        }
+        seen.push(folder);
+    }
+    Ok(())
+}
+
 /// Builds the plan for `dir` (a PKI, or a folder holding server/ and daemon.json) onto `root`.
 /// It only reads, every path through the confined `root`.
 pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {

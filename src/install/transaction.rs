@@ -344,6 +344,19 @@ pub fn apply(
             existed: change.existed,
         });
     }
+    // A name install stages under that is taken by something else than a file of its own (a
+    // FIFO, a link, a folder): refused before anything is written or removed.
+    for step in &steps {
+        if let Some(dir) = root.dir(&step.dir)?
+            && let Some(entry) = dir.entry(&step.staged)?
+            && entry.kind != FileType::RegularFile
+        {
+            return Err(Error::Refused(format!(
+                "{} is in the way of install's temporary file, and is not one of its files: nothing was changed\nhint: check what it is, then move it away and run dockertls install again",
+                dir.shown().join(&step.staged).display()
+            )));
+        }
+    }
     let journal = Journal {
         created_dirs: to_create.clone(),
         steps: steps.clone(),
