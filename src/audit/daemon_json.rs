@@ -135,6 +135,19 @@ const OBJECT_KEYS: &[&str] = &[
     "builder",
 ];
 
+/// Whether the text holds a `\\uD800`-`\\uDFFF` escape (a surrogate), which Go reads as U+FFFD
+/// when it stands alone and serde_json refuses.
+fn has_surrogate_escape(bytes: &[u8]) -> bool {
+    bytes.windows(4).enumerate().any(|(i, w)| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && w[2].eq_ignore_ascii_case(&b'd')
+            && matches!(w[3].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
+            // Not an escaped backslash followed by "u": count the backslashes before.
+            && bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
+
 /// Judges daemon.json's bytes (`name` is how messages call the file); records findings under
 /// `daemon-config` and `tlsverify`, and returns the TLS files to audit when all three are named.
 pub fn judge(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFiles> {
@@ -161,6 +174,16 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
             return None;
         }
         Some(Err(err)) => {
+            // Go's decoder has no depth limit and reads a lone surrogate escape as U+FFFD:
+            // dockerd starts from such a file, so "will not start" would be a false comfort.
+            let text = err.to_string();
+            let surrogate = (text.contains("surrogate") || text.contains("hex escape"))
+                && has_surrogate_escape(bytes);
+            if text.contains("recursion limit") || surrogate {
+                findings.record("daemon-config", Status::Fail, format!("verify cannot read {name} as dockerd does (line {}, column {}: {text}), yet dockerd 20.10 starts from it; remove the deep nesting or the lone \\uD800-\\uDFFF escape, then verify again", err.line(), err.column()));
+                findings.record("tlsverify", Status::Fail, format!("{name} could not be read, so whether dockerd serves the API without TLS was not judged: it may"));
+                return None;
+            }
             findings.record(
                 "daemon-config",
                 Status::Fail,
@@ -247,9 +270,10 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
 
     let entries: Vec<String> = match object.get("hosts") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+        // Go decodes a null entry as "" (dockerd's default listener), as it does an empty one.
+        Some(Value::Array(items)) if items.iter().all(|i| i.is_string() || i.is_null()) => items
             .iter()
-            .filter_map(|item| item.as_str().map(str::to_string))
+            .map(|item| item.as_str().unwrap_or_default().to_string())
             .collect(),
         Some(Value::Array(_)) => {
             findings.record("daemon-config", Status::Fail, "\"hosts\" holds something other than strings: dockerd will not start; write each host as a string");
@@ -506,6 +530,35 @@ mod tests {
         let (status, message, _, _) = judged("{}");
         assert_eq!(status, Status::Ok, "{message}");
         assert!(message.contains("no TCP listener"), "{message}");
+    }
+
+    #[test]
+    fn a_null_host_is_dockerds_default_listener() {
+        // Go decodes null into "" (measured: dockerd 20.10 then listens on its default).
+        let (status, message, config, why) = judged(
+            r#"{"hosts": ["tcp://127.0.0.1:2375", null], "tls": true, "tlsverify": false, "tlscacert": "/c", "tlscert": "/s", "tlskey": "/k"}"#,
+        );
+        assert_eq!(config, Status::Ok, "{why}");
+        assert_eq!(status, Status::Fail, "{message}");
+        assert!(message.contains("localhost:2376"), "{message}");
+        let (status, message, _, _) = judged(r#"{"hosts": ["tcp://127.0.0.1:2375", null]}"#);
+        assert_eq!(status, Status::Fail, "{message}");
+        assert!(message.contains("plain HTTP"), "{message}");
+    }
+
+    #[test]
+    fn what_serde_json_cannot_read_is_not_called_unstartable() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for text in [
+            format!(r#"{{"hosts": ["tcp://127.0.0.1:2375"], "builder": {{"x": {deep}}}}}"#),
+            r#"{"hosts": ["tcp://127.0.0.1:2375"], "labels": ["a=\ud800"]}"#.to_string(),
+        ] {
+            let (status, message, config, why) = judged(&text);
+            assert_eq!((status, config), (Status::Fail, Status::Fail), "{why}");
+            assert!(!why.contains("will not start"), "{why}");
+            assert!(!message.contains("will not start"), "{message}");
+            assert!(message.contains("it may"), "{message}");
+        }
     }
 
     #[test]
