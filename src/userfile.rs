@@ -67,8 +67,19 @@ pub fn open_regular_or_pipe(path: &Path) -> Result<(File, std::fs::Metadata), Re
     match open_regular(path) {
         Ok(found) => Ok(found),
         Err(refused) => {
-            let anonymous_pipe = std::fs::read_link(path)
-                .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:["));
+            // /dev/fd/N reads `pipe:[...]`; /dev/stdin goes through /proc/self/fd/0 first.
+            let mut hop = path.to_path_buf();
+            let mut anonymous_pipe = false;
+            for _ in 0..8 {
+                let Ok(target) = std::fs::read_link(&hop) else {
+                    break;
+                };
+                if target.to_string_lossy().starts_with("pipe:[") {
+                    anonymous_pipe = true;
+                    break;
+                }
+                hop = hop.parent().unwrap_or(Path::new("/")).join(target);
+            }
             if !anonymous_pipe {
                 return Err(refused);
             }

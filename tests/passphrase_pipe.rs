@@ -86,6 +86,18 @@ fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() 
     assert_eq!(out.status.code(), Some(1));
     assert!(!work.path().join("pki/clients/eve").exists());
 
+    // The same through standard input.
+    let out = bash_within(
+        r#"printf 'correct horse\n' | $DT --dir pki client add carol --ca-passphrase-file /dev/stdin"#,
+        work.path(),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // An endless pipe is read up to OpenSSL's limit, then refused, at once.
     let out = bash_within(
         r#"$DT --dir pki client add eve --ca-passphrase-file <(yes x | tr -d '\n')"#,
