@@ -22,7 +22,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use crate::audit::material::{self, KeyError};
-use crate::audit::{Check, Status};
+use crate::findings::{Check, Status};
 
 /// Docker's TLS port, used when DOCKER_HOST names none.
 const DEFAULT_PORT: u16 = 2376;
@@ -251,16 +251,12 @@ pub struct Outcome {
 
 impl Outcome {
     fn record(&mut self, id: &'static str, status: Status, message: impl Into<String>) {
-        self.checks.push(Check {
-            id,
-            status,
-            message: message.into(),
-        });
+        self.checks.push(Check::new(id, status, message));
     }
 
     /// The worst check.
     pub fn status(&self) -> Status {
-        crate::audit::worst(&self.checks)
+        crate::findings::worst(&self.checks)
     }
 }
 

@@ -57,11 +57,7 @@ impl Findings {
                 check.message.push_str(&message);
             }
             Some(_) => {}
-            None => self.checks.push(Check {
-                id,
-                status,
-                message,
-            }),
+            None => self.checks.push(Check::new(id, status, message)),
         }
     }
 
