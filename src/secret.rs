@@ -206,9 +206,9 @@ pub fn is_encrypted(pem: &[u8]) -> bool {
 pub fn encrypt_key(key_pem: &str, passphrase: &Passphrase) -> Result<Zeroizing<String>, Error> {
     let failed =
         |e: &dyn std::fmt::Display| Error::Failed(format!("cannot encrypt the CA key: {e}"));
-    let block = pem::parse(key_pem.as_bytes()).map_err(|e| failed(&e))?;
-    let der = Zeroizing::new(block.into_contents());
-    let info = pkcs8::PrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| failed(&e))?;
+    // pkcs8's PEM codec, as for the encrypted key: its SecretDocument wipes the key bytes.
+    let (_, document) = pkcs8::der::SecretDocument::from_pem(key_pem).map_err(|e| failed(&e))?;
+    let info = pkcs8::PrivateKeyInfoRef::try_from(document.as_bytes()).map_err(|e| failed(&e))?;
     let encrypted = info.encrypt(passphrase.bytes()).map_err(|e| failed(&e))?;
     encrypted
         .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)

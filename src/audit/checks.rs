@@ -972,9 +972,10 @@ mod tests {
                 clients: &[],
             })
             .unwrap();
-            let der = pem::parse(pki.server.cert_pem.as_bytes())
+            let der = material::parse_certificates(pki.server.cert_pem.as_bytes())
                 .unwrap()
-                .into_contents();
+                .ders
+                .remove(0);
             (der, pki.server.key_pem.to_string(), pki.ca.cert_pem.clone())
         })
     }
@@ -991,7 +992,7 @@ mod tests {
             damaged[at] = value;
             damaged.truncate(cut.index(damaged.len() * 2).max(at + 1).min(damaged.len()));
             let dir = tempfile::tempdir().unwrap();
-            let pem = pem::encode(&pem::Pem::new("CERTIFICATE", damaged));
+            let pem = pkcs8::der::pem::encode_string("CERTIFICATE", pkcs8::der::pem::LineEnding::LF, &damaged).unwrap();
             std::fs::write(dir.path().join("server-cert.pem"), pem).unwrap();
             std::fs::write(dir.path().join("server-key.pem"), key).unwrap();
             std::fs::write(dir.path().join("ca.pem"), ca).unwrap();

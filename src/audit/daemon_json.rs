@@ -272,7 +272,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         match dockerd_hosts::parse_daemon_host(&entry, tls_on) {
             Err(why) => {
                 refused = true;
-                findings.record("daemon-config", Status::Fail, format!("hosts entry {entry:?}: dockerd will not start ({why}); write tcp://ADDRESS:2376, unix:///PATH or fd://"));
+                findings.record("daemon-config", Status::Fail, format!("hosts entry {}: dockerd will not start ({why}); write tcp://ADDRESS:2376, unix:///PATH or fd://", json_quoted(&entry)));
             }
             Ok(listener) => {
                 let shown = listener.to_string();
@@ -285,7 +285,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
                         "{shown} (its default with TLS on and no \"hosts\", unless started with -H)"
                     )),
                     Listener::Tcp { .. } if entry.trim() != shown => {
-                        tcp.push(format!("{shown} (written {entry:?})"))
+                        tcp.push(format!("{shown} (written {})", json_quoted(&entry)))
                     }
                     Listener::Tcp { .. } => tcp.push(shown),
                     Listener::Fd(_) => systemd = true,
@@ -353,7 +353,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
                 .into_iter()
                 .filter(|p| !p.starts_with('/'))
             {
-                findings.record("daemon-config", Status::Warn, format!("{path:?} is a relative path: dockerd reads it from its own working directory (/ under systemd), verify from the current one; write the full path"));
+                findings.record("daemon-config", Status::Warn, format!("{} is a relative path: dockerd reads it from its own working directory (/ under systemd), verify from the current one; write the full path", json_quoted(path)));
             }
             findings.record(
                 "daemon-config",
@@ -402,6 +402,11 @@ fn implied(object: &serde_json::Map<String, Value>, tls: Option<bool>) -> &'stat
     }
 }
 
+/// A daemon.json string as it is written in JSON (quoted, escaped).
+fn json_quoted(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
+}
+
 /// A `tls`/`tlsverify` value as Go decodes it into a `*bool`: absent or null is unset; anything
 /// but true/false makes dockerd refuse to start.
 fn flag(
@@ -413,7 +418,7 @@ fn flag(
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) => {
-            findings.record("tlsverify", Status::Fail, format!("\"{key}\" is the string {s:?}: dockerd will not start (\"cannot unmarshal string into Go struct field Config.{key} of type bool\"); write true without quotes"));
+            findings.record("tlsverify", Status::Fail, format!("\"{key}\" is the string {}: dockerd will not start (\"cannot unmarshal string into Go struct field Config.{key} of type bool\"); write true without quotes", json_quoted(s)));
             Err(())
         }
         Some(other) => {

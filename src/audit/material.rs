@@ -247,11 +247,11 @@ mod tests {
         fn damaged_keys_never_panic(kind in 0usize..3, position in any::<prop::sample::Index>(), value in any::<u8>()) {
             let key_type = [crate::pki::KeyType::EcdsaP256, crate::pki::KeyType::Ed25519, crate::pki::KeyType::Rsa2048][kind];
             let pem_text = generated(key_type);
-            let mut der = pem::parse(pem_text.as_bytes()).unwrap().into_contents();
+            let mut der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem_text.as_bytes()).unwrap().secret_pkcs8_der().to_vec();
             let at = position.index(der.len());
             der[at] = value;
             for label in ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"] {
-                let _ = parse_private_key(pem::encode(&pem::Pem::new(label, der.clone())).as_bytes());
+                let _ = parse_private_key(der::pem::encode_string(label, der::pem::LineEnding::LF, &der).unwrap().as_bytes());
             }
         }
     }
