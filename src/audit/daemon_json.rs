@@ -154,6 +154,48 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     // Go replaces invalid UTF-8 in strings with U+FFFD instead of refusing the file.
     let lossy = String::from_utf8_lossy(bytes);
     let bytes = lossy.as_bytes();
+    let value = first_value(bytes, name, findings)?;
+    let empty = serde_json::Map::new();
+    let object = match &value {
+        Value::Object(object) => object,
+        // Go decodes `null` into an empty configuration.
+        Value::Null => &empty,
+        other => {
+            findings.record(
+                "daemon-config",
+                Status::Fail,
+                format!(
+                    "{name} holds {}, not an object: dockerd will not start; write {{ ... }}",
+                    json_kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let mut refused = judge_keys(bytes, object, name, findings);
+    let mode = tls_mode(object, findings)?;
+    let listeners = listeners(object, mode.tls_on, &mut refused, findings)?;
+    judge_exposure(object, name, &mode, &listeners, refused, findings);
+    tls_files(object, name, &mode, &listeners, findings)
+}
+
+/// Whether dockerd turns TLS on and asks for client certificates, as it reads the flags.
+#[derive(Clone, Copy)]
+struct TlsMode {
+    /// `tls` as written.
+    tls: Option<bool>,
+    tls_on: bool,
+    client_certs: bool,
+}
+
+/// The TCP listeners (as shown in messages) and whether fd:// (systemd's sockets) is one.
+struct Listeners {
+    tcp: Vec<String>,
+    systemd: bool,
+}
+
+/// The first JSON value of the file, as dockerd's decoder reads it (the rest is ignored).
+fn first_value(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<Value> {
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
     let value = match stream.next() {
         None => {
@@ -178,23 +220,16 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     if bytes[used..].iter().any(|b| !b.is_ascii_whitespace()) {
         findings.record("daemon-config", Status::Warn, format!("{name} has text after its JSON object (from byte {used}): dockerd reads the first JSON value only and ignores the rest; delete the rest so that nobody relies on it"));
     }
-    let empty = serde_json::Map::new();
-    let object = match &value {
-        Value::Object(object) => object,
-        // Go decodes `null` into an empty configuration.
-        Value::Null => &empty,
-        other => {
-            findings.record(
-                "daemon-config",
-                Status::Fail,
-                format!(
-                    "{name} holds {}, not an object: dockerd will not start; write {{ ... }}",
-                    json_kind(other)
-                ),
-            );
-            return None;
-        }
-    };
+    Some(value)
+}
+
+/// Duplicate and unknown keys; true when dockerd will not start because of one.
+fn judge_keys(
+    bytes: &[u8],
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    findings: &mut Findings,
+) -> bool {
     // Hostile files may hold thousands of bad keys: name a few, count the rest.
     let mut problems: Vec<(Status, String)> = Vec::new();
     for key in duplicate_keys(bytes) {
@@ -228,6 +263,11 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         );
     }
 
+    refused
+}
+
+/// `tls` and `tlsverify` as dockerd reads them; None when one makes dockerd refuse to start.
+fn tls_mode(object: &serde_json::Map<String, Value>, findings: &mut Findings) -> Option<TlsMode> {
     let tls = flag(object, "tls", findings);
     let tlsverify = flag(object, "tlsverify", findings);
     let (Ok(tls), Ok(tlsverify)) = (tls, tlsverify) else {
@@ -245,6 +285,21 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     let tls_on = tlsverify_set || tls == Some(true);
     let client_certs = tls_on && tlsverify != Some(false);
 
+    Some(TlsMode {
+        tls,
+        tls_on,
+        client_certs,
+    })
+}
+
+/// The listeners of `hosts` (dockerd's default when there is none); None when `hosts` is not
+/// a list of strings. A refused entry sets `refused`.
+fn listeners(
+    object: &serde_json::Map<String, Value>,
+    tls_on: bool,
+    refused: &mut bool,
+    findings: &mut Findings,
+) -> Option<Listeners> {
     let entries: Vec<String> = match object.get("hosts") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
@@ -271,7 +326,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     } {
         match dockerd_hosts::parse_daemon_host(&entry, tls_on) {
             Err(why) => {
-                refused = true;
+                *refused = true;
                 findings.record("daemon-config", Status::Fail, format!("hosts entry {}: dockerd will not start ({why}); write tcp://ADDRESS:2376, unix:///PATH or fd://", json_quoted(&entry)));
             }
             Ok(listener) => {
@@ -295,6 +350,24 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         }
     }
 
+    Some(Listeners { tcp, systemd })
+}
+
+/// What dockerd would expose: plain HTTP, TLS to anyone, or TLS with client certificates.
+fn judge_exposure(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    mode: &TlsMode,
+    listeners: &Listeners,
+    refused: bool,
+    findings: &mut Findings,
+) {
+    let TlsMode {
+        tls,
+        tls_on,
+        client_certs,
+    } = *mode;
+    let (tcp, systemd) = (&listeners.tcp, listeners.systemd);
     let listed = tcp.join(", ");
     if refused {
         findings.record("tlsverify", Status::Fail, format!("dockerd will not start with {name} (see daemon-config), so what it would expose was not judged"));
@@ -327,7 +400,17 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         };
         findings.record("tlsverify", Status::Fail, format!("{name} listens on {listed} without \"tlsverify\": true{tls_false}: dockerd serves the API over plain HTTP, which is remote root for anyone who reaches the port; add \"tlsverify\": true"));
     }
+}
 
+/// The three TLS paths dockerd would load, when it names them all.
+fn tls_files(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    mode: &TlsMode,
+    listeners: &Listeners,
+    findings: &mut Findings,
+) -> Option<TlsFiles> {
+    let (tls_on, client_certs, tcp) = (mode.tls_on, mode.client_certs, &listeners.tcp);
     let path_of = |key: &str| -> Result<Option<String>, String> {
         match object.get(key) {
             None | Some(Value::Null) => Ok(None),
