@@ -341,8 +341,9 @@ fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
         }
         roots.add(CertificateDer::from(der.clone())).map_err(|e| {
             format!(
-                "{} holds a certificate rustls cannot use as a CA ({e})",
-                ca_path.display()
+                "{} holds a certificate rustls cannot use as a CA ({})",
+                ca_path.display(),
+                tls_error_text(&e)
             )
         })?;
     }
@@ -370,8 +371,13 @@ fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
             cert_file.display()
         ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
-        .map_err(|e| format!("{}: {e}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
+        format!(
+            "{} has a malformed PEM block ({})",
+            key_file.display(),
+            material::pem_error_text(&e)
+        )
+    })?;
     Ok(ClientFiles {
         roots,
         ca_ders: cas.ders.clone(),
