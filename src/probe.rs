@@ -777,13 +777,11 @@ pub fn probe(
             return outcome;
         }
     };
+    let usable = "holds a usable ca.pem, cert.pem and key.pem";
     outcome.record(
         "client-files",
         Status::Ok,
-        format!(
-            "{} holds a usable ca.pem, cert.pem and key.pem",
-            cert_path.display()
-        ),
+        format!("{} {usable}", cert_path.display()),
     );
     let mut progress = Progress::default();
     let config = client.config.clone();
@@ -818,10 +816,7 @@ pub fn probe(
             outcome.record(id, Status::Fail, message);
             return outcome;
         }
-        Err(err) => {
-            outcome.record("connect", Status::Ok, accepts(endpoint));
-            diagnose(&mut outcome, err, &evidence, &context);
-        }
+        Err(err) => diagnose(&mut outcome, err, &evidence, &context),
     }
     if let Some(der) = &presented {
         outcome.server_cert = facts(der);
@@ -830,11 +825,12 @@ pub fn probe(
     // Whether anyone gets in without a certificate does not depend on our ca.pem or on the
     // name dialled: ask whenever a TLS server answered, unless the deadline already ran out
     // (that is reported).
-    let timed_out_already = outcome
-        .checks
-        .iter()
-        .any(|c| c.message.starts_with(TIMED_OUT));
-    if presented.is_some() && !timed_out_already {
+    if presented.is_some()
+        && !outcome
+            .checks
+            .iter()
+            .any(|c| c.message.starts_with(TIMED_OUT))
+    {
         anonymous(&mut outcome, endpoint, &deadline, &client.provider);
     }
     outcome
@@ -1017,34 +1013,16 @@ fn anonymous(
     let Ok(config) = config else { return };
     let not_checked =
         |why: String| format!("could not try a connection without a client certificate: {why}");
-    let accepted = "the daemon accepts a TLS connection from a client that presents no certificate";
-    let fix = "set \"tlsverify\": true and \"tlscacert\" in daemon.json and restart dockerd";
     let mut progress = Progress::default();
-    match exchange(Arc::new(config), endpoint, "/_ping", deadline, &mut progress) {
-        Ok(response) => match parse_http(&response) {
-            Some((200, _, _)) => outcome.record(
-                "client-auth",
-                Status::Fail,
-                format!("{accepted} and answers it: client authentication is off, so anyone who reaches the port is root; {fix}"),
-            ),
-            Some((status, _, _)) => outcome.record(
-                "client-auth",
-                Status::Warn,
-                format!("{accepted} and answers GET /_ping with HTTP {status}; dockerd with tlsverify refuses such a client during the handshake: check that nothing but dockerd answers on this port, and {fix}"),
-            ),
-            None if response.is_empty() => outcome.record(
-                "client-auth",
-                Status::Ok,
-                "connections without a client certificate are closed without an answer",
-            ),
-            None => outcome.record(
-                "client-auth",
-                Status::Warn,
-                format!("{accepted} and sends an answer that is not HTTP: check that nothing but dockerd answers on this port"),
-            ),
-        },
-        Err(ExchangeError::Tls(rustls::Error::AlertReceived(alert))) => outcome.record(
-            "client-auth",
+    let (status, message) = match exchange(
+        Arc::new(config),
+        endpoint,
+        "/_ping",
+        deadline,
+        &mut progress,
+    ) {
+        Ok(response) => anonymous_answered(&response),
+        Err(ExchangeError::Tls(rustls::Error::AlertReceived(alert))) => (
             Status::Ok,
             format!(
                 "connections without a client certificate are refused (TLS alert {})",
@@ -1060,31 +1038,59 @@ fn anonymous(
                     | std::io::ErrorKind::BrokenPipe
             ) =>
         {
-            outcome.record(
-                "client-auth",
+            (
                 Status::Ok,
-                "connections without a client certificate are refused (the daemon closes them)",
+                "connections without a client certificate are refused (the daemon closes them)"
+                    .into(),
             )
         }
-        Err(ExchangeError::TooLarge(path)) => outcome.record(
-            "client-auth",
+        Err(ExchangeError::TooLarge(path)) => (
             Status::Warn,
-            format!("{accepted} and answers it: {}", too_large(path)),
+            format!("{ANONYMOUS_ACCEPTED} and answers it: {}", too_large(path)),
         ),
-        Err(ExchangeError::TimedOut(stage)) => outcome.record(
-            "client-auth",
+        Err(ExchangeError::TimedOut(stage)) => (
             Status::Warn,
             not_checked(timed_out(stage, endpoint, deadline).1),
         ),
         Err(ExchangeError::Connect(message) | ExchangeError::Other(message)) => {
-            outcome.record("client-auth", Status::Warn, not_checked(message))
+            (Status::Warn, not_checked(message))
         }
-        Err(ExchangeError::Tls(err)) => {
-            outcome.record("client-auth", Status::Warn, not_checked(tls_error_text(&err)))
-        }
-        Err(ExchangeError::Io(_, err)) => {
-            outcome.record("client-auth", Status::Warn, not_checked(err.to_string()))
-        }
+        Err(ExchangeError::Tls(err)) => (Status::Warn, not_checked(tls_error_text(&err))),
+        Err(ExchangeError::Io(_, err)) => (Status::Warn, not_checked(err.to_string())),
+    };
+    outcome.record("client-auth", status, message);
+}
+
+const ANONYMOUS_ACCEPTED: &str =
+    "the daemon accepts a TLS connection from a client that presents no certificate";
+
+/// The verdict when a client without a certificate got an answer (or an empty one).
+fn anonymous_answered(response: &[u8]) -> (Status, String) {
+    let accepted = ANONYMOUS_ACCEPTED;
+    let fix = "set \"tlsverify\": true and \"tlscacert\" in daemon.json and restart dockerd";
+    match parse_http(response) {
+        Some((200, _, _)) => (
+            Status::Fail,
+            format!(
+                "{accepted} and answers it: client authentication is off, so anyone who reaches the port is root; {fix}"
+            ),
+        ),
+        Some((status, _, _)) => (
+            Status::Warn,
+            format!(
+                "{accepted} and answers GET /_ping with HTTP {status}; dockerd with tlsverify refuses such a client during the handshake: check that nothing but dockerd answers on this port, and {fix}"
+            ),
+        ),
+        None if response.is_empty() => (
+            Status::Ok,
+            "connections without a client certificate are closed without an answer".into(),
+        ),
+        None => (
+            Status::Warn,
+            format!(
+                "{accepted} and sends an answer that is not HTTP: check that nothing but dockerd answers on this port"
+            ),
+        ),
     }
 }
 
@@ -1146,7 +1152,8 @@ fn broke_off(err: &std::io::Error) -> String {
     }
 }
 
-/// Says why an exchange that reached the server failed, from its error and evidence.
+/// Says why an exchange that reached the server (it accepted the connection) failed, from its
+/// error and evidence.
 fn diagnose(
     outcome: &mut Outcome,
     err: ExchangeError,
@@ -1154,6 +1161,7 @@ fn diagnose(
     context: &Context<'_>,
 ) {
     let (endpoint, deadline) = (context.endpoint, context.deadline);
+    outcome.record("connect", Status::Ok, accepts(endpoint));
     match err {
         ExchangeError::TimedOut(stage) => {
             if evidence.progress.answered > 0 {

@@ -235,17 +235,15 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         findings.ok("files", "all files present and readable");
     }
 
-    for (loaded, path, role) in [
+    let files = [
         (&cert_file, &target.cert, FileRole::Cert),
         (&key_file, &target.key, FileRole::Key),
-    ]
-    .into_iter()
-    .chain(
-        target
-            .ca
-            .as_ref()
-            .map(|ca| (&ca_file, ca, FileRole::CaCert)),
-    ) {
+    ];
+    let ca = target
+        .ca
+        .as_ref()
+        .map(|ca| (&ca_file, ca, FileRole::CaCert));
+    for (loaded, path, role) in files.into_iter().chain(ca) {
         if let Some(loaded) = loaded {
             check_permissions(&loaded.meta, path, role, target.cis, &mut findings);
         }
@@ -279,20 +277,7 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         });
     let key = private_key(target, key_file.as_ref(), &mut findings);
     let ca_ders = ca_bundle(target, ca_file.as_ref(), &mut findings);
-    let mut cas = Vec::new();
-    for (index, der) in ca_ders.iter().enumerate() {
-        match X509Certificate::from_der(der) {
-            Ok((_, cert)) => cas.push(cert),
-            Err(err) => findings.fail(
-                "parse",
-                format!(
-                    "certificate {} of the CA bundle is not valid X.509 ({})",
-                    index + 1,
-                    material::x509_error_text(&err)
-                ),
-            ),
-        }
-    }
+    let cas = parse_bundle(&ca_ders, &mut findings);
     if !findings
         .checks
         .iter()
@@ -313,6 +298,25 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
     }
     report.checks = findings.into_checks();
     report
+}
+
+/// The CA bundle's certificates that parse; one that does not is a finding.
+fn parse_bundle<'a>(ders: &'a [Vec<u8>], findings: &mut Findings) -> Vec<X509Certificate<'a>> {
+    let mut cas = Vec::new();
+    for (index, der) in ders.iter().enumerate() {
+        match X509Certificate::from_der(der) {
+            Ok((_, cert)) => cas.push(cert),
+            Err(err) => findings.fail(
+                "parse",
+                format!(
+                    "certificate {} of the CA bundle is not valid X.509 ({})",
+                    index + 1,
+                    material::x509_error_text(&err)
+                ),
+            ),
+        }
+    }
+    cas
 }
 
 /// The first certificate of the certificate file (a private key in it is a finding).
