@@ -389,10 +389,14 @@ fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
 }
 
 /// Verifies like the docker CLI (WebPKI against ca.pem) and keeps what the server presented.
+/// With `accept_any`, only for the no-client-certificate attempt, it accepts any server
+/// certificate: that attempt asks whether the daemon lets an anonymous client in, not whether
+/// the server is genuine. Handshake signatures are verified either way.
 #[derive(Debug)]
 struct Capturing {
     inner: Arc<WebPkiServerVerifier>,
     presented: Mutex<Option<Vec<u8>>>,
+    accept_any: bool,
 }
 
 impl ServerCertVerifier for Capturing {
@@ -406,6 +410,9 @@ impl ServerCertVerifier for Capturing {
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Ok(mut presented) = self.presented.lock() {
             *presented = Some(end_entity.to_vec());
+        }
+        if self.accept_any {
+            return Ok(ServerCertVerified::assertion());
         }
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
@@ -428,53 +435,6 @@ impl ServerCertVerifier for Capturing {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts any server certificate: only for the no-client-certificate attempt, which asks
-/// whether the daemon lets an anonymous client in, not whether the server is genuine.
-#[derive(Debug)]
-struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -729,6 +689,7 @@ fn client(cert_path: &Path) -> Result<Client, String> {
     let verifier = Arc::new(Capturing {
         inner: verifier,
         presented: Mutex::new(None),
+        accept_any: false,
     });
     let key = CertifiedKey::from_der(files.chain.clone(), files.key.clone_key(), &provider)
         .map_err(|err| {
@@ -831,7 +792,7 @@ pub fn probe(
             .iter()
             .any(|c| c.message.starts_with(TIMED_OUT))
     {
-        anonymous(&mut outcome, endpoint, &deadline, &client.provider);
+        anonymous(&mut outcome, endpoint, &deadline, &client);
     }
     outcome
 }
@@ -997,17 +958,17 @@ fn too_large(path: &str) -> String {
 }
 
 /// Tries the daemon without a client certificate: it must refuse.
-fn anonymous(
-    outcome: &mut Outcome,
-    endpoint: &Endpoint,
-    deadline: &Deadline,
-    provider: &Arc<rustls::crypto::CryptoProvider>,
-) {
-    let config = ClientConfig::builder_with_provider(provider.clone())
+fn anonymous(outcome: &mut Outcome, endpoint: &Endpoint, deadline: &Deadline, client: &Client) {
+    let any_server = Arc::new(Capturing {
+        inner: client.verifier.inner.clone(),
+        presented: Mutex::new(None),
+        accept_any: true,
+    });
+    let config = ClientConfig::builder_with_provider(client.provider.clone())
         .with_safe_default_protocol_versions()
         .map(|b| {
             b.dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyServer(provider.clone())))
+                .with_custom_certificate_verifier(any_server)
                 .with_no_client_auth()
         });
     let Ok(config) = config else { return };
