@@ -8,7 +8,7 @@ use dockertls::{cli, commands, escape};
 
 use std::io::Write;
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> std::process::ExitCode {
@@ -111,14 +111,26 @@ fn parse() -> Result<cli::Cli, Exit> {
         _ => {}
     }
     print_usage_error(&err);
-    // The second pass: clap's own parser, told to go on past the error, names the subcommand
-    // the error was in.
-    let lenient = command.ignore_errors(true).try_get_matches();
-    let subcommand = lenient.as_ref().ok().and_then(|m| m.subcommand_name());
-    Err(match subcommand {
-        Some("verify" | "probe") => Exit::CouldNotCheck,
+    Err(match subcommand_of(command, &err) {
+        Some(name) if name == "verify" || name == "probe" => Exit::CouldNotCheck,
         _ => Exit::RefusedOrFailure,
     })
+}
+
+/// The subcommand a usage error was in, as clap's own parser sees it: a second pass told to go
+/// on past errors, without the argument clap named as unexpected (which, before the
+/// subcommand, stops even that pass).
+fn subcommand_of(command: clap::Command, err: &clap::Error) -> Option<String> {
+    let invalid = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let args = std::env::args_os().filter(|arg| invalid.as_deref().is_none_or(|i| arg != i));
+    let lenient = command
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .ok()?;
+    lenient.subcommand_name().map(str::to_string)
 }
 
 /// clap spreads some errors over several lines ("required arguments were not provided:" then

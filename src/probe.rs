@@ -293,37 +293,10 @@ struct ClientFiles {
     cert_der: Vec<u8>,
 }
 
-/// Reads a client file, refusing anything but a regular file and never more than
-/// MAX_FILE_SIZE (the file may grow, or be swapped, between a size check and the read).
+/// Reads a client file, refusing anything but a regular file (a FIFO does not block the
+/// probe) and never more than MAX_FILE_SIZE.
 fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NONBLOCK: opening a FIFO put in place of a PEM file must not wait for a writer.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "{} is not a regular file: put the PEM file itself there",
-            path.display()
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(material::MAX_FILE_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() as u64 > material::MAX_FILE_SIZE {
-        return Err(format!(
-            "{} is larger than {} KiB: not a certificate or key file",
-            path.display(),
-            material::MAX_FILE_SIZE / 1024
-        ));
-    }
-    Ok(bytes)
+    crate::userfile::read_regular(path, material::MAX_FILE_SIZE).map_err(|e| e.to_string())
 }
 
 fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {

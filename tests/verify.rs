@@ -461,6 +461,10 @@ fn exit_status_follows_the_monitoring_convention() {
             .unwrap();
         assert_eq!(output.status.code(), Some(3), "{globals:?}");
     }
+    // An unknown option before the subcommand: still verify's usage error.
+    let output = dockertls().args(["--bogus", "verify"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    refusal::assert_refusal(&output.stderr);
     let output = dockertls()
         .args(["--dir", "verify", "init", "--bogus"])
         .output()

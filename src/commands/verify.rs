@@ -154,26 +154,18 @@ fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport,
 /// never blocking on a FIFO and never reading more than verify's file size limit.
 fn read_daemon_config(config: &Path) -> Result<(std::fs::Metadata, Vec<u8>), String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = |why: String| format!("--daemon-config {}: {why}", config.display());
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(config)
-        .map_err(|e| fail(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    let fail = |why: String| format!("--daemon-config: {why}");
+    let (file, meta) = crate::userfile::open_regular(config).map_err(|e| fail(e.to_string()))?;
     let limit = crate::audit::material::MAX_FILE_SIZE;
-    if !meta.is_file() {
-        return Err(fail(
-            "not a regular file: give the path of daemon.json".into(),
-        ));
-    }
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(format!("cannot read {}: {e}", config.display())))?;
     if bytes.len() as u64 > limit {
-        return Err(fail(format!("over {limit} bytes: not a daemon.json file")));
+        return Err(fail(format!(
+            "{} is over {limit} bytes: not a daemon.json file",
+            config.display()
+        )));
     }
     Ok((meta, bytes))
 }
