@@ -106,14 +106,6 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         self.exit().code()
     }
-
-    /// The lines `main` prints: `error: ...`, then `hint: ...` when there is something to do.
-    pub fn lines(&self) -> String {
-        match self.hint_text() {
-            Some(hint) => format!("error: {}\nhint: {hint}", self.message()),
-            None => format!("error: {}", self.message()),
-        }
-    }
 }
 
 /// How a hint was once appended to a message.
@@ -146,8 +138,8 @@ mod tests {
         assert_eq!(refused.hint_text(), Some("--days 365"));
         assert_eq!(refused.exit_code(), 2);
         assert_eq!(
-            refused.lines(),
-            "error: --days 0: give 1 or more\nhint: --days 365"
+            refused.to_string(),
+            "--days 0: give 1 or more\nhint: --days 365"
         );
         let failed = Error::failed("disk full")
             .hint("free some space")
@@ -158,7 +150,7 @@ mod tests {
             (legacy.message(), legacy.hint_text()),
             ("mode 0644", Some("chmod 600 f"))
         );
-        assert_eq!(Error::Failed("x".into()).lines(), "error: x");
+        assert_eq!(Error::Failed("x".into()).to_string(), "x");
         assert_eq!(Exit::Interrupted.code(), 130);
         assert_eq!(Exit::CouldNotCheck.code(), 3);
     }
