@@ -239,7 +239,7 @@ impl Write for Bounded {
 
 /// What the probe learnt.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct Report {
     pub endpoint: String,
     pub cert_path: PathBuf,
     pub checks: Vec<Check>,
@@ -249,7 +249,7 @@ pub struct Outcome {
     pub api_version: Option<String>,
 }
 
-impl Outcome {
+impl Report {
     fn record(&mut self, id: &'static str, status: Status, message: impl Into<String>) {
         self.checks.push(Check::new(id, status, message));
     }
@@ -697,12 +697,12 @@ pub fn probe(
     timeout: Duration,
     now: ::time::OffsetDateTime,
     reissue_hint: &dyn Fn(&[String], &str) -> String,
-) -> Outcome {
+) -> Report {
     let deadline = Deadline::after(timeout);
-    let mut outcome = Outcome {
+    let mut outcome = Report {
         endpoint: endpoint.display(),
         cert_path: cert_path.to_path_buf(),
-        ..Outcome::default()
+        ..Report::default()
     };
     let client = match client(cert_path) {
         Ok(client) => client,
@@ -784,12 +784,7 @@ fn accepts(endpoint: &Endpoint) -> String {
 }
 
 /// The daemon answered `/_ping`: judge the answer, then ask `/version` for its versions.
-fn answered(
-    outcome: &mut Outcome,
-    response: &[u8],
-    evidence: &Evidence<'_>,
-    context: &Context<'_>,
-) {
+fn answered(outcome: &mut Report, response: &[u8], evidence: &Evidence<'_>, context: &Context<'_>) {
     let (endpoint, deadline) = (context.endpoint, context.deadline);
     outcome.record("connect", Status::Ok, accepts(endpoint));
     record_handshake(outcome, evidence.progress, evidence.requested);
@@ -832,7 +827,7 @@ fn answered(
 
 /// A completed handshake means the server certificate was verified against ca.pem: say how
 /// long it has left.
-fn record_server_expiry(outcome: &mut Outcome, progress: &Progress, now: ::time::OffsetDateTime) {
+fn record_server_expiry(outcome: &mut Report, progress: &Progress, now: ::time::OffsetDateTime) {
     let Some(server) = &outcome.server_cert else {
         return;
     };
@@ -857,7 +852,7 @@ fn record_server_expiry(outcome: &mut Outcome, progress: &Progress, now: ::time:
     outcome.record("server-certificate", status, message);
 }
 
-fn record_handshake(outcome: &mut Outcome, progress: &Progress, requested: bool) {
+fn record_handshake(outcome: &mut Report, progress: &Progress, requested: bool) {
     if let Some(version) = progress.tls_version {
         outcome.tls_version = Some(version.to_string());
         outcome.record(
@@ -931,7 +926,7 @@ fn too_large(path: &str) -> String {
 }
 
 /// Tries the daemon without a client certificate: it must refuse.
-fn anonymous(outcome: &mut Outcome, endpoint: &Endpoint, deadline: &Deadline, client: &Client) {
+fn anonymous(outcome: &mut Report, endpoint: &Endpoint, deadline: &Deadline, client: &Client) {
     let any_server = Arc::new(Capturing {
         inner: client.verifier.inner.clone(),
         presented: Mutex::new(None),
@@ -1089,7 +1084,7 @@ fn broke_off(err: &std::io::Error) -> String {
 /// Says why an exchange that reached the server (it accepted the connection) failed, from its
 /// error and evidence.
 fn diagnose(
-    outcome: &mut Outcome,
+    outcome: &mut Report,
     err: ExchangeError,
     evidence: &Evidence<'_>,
     context: &Context<'_>,
@@ -1119,7 +1114,7 @@ fn diagnose(
 
 /// The connection broke (closed, reset) without a TLS error.
 fn diagnose_broken(
-    outcome: &mut Outcome,
+    outcome: &mut Report,
     stage: Stage,
     err: &std::io::Error,
     evidence: &Evidence<'_>,
@@ -1169,7 +1164,7 @@ fn diagnose_broken(
 
 /// The handshake failed with a TLS error: the daemon's certificate, an alert, or not TLS.
 fn diagnose_tls(
-    outcome: &mut Outcome,
+    outcome: &mut Report,
     tls_err: rustls::Error,
     evidence: &Evidence<'_>,
     context: &Context<'_>,
@@ -1241,7 +1236,7 @@ fn diagnose_tls(
 
 /// The daemon's certificate was refused by this client: say why and what to do.
 fn server_certificate_refused(
-    outcome: &mut Outcome,
+    outcome: &mut Report,
     cert_err: CertificateError,
     evidence: &Evidence<'_>,
     context: &Context<'_>,
@@ -1358,7 +1353,7 @@ fn certificate_error_text(err: &CertificateError) -> String {
 }
 
 /// Why the daemon's certificate does not chain to ca.pem, from what it shows.
-fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Outcome) -> String {
+fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Report) -> String {
     let ca_path = client_ca_path(outcome);
     let Some((_, leaf)) = presented.and_then(|der| X509Certificate::from_der(der).ok()) else {
         return format!(
@@ -1389,7 +1384,7 @@ fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Out
     }
 }
 
-fn client_ca_path(outcome: &Outcome) -> String {
+fn client_ca_path(outcome: &Report) -> String {
     outcome.cert_path.join("ca.pem").display().to_string()
 }
 

@@ -82,7 +82,7 @@ fn cert_path(dir: &Path, args: &ProbeArgs) -> Result<PathBuf, String> {
         })
 }
 
-fn to_json(outcome: &probe::Outcome) -> serde_json::Value {
+fn to_json(outcome: &probe::Report) -> serde_json::Value {
     json!({
         "status": outcome.status().name(),
         "endpoint": outcome.endpoint,
@@ -101,7 +101,7 @@ fn to_json(outcome: &probe::Outcome) -> serde_json::Value {
 
 /// Text for people. Every value from the server, the files or the command line is escaped
 /// (see `escape`): only the colour codes added here reach the terminal.
-fn to_text(outcome: &probe::Outcome, colour: bool) -> String {
+fn to_text(outcome: &probe::Report, colour: bool) -> String {
     use crate::escape::field;
     let mut out = format!(
         "{}  with {}  {}\n",
