@@ -21,6 +21,7 @@ pub mod commands;
 pub mod dockerd_hosts;
 pub mod error;
 pub mod escape;
+pub mod findings;
 pub mod install;
 pub mod names;
 pub mod pki;

@@ -22,7 +22,7 @@ impl std::fmt::Display for ReadError {
 }
 
 /// What a non-regular file is, for the message.
-fn kind(file_type: std::fs::FileType) -> &'static str {
+pub fn kind(file_type: std::fs::FileType) -> &'static str {
     if file_type.is_dir() {
         "a folder"
     } else if file_type.is_fifo() {

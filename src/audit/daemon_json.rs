@@ -167,6 +167,48 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     // Go replaces invalid UTF-8 in strings with U+FFFD instead of refusing the file.
     let lossy = String::from_utf8_lossy(bytes);
     let bytes = lossy.as_bytes();
+    let value = first_value(bytes, name, findings)?;
+    let empty = serde_json::Map::new();
+    let object = match &value {
+        Value::Object(object) => object,
+        // Go decodes `null` into an empty configuration.
+        Value::Null => &empty,
+        other => {
+            findings.record(
+                "daemon-config",
+                Status::Fail,
+                format!(
+                    "{name} holds {}, not an object: dockerd will not start; write {{ ... }}",
+                    json_kind(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let mut refused = judge_keys(bytes, object, name, findings);
+    let mode = tls_mode(object, findings)?;
+    let listeners = listeners(object, mode.tls_on, &mut refused, findings)?;
+    judge_exposure(object, name, &mode, &listeners, refused, findings);
+    tls_files(object, name, &mode, &listeners, findings)
+}
+
+/// Whether dockerd turns TLS on and asks for client certificates, as it reads the flags.
+#[derive(Clone, Copy)]
+struct TlsMode {
+    /// `tls` as written.
+    tls: Option<bool>,
+    tls_on: bool,
+    client_certs: bool,
+}
+
+/// The TCP listeners (as shown in messages) and whether fd:// (systemd's sockets) is one.
+struct Listeners {
+    tcp: Vec<String>,
+    systemd: bool,
+}
+
+/// The first JSON value of the file, as dockerd's decoder reads it (the rest is ignored).
+fn first_value(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<Value> {
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
     let value = match stream.next() {
         None => {
@@ -201,23 +243,16 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     if bytes[used..].iter().any(|b| !b.is_ascii_whitespace()) {
         findings.record("daemon-config", Status::Warn, format!("{name} has text after its JSON object (from byte {used}): dockerd reads the first JSON value only and ignores the rest; delete the rest so that nobody relies on it"));
     }
-    let empty = serde_json::Map::new();
-    let object = match &value {
-        Value::Object(object) => object,
-        // Go decodes `null` into an empty configuration.
-        Value::Null => &empty,
-        other => {
-            findings.record(
-                "daemon-config",
-                Status::Fail,
-                format!(
-                    "{name} holds {}, not an object: dockerd will not start; write {{ ... }}",
-                    json_kind(other)
-                ),
-            );
-            return None;
-        }
-    };
+    Some(value)
+}
+
+/// Duplicate and unknown keys; true when dockerd will not start because of one.
+fn judge_keys(
+    bytes: &[u8],
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    findings: &mut Findings,
+) -> bool {
     // Hostile files may hold thousands of bad keys: name a few, count the rest.
     let mut problems: Vec<(Status, String)> = Vec::new();
     for key in duplicate_keys(bytes) {
@@ -251,6 +286,11 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         );
     }
 
+    refused
+}
+
+/// `tls` and `tlsverify` as dockerd reads them; None when one makes dockerd refuse to start.
+fn tls_mode(object: &serde_json::Map<String, Value>, findings: &mut Findings) -> Option<TlsMode> {
     let tls = flag(object, "tls", findings);
     let tlsverify = flag(object, "tlsverify", findings);
     let (Ok(tls), Ok(tlsverify)) = (tls, tlsverify) else {
@@ -268,6 +308,21 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     let tls_on = tlsverify_set || tls == Some(true);
     let client_certs = tls_on && tlsverify != Some(false);
 
+    Some(TlsMode {
+        tls,
+        tls_on,
+        client_certs,
+    })
+}
+
+/// The listeners of `hosts` (dockerd's default when there is none); None when `hosts` is not
+/// a list of strings. A refused entry sets `refused`.
+fn listeners(
+    object: &serde_json::Map<String, Value>,
+    tls_on: bool,
+    refused: &mut bool,
+    findings: &mut Findings,
+) -> Option<Listeners> {
     let entries: Vec<String> = match object.get("hosts") {
         None | Some(Value::Null) => Vec::new(),
         // Go decodes a null entry as "" (dockerd's default listener), as it does an empty one.
@@ -295,8 +350,8 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     } {
         match dockerd_hosts::parse_daemon_host(&entry, tls_on) {
             Err(why) => {
-                refused = true;
-                findings.record("daemon-config", Status::Fail, format!("hosts entry {entry:?}: dockerd will not start ({why}); write tcp://ADDRESS:2376, unix:///PATH or fd://"));
+                *refused = true;
+                findings.record("daemon-config", Status::Fail, format!("hosts entry {}: dockerd will not start ({why}); write tcp://ADDRESS:2376, unix:///PATH or fd://", json_quoted(&entry)));
             }
             Ok(listener) => {
                 let shown = listener.to_string();
@@ -309,7 +364,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
                         "{shown} (its default with TLS on and no \"hosts\", unless started with -H)"
                     )),
                     Listener::Tcp { .. } if entry.trim() != shown => {
-                        tcp.push(format!("{shown} (written {entry:?})"))
+                        tcp.push(format!("{shown} (written {})", json_quoted(&entry)))
                     }
                     Listener::Tcp { .. } => tcp.push(shown),
                     Listener::Fd(_) => systemd = true,
@@ -319,6 +374,24 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         }
     }
 
+    Some(Listeners { tcp, systemd })
+}
+
+/// What dockerd would expose: plain HTTP, TLS to anyone, or TLS with client certificates.
+fn judge_exposure(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    mode: &TlsMode,
+    listeners: &Listeners,
+    refused: bool,
+    findings: &mut Findings,
+) {
+    let TlsMode {
+        tls,
+        tls_on,
+        client_certs,
+    } = *mode;
+    let (tcp, systemd) = (&listeners.tcp, listeners.systemd);
     let listed = tcp.join(", ");
     if refused {
         findings.record("tlsverify", Status::Fail, format!("dockerd will not start with {name} (see daemon-config), so what it would expose was not judged"));
@@ -351,7 +424,17 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         };
         findings.record("tlsverify", Status::Fail, format!("{name} listens on {listed} without \"tlsverify\": true{tls_false}: dockerd serves the API over plain HTTP, which is remote root for anyone who reaches the port; add \"tlsverify\": true"));
     }
+}
 
+/// The three TLS paths dockerd would load, when it names them all.
+fn tls_files(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    mode: &TlsMode,
+    listeners: &Listeners,
+    findings: &mut Findings,
+) -> Option<TlsFiles> {
+    let (tls_on, client_certs, tcp) = (mode.tls_on, mode.client_certs, &listeners.tcp);
     let path_of = |key: &str| -> Result<Option<String>, String> {
         match object.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -377,7 +460,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
                 .into_iter()
                 .filter(|p| !p.starts_with('/'))
             {
-                findings.record("daemon-config", Status::Warn, format!("{path:?} is a relative path: dockerd reads it from its own working directory (/ under systemd), verify from the current one; write the full path"));
+                findings.record("daemon-config", Status::Warn, format!("{} is a relative path: dockerd reads it from its own working directory (/ under systemd), verify from the current one; write the full path", json_quoted(path)));
             }
             findings.record(
                 "daemon-config",
@@ -426,6 +509,11 @@ fn implied(object: &serde_json::Map<String, Value>, tls: Option<bool>) -> &'stat
     }
 }
 
+/// A daemon.json string as it is written in JSON (quoted, escaped).
+fn json_quoted(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
+}
+
 /// A `tls`/`tlsverify` value as Go decodes it into a `*bool`: absent or null is unset; anything
 /// but true/false makes dockerd refuse to start.
 fn flag(
@@ -437,7 +525,7 @@ fn flag(
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) => {
-            findings.record("tlsverify", Status::Fail, format!("\"{key}\" is the string {s:?}: dockerd will not start (\"cannot unmarshal string into Go struct field Config.{key} of type bool\"); write true without quotes"));
+            findings.record("tlsverify", Status::Fail, format!("\"{key}\" is the string {}: dockerd will not start (\"cannot unmarshal string into Go struct field Config.{key} of type bool\"); write true without quotes", json_quoted(s)));
             Err(())
         }
         Some(other) => {
