@@ -18,7 +18,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, ResolveFlags};
@@ -54,6 +54,16 @@ pub struct FileRead {
     pub uid: u32,
     pub gid: u32,
     pub nlink: u64,
+}
+
+/// A file read with `Root::read_resolved`.
+pub enum Resolved {
+    Missing,
+    /// /dev/null, or a link to it: systemd's mark of a masked unit or drop-in.
+    Null,
+    /// A regular file, and the name of the file the path resolved to (for an alias, the
+    /// target's name).
+    File { read: FileRead, name: String },
 }
 
 /// A folder opened through a `Root` (no link on its way).
@@ -243,26 +253,73 @@ impl Root {
         read_regular(fd, &shown).map(Some)
     }
 
-    /// What `host` resolves to, links followed inside the root (unit files); None if absent.
-    pub fn kind(&self, host: &str) -> Result<Option<FileType>, Error> {
-        let relative = components(host)?.join("/");
-        match rustix::fs::openat2(
+    /// Reads `host` as systemd finds a unit, drop-in or environment file: links resolved by
+    /// the kernel as if the root were `/` (never out of it), then a regular file read as
+    /// `read` does. A link to /dev/null (a masked unit) is `Null` even when the root has no
+    /// /dev/null.
+    pub fn read_resolved(&self, host: &str) -> Result<Resolved, Error> {
+        let parts = components(host)?;
+        let shown = self.shown(host);
+        let opened = rustix::fs::openat2(
             &self.fd,
-            relative.as_str(),
-            OFlags::PATH | OFlags::CLOEXEC,
+            parts.join("/").as_str(),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        ) {
-            Ok(fd) => Ok(rustix::fs::fstat(&fd)
-                .ok()
-                .map(|s| FileType::from_raw_mode(s.st_mode))),
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(None),
-            Err(err) => Err(Error::Refused(format!(
-                "cannot read {}: {}",
-                self.shown(host).display(),
-                io(err)
-            ))),
+        );
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) if self.links_to_null(&parts) => {
+                return Ok(Resolved::Null);
+            }
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(Resolved::Missing),
+            Err(Errno::LOOP) => {
+                return Err(Error::Refused(format!(
+                    "{}: too many levels of symbolic links (a link loop)",
+                    shown.display()
+                )));
+            }
+            Err(err) => {
+                return Err(Error::Refused(format!(
+                    "cannot read {}: {}",
+                    shown.display(),
+                    io(err)
+                )));
+            }
+        };
+        if let Ok(stat) = rustix::fs::fstat(&fd)
+            && FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
+            && (rustix::fs::major(stat.st_rdev), rustix::fs::minor(stat.st_rdev)) == (1, 3)
+        {
+            return Ok(Resolved::Null);
         }
+        // The name it resolved to, as the kernel resolved it (an alias's target).
+        let name = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .ok()
+            .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| parts.last().copied().unwrap_or_default().to_string());
+        let read = read_regular(fd, &shown)?;
+        Ok(Resolved::File { read, name })
+    }
+
+    /// Whether the last component of `parts` is a link to /dev/null (its folder resolved
+    /// inside the root). Only decides between "missing" and "masked": nothing is read.
+    fn links_to_null(&self, parts: &[&str]) -> bool {
+        let Some((name, parent)) = parts.split_last() else {
+            return false;
+        };
+        let parent = parent.join("/");
+        let Ok(dir) = rustix::fs::openat2(
+            &self.fd,
+            if parent.is_empty() { "." } else { parent.as_str() },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) else {
+            return false;
+        };
+        rustix::fs::readlinkat(&dir, *name, Vec::new())
+            .is_ok_and(|target| target.as_bytes() == b"/dev/null")
     }
 
     /// The names of the entries of folder `host` (links followed inside the root: a read);
@@ -364,7 +421,7 @@ fn read_regular(fd: OwnedFd, shown: &Path) -> Result<FileRead, Error> {
     let size = u64::try_from(stat.st_size).unwrap_or(0);
     if size > READ_LIMIT {
         return Err(Error::Refused(format!(
-            "{} is {size} bytes, more than the {READ_LIMIT} install reads: not a file it wrote or reads",
+            "{} is larger than 1 MiB ({size} bytes, more than the {READ_LIMIT} install reads): not a file it writes or reads",
             shown.display()
         )));
     }

@@ -343,7 +343,7 @@ pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
 
     // The unit and every drop-in and environment file that feeds ExecStart, read as systemd
     // does; refuses what would make dockerd fail to start with our daemon.json.
-    let dropin = systemd::plan_dropin(root.path(), DROPIN)?;
+    let dropin = systemd::plan_dropin(root, DROPIN)?;
     // Switched in this order: TLS files, the drop-in, daemon.json (see transaction).
     files.push(Planned {
         host_path: DROPIN.to_string(),
