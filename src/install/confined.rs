@@ -63,7 +63,10 @@ pub enum Resolved {
     Null,
     /// A regular file, and the name of the file the path resolved to (for an alias, the
     /// target's name).
-    File { read: FileRead, name: String },
+    File {
+        read: FileRead,
+        name: String,
+    },
 }
 
 /// A folder opened through a `Root` (no link on its way).
@@ -289,7 +292,10 @@ impl Root {
         };
         if let Ok(stat) = rustix::fs::fstat(&fd)
             && FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
-            && (rustix::fs::major(stat.st_rdev), rustix::fs::minor(stat.st_rdev)) == (1, 3)
+            && (
+                rustix::fs::major(stat.st_rdev),
+                rustix::fs::minor(stat.st_rdev),
+            ) == (1, 3)
         {
             return Ok(Resolved::Null);
         }
@@ -311,7 +317,11 @@ impl Root {
         let parent = parent.join("/");
         let Ok(dir) = rustix::fs::openat2(
             &self.fd,
-            if parent.is_empty() { "." } else { parent.as_str() },
+            if parent.is_empty() {
+                "."
+            } else {
+                parent.as_str()
+            },
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
