@@ -44,11 +44,11 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             );
             return Ok(());
         }
-        return dry_run(dir, &root, args.force);
+        return dry_run(dir, &root, args.force, now);
     }
     // Everything is checked before anything is created (a refusal changes nothing) ...
     if pending.is_none() {
-        let plan = install::plan(dir, &root, args.force)?;
+        let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
         if !plan.files.iter().any(Planned::changes) {
             for note in &plan.notes {
                 eprintln!("note: {note}");
@@ -64,7 +64,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
     if let Some(line) = transaction::recover(&root, &journal_dir)? {
         eprintln!("note: {line}");
     }
-    let plan = install::plan(dir, &root, args.force)?;
+    let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -138,8 +138,8 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
 }
 
 /// --dry-run: the diffs, nothing written or created.
-fn dry_run(dir: &Path, root: &Root, force: bool) -> Result<(), Error> {
-    let plan = install::plan(dir, root, force)?;
+fn dry_run(dir: &Path, root: &Root, force: bool, now: OffsetDateTime) -> Result<(), Error> {
+    let plan = install::plan(install::read(dir, root, now)?, force)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }

@@ -80,6 +80,11 @@ fn io(err: Errno) -> std::io::Error {
     std::io::Error::from(err)
 }
 
+/// A system call that failed on `path` (the machine, not the input: exit 1).
+fn io_failed(what: &str, path: &Path, err: Errno) -> Error {
+    crate::error::io_failed(what, path, &io(err))
+}
+
 /// The path below the root: `host` without its leading slashes, components checked.
 fn components(host: &str) -> Result<Vec<&str>, Error> {
     let parts: Vec<&str> = host
@@ -282,13 +287,8 @@ impl Root {
                     shown.display()
                 )));
             }
-            Err(err) => {
-                return Err(Error::Refused(format!(
-                    "cannot read {}: {}",
-                    shown.display(),
-                    io(err)
-                )));
-            }
+            // The machine failing, not the input: no hint to give.
+            Err(err) => return Err(io_failed("cannot read", &shown, err)),
         };
         if let Ok(stat) = rustix::fs::fstat(&fd)
             && FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
@@ -349,13 +349,7 @@ impl Root {
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(Vec::new()),
-            Err(err) => {
-                return Err(Error::Refused(format!(
-                    "cannot read the folder {}: {}",
-                    self.shown(host).display(),
-                    io(err)
-                )));
-            }
+            Err(err) => return Err(io_failed("cannot read the folder", &self.shown(host), err)),
         };
         let mut names = Vec::new();
         let entries = rustix::fs::Dir::new(fd).map_err(|e| {
@@ -366,13 +360,8 @@ impl Root {
             ))
         })?;
         for entry in entries {
-            let entry = entry.map_err(|e| {
-                Error::Refused(format!(
-                    "cannot read the folder {}: {}",
-                    self.shown(host).display(),
-                    io(e)
-                ))
-            })?;
+            let entry =
+                entry.map_err(|e| io_failed("cannot read the folder", &self.shown(host), e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name == "." || name == ".." {
                 continue;

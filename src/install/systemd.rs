@@ -740,6 +740,7 @@ pub struct UnitFiles {
 impl UnitFiles {
     /// Files given as text (for tests of the decision): the unit, then drop-ins as
     /// (host path, text) in any order, and environment files.
+    #[cfg(test)]
     pub fn from_texts(
         unit: (&str, &str),
         dropins: &[(&str, &str)],
@@ -917,37 +918,7 @@ fn check_final(
     dropin_path: &str,
     derived_from: &Origin,
 ) -> Result<(), Error> {
-    let command = match service.exec_start.as_slice() {
-        [one] => one,
-        [] => {
-            let place = service
-                .exec_start_reset
-                .as_ref()
-                .map(Origin::to_string)
-                .unwrap_or_default();
-            return Err(refused(
-                format!(
-                    "{place} resets ExecStart after dockertls's drop-in {ours} and sets no command: docker.service would not start"
-                ),
-                &format!(
-                    "remove that empty ExecStart= (or rename the file to sort before {ours}), then run dockertls install again"
-                ),
-            ));
-        }
-        many => {
-            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
-            return Err(refused(
-                format!(
-                    "with dockertls's drop-in, docker.service would have {} ExecStart= commands ({}): a drop-in that sorts after {ours} adds one without resetting",
-                    many.len(),
-                    list.join(", ")
-                ),
-                &format!(
-                    "start that drop-in's ExecStart lines with an empty ExecStart=, or rename it to sort before {ours}, then run dockertls install again"
-                ),
-            ));
-        }
-    };
+    let command = final_command(service, ours)?;
     let origin = if command.origin.file == dropin_path {
         derived_from
     } else {
@@ -974,63 +945,105 @@ fn check_final(
         } else {
             expand(words, &env)
         };
-        let texts: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
-        for flag in flags(&texts) {
-            let shown = match (&flag.value, flag.value_index) {
-                (Some(value), Some(_)) => format!("{} {}", texts[flag.index], value),
-                _ => texts[flag.index].to_string(),
-            };
-            let shown = printable(&shown);
-            let variable = args[flag.index]
-                .variable
-                .as_ref()
-                .or(flag.value_index.and_then(|i| args[i].variable.as_ref()));
-            if flag.name == "config-file"
-                && let Some(value) = &flag.value
-                && value != DAEMON_JSON
-            {
-                let place = match variable {
-                    Some((name, origin)) => format!("{name} ({origin})"),
-                    None => origin.to_string(),
-                };
-                return Err(refused(
-                    format!(
-                        "{place} starts dockerd with {shown}: dockerd would never read {DAEMON_JSON}, where install puts \"hosts\" and TLS"
-                    ),
-                    &format!(
-                        "remove --config-file from that line (or merge that file into {DAEMON_JSON}), then run dockertls install again"
-                    ),
-                ));
-            }
-            if !TAKEN.contains(&flag.name.as_str()) {
-                continue;
-            }
-            return Err(match variable {
-                Some((name, origin)) => refused(
-                    format!(
-                        "{name}, set at {origin}, gives dockerd {shown}, and docker.service passes ${name} to dockerd: with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start (a setting given both as a flag and in daemon.json)",
-                        json_key(&flag.name)
-                    ),
-                    &format!(
-                        "remove {shown} from {name} in {} (daemon.json sets it now), then run dockertls install again",
-                        printable(&origin.file)
-                    ),
-                ),
-                None => refused(
-                    format!(
-                        "{} sets ExecStart with {shown} and applies after dockertls's drop-in {ours} (drop-ins apply in file-name order): with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start",
-                        origin,
-                        json_key(&flag.name)
-                    ),
-                    &format!(
-                        "remove {shown} from that line (daemon.json sets it now), or rename that file to sort before {ours}, then run dockertls install again"
-                    ),
-                ),
-            });
-        }
+        refuse_taken_flags(&args, origin, ours)?;
         if !needs_env {
             break;
         }
+    }
+    Ok(())
+}
+
+/// The one command of the unit as assembled with dockertls's drop-in `ours`.
+fn final_command<'a>(service: &'a Service, ours: &str) -> Result<&'a ExecCommand, Error> {
+    match service.exec_start.as_slice() {
+        [one] => Ok(one),
+        [] => {
+            let place = service
+                .exec_start_reset
+                .as_ref()
+                .map(Origin::to_string)
+                .unwrap_or_default();
+            Err(refused(
+                format!(
+                    "{place} resets ExecStart after dockertls's drop-in {ours} and sets no command: docker.service would not start"
+                ),
+                &format!(
+                    "remove that empty ExecStart= (or rename the file to sort before {ours}), then run dockertls install again"
+                ),
+            ))
+        }
+        many => {
+            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
+            Err(refused(
+                format!(
+                    "with dockertls's drop-in, docker.service would have {} ExecStart= commands ({}): a drop-in that sorts after {ours} adds one without resetting",
+                    many.len(),
+                    list.join(", ")
+                ),
+                &format!(
+                    "start that drop-in's ExecStart lines with an empty ExecStart=, or rename it to sort before {ours}, then run dockertls install again"
+                ),
+            ))
+        }
+    }
+}
+
+/// Refuses the arguments dockerd would receive when they name another configuration file or
+/// give a flag daemon.json now owns. `origin`: where the command was written.
+fn refuse_taken_flags(args: &[Arg], origin: &Origin, ours: &str) -> Result<(), Error> {
+    let texts: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+    for flag in flags(&texts) {
+        let shown = match (&flag.value, flag.value_index) {
+            (Some(value), Some(_)) => format!("{} {}", texts[flag.index], value),
+            _ => texts[flag.index].to_string(),
+        };
+        let shown = printable(&shown);
+        let variable = args[flag.index]
+            .variable
+            .as_ref()
+            .or(flag.value_index.and_then(|i| args[i].variable.as_ref()));
+        if flag.name == "config-file"
+            && let Some(value) = &flag.value
+            && value != DAEMON_JSON
+        {
+            let place = match variable {
+                Some((name, origin)) => format!("{name} ({origin})"),
+                None => origin.to_string(),
+            };
+            return Err(refused(
+                format!(
+                    "{place} starts dockerd with {shown}: dockerd would never read {DAEMON_JSON}, where install puts \"hosts\" and TLS"
+                ),
+                &format!(
+                    "remove --config-file from that line (or merge that file into {DAEMON_JSON}), then run dockertls install again"
+                ),
+            ));
+        }
+        if !TAKEN.contains(&flag.name.as_str()) {
+            continue;
+        }
+        return Err(match variable {
+            Some((name, origin)) => refused(
+                format!(
+                    "{name}, set at {origin}, gives dockerd {shown}, and docker.service passes ${name} to dockerd: with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start (a setting given both as a flag and in daemon.json)",
+                    json_key(&flag.name)
+                ),
+                &format!(
+                    "remove {shown} from {name} in {} (daemon.json sets it now), then run dockertls install again",
+                    printable(&origin.file)
+                ),
+            ),
+            None => refused(
+                format!(
+                    "{} sets ExecStart with {shown} and applies after dockertls's drop-in {ours} (drop-ins apply in file-name order): with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start",
+                    origin,
+                    json_key(&flag.name)
+                ),
+                &format!(
+                    "remove {shown} from that line (daemon.json sets it now), or rename that file to sort before {ours}, then run dockertls install again"
+                ),
+            ),
+        });
     }
     Ok(())
 }
