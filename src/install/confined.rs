@@ -238,24 +238,14 @@ impl Root {
                 }
             }
             Links::InRoot => {
-                let relative = components(host)?.join("/");
-                match rustix::fs::openat2(
-                    &self.fd,
-                    relative.as_str(),
-                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-                ) {
-                    Ok(fd) => fd,
-                    Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(None),
-                    Err(err) => {
-                        return Err(Error::Refused(format!(
-                            "cannot read {}: {}",
-                            shown.display(),
-                            io(err)
-                        )));
-                    }
-                }
+                return match self.read_resolved(host)? {
+                    Resolved::File { read, .. } => Ok(Some(read)),
+                    Resolved::Missing => Ok(None),
+                    Resolved::Null => Err(Error::Refused(format!(
+                        "{} is /dev/null (or a link to it), not a regular file",
+                        shown.display()
+                    ))),
+                };
             }
         };
         read_regular(fd, &shown).map(Some)
@@ -268,12 +258,9 @@ impl Root {
     pub fn read_resolved(&self, host: &str) -> Result<Resolved, Error> {
         let parts = components(host)?;
         let shown = self.shown(host);
-        let opened = rustix::fs::openat2(
-            &self.fd,
-            parts.join("/").as_str(),
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        let opened = self.open_in_root(
+            &parts.join("/"),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
         );
         let fd = match opened {
             Ok(fd) => fd,
@@ -308,24 +295,25 @@ impl Root {
         Ok(Resolved::File { read, name })
     }
 
+    /// Opens `relative` (components already checked; empty for the root itself) with links
+    /// resolved by the kernel as if the root were `/`, never out of it.
+    fn open_in_root(&self, relative: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+        rustix::fs::openat2(
+            &self.fd,
+            if relative.is_empty() { "." } else { relative },
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+    }
+
     /// Whether the last component of `parts` is a link to /dev/null (its folder resolved
     /// inside the root). Only decides between "missing" and "masked": nothing is read.
     fn links_to_null(&self, parts: &[&str]) -> bool {
         let Some((name, parent)) = parts.split_last() else {
             return false;
         };
-        let parent = parent.join("/");
-        let Ok(dir) = rustix::fs::openat2(
-            &self.fd,
-            if parent.is_empty() {
-                "."
-            } else {
-                parent.as_str()
-            },
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        ) else {
+        let Ok(dir) = self.open_in_root(&parent.join("/"), OFlags::PATH | OFlags::DIRECTORY) else {
             return false;
         };
         rustix::fs::readlinkat(&dir, *name, Vec::new())
@@ -336,17 +324,7 @@ impl Root {
     /// empty when it does not exist. At most `limit` names.
     pub fn list(&self, host: &str, limit: usize) -> Result<Vec<String>, Error> {
         let relative = components(host)?.join("/");
-        let fd = match rustix::fs::openat2(
-            &self.fd,
-            if relative.is_empty() {
-                "."
-            } else {
-                relative.as_str()
-            },
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        ) {
+        let fd = match self.open_in_root(&relative, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => fd,
             Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(Vec::new()),
             Err(err) => return Err(io_failed("cannot read the folder", &self.shown(host), err)),

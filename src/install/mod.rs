@@ -346,13 +346,7 @@ pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
         mut existing,
         units,
     } = read;
-    let listen_port = ours["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
-        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
-        .unwrap_or(2376);
+    let listen_port = listen_port(&ours);
     let paths: Vec<String> = TLS_FILES
         .iter()
         .map(|(key, _, _)| tls_path(&ours, key))
@@ -415,6 +409,17 @@ pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
         notes,
         listen_port,
     })
+}
+
+/// The TCP port of the first tcp:// address in "hosts" (dockerd's 2376 when none).
+fn listen_port(ours: &Map<String, Value>) -> u16 {
+    ours["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
+        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
+        .unwrap_or(2376)
 }
 
 /// daemon.json merged with our keys; other values it sets are replaced only with `force`.

@@ -470,66 +470,63 @@ fn flags(args: &[&str]) -> Vec<Flag> {
             found.push(flag);
         } else if let Some(short) = word.strip_prefix('-')
             && !short.is_empty()
+            && shorthands(args, index, short, &mut found)
         {
-            let mut kept = String::from("-");
-            let chars: Vec<(usize, char)> = short.char_indices().collect();
-            for (position, &(offset, c)) in chars.iter().enumerate() {
-                let name = SHORTHANDS
-                    .iter()
-                    .find(|(s, _)| *s == c)
-                    .map(|(_, n)| *n)
-                    .unwrap_or("");
-                let after = &short[offset + c.len_utf8()..];
-                if takes_value(name) {
-                    let value = after.strip_prefix('=').unwrap_or(after);
-                    let mut flag = Flag {
-                        name: name.to_string(),
-                        index,
-                        value_index: None,
-                        value: Some(value.to_string()),
-                        rest_of_word: None,
-                    };
-                    if after.is_empty() {
-                        flag.value = args.get(index + 1).map(|v| v.to_string());
-                        if index + 1 < args.len() {
-                            flag.value_index = Some(index + 1);
-                        }
-                    }
-                    if kept.len() > 1 {
-                        flag.rest_of_word = Some(kept.clone());
-                    }
-                    let skip_next = flag.value_index.is_some();
-                    found.push(flag);
-                    if skip_next {
-                        index += 1;
-                    }
-                    break;
-                }
-                if after.starts_with('=') || position + 1 == chars.len() {
-                    // A boolean shorthand, maybe with "=value": the rest of the word.
-                    found.push(Flag {
-                        name: name.to_string(),
-                        index,
-                        value_index: None,
-                        value: after.strip_prefix('=').map(str::to_string),
-                        rest_of_word: None,
-                    });
-                    kept.push(c);
-                    break;
-                }
-                found.push(Flag {
-                    name: name.to_string(),
-                    index,
-                    value_index: None,
-                    value: None,
-                    rest_of_word: None,
-                });
-                kept.push(c);
-            }
+            // The next word was the value of the last shorthand.
+            index += 1;
         }
         index += 1;
     }
     found
+}
+
+/// The shorthands grouped in `args[index]` (`short`: the word without its '-'), as pflag reads
+/// them: booleans until one that takes a value, which takes the rest of the word or the next
+/// word. Returns whether it took the next word.
+fn shorthands(args: &[&str], index: usize, short: &str, found: &mut Vec<Flag>) -> bool {
+    let mut kept = String::from("-");
+    let chars: Vec<(usize, char)> = short.char_indices().collect();
+    for (position, &(offset, c)) in chars.iter().enumerate() {
+        let name = SHORTHANDS
+            .iter()
+            .find(|(s, _)| *s == c)
+            .map(|(_, n)| *n)
+            .unwrap_or("");
+        let after = &short[offset + c.len_utf8()..];
+        let mut flag = Flag {
+            name: name.to_string(),
+            index,
+            value_index: None,
+            value: None,
+            rest_of_word: None,
+        };
+        if takes_value(name) {
+            flag.value = Some(after.strip_prefix('=').unwrap_or(after).to_string());
+            if after.is_empty() {
+                flag.value = args.get(index + 1).map(|v| v.to_string());
+                if index + 1 < args.len() {
+                    flag.value_index = Some(index + 1);
+                }
+            }
+            if kept.len() > 1 {
+                flag.rest_of_word = Some(kept.clone());
+            }
+            let took_next = flag.value_index.is_some();
+            found.push(flag);
+            return took_next;
+        }
+        let last = after.starts_with('=') || position + 1 == chars.len();
+        if last {
+            // A boolean shorthand, maybe with "=value": the rest of the word.
+            flag.value = after.strip_prefix('=').map(str::to_string);
+        }
+        found.push(flag);
+        kept.push(c);
+        if last {
+            break;
+        }
+    }
+    false
 }
 
 /// The command words without the flags daemon.json owns: kept words as written, and the
