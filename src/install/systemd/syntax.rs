@@ -431,52 +431,53 @@ impl EnvParser {
     }
 
     fn in_key(&mut self, c: char) {
-        if is_nl(c) {
-            self.state = EnvState::PreKey;
-        } else if c == '=' {
-            self.state = EnvState::PreValue;
-        } else {
-            if !is_ws(c) {
-                self.last_key_ws = None;
-            } else if self.last_key_ws.is_none() {
-                self.last_key_ws = Some(self.key.len());
-            }
-            self.key.push(c);
+        match c {
+            _ if is_nl(c) => self.state = EnvState::PreKey,
+            '=' => self.state = EnvState::PreValue,
+            _ => push_noting_white_space(&mut self.key, &mut self.last_key_ws, c),
         }
     }
 
     fn pre_value(&mut self, c: char) {
-        if is_nl(c) {
-            self.state = EnvState::PreKey;
-            self.emit(false);
-        } else if c == '\'' {
-            self.state = EnvState::SingleQuote;
-        } else if c == '"' {
-            self.state = EnvState::DoubleQuote;
-        } else if c == '\\' {
-            self.state = EnvState::ValueEscape;
-        } else if !is_ws(c) {
-            self.state = EnvState::Value;
-            self.value.push(c);
-        }
+        self.state = match c {
+            _ if is_nl(c) => {
+                self.emit(false);
+                EnvState::PreKey
+            }
+            '\'' => EnvState::SingleQuote,
+            '"' => EnvState::DoubleQuote,
+            '\\' => EnvState::ValueEscape,
+            _ if is_ws(c) => EnvState::PreValue,
+            _ => {
+                self.value.push(c);
+                EnvState::Value
+            }
+        };
     }
 
     fn in_value(&mut self, c: char) {
-        if is_nl(c) {
-            self.state = EnvState::PreKey;
-            self.emit(true);
-        } else if c == '\\' {
-            self.state = EnvState::ValueEscape;
-            self.last_value_ws = None;
-        } else {
-            if !is_ws(c) {
-                self.last_value_ws = None;
-            } else if self.last_value_ws.is_none() {
-                self.last_value_ws = Some(self.value.len());
+        match c {
+            _ if is_nl(c) => {
+                self.state = EnvState::PreKey;
+                self.emit(true);
             }
-            self.value.push(c);
+            '\\' => {
+                self.state = EnvState::ValueEscape;
+                self.last_value_ws = None;
+            }
+            _ => push_noting_white_space(&mut self.value, &mut self.last_value_ws, c),
         }
     }
+}
+
+/// Appends `c` to `text`, keeping in `last_ws` where its trailing white space starts.
+fn push_noting_white_space(text: &mut String, last_ws: &mut Option<usize>, c: char) {
+    if !is_ws(c) {
+        *last_ws = None;
+    } else if last_ws.is_none() {
+        *last_ws = Some(text.len());
+    }
+    text.push(c);
 }
 
 /// A valid environment variable name (`env_name_is_valid()`).
