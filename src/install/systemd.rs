@@ -1,7 +1,11 @@
 //! docker.service as systemd assembles it (the unit, then every drop-in in file-name order,
 //! then the environment its ExecStart expands), and the drop-in dockertls needs once
 //! daemon.json sets `hosts` and TLS: ExecStart reset, then the same command without the flags
-//! daemon.json now owns. Reads only under `--root`; never writes.
+//! daemon.json now owns. Never writes.
+//!
+//! `read_units` reads every file through `confined::Root` (openat2 with RESOLVE_IN_ROOT: links
+//! resolved by the kernel as the booted image would, never out of `--root`, with no window
+//! between resolving and opening; bounded; a FIFO or device refused); `decide` is pure.
 
 mod syntax;
 
