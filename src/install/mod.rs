@@ -1,5 +1,7 @@
-//! `install`'s plan: what to write on the daemon host, merged with what is there. Applying it
-//! is in `commands::install`.
+//! `install` in three steps: `read` the PKI and the host (every path through a confined
+//! `Root`) into a plain `HostRead`; `plan` decides from that value alone what to write on the
+//! daemon host, merged with what is there (pure: unit-tested without a file system); the
+//! `transaction` applies it (driven by `commands::install`).
 
 pub mod confined;
 pub mod daemon_json;
@@ -105,7 +107,7 @@ pub fn under(root: &Path, path: &str) -> std::path::PathBuf {
 /// A file install will replace, as it is now. Links are refused on the way; a hard link is
 /// refused too: its other name would keep the old contents, and its contents (another file's,
 /// /etc/shadow say) could end up in an error message or a backup.
-fn existing(root: &Root, host: &str) -> Result<Option<FileRead>, Error> {
+fn read_existing(root: &Root, host: &str) -> Result<Option<FileRead>, Error> {
     let found = root.read(host, Links::Refuse)?;
     if let Some(file) = &found
         && file.nlink > 1
@@ -318,12 +320,12 @@ pub fn read(dir: &Path, root: &Root, now: ::time::OffsetDateTime) -> Result<Host
     let mut existing = std::collections::BTreeMap::new();
     let targets = TLS_FILES.iter().map(|(key, _, _)| tls_path(&ours, key));
     for host_path in targets.chain([DAEMON_JSON.to_string()]) {
-        if let Some(file) = self::existing(root, &host_path)? {
+        if let Some(file) = read_existing(root, &host_path)? {
             existing.insert(host_path, file);
         }
     }
     let units = systemd::read_units(root, DROPIN)?;
-    if let Some(file) = self::existing(root, DROPIN)? {
+    if let Some(file) = read_existing(root, DROPIN)? {
         existing.insert(DROPIN.to_string(), file);
     }
     Ok(HostRead {
