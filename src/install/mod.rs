@@ -415,13 +415,7 @@ pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
 
 /// The TCP port of the first tcp:// address in "hosts" (dockerd's 2376 when none).
 fn listen_port(ours: &Map<String, Value>) -> u16 {
-    ours["hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
-        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
-        .unwrap_or(2376)
+    crate::dockerd_hosts::first_tcp_port(&ours["hosts"]).unwrap_or(2376)
 }
 
 /// daemon.json merged with our keys; other values it sets are replaced only with `force`.

@@ -337,78 +337,6 @@ fn unit_sources(root: &Root) -> Result<(Source, BTreeMap<String, String>), Error
     Ok((unit, by_name))
 }
 
-/// Flags of dockerd 20.10–28 that take a value (all others are booleans): needed to know
-/// which word is a flag's value, as dockerd's flag parser (spf13/pflag) does.
-const VALUE_FLAGS: &[&str] = &[
-    "add-runtime",
-    "allow-nondistributable-artifacts",
-    "api-cors-header",
-    "authorization-plugin",
-    "bip",
-    "bip6",
-    "bridge",
-    "cdi-spec-dir",
-    "cgroup-parent",
-    "config-file",
-    "containerd",
-    "containerd-namespace",
-    "containerd-plugins-namespace",
-    "cpu-rt-period",
-    "cpu-rt-runtime",
-    "data-root",
-    "default-address-pool",
-    "default-cgroupns-mode",
-    "default-gateway",
-    "default-gateway-v6",
-    "default-ipc-mode",
-    "default-network-opt",
-    "default-runtime",
-    "default-shm-size",
-    "default-ulimit",
-    "dns",
-    "dns-opt",
-    "dns-search",
-    "exec-opt",
-    "exec-root",
-    "feature",
-    "fixed-cidr",
-    "fixed-cidr-v6",
-    "graph",
-    "group",
-    "host",
-    "host-gateway-ip",
-    "http-proxy",
-    "https-proxy",
-    "init-path",
-    "insecure-registry",
-    "ip",
-    "label",
-    "log-driver",
-    "log-format",
-    "log-level",
-    "log-opt",
-    "max-concurrent-downloads",
-    "max-concurrent-uploads",
-    "max-download-attempts",
-    "metrics-addr",
-    "mtu",
-    "network-control-plane-mtu",
-    "no-proxy",
-    "node-generic-resource",
-    "oom-score-adjust",
-    "pidfile",
-    "registry-mirror",
-    "seccomp-profile",
-    "shutdown-timeout",
-    "storage-driver",
-    "storage-opt",
-    "swarm-default-advertise-addr",
-    "tlscacert",
-    "tlscert",
-    "tlskey",
-    "userland-proxy-path",
-    "userns-remap",
-];
 /// dockerd's shorthands and their long names.
 const SHORTHANDS: [(char, &str); 10] = [
     ('b', "bridge"),
@@ -426,7 +354,7 @@ const SHORTHANDS: [(char, &str); 10] = [
 const TAKEN: [&str; 6] = ["host", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"];
 
 fn takes_value(name: &str) -> bool {
-    VALUE_FLAGS.contains(&name)
+    crate::dockerd_options::flag_takes_value(name)
 }
 
 /// One flag found on dockerd's command line.
