@@ -83,6 +83,8 @@ const _: fn() = || {
     let _ = <Planned as NotDebug<_>>::check;
     let _ = <Plan as NotDebug<_>>::check;
     let _ = <FileRead as NotDebug<_>>::check;
+    let _ = <HostRead as NotDebug<_>>::check;
+    let _ = <confined::Resolved as NotDebug<_>>::check;
     let _ = <transaction::Change<'_> as NotDebug<_>>::check;
 };
 
@@ -278,7 +280,7 @@ impl MemFile {
 
 /// What install reads before it decides: the PKI's files (the server pair verified as read at
 /// `now`) and the host's, each read once through a confined root. A plain value: `plan`
-/// decides from it alone.
+/// decides from it alone. No `Debug`: it holds the server key.
 pub struct HostRead {
     /// DIR/daemon.json as shown in messages.
     pki_daemon_json: std::path::PathBuf,
