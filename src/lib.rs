@@ -19,6 +19,7 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod dockerd_hosts;
+pub mod dockerd_options;
 pub mod error;
 pub mod escape;
 pub mod findings;

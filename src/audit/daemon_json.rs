@@ -19,111 +19,6 @@ pub struct TlsFiles {
     pub key: String,
 }
 
-/// Option names dockerd 20.10 accepts in daemon.json on Linux: its flag names (`dockerd --help`
-/// and the hidden ones) and the named options (`hosts`, `labels`, ...). dockerd compares them
-/// case-sensitively and refuses to start on any other key.
-const KNOWN_KEYS: &[&str] = &[
-    "add-runtime",
-    "allow-nondistributable-artifacts",
-    "api-cors-header",
-    "authorization-plugin",
-    "authorization-plugins",
-    "bip",
-    "bridge",
-    "builder",
-    "cgroup-parent",
-    "cluster-advertise",
-    "cluster-store",
-    "cluster-store-opt",
-    "cluster-store-opts",
-    "config-file",
-    "containerd",
-    "containerd-namespace",
-    "containerd-plugins-namespace",
-    "cpu-rt-period",
-    "cpu-rt-runtime",
-    "cri-containerd",
-    "data-root",
-    "debug",
-    "default-address-pool",
-    "default-address-pools",
-    "default-cgroupns-mode",
-    "default-gateway",
-    "default-gateway-v6",
-    "default-ipc-mode",
-    "default-runtime",
-    "default-shm-size",
-    "default-ulimit",
-    "default-ulimits",
-    "deprecated-key-path",
-    "dns",
-    "dns-opt",
-    "dns-opts",
-    "dns-search",
-    "exec-opt",
-    "exec-opts",
-    "exec-root",
-    "experimental",
-    "features",
-    "fixed-cidr",
-    "fixed-cidr-v6",
-    "graph",
-    "group",
-    "host",
-    "host-gateway-ip",
-    "hosts",
-    "icc",
-    "init",
-    "init-path",
-    "insecure-registries",
-    "insecure-registry",
-    "ip",
-    "ip-forward",
-    "ip-masq",
-    "ip6tables",
-    "iptables",
-    "ipv6",
-    "label",
-    "labels",
-    "live-restore",
-    "log-driver",
-    "log-level",
-    "log-opt",
-    "log-opts",
-    "max-concurrent-downloads",
-    "max-concurrent-uploads",
-    "max-download-attempts",
-    "metrics-addr",
-    "mtu",
-    "network-control-plane-mtu",
-    "network-diagnostic-port",
-    "no-new-privileges",
-    "node-generic-resource",
-    "node-generic-resources",
-    "oom-score-adjust",
-    "pidfile",
-    "raw-logs",
-    "registry-mirror",
-    "registry-mirrors",
-    "rootless",
-    "runtimes",
-    "seccomp-profile",
-    "selinux-enabled",
-    "shutdown-timeout",
-    "storage-driver",
-    "storage-opt",
-    "storage-opts",
-    "swarm-default-advertise-addr",
-    "tls",
-    "tlscacert",
-    "tlscert",
-    "tlskey",
-    "tlsverify",
-    "userland-proxy",
-    "userland-proxy-path",
-    "userns-remap",
-];
-
 /// Options whose value is an object of their own; dockerd lifts the keys of any other object
 /// to the top level (`configValuesSet`).
 const OBJECT_KEYS: &[&str] = &[
@@ -260,10 +155,12 @@ fn judge_keys(
     }
     let mut refused = false;
     for (key, value) in object {
-        if KNOWN_KEYS.contains(&key.as_str()) {
+        if crate::dockerd_options::is_daemon_json_key(key) {
             continue;
         }
-        if let Some(known) = KNOWN_KEYS.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        if let Some(known) =
+            crate::dockerd_options::daemon_json_keys().find(|k| k.eq_ignore_ascii_case(key))
+        {
             refused = true;
             problems.push((Status::Fail, format!("\"{key}\" is not a dockerd option (option names are case-sensitive): dockerd will not start (\"the following directives don't match any configuration option\"); write \"{known}\"")));
         } else if value.is_object() {
