@@ -26,7 +26,7 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> Result<
     };
     if !(args.timeout > 0.0 && args.timeout <= 600.0) {
         return Err(Error::refused(format!(
-            "--timeout {}: give a number of seconds between 0 and 600",
+            "--timeout {}: give a number of seconds above 0 and at most 600 (e.g. 5 or 0.5)",
             args.timeout
         )));
     }
