@@ -413,6 +413,12 @@ fn date(t: OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
+/// A moment as an operator reads it: `2030-01-01 00:00 UTC`.
+pub fn date_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(::time::UtcOffset::UTC);
+    format!("{} {:02}:{:02} UTC", date(t), t.hour(), t.minute())
+}
+
 /// Which file of a target is checked: it decides the CIS Docker Benchmark items that apply.
 #[derive(Clone, Copy)]
 enum FileRole {
@@ -642,7 +648,7 @@ fn check_validity(
     );
     let what = role_name(target.kind);
     if now < not_before {
-        findings.fail("validity", format!("the {what} certificate is not valid before {} (is this machine's clock, or the issuer's, wrong?)", not_before));
+        findings.fail("validity", format!("the {what} certificate is not valid before {} (is this machine's clock, or the issuer's, wrong?)", date_time(not_before)));
     } else if now > not_after {
         findings.fail(
             "validity",
