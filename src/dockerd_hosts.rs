@@ -303,6 +303,17 @@ fn join_host_port(host: &str, port: &str) -> String {
     }
 }
 
+/// The port of the first `tcp://HOST:PORT` in daemon.json's `hosts` (a JSON array); None
+/// when no entry names one.
+pub fn first_tcp_port(hosts: &serde_json::Value) -> Option<u16> {
+    hosts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
+        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,63 +2,147 @@
 
 #![forbid(unsafe_code)]
 
-use dockertls::{cli, commands, error, escape};
+use dockertls::error::{Error, Exit};
+use dockertls::findings::{Notice, Outcome};
+use dockertls::{cli, commands, escape};
 
-use std::process::ExitCode;
+use std::io::Write;
 
-use clap::Parser;
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches};
 
-fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+fn main() -> std::process::ExitCode {
+    let cli = match parse() {
         Ok(cli) => cli,
-        Err(err) => return usage_error(&err),
+        Err(exit) => return exit.into(),
     };
+    // verify and probe follow the monitoring-plugin convention: 3 means "could not check".
+    let monitoring = matches!(
+        cli.command,
+        cli::Command::Verify(_) | cli::Command::Probe(_)
+    );
     match run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(outcome) => print(outcome).into(),
         Err(err) => {
-            // The message may echo a path, a name or a file's contents: escaped.
-            escape::print_stderr_line(&format!("error: {err}"));
-            ExitCode::from(err.exit_code())
+            print_error(&err);
+            if monitoring {
+                Exit::CouldNotCheck.into()
+            } else {
+                err.exit().into()
+            }
         }
     }
 }
 
-fn run(cli: cli::Cli) -> Result<u8, error::Error> {
+fn run(cli: cli::Cli) -> Result<Outcome, Error> {
     let now = ::time::OffsetDateTime::now_utc();
+    let mut cli = cli;
+    // `DIR/` and `DIR/.` name DIR itself: without the trailing parts, a link at DIR is seen
+    // (and refused) as such, instead of being followed by the kernel.
+    let normal: std::path::PathBuf = cli.dir.components().collect();
+    if !normal.as_os_str().is_empty() {
+        cli.dir = normal;
+    }
+    let passphrase_file = cli.ca_passphrase_file.as_deref();
+    let done = |()| Outcome {
+        stdout: String::new(),
+        notices: Vec::new(),
+        exit: Exit::Success,
+    };
     match &cli.command {
         cli::Command::Init(args) => {
-            commands::init::run(&cli.dir, args, cli.ca_passphrase_file.as_deref(), now).map(|()| 0)
+            commands::init::run(&cli.dir, args, passphrase_file, now).map(done)
         }
-        cli::Command::Verify(args) => Ok(commands::verify::run(&cli.dir, args, now)),
-        cli::Command::Probe(args) => Ok(commands::probe::run(&cli.dir, args, now)),
+        cli::Command::Verify(args) => commands::verify::run(&cli.dir, args, now),
+        cli::Command::Probe(args) => commands::probe::run(&cli.dir, args, now),
         cli::Command::Client(command) => {
-            commands::client::run(&cli.dir, command, cli.ca_passphrase_file.as_deref(), now)
+            // `client` still returns a bare status: 0 on success.
+            commands::client::run(&cli.dir, command, passphrase_file, now).map(|code| Outcome {
+                exit: [Exit::Success, Exit::FailedOrWarning, Exit::RefusedOrFailure]
+                    .into_iter()
+                    .find(|exit| exit.code() == code)
+                    .unwrap_or(Exit::FailedOrWarning),
+                ..done(())
+            })
         }
-        cli::Command::Install(args) => commands::install::run(&cli.dir, args, now).map(|()| 0),
-        cli::Command::Env(args) => commands::env::run(&cli.dir, args).map(|()| 0),
+        cli::Command::Install(args) => commands::install::run(&cli.dir, args, now).map(done),
+        cli::Command::Env(args) => commands::env::run(&cli.dir, args).map(done),
         cli::Command::Rotate(args) => {
-            commands::rotate::run(&cli.dir, args, cli.ca_passphrase_file.as_deref(), now)
-                .map(|()| 0)
+            commands::rotate::run(&cli.dir, args, passphrase_file, now).map(done)
         }
     }
 }
 
-/// Help and version go to stdout as usual; a usage error is one line and exit 2.
-fn usage_error(err: &clap::Error) -> ExitCode {
+/// Prints what a command produced: the notices on stderr, the report on stdout (already
+/// escaped by its renderer, which added the only control characters: colours).
+fn print(outcome: Outcome) -> Exit {
+    for notice in &outcome.notices {
+        match notice {
+            Notice::Error(err) => print_error(err),
+            Notice::Warning(message) => escape::print_stderr_line(&format!("warning: {message}")),
+        }
+    }
+    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
+    outcome.exit
+}
+
+/// `error: what happened`, then `hint: what to do` when there is something to do. The message
+/// may echo a path, a name or a file's contents: escaped.
+fn print_error(err: &Error) {
+    escape::print_stderr_line(&format!("error: {}", escape::field(err.message())));
+    if let Some(hint) = err.hint_text() {
+        escape::print_stderr_line(&format!("hint: {}", escape::field(hint)));
+    }
+}
+
+/// Parses the command line. Help and version go to stdout as usual; a usage error is one line
+/// and exits 2, or 3 for verify and probe (which clap says were being parsed).
+fn parse() -> Result<cli::Cli, Exit> {
+    let command = cli::Cli::command();
+    let err = match command.clone().try_get_matches() {
+        Ok(matches) => match cli::Cli::from_arg_matches(&matches) {
+            Ok(cli) => return Ok(cli),
+            Err(err) => err,
+        },
+        Err(err) => err,
+    };
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = err.print();
-            return ExitCode::SUCCESS;
+            return Err(Exit::Success);
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = err.print();
-            return ExitCode::from(2);
+            return Err(Exit::RefusedOrFailure);
         }
         _ => {}
     }
-    // clap spreads some errors over several lines ("required arguments were not provided:"
-    // then the flags) and adds usage: keep the message, on one line.
+    print_usage_error(&err);
+    Err(match subcommand_of(command, &err) {
+        Some(name) if name == "verify" || name == "probe" => Exit::CouldNotCheck,
+        _ => Exit::RefusedOrFailure,
+    })
+}
+
+/// The subcommand a usage error was in, as clap's own parser sees it: a second pass told to go
+/// on past errors, without the argument clap named as unexpected (which, before the
+/// subcommand, stops even that pass).
+fn subcommand_of(command: clap::Command, err: &clap::Error) -> Option<String> {
+    let invalid = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let args = std::env::args_os().filter(|arg| invalid.as_deref().is_none_or(|i| arg != i));
+    let lenient = command
+        .ignore_errors(true)
+        .try_get_matches_from(args)
+        .ok()?;
+    lenient.subcommand_name().map(str::to_string)
+}
+
+/// clap spreads some errors over several lines ("required arguments were not provided:" then
+/// the flags) and adds usage: keep the message, on one line.
+fn print_usage_error(err: &clap::Error) {
     let rendered = err.render().to_string();
     let message: Vec<&str> = rendered
         .lines()
@@ -68,21 +152,4 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         .collect();
     // clap quotes the offending argument, which may hold control characters.
     escape::print_stderr_line(&message.join(" "));
-    // verify and probe follow the monitoring-plugin convention: 3 means "could not check".
-    let monitoring = matches!(subcommand().as_deref(), Some("verify" | "probe"));
-    ExitCode::from(if monitoring { 3 } else { 2 })
-}
-
-/// The subcommand named on the command line, skipping the global options and their values.
-fn subcommand() -> Option<String> {
-    const GLOBAL_WITH_VALUE: [&str; 2] = ["--dir", "--ca-passphrase-file"];
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if GLOBAL_WITH_VALUE.contains(&arg.as_str()) {
-            args.next();
-        } else if !arg.starts_with('-') {
-            return Some(arg);
-        }
-    }
-    None
 }

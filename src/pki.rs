@@ -371,9 +371,10 @@ impl Ca {
     /// Loads an existing CA from its certificate and unencrypted PKCS#8 key (PEM), checking
     /// that the certificate is a CA and that the key is its key.
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Ca, String> {
-        let block = pem::parse(cert_pem.as_bytes())
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| format!("the CA certificate is not PEM ({e})"))?;
-        let (_, cert) = x509_parser::parse_x509_certificate(block.contents())
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
             .map_err(|e| format!("the CA certificate does not parse ({e})"))?;
         if !cert
             .basic_constraints()
@@ -464,15 +465,11 @@ pub fn private_key_pem(key: &KeyPair) -> Result<Zeroizing<String>, rcgen::Error>
     let mut v1 = Zeroizing::new(Vec::with_capacity(48));
     v1.extend_from_slice(&ED25519_PKCS8_V1_PREFIX);
     v1.extend_from_slice(seed);
-    let block = pem::Pem::new("PRIVATE KEY", v1.to_vec());
-    let encoded = Zeroizing::new(pem::encode_config(
-        &block,
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    ));
-    // `Pem` owns a copy of the key bytes; wipe it too.
-    let mut contents = block.into_contents();
-    zeroize::Zeroize::zeroize(&mut contents);
-    Ok(encoded)
+    // pkcs8's codec (the one that also writes the encrypted CA key): its SecretDocument wipes
+    // the copy of the key bytes it holds, and the PEM text comes back zeroizing.
+    pkcs8::der::SecretDocument::try_from(v1.as_slice())
+        .and_then(|document| document.to_pem("PRIVATE KEY", pkcs8::der::pem::LineEnding::LF))
+        .map_err(|_| rcgen::Error::CouldNotParseKeyPair)
 }
 
 /// A leaf certificate's purpose.
@@ -786,10 +783,11 @@ mod tests {
     fn ed25519_keys_are_pkcs8_v1_and_load_back_as_the_same_key() {
         let key = KeyType::Ed25519.generate().unwrap();
         let pem = private_key_pem(&key).unwrap();
-        let block = pem::parse(pem.as_bytes()).unwrap();
-        assert_eq!(block.tag(), "PRIVATE KEY");
-        assert_eq!(block.contents().len(), 48);
-        assert_eq!(block.contents()[..16], ED25519_PKCS8_V1_PREFIX);
+        let (label, block) = pkcs8::der::SecretDocument::from_pem(&pem).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        assert_eq!(block.as_bytes().len(), 48);
+        assert_eq!(block.as_bytes()[..16], ED25519_PKCS8_V1_PREFIX);
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n") && !pem.contains('\r'));
         let loaded = KeyPair::from_pem(&pem).unwrap();
         assert_eq!(loaded.public_key_pem(), key.public_key_pem());
         // Other key types keep aws-lc's encoding, which OpenSSL reads.
@@ -971,9 +969,9 @@ mod tests {
     fn the_latest_date_is_generalized_time_99991231235959z() {
         let key = KeyType::EcdsaP256.generate().unwrap();
         let (issued, _) = new_ca(key, datetime!(9999-06-01 00:00:00 UTC), 36_500).unwrap();
-        let der = pem::parse(issued.cert_pem.as_bytes())
-            .unwrap()
-            .into_contents();
+        use rustls_pki_types::pem::PemObject;
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
         let needle = b"\x18\x0f99991231235959Z";
         assert!(der.windows(needle.len()).any(|w| w == needle));
     }

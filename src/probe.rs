@@ -22,7 +22,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use crate::audit::material::{self, KeyError};
-use crate::audit::{Check, Status};
+use crate::findings::{Check, Status};
 
 /// Docker's TLS port, used when DOCKER_HOST names none.
 const DEFAULT_PORT: u16 = 2376;
@@ -239,7 +239,7 @@ impl Write for Bounded {
 
 /// What the probe learnt.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct Report {
     pub endpoint: String,
     pub cert_path: PathBuf,
     pub checks: Vec<Check>,
@@ -249,18 +249,14 @@ pub struct Outcome {
     pub api_version: Option<String>,
 }
 
-impl Outcome {
+impl Report {
     fn record(&mut self, id: &'static str, status: Status, message: impl Into<String>) {
-        self.checks.push(Check {
-            id,
-            status,
-            message: message.into(),
-        });
+        self.checks.push(Check::new(id, status, message));
     }
 
     /// The worst check.
     pub fn status(&self) -> Status {
-        crate::audit::worst(&self.checks)
+        crate::findings::worst(&self.checks)
     }
 }
 
@@ -297,37 +293,10 @@ struct ClientFiles {
     cert_der: Vec<u8>,
 }
 
-/// Reads a client file, refusing anything but a regular file and never more than
-/// MAX_FILE_SIZE (the file may grow, or be swapped, between a size check and the read).
+/// Reads a client file, refusing anything but a regular file (a FIFO does not block the
+/// probe) and never more than MAX_FILE_SIZE.
 fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NONBLOCK: opening a FIFO put in place of a PEM file must not wait for a writer.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!(
-            "{} is not a regular file: put the PEM file itself there",
-            path.display()
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(material::MAX_FILE_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() as u64 > material::MAX_FILE_SIZE {
-        return Err(format!(
-            "{} is larger than {} KiB: not a certificate or key file",
-            path.display(),
-            material::MAX_FILE_SIZE / 1024
-        ));
-    }
-    Ok(bytes)
+    crate::userfile::read_regular(path, material::MAX_FILE_SIZE).map_err(|e| e.to_string())
 }
 
 fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
@@ -343,8 +312,9 @@ fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
         }
         roots.add(CertificateDer::from(der.clone())).map_err(|e| {
             format!(
-                "{} holds a certificate rustls cannot use as a CA ({e})",
-                ca_path.display()
+                "{} holds a certificate rustls cannot use as a CA ({})",
+                ca_path.display(),
+                tls_error_text(&e)
             )
         })?;
     }
@@ -372,8 +342,13 @@ fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
             cert_file.display()
         ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
-        .map_err(|e| format!("{}: {e}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
+        format!(
+            "{} has a malformed PEM block ({})",
+            key_file.display(),
+            material::pem_error_text(&e)
+        )
+    })?;
     Ok(ClientFiles {
         roots,
         ca_ders: cas.ders.clone(),
@@ -385,10 +360,14 @@ fn load_client(cert_path: &Path) -> Result<ClientFiles, String> {
 }
 
 /// Verifies like the docker CLI (WebPKI against ca.pem) and keeps what the server presented.
+/// With `accept_any`, only for the no-client-certificate attempt, it accepts any server
+/// certificate: that attempt asks whether the daemon lets an anonymous client in, not whether
+/// the server is genuine. Handshake signatures are verified either way.
 #[derive(Debug)]
 struct Capturing {
     inner: Arc<WebPkiServerVerifier>,
     presented: Mutex<Option<Vec<u8>>>,
+    accept_any: bool,
 }
 
 impl ServerCertVerifier for Capturing {
@@ -402,6 +381,9 @@ impl ServerCertVerifier for Capturing {
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Ok(mut presented) = self.presented.lock() {
             *presented = Some(end_entity.to_vec());
+        }
+        if self.accept_any {
+            return Ok(ServerCertVerified::assertion());
         }
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
@@ -424,53 +406,6 @@ impl ServerCertVerifier for Capturing {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts any server certificate: only for the no-client-certificate attempt, which asks
-/// whether the daemon lets an anonymous client in, not whether the server is genuine.
-#[derive(Debug)]
-struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -702,6 +637,57 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The TLS client set up from the client folder: its config, and the hooks that record what
+/// the server presented and whether it asked for the client certificate.
+struct Client {
+    files: ClientFiles,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    config: Arc<ClientConfig>,
+    verifier: Arc<Capturing>,
+    identity: Arc<ClientIdentity>,
+}
+
+/// Reads the client folder and builds the TLS client the docker CLI would be.
+fn client(cert_path: &Path) -> Result<Client, String> {
+    let files = load_client(cert_path)?;
+    let provider = provider();
+    let verifier = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(files.roots.clone()),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|err| format!("ca.pem cannot be used to verify the daemon: {err}"))?;
+    let verifier = Arc::new(Capturing {
+        inner: verifier,
+        presented: Mutex::new(None),
+        accept_any: false,
+    });
+    let key = CertifiedKey::from_der(files.chain.clone(), files.key.clone_key(), &provider)
+        .map_err(|err| {
+            format!(
+                "the client certificate and key cannot be used for TLS: {}",
+                tls_error_text(&err)
+            )
+        })?;
+    let identity = Arc::new(ClientIdentity {
+        key: Arc::new(key),
+        requested: AtomicBool::new(false),
+    });
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| format!("no TLS version to offer: {}", tls_error_text(&err)))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_cert_resolver(identity.clone());
+    Ok(Client {
+        files,
+        provider,
+        config: Arc::new(config),
+        verifier,
+        identity,
+    })
+}
+
 /// Probes `endpoint` with the client folder `cert_path`, all within `timeout`.
 pub fn probe(
     endpoint: &Endpoint,
@@ -709,134 +695,49 @@ pub fn probe(
     timeout: Duration,
     now: ::time::OffsetDateTime,
     reissue_hint: &dyn Fn(&[String], &str) -> String,
-) -> Outcome {
+) -> Report {
     let deadline = Deadline::after(timeout);
-    let mut outcome = Outcome {
+    let mut outcome = Report {
         endpoint: endpoint.display(),
         cert_path: cert_path.to_path_buf(),
-        ..Outcome::default()
+        ..Report::default()
     };
-    let client = match load_client(cert_path) {
-        Ok(client) => {
-            outcome.record(
-                "client-files",
-                Status::Ok,
-                format!(
-                    "{} holds a usable ca.pem, cert.pem and key.pem",
-                    cert_path.display()
-                ),
-            );
-            client
-        }
+    let client = match client(cert_path) {
+        Ok(client) => client,
         Err(why) => {
             outcome.record("client-files", Status::Fail, why);
             return outcome;
         }
     };
-    let provider = provider();
-    let verifier = match WebPkiServerVerifier::builder_with_provider(
-        Arc::new(client.roots.clone()),
-        provider.clone(),
-    )
-    .build()
-    {
-        Ok(verifier) => Arc::new(Capturing {
-            inner: verifier,
-            presented: Mutex::new(None),
-        }),
-        Err(err) => {
-            outcome.record(
-                "client-files",
-                Status::Fail,
-                format!("ca.pem cannot be used to verify the daemon: {err}"),
-            );
-            return outcome;
-        }
-    };
-    let identity =
-        match CertifiedKey::from_der(client.chain.clone(), client.key.clone_key(), &provider) {
-            Ok(key) => Arc::new(ClientIdentity {
-                key: Arc::new(key),
-                requested: AtomicBool::new(false),
-            }),
-            Err(err) => {
-                outcome.record(
-                    "client-files",
-                    Status::Fail,
-                    format!("the client certificate and key cannot be used for TLS: {err}"),
-                );
-                return outcome;
-            }
-        };
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map(|builder| {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier.clone())
-                .with_client_cert_resolver(identity.clone())
-        });
-    let config = match config {
-        Ok(config) => Arc::new(config),
-        Err(err) => {
-            outcome.record(
-                "client-files",
-                Status::Fail,
-                format!("no TLS version to offer: {err}"),
-            );
-            return outcome;
-        }
-    };
-
+    let usable = "holds a usable ca.pem, cert.pem and key.pem";
+    outcome.record(
+        "client-files",
+        Status::Ok,
+        format!("{} {usable}", cert_path.display()),
+    );
     let mut progress = Progress::default();
-    let ping = exchange(config.clone(), endpoint, "/_ping", &deadline, &mut progress);
-    let presented = verifier.presented.lock().ok().and_then(|p| p.clone());
-    let requested = identity.requested.load(Ordering::Relaxed);
+    let config = client.config.clone();
+    let ping = exchange(config, endpoint, "/_ping", &deadline, &mut progress);
+    let presented = client
+        .verifier
+        .presented
+        .lock()
+        .ok()
+        .and_then(|p| p.clone());
+    let evidence = Evidence {
+        presented: presented.as_deref(),
+        requested: client.identity.requested.load(Ordering::Relaxed),
+        progress: &progress,
+    };
+    let context = Context {
+        client: &client,
+        endpoint,
+        deadline: &deadline,
+        now,
+        reissue_hint,
+    };
     match ping {
-        Ok(response) => {
-            outcome.record(
-                "connect",
-                Status::Ok,
-                format!("{} accepts connections", endpoint.display()),
-            );
-            record_handshake(&mut outcome, &progress, requested);
-            match parse_http(&response) {
-                Some((200, _, body)) if body.trim_ascii() == b"OK" => {
-                    outcome.record("api", Status::Ok, "/_ping answered OK")
-                }
-                Some((status, _, body)) => outcome.record(
-                    "api",
-                    Status::Fail,
-                    format!("/_ping answered HTTP {status}: {}", excerpt(&body)),
-                ),
-                None => outcome.record("api", Status::Fail, "/_ping's answer is not HTTP"),
-            }
-            // /version only adds facts: its failures are reported when they are the deadline's
-            // or the size limit's, which the rest of the probe shares.
-            match exchange(
-                config,
-                endpoint,
-                "/version",
-                &deadline,
-                &mut Progress::default(),
-            ) {
-                Ok(response) => {
-                    if let Some((200, _, body)) = parse_http(&response)
-                        && let Ok(version) = serde_json::from_slice::<serde_json::Value>(&body)
-                    {
-                        outcome.daemon_version = version["Version"].as_str().map(str::to_string);
-                        outcome.api_version = version["ApiVersion"].as_str().map(str::to_string);
-                    }
-                }
-                Err(ExchangeError::TimedOut(stage)) => {
-                    outcome.record("api", Status::Warn, timed_out(stage, endpoint, &deadline).1)
-                }
-                Err(ExchangeError::TooLarge(path)) => {
-                    outcome.record("api", Status::Warn, too_large(path))
-                }
-                Err(_) => {}
-            }
-        }
+        Ok(response) => answered(&mut outcome, &response, &evidence, &context),
         // Connect: refused or unresolvable; Other: stopped before connecting.
         Err(ExchangeError::Connect(message) | ExchangeError::Other(message)) => {
             outcome.record("connect", Status::Fail, message);
@@ -847,60 +748,109 @@ pub fn probe(
             outcome.record(id, Status::Fail, message);
             return outcome;
         }
-        Err(err) => {
-            outcome.record(
-                "connect",
-                Status::Ok,
-                format!("{} accepts connections", endpoint.display()),
-            );
-            diagnose(
-                &mut outcome,
-                err,
-                &Evidence {
-                    presented: presented.as_deref(),
-                    requested,
-                    progress: &progress,
-                },
-                &client,
-                endpoint,
-                &deadline,
-                now,
-                reissue_hint,
-            );
-        }
+        Err(err) => diagnose(&mut outcome, err, &evidence, &context),
     }
     if let Some(der) = &presented {
         outcome.server_cert = facts(der);
     }
-    // A completed handshake means the certificate was verified against ca.pem.
-    if let Some(server) = &outcome.server_cert
-        && progress.tls_version.is_some()
-    {
-        let days = (server.not_after - now).whole_days();
-        if days < 30 {
-            outcome.record("server-certificate", Status::Warn, format!("the server certificate expires in {days} days ({}): re-issue it and restart dockerd before then", server.not_after.date()));
-        } else {
-            outcome.record(
-                "server-certificate",
-                Status::Ok,
-                format!("valid for {days} more days, signed by the CA in ca.pem"),
-            );
-        }
-    }
+    record_server_expiry(&mut outcome, &progress, now);
     // Whether anyone gets in without a certificate does not depend on our ca.pem or on the
     // name dialled: ask whenever a TLS server answered, unless the deadline already ran out
     // (that is reported).
-    let timed_out_already = outcome
-        .checks
-        .iter()
-        .any(|c| c.message.starts_with(TIMED_OUT));
-    if presented.is_some() && !timed_out_already {
-        anonymous(&mut outcome, endpoint, &deadline, &provider);
+    if presented.is_some()
+        && !outcome
+            .checks
+            .iter()
+            .any(|c| c.message.starts_with(TIMED_OUT))
+    {
+        anonymous(&mut outcome, endpoint, &deadline, &client);
     }
     outcome
 }
 
-fn record_handshake(outcome: &mut Outcome, progress: &Progress, requested: bool) {
+/// What the diagnosis of an exchange needs besides its evidence.
+struct Context<'a> {
+    client: &'a Client,
+    endpoint: &'a Endpoint,
+    deadline: &'a Deadline,
+    now: ::time::OffsetDateTime,
+    reissue_hint: &'a dyn Fn(&[String], &str) -> String,
+}
+
+fn accepts(endpoint: &Endpoint) -> String {
+    format!("{} accepts connections", endpoint.display())
+}
+
+/// The daemon answered `/_ping`: judge the answer, then ask `/version` for its versions.
+fn answered(outcome: &mut Report, response: &[u8], evidence: &Evidence<'_>, context: &Context<'_>) {
+    let (endpoint, deadline) = (context.endpoint, context.deadline);
+    outcome.record("connect", Status::Ok, accepts(endpoint));
+    record_handshake(outcome, evidence.progress, evidence.requested);
+    match parse_http(response) {
+        Some((200, _, body)) if body.trim_ascii() == b"OK" => {
+            outcome.record("api", Status::Ok, "/_ping answered OK")
+        }
+        Some((status, _, body)) => outcome.record(
+            "api",
+            Status::Fail,
+            format!("/_ping answered HTTP {status}: {}", excerpt(&body)),
+        ),
+        None => outcome.record("api", Status::Fail, "/_ping's answer is not HTTP"),
+    }
+    // /version only adds facts: its failures are reported when they are the deadline's or
+    // the size limit's, which the rest of the probe shares.
+    let config = context.client.config.clone();
+    match exchange(
+        config,
+        endpoint,
+        "/version",
+        deadline,
+        &mut Progress::default(),
+    ) {
+        Ok(response) => {
+            if let Some((200, _, body)) = parse_http(&response)
+                && let Ok(version) = serde_json::from_slice::<serde_json::Value>(&body)
+            {
+                outcome.daemon_version = version["Version"].as_str().map(str::to_string);
+                outcome.api_version = version["ApiVersion"].as_str().map(str::to_string);
+            }
+        }
+        Err(ExchangeError::TimedOut(stage)) => {
+            outcome.record("api", Status::Warn, timed_out(stage, endpoint, deadline).1)
+        }
+        Err(ExchangeError::TooLarge(path)) => outcome.record("api", Status::Warn, too_large(path)),
+        Err(_) => {}
+    }
+}
+
+/// A completed handshake means the server certificate was verified against ca.pem: say how
+/// long it has left.
+fn record_server_expiry(outcome: &mut Report, progress: &Progress, now: ::time::OffsetDateTime) {
+    let Some(server) = &outcome.server_cert else {
+        return;
+    };
+    if progress.tls_version.is_none() {
+        return;
+    }
+    let days = (server.not_after - now).whole_days();
+    let (status, message) = if days < 30 {
+        (
+            Status::Warn,
+            format!(
+                "the server certificate expires in {days} days ({}): re-issue it and restart dockerd before then",
+                server.not_after.date()
+            ),
+        )
+    } else {
+        (
+            Status::Ok,
+            format!("valid for {days} more days, signed by the CA in ca.pem"),
+        )
+    };
+    outcome.record("server-certificate", status, message);
+}
+
+fn record_handshake(outcome: &mut Report, progress: &Progress, requested: bool) {
     if let Some(version) = progress.tls_version {
         outcome.tls_version = Some(version.to_string());
         outcome.record(
@@ -974,50 +924,32 @@ fn too_large(path: &str) -> String {
 }
 
 /// Tries the daemon without a client certificate: it must refuse.
-fn anonymous(
-    outcome: &mut Outcome,
-    endpoint: &Endpoint,
-    deadline: &Deadline,
-    provider: &Arc<rustls::crypto::CryptoProvider>,
-) {
-    let config = ClientConfig::builder_with_provider(provider.clone())
+fn anonymous(outcome: &mut Report, endpoint: &Endpoint, deadline: &Deadline, client: &Client) {
+    let any_server = Arc::new(Capturing {
+        inner: client.verifier.inner.clone(),
+        presented: Mutex::new(None),
+        accept_any: true,
+    });
+    let config = ClientConfig::builder_with_provider(client.provider.clone())
         .with_safe_default_protocol_versions()
         .map(|b| {
             b.dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyServer(provider.clone())))
+                .with_custom_certificate_verifier(any_server)
                 .with_no_client_auth()
         });
     let Ok(config) = config else { return };
     let not_checked =
         |why: String| format!("could not try a connection without a client certificate: {why}");
-    let accepted = "the daemon accepts a TLS connection from a client that presents no certificate";
-    let fix = "set \"tlsverify\": true and \"tlscacert\" in daemon.json and restart dockerd";
     let mut progress = Progress::default();
-    match exchange(Arc::new(config), endpoint, "/_ping", deadline, &mut progress) {
-        Ok(response) => match parse_http(&response) {
-            Some((200, _, _)) => outcome.record(
-                "client-auth",
-                Status::Fail,
-                format!("{accepted} and answers it: client authentication is off, so anyone who reaches the port is root; {fix}"),
-            ),
-            Some((status, _, _)) => outcome.record(
-                "client-auth",
-                Status::Warn,
-                format!("{accepted} and answers GET /_ping with HTTP {status}; dockerd with tlsverify refuses such a client during the handshake: check that nothing but dockerd answers on this port, and {fix}"),
-            ),
-            None if response.is_empty() => outcome.record(
-                "client-auth",
-                Status::Ok,
-                "connections without a client certificate are closed without an answer",
-            ),
-            None => outcome.record(
-                "client-auth",
-                Status::Warn,
-                format!("{accepted} and sends an answer that is not HTTP: check that nothing but dockerd answers on this port"),
-            ),
-        },
-        Err(ExchangeError::Tls(rustls::Error::AlertReceived(alert))) => outcome.record(
-            "client-auth",
+    let (status, message) = match exchange(
+        Arc::new(config),
+        endpoint,
+        "/_ping",
+        deadline,
+        &mut progress,
+    ) {
+        Ok(response) => anonymous_answered(&response),
+        Err(ExchangeError::Tls(rustls::Error::AlertReceived(alert))) => (
             Status::Ok,
             format!(
                 "connections without a client certificate are refused (TLS alert {})",
@@ -1033,31 +965,59 @@ fn anonymous(
                     | std::io::ErrorKind::BrokenPipe
             ) =>
         {
-            outcome.record(
-                "client-auth",
+            (
                 Status::Ok,
-                "connections without a client certificate are refused (the daemon closes them)",
+                "connections without a client certificate are refused (the daemon closes them)"
+                    .into(),
             )
         }
-        Err(ExchangeError::TooLarge(path)) => outcome.record(
-            "client-auth",
+        Err(ExchangeError::TooLarge(path)) => (
             Status::Warn,
-            format!("{accepted} and answers it: {}", too_large(path)),
+            format!("{ANONYMOUS_ACCEPTED} and answers it: {}", too_large(path)),
         ),
-        Err(ExchangeError::TimedOut(stage)) => outcome.record(
-            "client-auth",
+        Err(ExchangeError::TimedOut(stage)) => (
             Status::Warn,
             not_checked(timed_out(stage, endpoint, deadline).1),
         ),
         Err(ExchangeError::Connect(message) | ExchangeError::Other(message)) => {
-            outcome.record("client-auth", Status::Warn, not_checked(message))
+            (Status::Warn, not_checked(message))
         }
-        Err(ExchangeError::Tls(err)) => {
-            outcome.record("client-auth", Status::Warn, not_checked(err.to_string()))
-        }
-        Err(ExchangeError::Io(_, err)) => {
-            outcome.record("client-auth", Status::Warn, not_checked(err.to_string()))
-        }
+        Err(ExchangeError::Tls(err)) => (Status::Warn, not_checked(tls_error_text(&err))),
+        Err(ExchangeError::Io(_, err)) => (Status::Warn, not_checked(err.to_string())),
+    };
+    outcome.record("client-auth", status, message);
+}
+
+const ANONYMOUS_ACCEPTED: &str =
+    "the daemon accepts a TLS connection from a client that presents no certificate";
+
+/// The verdict when a client without a certificate got an answer (or an empty one).
+fn anonymous_answered(response: &[u8]) -> (Status, String) {
+    let accepted = ANONYMOUS_ACCEPTED;
+    let fix = "set \"tlsverify\": true and \"tlscacert\" in daemon.json and restart dockerd";
+    match parse_http(response) {
+        Some((200, _, _)) => (
+            Status::Fail,
+            format!(
+                "{accepted} and answers it: client authentication is off, so anyone who reaches the port is root; {fix}"
+            ),
+        ),
+        Some((status, _, _)) => (
+            Status::Warn,
+            format!(
+                "{accepted} and answers GET /_ping with HTTP {status}; dockerd with tlsverify refuses such a client during the handshake: check that nothing but dockerd answers on this port, and {fix}"
+            ),
+        ),
+        None if response.is_empty() => (
+            Status::Ok,
+            "connections without a client certificate are closed without an answer".into(),
+        ),
+        None => (
+            Status::Warn,
+            format!(
+                "{accepted} and sends an answer that is not HTTP: check that nothing but dockerd answers on this port"
+            ),
+        ),
     }
 }
 
@@ -1119,116 +1079,98 @@ fn broke_off(err: &std::io::Error) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Says why an exchange that reached the server (it accepted the connection) failed, from its
+/// error and evidence.
 fn diagnose(
-    outcome: &mut Outcome,
+    outcome: &mut Report,
     err: ExchangeError,
     evidence: &Evidence<'_>,
-    client: &ClientFiles,
-    endpoint: &Endpoint,
-    deadline: &Deadline,
-    now: ::time::OffsetDateTime,
-    reissue_hint: &dyn Fn(&[String], &str) -> String,
+    context: &Context<'_>,
 ) {
-    let server = evidence.presented.and_then(facts);
-    let tls_err = match err {
+    let (endpoint, deadline) = (context.endpoint, context.deadline);
+    outcome.record("connect", Status::Ok, accepts(endpoint));
+    match err {
         ExchangeError::TimedOut(stage) => {
             if evidence.progress.answered > 0 {
                 record_handshake(outcome, evidence.progress, evidence.requested);
             }
             let (id, message) = timed_out(stage, endpoint, deadline);
             outcome.record(id, Status::Fail, message);
-            return;
         }
         ExchangeError::TooLarge(path) => {
             // An answer came, so the daemon accepted the client certificate.
             record_handshake(outcome, evidence.progress, evidence.requested);
             outcome.record("api", Status::Fail, too_large(path));
-            return;
         }
-        ExchangeError::Tls(e) => e,
-        ExchangeError::Io(stage, e) => {
-            let how = broke_off(&e);
-            if evidence.presented.is_none() {
-                // Not TLS at all: maybe the API in plain HTTP.
-                let message = match plain_http(endpoint, deadline) {
-                    PlainHttp::Yes => plain_http_message(endpoint),
-                    PlainHttp::No => format!(
-                        "{how} before {} presented a TLS certificate: this port does not speak TLS as dockerd does, or something in between cuts the connection; check the port in DOCKER_HOST",
-                        endpoint.display()
-                    ),
-                    PlainHttp::TimedOut => format!(
-                        "{how} before {} presented a TLS certificate, and a plain-HTTP request got no answer before the deadline ({}): check the port in DOCKER_HOST",
-                        endpoint.display(),
-                        deadline.named()
-                    ),
-                };
-                outcome.record("tls", Status::Fail, message);
-            } else if evidence.requested {
-                // A TLS 1.2 dockerd closes the connection on a client certificate it refuses.
-                outcome.record(
-                    "tls",
-                    Status::Fail,
-                    format!("{how} right after the daemon asked for and received the client certificate: that is how dockerd refuses one"),
-                );
-                outcome.record(
-                    "client-certificate",
-                    Status::Fail,
-                    client_rejection(client, now),
-                );
-            } else if let Stage::Answer(path) = stage {
-                record_handshake(outcome, evidence.progress, evidence.requested);
-                outcome.record(
-                    "api",
-                    Status::Fail,
-                    format!("{how} before any answer to GET {path}, and the daemon never asked for a client certificate: this is not how dockerd behaves; check that nothing else answers on this port"),
-                );
-            } else {
-                outcome.record(
-                    "tls",
-                    Status::Fail,
-                    format!("{how} during the TLS handshake, before the daemon asked for a client certificate: look at the daemon's log (journalctl -u docker) and at anything in between"),
-                );
-            }
-            return;
-        }
+        ExchangeError::Tls(tls_err) => diagnose_tls(outcome, tls_err, evidence, context),
+        ExchangeError::Io(stage, e) => diagnose_broken(outcome, stage, &e, evidence, context),
         ExchangeError::Other(message) | ExchangeError::Connect(message) => {
             outcome.record("tls", Status::Fail, message);
-            return;
         }
-    };
+    }
+}
+
+/// The connection broke (closed, reset) without a TLS error.
+fn diagnose_broken(
+    outcome: &mut Report,
+    stage: Stage,
+    err: &std::io::Error,
+    evidence: &Evidence<'_>,
+    context: &Context<'_>,
+) {
+    let (endpoint, deadline) = (context.endpoint, context.deadline);
+    let how = broke_off(err);
+    if evidence.presented.is_none() {
+        // Not TLS at all: maybe the API in plain HTTP.
+        let message = match plain_http(endpoint, deadline) {
+            PlainHttp::Yes => plain_http_message(endpoint),
+            PlainHttp::No => format!(
+                "{how} before {} presented a TLS certificate: this port does not speak TLS as dockerd does, or something in between cuts the connection; check the port in DOCKER_HOST",
+                endpoint.display()
+            ),
+            PlainHttp::TimedOut => format!(
+                "{how} before {} presented a TLS certificate, and a plain-HTTP request got no answer before the deadline ({}): check the port in DOCKER_HOST",
+                endpoint.display(),
+                deadline.named()
+            ),
+        };
+        outcome.record("tls", Status::Fail, message);
+    } else if evidence.requested {
+        // A TLS 1.2 dockerd closes the connection on a client certificate it refuses.
+        outcome.record(
+            "tls",
+            Status::Fail,
+            format!("{how} right after the daemon asked for and received the client certificate: that is how dockerd refuses one"),
+        );
+        let rejection = client_rejection(&context.client.files, context.now);
+        outcome.record("client-certificate", Status::Fail, rejection);
+    } else if let Stage::Answer(path) = stage {
+        record_handshake(outcome, evidence.progress, evidence.requested);
+        outcome.record(
+            "api",
+            Status::Fail,
+            format!("{how} before any answer to GET {path}, and the daemon never asked for a client certificate: this is not how dockerd behaves; check that nothing else answers on this port"),
+        );
+    } else {
+        outcome.record(
+            "tls",
+            Status::Fail,
+            format!("{how} during the TLS handshake, before the daemon asked for a client certificate: look at the daemon's log (journalctl -u docker) and at anything in between"),
+        );
+    }
+}
+
+/// The handshake failed with a TLS error: the daemon's certificate, an alert, or not TLS.
+fn diagnose_tls(
+    outcome: &mut Report,
+    tls_err: rustls::Error,
+    evidence: &Evidence<'_>,
+    context: &Context<'_>,
+) {
+    let (endpoint, deadline) = (context.endpoint, context.deadline);
     match tls_err {
         rustls::Error::InvalidCertificate(cert_err) => {
-            outcome.record(
-                "tls",
-                Status::Fail,
-                "the daemon's certificate was refused (see server-certificate)",
-            );
-            let message = match cert_err {
-                CertificateError::UnknownIssuer | CertificateError::BadSignature => {
-                    issuer_mismatch(evidence.presented, client, outcome)
-                }
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                    let sans = server.as_ref().map(|s| s.sans.clone()).unwrap_or_default();
-                    format!(
-                        "{} is not in the daemon certificate's SANs ({}): clients dialling it are refused (\"certificate is valid for ..., not {}\"); dial one of those names, or re-issue the server certificate with it: {}",
-                        endpoint.host,
-                        if sans.is_empty() { "none".to_string() } else { sans.join(", ") },
-                        endpoint.host,
-                        reissue_hint(&sans, &endpoint.host)
-                    )
-                }
-                CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
-                    "the daemon's certificate expired{}: re-issue it and restart dockerd (dockerd does not reload certificates on SIGHUP); if it should still be valid, check the clocks of both machines",
-                    server.as_ref().map(|s| format!(" on {}", s.not_after.date())).unwrap_or_default()
-                ),
-                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "the daemon's certificate is not valid yet by this machine's clock: the clock here or on the machine that issued it is wrong; check both".to_string(),
-                other => format!(
-                    "the daemon's certificate is refused: {}",
-                    rustls::Error::InvalidCertificate(other)
-                ),
-            };
-            outcome.record("server-certificate", Status::Fail, message);
+            server_certificate_refused(outcome, cert_err, evidence, context)
         }
         rustls::Error::AlertReceived(alert)
             if is_certificate_alert(alert) && evidence.requested =>
@@ -1241,11 +1183,8 @@ fn diagnose(
                     alert_name(alert)
                 ),
             );
-            outcome.record(
-                "client-certificate",
-                Status::Fail,
-                client_rejection(client, now),
-            );
+            let rejection = client_rejection(&context.client.files, context.now);
+            outcome.record("client-certificate", Status::Fail, rejection);
         }
         rustls::Error::AlertReceived(alert) => {
             let meaning = match alert {
@@ -1279,7 +1218,8 @@ fn diagnose(
             let message = match plain {
                 PlainHttp::Yes => plain_http_message(endpoint),
                 _ => format!(
-                    "the port does not speak TLS as dockerd does ({tls_err}): is it the right port?"
+                    "the port does not speak TLS as dockerd does ({}): is it the right port?",
+                    tls_error_text(&tls_err)
                 ),
             };
             outcome.record("tls", Status::Fail, message);
@@ -1287,13 +1227,131 @@ fn diagnose(
         other => outcome.record(
             "tls",
             Status::Fail,
-            format!("the TLS handshake failed: {other}"),
+            format!("the TLS handshake failed: {}", tls_error_text(&other)),
         ),
     }
 }
 
+/// The daemon's certificate was refused by this client: say why and what to do.
+fn server_certificate_refused(
+    outcome: &mut Report,
+    cert_err: CertificateError,
+    evidence: &Evidence<'_>,
+    context: &Context<'_>,
+) {
+    let server = evidence.presented.and_then(facts);
+    if let Some(year) = pre_1970_year(evidence.presented) {
+        // webpki reads no date before 1970: the certificate may be fine for Go's clients.
+        outcome.record(
+            "tls",
+            Status::Warn,
+            "the handshake stopped: this client cannot read the daemon's certificate (see server-certificate)",
+        );
+        outcome.checks.push(crate::findings::Check {
+            hint: Some("to probe this daemon, re-issue its certificate with dates from 1970 on (dockertls rotate --server), and restart dockerd".into()),
+            ..crate::findings::Check::new(
+                "server-certificate",
+                Status::Warn,
+                format!("the daemon's certificate has a date in {year}, before 1970, which the TLS library of this probe (rustls' webpki) cannot read, so it was not checked; Go's dockerd and the docker CLI accept such dates"),
+            )
+        });
+        return;
+    }
+    outcome.record(
+        "tls",
+        Status::Fail,
+        "the daemon's certificate was refused (see server-certificate)",
+    );
+    let endpoint = context.endpoint;
+    let message = match cert_err {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+            issuer_mismatch(evidence.presented, &context.client.files, outcome)
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            let sans = server.as_ref().map(|s| s.sans.clone()).unwrap_or_default();
+            format!(
+                "{} is not in the daemon certificate's SANs ({}): clients dialling it are refused (\"certificate is valid for ..., not {}\"); dial one of those names, or re-issue the server certificate with it: {}",
+                endpoint.host,
+                if sans.is_empty() { "none".to_string() } else { sans.join(", ") },
+                endpoint.host,
+                (context.reissue_hint)(&sans, &endpoint.host)
+            )
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
+            "the daemon's certificate expired{}: re-issue it and restart dockerd (dockerd does not reload certificates on SIGHUP); if it should still be valid, check the clocks of both machines",
+            server.as_ref().map(|s| format!(" on {}", s.not_after.date())).unwrap_or_default()
+        ),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "the daemon's certificate is not valid yet by this machine's clock: the clock here or on the machine that issued it is wrong; check both".to_string(),
+        other => format!(
+            "the daemon's certificate is refused: {}",
+            certificate_error_text(&other)
+        ),
+    };
+    outcome.record("server-certificate", Status::Fail, message);
+}
+
+/// The year of the presented certificate's notBefore or notAfter when it is before 1970.
+fn pre_1970_year(presented: Option<&[u8]>) -> Option<i32> {
+    let (_, cert) = X509Certificate::from_der(presented?).ok()?;
+    let validity = cert.validity();
+    [&validity.not_before, &validity.not_after]
+        .into_iter()
+        .map(|t| t.to_datetime().year())
+        .find(|year| *year < 1970)
+}
+
+/// A rustls error in words (its own `Display` shows Rust names such as "BadEncoding").
+fn tls_error_text(err: &rustls::Error) -> String {
+    match err {
+        rustls::Error::InvalidCertificate(cert_err) => certificate_error_text(cert_err),
+        rustls::Error::AlertReceived(alert) => {
+            format!("the peer sent TLS alert {}", alert_name(*alert))
+        }
+        rustls::Error::InvalidMessage(_) => "a TLS message that does not parse".into(),
+        rustls::Error::InappropriateMessage { .. }
+        | rustls::Error::InappropriateHandshakeMessage { .. } => {
+            "a TLS message out of order".into()
+        }
+        rustls::Error::NoCertificatesPresented => "the server presented no certificate".into(),
+        rustls::Error::PeerIncompatible(_) => {
+            "the peer supports no TLS version, cipher suite or group in common".into()
+        }
+        rustls::Error::PeerMisbehaved(_) => "the peer broke the TLS protocol".into(),
+        rustls::Error::DecryptError => "a TLS record could not be decrypted".into(),
+        rustls::Error::General(text) => text.clone(),
+        _ => "the TLS library refused the connection".into(),
+    }
+}
+
+/// Why a certificate was refused, in words.
+fn certificate_error_text(err: &CertificateError) -> String {
+    let text = match err {
+        CertificateError::BadEncoding => "the certificate cannot be decoded",
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "the certificate has expired"
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the certificate is not valid yet"
+        }
+        CertificateError::Revoked => "the certificate is revoked",
+        CertificateError::UnhandledCriticalExtension => {
+            "the certificate has a critical extension this client does not know"
+        }
+        CertificateError::UnknownIssuer => "the certificate is not signed by a CA in ca.pem",
+        CertificateError::BadSignature => "the certificate's signature does not verify",
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "the certificate is not valid for the name dialled"
+        }
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the certificate is not for this purpose (extendedKeyUsage)"
+        }
+        _ => "the certificate is of a kind this client cannot verify",
+    };
+    text.to_string()
+}
+
 /// Why the daemon's certificate does not chain to ca.pem, from what it shows.
-fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Outcome) -> String {
+fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Report) -> String {
     let ca_path = client_ca_path(outcome);
     let Some((_, leaf)) = presented.and_then(|der| X509Certificate::from_der(der).ok()) else {
         return format!(
@@ -1324,7 +1382,7 @@ fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Out
     }
 }
 
-fn client_ca_path(outcome: &Outcome) -> String {
+fn client_ca_path(outcome: &Report) -> String {
     outcome
         .cert_path
         .join(crate::store::layout::CA_CERT)
@@ -1491,6 +1549,24 @@ mod tests {
         }
         let long = format!("tcp://{}:2376", "a".repeat(64));
         assert!(Endpoint::parse(&long).is_err());
+    }
+
+    #[test]
+    fn tls_errors_are_told_in_words_not_rust_names() {
+        for err in [
+            rustls::Error::InvalidCertificate(CertificateError::BadEncoding),
+            rustls::Error::InvalidCertificate(CertificateError::UnhandledCriticalExtension),
+            rustls::Error::AlertReceived(AlertDescription::BadCertificate),
+            rustls::Error::AlertReceived(AlertDescription::Unknown(200)),
+            rustls::Error::NoCertificatesPresented,
+            rustls::Error::DecryptError,
+        ] {
+            let text = tls_error_text(&err);
+            let rust_name = format!("{err:?}");
+            let rust_name = rust_name.split('(').next_back().unwrap_or_default();
+            assert!(!text.contains(rust_name.trim_end_matches(')')), "{text}");
+            assert!(text.contains(' ') && !text.contains("::"), "{text}");
+        }
     }
 
     #[test]

@@ -267,6 +267,37 @@ mod tests {
     }
 
     #[test]
+    fn next_steps_lead_with_install_and_name_the_drop_in_install_writes() {
+        let text = next_steps(&NextSteps {
+            dir: Path::new("/home/op/pki"),
+            install_dir: Path::new("/srv/docker-tls"),
+            docker_host: "tcp://example.com:2376",
+            client: "alice",
+            context: "example.com",
+        });
+        let dry_run = text.find("dockertls install --dir /root/dockertls --dry-run");
+        let by_hand = text.find("install -d -m 0700");
+        assert!(
+            dry_run.is_some() && dry_run < by_hand && by_hand.is_some(),
+            "{text}"
+        );
+        // The same drop-in name as install's, never a second one beside it.
+        let dropin = crate::install::DROPIN;
+        assert!(
+            text.contains(&format!("override.conf {dropin}\n")),
+            "{text}"
+        );
+        assert!(!text.contains("/dockertls.conf"), "{text}");
+        assert!(override_conf(Path::new("/usr/bin/dockerd")).contains(&format!("#   {dropin}\n")));
+        // The dockerd path differs by package: both named, and how to check.
+        assert!(text.contains("/usr/sbin/dockerd") && text.contains("command -v dockerd"));
+        // The PKI's real install folder, in the install hint and the by-hand steps.
+        assert!(text.contains("/srv/docker-tls (root only)"), "{text}");
+        assert!(text.contains("install -d -m 0700 -o root -g root /srv/docker-tls\n"));
+        assert!(!text.contains("/etc/docker/tls"), "{text}");
+    }
+
+    #[test]
     fn shell_quote_quotes_only_when_needed() {
         assert_eq!(shell_quote("/a/b"), "/a/b");
         assert_eq!(shell_quote("a b"), "'a b'");

@@ -45,15 +45,16 @@ impl Passphrase {
     pub fn from_file(path: &Path) -> Result<Passphrase, Error> {
         let refuse =
             |why: String| Error::Refused(format!("--ca-passphrase-file {}: {why}", path.display()));
-        let (file, meta) =
-            crate::userfile::open_regular(path).map_err(|e| Error::Refused(e.to_string()))?;
+        let (file, meta) = crate::userfile::open_regular_or_pipe(path)
+            .map_err(|e| Error::Refused(e.to_string()))?;
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
         let quoted = crate::render::shell_quote(&path.to_string_lossy());
         if mode & 0o077 != 0 {
             return Err(Error::Refused(format!(
-                "--ca-passphrase-file {}: group or others have access to it (mode {mode:04o}): whoever reads it can unlock the CA key\nhint: chmod 600 {quoted}",
+                "--ca-passphrase-file {}: group or others have access to it (mode {mode:04o}): whoever reads it can unlock the CA key",
                 path.display()
-            )));
+            ))
+            .hint(format!("chmod 600 {quoted}")));
         }
         // As ssh: the file belongs to the user who runs dockertls, or to root; whoever owns
         // it could change its mode, or its passphrase.
@@ -63,8 +64,11 @@ impl Passphrase {
             && owner != 0
         {
             return Err(Error::Refused(format!(
-                "--ca-passphrase-file {}: belongs to another user (uid {owner}), who could read or change it\nhint: use a file of your own: install -m 600 {quoted} ~/ca-passphrase",
+                "--ca-passphrase-file {}: belongs to another user (uid {owner}), who could read or change it",
                 path.display()
+            ))
+            .hint(format!(
+                "use a file of your own: install -m 600 {quoted} ~/ca-passphrase"
             )));
         }
         let mut bytes = Zeroizing::new(Vec::new());
@@ -152,7 +156,10 @@ impl Passphrase {
         };
         if text.ends_with('\r') {
             return Err(Error::Refused(format!(
-                "the CA passphrase{from} ends with a carriage return: the file has Windows line endings, and openssl -passin file: takes the CR as part of the passphrase\nhint: remove it: sed -i 's/\\r$//' {}",
+                "the CA passphrase{from} ends with a carriage return: the file has Windows line endings, and openssl -passin file: takes the CR as part of the passphrase"
+            ))
+            .hint(format!(
+                "remove it: sed -i 's/\\r$//' {}",
                 crate::render::shell_quote(file.as_deref().unwrap_or("FILE"))
             )));
         }
@@ -199,9 +206,9 @@ pub fn is_encrypted(pem: &[u8]) -> bool {
 pub fn encrypt_key(key_pem: &str, passphrase: &Passphrase) -> Result<Zeroizing<String>, Error> {
     let failed =
         |e: &dyn std::fmt::Display| Error::Failed(format!("cannot encrypt the CA key: {e}"));
-    let block = pem::parse(key_pem.as_bytes()).map_err(|e| failed(&e))?;
-    let der = Zeroizing::new(block.into_contents());
-    let info = pkcs8::PrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| failed(&e))?;
+    // pkcs8's PEM codec, as for the encrypted key: its SecretDocument wipes the key bytes.
+    let (_, document) = pkcs8::der::SecretDocument::from_pem(key_pem).map_err(|e| failed(&e))?;
+    let info = pkcs8::PrivateKeyInfoRef::try_from(document.as_bytes()).map_err(|e| failed(&e))?;
     let encrypted = info.encrypt(passphrase.bytes()).map_err(|e| failed(&e))?;
     encrypted
         .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)

@@ -33,5 +33,5 @@ pub fn interrupted() -> ! {
     }
     let _ = console::Term::stderr().show_cursor();
     eprintln!();
-    std::process::exit(130);
+    std::process::exit(crate::error::Exit::Interrupted.code().into());
 }

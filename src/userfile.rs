@@ -22,7 +22,7 @@ impl std::fmt::Display for ReadError {
 }
 
 /// What a non-regular file is, for the message.
-fn kind(file_type: std::fs::FileType) -> &'static str {
+pub fn kind(file_type: std::fs::FileType) -> &'static str {
     if file_type.is_dir() {
         "a folder"
     } else if file_type.is_fifo() {
@@ -57,6 +57,43 @@ pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), ReadError>
         )));
     }
     Ok((file, meta))
+}
+
+/// Opens `path` as [`open_regular`] does, but also takes an anonymous pipe handed over by the
+/// shell (`--ca-passphrase-file <(pass show ca)`: `/dev/fd/N`, whose link reads `pipe:[...]`),
+/// read blocking as the writer produces it. A named FIFO on disk is still refused: nothing says
+/// a writer will ever come.
+pub fn open_regular_or_pipe(path: &Path) -> Result<(File, std::fs::Metadata), ReadError> {
+    match open_regular(path) {
+        Ok(found) => Ok(found),
+        Err(refused) => {
+            // /dev/fd/N reads `pipe:[...]`; /dev/stdin goes through /proc/self/fd/0 first.
+            let mut hop = path.to_path_buf();
+            let mut anonymous_pipe = false;
+            for _ in 0..8 {
+                let Ok(target) = std::fs::read_link(&hop) else {
+                    break;
+                };
+                if target.to_string_lossy().starts_with("pipe:[") {
+                    anonymous_pipe = true;
+                    break;
+                }
+                hop = hop.parent().unwrap_or(Path::new("/")).join(target);
+            }
+            if !anonymous_pipe {
+                return Err(refused);
+            }
+            let file = File::open(path)
+                .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
+            if !meta.file_type().is_fifo() {
+                return Err(refused);
+            }
+            Ok((file, meta))
+        }
+    }
 }
 
 /// Reads all of a regular file of at most `max` bytes.

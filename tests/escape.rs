@@ -2,6 +2,8 @@
 //! verify's text and JSON, client list, env, and the error lines that echo a path.
 
 mod common;
+#[path = "support/refusal.rs"]
+mod refusal;
 
 use std::path::Path;
 use std::process::Output;
@@ -125,6 +127,7 @@ fn client_list_env_and_errors_escape_names_and_paths() {
     let output = run(&pki, &["client", "remove", HOSTILE]);
     assert_eq!(output.status.code(), Some(2));
     assert_no_raw_controls(&output, "client remove's error");
+    refusal::assert_refusal(&output.stderr);
     let output = run(
         &work.path().join(format!("{HOSTILE}none")),
         &["client", "list"],

@@ -697,3 +697,36 @@ fn odd_daemon_json_is_kept_byte_for_byte_and_dockerd_starts_from_it() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn environment_files_behind_links_are_read_inside_the_root_only() {
+    let unit = debian_unit();
+    let Some(h) = host(&unit) else {
+        return;
+    };
+    // A file outside the root that would give dockerd a flag daemon.json owns.
+    let outside = h.root.parent().unwrap().join("outside/docker");
+    write(
+        Path::new("/"),
+        outside.to_str().unwrap(),
+        "DOCKER_OPTS=\"-H tcp://0.0.0.0:2375\"\n",
+    );
+    std::fs::create_dir_all(h.root.join("etc/default")).unwrap();
+    let link = h.root.join("etc/default/docker");
+    // Relative with more ".." than there are folders, then absolute: both stop at the root,
+    // where the file does not exist (EnvironmentFile=- makes that fine).
+    let relative = format!("{}{}", "../".repeat(40), outside.display());
+    for target in [PathBuf::from(relative), outside.clone()] {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        ok(&h);
+        assert_eq!(exec_start(&h), format!("ExecStart=\n{DEBIAN_EXEC}"));
+    }
+    // The same file where the link leads inside the root: read, and refused.
+    write(
+        &h.root,
+        outside.to_str().unwrap(),
+        "DOCKER_OPTS=\"-H tcp://0.0.0.0:2375\"\n",
+    );
+    refused(&h, &["DOCKER_OPTS", "-H tcp://0.0.0.0:2375"]);
+}

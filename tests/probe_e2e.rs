@@ -1,6 +1,8 @@
 //! `probe` against real dockerd instances, each set up with one fault, and without a daemon.
 
 mod common;
+#[path = "support/refusal.rs"]
+mod refusal;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -421,7 +423,7 @@ fn unusable_client_files_and_bad_arguments() {
             "{args:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
+        refusal::assert_refusal(&output.stderr);
     }
 }
 
@@ -914,9 +916,10 @@ fn malformed_endpoints_are_usage_errors() {
         let output = probe(&pki, &[endpoint, "--client", "client"]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(3), "{endpoint:?}: {stderr}");
-        assert!(
-            stderr.starts_with("error: ") && stderr.lines().count() == 1,
-            "{endpoint:?}: {stderr}"
+        assert_eq!(
+            refusal::assert_refusal(&output.stderr).1,
+            None,
+            "{endpoint:?}"
         );
         assert!(stderr.contains("tcp://HOST:PORT"), "{stderr}");
         assert!(output.stdout.is_empty());
@@ -1056,7 +1059,9 @@ fn client_files_that_are_fifos_or_huge_are_refused_at_once() {
     assert_within_deadline(&run);
     let (_, checks) = outcome(&run.output);
     assert!(
-        checks["client-files"].1.contains("is not a regular file"),
+        checks["client-files"]
+            .1
+            .contains("is a FIFO (named pipe), not a regular file"),
         "{checks:?}"
     );
     std::fs::remove_file(folder.join("ca.pem")).unwrap();
@@ -1066,7 +1071,64 @@ fn client_files_that_are_fifos_or_huge_are_refused_at_once() {
     assert_within_deadline(&run);
     let (_, checks) = outcome(&run.output);
     assert!(
-        checks["client-files"].1.contains("is larger than 1024 KiB"),
+        checks["client-files"]
+            .1
+            .contains("bytes, more than the 1048576 bytes"),
         "{checks:?}"
     );
+}
+
+/// A server certificate dated from 1950 (UTCTime allows it; Go's dockerd and docker CLI accept
+/// it) cannot be read by rustls' webpki: probe says so plainly, with what to do, and shows no
+/// Rust name such as "BadEncoding".
+#[test]
+fn a_server_certificate_from_before_1970_is_explained_not_misnamed() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    let read = |path: &str| std::fs::read_to_string(pki.join(path)).unwrap();
+    let ca_key = rcgen::KeyPair::from_pem(&read("ca/ca-key.pem")).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&read("ca/ca.pem"), ca_key).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    params.not_before = rcgen::date_time_ymd(1950, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let config = hostile::tls_config(vec![cert.der().clone()], key, None);
+    let port = serve_tls(config, |_, tls| {
+        let _ = write!(tls, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+    });
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let run = probe_hostile(&pki, &endpoint, true);
+    let (document, checks) = outcome(&run.output);
+    let (status, message) = &checks["server-certificate"];
+    assert_eq!(status, "warn", "{document:#}");
+    assert!(
+        message.contains("1950") && message.contains("before 1970"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Go's dockerd and the docker CLI accept"),
+        "{message}"
+    );
+    let hint = document["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "server-certificate")
+        .map(|c| c["hint"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    assert!(hint.contains("re-issue"), "{document:#}");
+    let text = probe_hostile(&pki, &endpoint, false);
+    let text = String::from_utf8_lossy(&text.output.stdout);
+    assert!(
+        text.contains("\n      hint: to probe this daemon"),
+        "{text}"
+    );
+    assert!(!text.contains("BadEncoding") && !format!("{document}").contains("BadEncoding"));
 }

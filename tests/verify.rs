@@ -3,6 +3,8 @@
 //! failing check; plus daemon.json audits, exit codes, formats and hostile files.
 
 mod common;
+#[path = "support/refusal.rs"]
+mod refusal;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -440,10 +442,12 @@ fn exit_status_follows_the_monitoring_convention() {
             "{args:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(String::from_utf8_lossy(&output.stderr).starts_with("error: "));
+        refusal::assert_refusal(&output.stderr);
     }
     let output = verify(&[empty.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no cert dir found"));
+    let (error, hint) = refusal::assert_refusal(&output.stderr);
+    assert!(error.starts_with("no cert dir found"), "{error}");
+    assert!(hint.is_some_and(|h| h.contains("ca.pem")));
     // A usage error after global options that take values is still "could not check".
     for globals in [
         vec!["--dir", p],
@@ -457,6 +461,10 @@ fn exit_status_follows_the_monitoring_convention() {
             .unwrap();
         assert_eq!(output.status.code(), Some(3), "{globals:?}");
     }
+    // An unknown option before the subcommand: still verify's usage error.
+    let output = dockertls().args(["--bogus", "verify"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    refusal::assert_refusal(&output.stderr);
     let output = dockertls()
         .args(["--dir", "verify", "init", "--bogus"])
         .output()

@@ -57,11 +57,7 @@ impl Findings {
                 check.message.push_str(&message);
             }
             Some(_) => {}
-            None => self.checks.push(Check {
-                id,
-                status,
-                message,
-            }),
+            None => self.checks.push(Check::new(id, status, message)),
         }
     }
 
@@ -239,17 +235,15 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         findings.ok("files", "all files present and readable");
     }
 
-    for (loaded, path, role) in [
+    let files = [
         (&cert_file, &target.cert, FileRole::Cert),
         (&key_file, &target.key, FileRole::Key),
-    ]
-    .into_iter()
-    .chain(
-        target
-            .ca
-            .as_ref()
-            .map(|ca| (&ca_file, ca, FileRole::CaCert)),
-    ) {
+    ];
+    let ca = target
+        .ca
+        .as_ref()
+        .map(|ca| (&ca_file, ca, FileRole::CaCert));
+    for (loaded, path, role) in files.into_iter().chain(ca) {
         if let Some(loaded) = loaded {
             check_permissions(&loaded.meta, path, role, target.cis, &mut findings);
         }
@@ -264,20 +258,7 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         checks: Vec::new(),
     };
 
-    let leaf_der = cert_file.as_ref().and_then(|loaded| {
-        match material::parse_certificates(&loaded.bytes) {
-            Ok(bundle) => {
-                if bundle.holds_private_key {
-                    findings.fail("parse", format!("{} also holds a private key: anyone who can read the certificate has the key; keep the key in its own 0400 file", target.cert.display()));
-                }
-                bundle.ders.into_iter().next()
-            }
-            Err(why) => {
-                findings.fail("parse", format!("{} {why}", target.cert.display()));
-                None
-            }
-        }
-    });
+    let leaf_der = first_certificate(target, cert_file.as_ref(), &mut findings);
     let leaf = leaf_der
         .as_deref()
         .and_then(|der| match X509Certificate::from_der(der) {
@@ -286,56 +267,17 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
                 findings.fail(
                     "parse",
                     format!(
-                        "{} is not a valid X.509 certificate ({err})",
-                        target.cert.display()
+                        "{} is not a valid X.509 certificate ({})",
+                        target.cert.display(),
+                        material::x509_error_text(&err)
                     ),
                 );
                 None
             }
         });
-    let key = key_file.as_ref().and_then(|loaded| match material::parse_private_key(&loaded.bytes) {
-        Ok(key) => Some(key),
-        Err(KeyError::Encrypted) if target.kind == Kind::Ca => {
-            // Only the CA key may be encrypted, and it should be.
-            findings.ok("parse", format!("{} is encrypted (good: keep it that way); its match with the certificate was not checked", target.key.display()));
-            None
-        }
-        Err(KeyError::Encrypted) => {
-            findings.fail("parse", format!("{0} is encrypted: dockerd and the docker CLI cannot load an encrypted key; decrypt it: openssl pkey -in {0} -out {0}.plain", target.key.display()));
-            None
-        }
-        Err(KeyError::Invalid(why)) => {
-            findings.fail("parse", format!("{} {why}", target.key.display()));
-            None
-        }
-    });
-    let ca_ders: Vec<Vec<u8>> = ca_file.as_ref().map_or_else(Vec::new, |loaded| {
-        match material::parse_certificates(&loaded.bytes) {
-            Ok(bundle) => {
-                if bundle.holds_private_key {
-                    findings.fail("parse", format!("{} also holds a private key: the CA key is exposed to every reader of ca.pem", target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
-                }
-                bundle.ders
-            }
-            Err(why) => {
-                findings.fail("parse", format!("{} {why}", target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
-                Vec::new()
-            }
-        }
-    });
-    let mut cas = Vec::new();
-    for (index, der) in ca_ders.iter().enumerate() {
-        match X509Certificate::from_der(der) {
-            Ok((_, cert)) => cas.push(cert),
-            Err(err) => findings.fail(
-                "parse",
-                format!(
-                    "certificate {} of the CA bundle is not valid X.509 ({err})",
-                    index + 1
-                ),
-            ),
-        }
-    }
+    let key = private_key(target, key_file.as_ref(), &mut findings);
+    let ca_ders = ca_bundle(target, ca_file.as_ref(), &mut findings);
+    let cas = parse_bundle(&ca_ders, &mut findings);
     if !findings
         .checks
         .iter()
@@ -352,25 +294,114 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         report.not_after = Some(not_after);
         report.days_left = Some(days_between(options.now, not_after));
         check_cert(target, leaf, &cas, key.as_ref(), options, &mut findings);
-        if let Some((status, note)) = two_role_note(target, leaf) {
-            // A warning when a check of the chosen role fails, so that its fix is not taken for
-            // the fix of a folder meant for the other role.
-            let role_checks = ["ca", "ext-key-usage", "san", "host"];
-            let troubled = findings
-                .checks
-                .iter()
-                .any(|c| c.status != Status::Ok && role_checks.contains(&c.id));
-            if status == Status::Ok && !troubled {
-                if let Some(check) = findings.checks.iter_mut().find(|c| c.id == "ext-key-usage") {
-                    check.message = format!("{}; {note}", check.message);
-                }
-            } else {
-                findings.record("ext-key-usage", status.max(Status::Warn), note);
-            }
-        }
+        note_two_roles(target, leaf, &mut findings);
     }
     report.checks = findings.into_checks();
     report
+}
+
+/// The CA bundle's certificates that parse; one that does not is a finding.
+fn parse_bundle<'a>(ders: &'a [Vec<u8>], findings: &mut Findings) -> Vec<X509Certificate<'a>> {
+    let mut cas = Vec::new();
+    for (index, der) in ders.iter().enumerate() {
+        match X509Certificate::from_der(der) {
+            Ok((_, cert)) => cas.push(cert),
+            Err(err) => findings.fail(
+                "parse",
+                format!(
+                    "certificate {} of the CA bundle is not valid X.509 ({})",
+                    index + 1,
+                    material::x509_error_text(&err)
+                ),
+            ),
+        }
+    }
+    cas
+}
+
+/// The first certificate of the certificate file (a private key in it is a finding).
+fn first_certificate(
+    target: &Target,
+    loaded: Option<&Loaded>,
+    findings: &mut Findings,
+) -> Option<Vec<u8>> {
+    loaded.and_then(|loaded| {
+        match material::parse_certificates(&loaded.bytes) {
+            Ok(bundle) => {
+                if bundle.holds_private_key {
+                    findings.fail("parse", format!("{} also holds a private key: anyone who can read the certificate has the key; keep the key in its own 0400 file", target.cert.display()));
+                }
+                bundle.ders.into_iter().next()
+            }
+            Err(why) => {
+                findings.fail("parse", format!("{} {why}", target.cert.display()));
+                None
+            }
+        }
+    })
+}
+
+/// The key file, read (an encrypted key is good for a CA only).
+fn private_key(
+    target: &Target,
+    loaded: Option<&Loaded>,
+    findings: &mut Findings,
+) -> Option<KeyFile> {
+    loaded.and_then(|loaded| match material::parse_private_key(&loaded.bytes) {
+        Ok(key) => Some(key),
+        Err(KeyError::Encrypted) if target.kind == Kind::Ca => {
+            // Only the CA key may be encrypted, and it should be.
+            findings.ok("parse", format!("{} is encrypted (good: keep it that way); its match with the certificate was not checked", target.key.display()));
+            None
+        }
+        Err(KeyError::Encrypted) => {
+            findings.fail("parse", format!("{0} is encrypted: dockerd and the docker CLI cannot load an encrypted key; decrypt it: openssl pkey -in {0} -out {0}.plain", target.key.display()));
+            None
+        }
+        Err(KeyError::Invalid(why)) => {
+            findings.fail("parse", format!("{} {why}", target.key.display()));
+            None
+        }
+    })
+}
+
+/// The certificates of the CA bundle, as DER.
+fn ca_bundle(target: &Target, loaded: Option<&Loaded>, findings: &mut Findings) -> Vec<Vec<u8>> {
+    let ca_ders: Vec<Vec<u8>> = loaded.map_or_else(Vec::new, |loaded| {
+        match material::parse_certificates(&loaded.bytes) {
+            Ok(bundle) => {
+                if bundle.holds_private_key {
+                    findings.fail("parse", format!("{} also holds a private key: the CA key is exposed to every reader of ca.pem", target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
+                }
+                bundle.ders
+            }
+            Err(why) => {
+                findings.fail("parse", format!("{} {why}", target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default()));
+                Vec::new()
+            }
+        }
+    });
+    ca_ders
+}
+
+/// A folder with the names of both roles (see `two_role_note`): its note joins ext-key-usage.
+fn note_two_roles(target: &Target, leaf: &X509Certificate<'_>, findings: &mut Findings) {
+    if let Some((status, note)) = two_role_note(target, leaf) {
+        // A warning when a check of the chosen role fails, so that its fix is not taken for
+        // the fix of a folder meant for the other role.
+        let role_checks = ["ca", "ext-key-usage", "san", "host"];
+        let troubled = findings
+            .checks
+            .iter()
+            .any(|c| c.status != Status::Ok && role_checks.contains(&c.id));
+        if status == Status::Ok && !troubled {
+            if let Some(check) = findings.checks.iter_mut().find(|c| c.id == "ext-key-usage") {
+                check.message = format!("{}; {note}", check.message);
+            }
+        } else {
+            findings.record("ext-key-usage", status.max(Status::Warn), note);
+        }
+    }
 }
 
 fn days_between(now: OffsetDateTime, later: OffsetDateTime) -> i64 {
@@ -380,6 +411,12 @@ fn days_between(now: OffsetDateTime, later: OffsetDateTime) -> i64 {
 fn date(t: OffsetDateTime) -> String {
     let d = t.date();
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// A moment as an operator reads it: `2030-01-01 00:00 UTC`.
+pub fn date_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(::time::UtcOffset::UTC);
+    format!("{} {:02}:{:02} UTC", date(t), t.hour(), t.minute())
 }
 
 /// Which file of a target is checked: it decides the CIS Docker Benchmark items that apply.
@@ -499,7 +536,42 @@ fn check_cert(
         check_is_ca(ca, target.kind, findings);
     }
 
-    // chain
+    let issuer = check_chain(target, leaf, cas, now, findings);
+    check_validity(target, leaf, issuer, options, findings);
+
+    // key-match
+    if let Some(key) = key {
+        match key_matches(leaf, &key.public) {
+            Ok(true) => findings.ok("key-match", "the key belongs to the certificate"),
+            Ok(false) => findings.fail("key-match", format!("{} does not belong to {}: dockerd refuses to start with this pair; put back the key it was issued for, or re-issue", target.key.display(), target.cert.display())),
+            Err(why) => findings.warn("key-match", why),
+        }
+    }
+
+    if !is_ca_target {
+        check_leaf_usage(target, leaf, findings);
+    }
+    if target.kind == Kind::Server {
+        check_sans(leaf, options, target, findings);
+    }
+    check_key_strength(leaf, "certificate", findings);
+    if let Some(ca) = issuer {
+        check_key_strength(ca, "CA", findings);
+    }
+    check_signature_algorithm(leaf, is_ca_target, findings);
+    check_lint(leaf, is_ca_target, findings);
+}
+
+/// chain: the certificate is signed by a CA of the bundle, valid now (a CA target: its
+/// self-signature). Returns the CA that signed it.
+fn check_chain<'a, 'b>(
+    target: &Target,
+    leaf: &X509Certificate<'_>,
+    cas: &'a [X509Certificate<'b>],
+    now: OffsetDateTime,
+    findings: &mut Findings,
+) -> Option<&'a X509Certificate<'b>> {
+    let is_ca_target = target.kind == Kind::Ca;
     let issuer = if is_ca_target || cas.is_empty() {
         None
     } else {
@@ -557,7 +629,18 @@ fn check_cert(
         }
     }
 
-    // validity
+    issuer
+}
+
+/// validity: the certificate's dates and its CA's, against `now` and `--warn-days`.
+fn check_validity(
+    target: &Target,
+    leaf: &X509Certificate<'_>,
+    issuer: Option<&X509Certificate<'_>>,
+    options: &Options,
+    findings: &mut Findings,
+) {
+    let now = options.now;
     let validity = leaf.validity();
     let (not_before, not_after) = (
         validity.not_before.to_datetime(),
@@ -565,7 +648,7 @@ fn check_cert(
     );
     let what = role_name(target.kind);
     if now < not_before {
-        findings.fail("validity", format!("the {what} certificate is not valid before {} (is this machine's clock, or the issuer's, wrong?)", not_before));
+        findings.fail("validity", format!("the {what} certificate is not valid before {} (is this machine's clock, or the issuer's, wrong?)", date_time(not_before)));
     } else if now > not_after {
         findings.fail(
             "validity",
@@ -597,28 +680,6 @@ fn check_cert(
             );
         }
     }
-
-    // key-match
-    if let Some(key) = key {
-        match key_matches(leaf, &key.public) {
-            Ok(true) => findings.ok("key-match", "the key belongs to the certificate"),
-            Ok(false) => findings.fail("key-match", format!("{} does not belong to {}: dockerd refuses to start with this pair; put back the key it was issued for, or re-issue", target.key.display(), target.cert.display())),
-            Err(why) => findings.warn("key-match", why),
-        }
-    }
-
-    if !is_ca_target {
-        check_leaf_usage(target, leaf, findings);
-    }
-    if target.kind == Kind::Server {
-        check_sans(leaf, options, target, findings);
-    }
-    check_key_strength(leaf, "certificate", findings);
-    if let Some(ca) = issuer {
-        check_key_strength(ca, "CA", findings);
-    }
-    check_signature_algorithm(leaf, is_ca_target, findings);
-    check_lint(leaf, is_ca_target, findings);
 }
 
 fn check_is_ca(ca: &X509Certificate<'_>, kind: Kind, findings: &mut Findings) {
@@ -723,9 +784,32 @@ fn check_sans(
         Ok(None) => Vec::new(),
         Ok(Some(san)) => san.value.general_names.clone(),
     };
+    let (dns, ips) = san_names(&sans, findings);
+    let listed: Vec<String> = dns
+        .iter()
+        .map(|d| format!("DNS:{d}"))
+        .chain(ips.iter().map(|ip| format!("IP:{ip}")))
+        .collect();
+    if dns.is_empty() && ips.is_empty() {
+        let cn = leaf
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or("")
+            .to_string();
+        findings.fail("san", format!("no subjectAltName, only CN={cn}: Go (dockerd's clients, the docker CLI) refuses it; re-issue with SANs, e.g. {}", crate::render::reissue_hint(target.path.parent(), std::slice::from_ref(&cn), std::slice::from_ref(&cn))));
+    } else {
+        findings.ok("san", listed.join(", "));
+    }
+    check_hosts(&dns, &ips, &listed, options, target, findings);
+}
+
+/// The DNS names (lower-cased) and IP addresses among the SANs; a malformed one is a finding.
+fn san_names(sans: &[GeneralName<'_>], findings: &mut Findings) -> (Vec<String>, Vec<IpAddr>) {
     let mut dns = Vec::new();
     let mut ips: Vec<IpAddr> = Vec::new();
-    for name in &sans {
+    for name in sans {
         match name {
             GeneralName::DNSName(name) => {
                 if name.ends_with('.') {
@@ -758,23 +842,18 @@ fn check_sans(
             _ => {}
         }
     }
-    let listed: Vec<String> = dns
-        .iter()
-        .map(|d| format!("DNS:{d}"))
-        .chain(ips.iter().map(|ip| format!("IP:{ip}")))
-        .collect();
-    if dns.is_empty() && ips.is_empty() {
-        let cn = leaf
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .unwrap_or("")
-            .to_string();
-        findings.fail("san", format!("no subjectAltName, only CN={cn}: Go (dockerd's clients, the docker CLI) refuses it; re-issue with SANs, e.g. {}", crate::render::reissue_hint(target.path.parent(), std::slice::from_ref(&cn), std::slice::from_ref(&cn))));
-    } else {
-        findings.ok("san", listed.join(", "));
-    }
+    (dns, ips)
+}
+
+/// `--host`: every name or IP given must be covered by the SANs.
+fn check_hosts(
+    dns: &[String],
+    ips: &[IpAddr],
+    listed: &[String],
+    options: &Options,
+    target: &Target,
+    findings: &mut Findings,
+) {
     for host in &options.hosts {
         let wanted = host.trim_start_matches('[').trim_end_matches(']');
         let covered = match wanted.parse::<IpAddr>() {
@@ -976,9 +1055,10 @@ mod tests {
                 clients: &[],
             })
             .unwrap();
-            let der = pem::parse(pki.server.cert_pem.as_bytes())
+            let der = material::parse_certificates(pki.server.cert_pem.as_bytes())
                 .unwrap()
-                .into_contents();
+                .ders
+                .remove(0);
             (der, pki.server.key_pem.to_string(), pki.ca.cert_pem.clone())
         })
     }
@@ -995,7 +1075,7 @@ mod tests {
             damaged[at] = value;
             damaged.truncate(cut.index(damaged.len() * 2).max(at + 1).min(damaged.len()));
             let dir = tempfile::tempdir().unwrap();
-            let pem = pem::encode(&pem::Pem::new("CERTIFICATE", damaged));
+            let pem = pkcs8::der::pem::encode_string("CERTIFICATE", pkcs8::der::pem::LineEnding::LF, &damaged).unwrap();
             std::fs::write(dir.path().join("server-cert.pem"), pem).unwrap();
             std::fs::write(dir.path().join("server-key.pem"), key).unwrap();
             std::fs::write(dir.path().join("ca.pem"), ca).unwrap();

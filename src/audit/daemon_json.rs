@@ -19,111 +19,6 @@ pub struct TlsFiles {
     pub key: String,
 }
 
-/// Option names dockerd 20.10 accepts in daemon.json on Linux: its flag names (`dockerd --help`
-/// and the hidden ones) and the named options (`hosts`, `labels`, ...). dockerd compares them
-/// case-sensitively and refuses to start on any other key.
-const KNOWN_KEYS: &[&str] = &[
-    "add-runtime",
-    "allow-nondistributable-artifacts",
-    "api-cors-header",
-    "authorization-plugin",
-    "authorization-plugins",
-    "bip",
-    "bridge",
-    "builder",
-    "cgroup-parent",
-    "cluster-advertise",
-    "cluster-store",
-    "cluster-store-opt",
-    "cluster-store-opts",
-    "config-file",
-    "containerd",
-    "containerd-namespace",
-    "containerd-plugins-namespace",
-    "cpu-rt-period",
-    "cpu-rt-runtime",
-    "cri-containerd",
-    "data-root",
-    "debug",
-    "default-address-pool",
-    "default-address-pools",
-    "default-cgroupns-mode",
-    "default-gateway",
-    "default-gateway-v6",
-    "default-ipc-mode",
-    "default-runtime",
-    "default-shm-size",
-    "default-ulimit",
-    "default-ulimits",
-    "deprecated-key-path",
-    "dns",
-    "dns-opt",
-    "dns-opts",
-    "dns-search",
-    "exec-opt",
-    "exec-opts",
-    "exec-root",
-    "experimental",
-    "features",
-    "fixed-cidr",
-    "fixed-cidr-v6",
-    "graph",
-    "group",
-    "host",
-    "host-gateway-ip",
-    "hosts",
-    "icc",
-    "init",
-    "init-path",
-    "insecure-registries",
-    "insecure-registry",
-    "ip",
-    "ip-forward",
-    "ip-masq",
-    "ip6tables",
-    "iptables",
-    "ipv6",
-    "label",
-    "labels",
-    "live-restore",
-    "log-driver",
-    "log-level",
-    "log-opt",
-    "log-opts",
-    "max-concurrent-downloads",
-    "max-concurrent-uploads",
-    "max-download-attempts",
-    "metrics-addr",
-    "mtu",
-    "network-control-plane-mtu",
-    "network-diagnostic-port",
-    "no-new-privileges",
-    "node-generic-resource",
-    "node-generic-resources",
-    "oom-score-adjust",
-    "pidfile",
-    "raw-logs",
-    "registry-mirror",
-    "registry-mirrors",
-    "rootless",
-    "runtimes",
-    "seccomp-profile",
-    "selinux-enabled",
-    "shutdown-timeout",
-    "storage-driver",
-    "storage-opt",
-    "storage-opts",
-    "swarm-default-advertise-addr",
-    "tls",
-    "tlscacert",
-    "tlscert",
-    "tlskey",
-    "tlsverify",
-    "userland-proxy",
-    "userland-proxy-path",
-    "userns-remap",
-];
-
 /// Options whose value is an object of their own; dockerd lifts the keys of any other object
 /// to the top level (`configValuesSet`).
 const OBJECT_KEYS: &[&str] = &[
@@ -134,6 +29,19 @@ const OBJECT_KEYS: &[&str] = &[
     "features",
     "builder",
 ];
+
+/// Whether the text holds a `\\uD800`-`\\uDFFF` escape (a surrogate), which Go reads as U+FFFD
+/// when it stands alone and serde_json refuses.
+fn has_surrogate_escape(bytes: &[u8]) -> bool {
+    bytes.windows(4).enumerate().any(|(i, w)| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && w[2].eq_ignore_ascii_case(&b'd')
+            && matches!(w[3].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
+            // Not an escaped backslash followed by "u": count the backslashes before.
+            && bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
 
 /// Judges daemon.json's bytes (`name` is how messages call the file); records findings under
 /// `daemon-config` and `tlsverify`, and returns the TLS files to audit when all three are named.
@@ -154,30 +62,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     // Go replaces invalid UTF-8 in strings with U+FFFD instead of refusing the file.
     let lossy = String::from_utf8_lossy(bytes);
     let bytes = lossy.as_bytes();
-    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
-    let value = match stream.next() {
-        None => {
-            findings.record("daemon-config", Status::Fail, format!("{name} is empty: dockerd will not start (\"EOF\"); write {{}} or remove the file"));
-            return None;
-        }
-        Some(Err(err)) => {
-            findings.record(
-                "daemon-config",
-                Status::Fail,
-                format!(
-                    "{name} is not valid JSON (line {}, column {}: {err}): dockerd will not start",
-                    err.line(),
-                    err.column()
-                ),
-            );
-            return None;
-        }
-        Some(Ok(value)) => value,
-    };
-    let used = stream.byte_offset();
-    if bytes[used..].iter().any(|b| !b.is_ascii_whitespace()) {
-        findings.record("daemon-config", Status::Warn, format!("{name} has text after its JSON object (from byte {used}): dockerd reads the first JSON value only and ignores the rest; delete the rest so that nobody relies on it"));
-    }
+    let value = first_value(bytes, name, findings)?;
     let empty = serde_json::Map::new();
     let object = match &value {
         Value::Object(object) => object,
@@ -195,6 +80,74 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
             return None;
         }
     };
+    let mut refused = judge_keys(bytes, object, name, findings);
+    let mode = tls_mode(object, findings)?;
+    let listeners = listeners(object, mode.tls_on, &mut refused, findings)?;
+    judge_exposure(object, name, &mode, &listeners, refused, findings);
+    tls_files(object, name, &mode, &listeners, findings)
+}
+
+/// Whether dockerd turns TLS on and asks for client certificates, as it reads the flags.
+#[derive(Clone, Copy)]
+struct TlsMode {
+    /// `tls` as written.
+    tls: Option<bool>,
+    tls_on: bool,
+    client_certs: bool,
+}
+
+/// The TCP listeners (as shown in messages) and whether fd:// (systemd's sockets) is one.
+struct Listeners {
+    tcp: Vec<String>,
+    systemd: bool,
+}
+
+/// The first JSON value of the file, as dockerd's decoder reads it (the rest is ignored).
+fn first_value(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<Value> {
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let value = match stream.next() {
+        None => {
+            findings.record("daemon-config", Status::Fail, format!("{name} is empty: dockerd will not start (\"EOF\"); write {{}} or remove the file"));
+            return None;
+        }
+        Some(Err(err)) => {
+            // Go's decoder has no depth limit and reads a lone surrogate escape as U+FFFD:
+            // dockerd starts from such a file, so "will not start" would be a false comfort.
+            let text = err.to_string();
+            let surrogate = (text.contains("surrogate") || text.contains("hex escape"))
+                && has_surrogate_escape(bytes);
+            if text.contains("recursion limit") || surrogate {
+                findings.record("daemon-config", Status::Fail, format!("verify cannot read {name} as dockerd does (line {}, column {}: {text}), yet dockerd 20.10 starts from it; remove the deep nesting or the lone \\uD800-\\uDFFF escape, then verify again", err.line(), err.column()));
+                findings.record("tlsverify", Status::Fail, format!("{name} could not be read, so whether dockerd serves the API without TLS was not judged: it may"));
+                return None;
+            }
+            findings.record(
+                "daemon-config",
+                Status::Fail,
+                format!(
+                    "{name} is not valid JSON (line {}, column {}: {err}): dockerd will not start",
+                    err.line(),
+                    err.column()
+                ),
+            );
+            return None;
+        }
+        Some(Ok(value)) => value,
+    };
+    let used = stream.byte_offset();
+    if bytes[used..].iter().any(|b| !b.is_ascii_whitespace()) {
+        findings.record("daemon-config", Status::Warn, format!("{name} has text after its JSON object (from byte {used}): dockerd reads the first JSON value only and ignores the rest; delete the rest so that nobody relies on it"));
+    }
+    Some(value)
+}
+
+/// Duplicate and unknown keys; true when dockerd will not start because of one.
+fn judge_keys(
+    bytes: &[u8],
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    findings: &mut Findings,
+) -> bool {
     // Hostile files may hold thousands of bad keys: name a few, count the rest.
     let mut problems: Vec<(Status, String)> = Vec::new();
     for key in duplicate_keys(bytes) {
@@ -202,10 +155,12 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     }
     let mut refused = false;
     for (key, value) in object {
-        if KNOWN_KEYS.contains(&key.as_str()) {
+        if crate::dockerd_options::is_daemon_json_key(key) {
             continue;
         }
-        if let Some(known) = KNOWN_KEYS.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        if let Some(known) =
+            crate::dockerd_options::daemon_json_keys().find(|k| k.eq_ignore_ascii_case(key))
+        {
             refused = true;
             problems.push((Status::Fail, format!("\"{key}\" is not a dockerd option (option names are case-sensitive): dockerd will not start (\"the following directives don't match any configuration option\"); write \"{known}\"")));
         } else if value.is_object() {
@@ -228,6 +183,11 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         );
     }
 
+    refused
+}
+
+/// `tls` and `tlsverify` as dockerd reads them; None when one makes dockerd refuse to start.
+fn tls_mode(object: &serde_json::Map<String, Value>, findings: &mut Findings) -> Option<TlsMode> {
     let tls = flag(object, "tls", findings);
     let tlsverify = flag(object, "tlsverify", findings);
     let (Ok(tls), Ok(tlsverify)) = (tls, tlsverify) else {
@@ -245,11 +205,27 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     let tls_on = tlsverify_set || tls == Some(true);
     let client_certs = tls_on && tlsverify != Some(false);
 
+    Some(TlsMode {
+        tls,
+        tls_on,
+        client_certs,
+    })
+}
+
+/// The listeners of `hosts` (dockerd's default when there is none); None when `hosts` is not
+/// a list of strings. A refused entry sets `refused`.
+fn listeners(
+    object: &serde_json::Map<String, Value>,
+    tls_on: bool,
+    refused: &mut bool,
+    findings: &mut Findings,
+) -> Option<Listeners> {
     let entries: Vec<String> = match object.get("hosts") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+        // Go decodes a null entry as "" (dockerd's default listener), as it does an empty one.
+        Some(Value::Array(items)) if items.iter().all(|i| i.is_string() || i.is_null()) => items
             .iter()
-            .filter_map(|item| item.as_str().map(str::to_string))
+            .map(|item| item.as_str().unwrap_or_default().to_string())
             .collect(),
         Some(Value::Array(_)) => {
             findings.record("daemon-config", Status::Fail, "\"hosts\" holds something other than strings: dockerd will not start; write each host as a string");
@@ -271,8 +247,8 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
     } {
         match dockerd_hosts::parse_daemon_host(&entry, tls_on) {
             Err(why) => {
-                refused = true;
-                findings.record("daemon-config", Status::Fail, format!("hosts entry {entry:?}: dockerd will not start ({why}); write tcp://ADDRESS:2376, unix:///PATH or fd://"));
+                *refused = true;
+                findings.record("daemon-config", Status::Fail, format!("hosts entry {}: dockerd will not start ({why}); write tcp://ADDRESS:2376, unix:///PATH or fd://", json_quoted(&entry)));
             }
             Ok(listener) => {
                 let shown = listener.to_string();
@@ -285,7 +261,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
                         "{shown} (its default with TLS on and no \"hosts\", unless started with -H)"
                     )),
                     Listener::Tcp { .. } if entry.trim() != shown => {
-                        tcp.push(format!("{shown} (written {entry:?})"))
+                        tcp.push(format!("{shown} (written {})", json_quoted(&entry)))
                     }
                     Listener::Tcp { .. } => tcp.push(shown),
                     Listener::Fd(_) => systemd = true,
@@ -295,6 +271,24 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         }
     }
 
+    Some(Listeners { tcp, systemd })
+}
+
+/// What dockerd would expose: plain HTTP, TLS to anyone, or TLS with client certificates.
+fn judge_exposure(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    mode: &TlsMode,
+    listeners: &Listeners,
+    refused: bool,
+    findings: &mut Findings,
+) {
+    let TlsMode {
+        tls,
+        tls_on,
+        client_certs,
+    } = *mode;
+    let (tcp, systemd) = (&listeners.tcp, listeners.systemd);
     let listed = tcp.join(", ");
     if refused {
         findings.record("tlsverify", Status::Fail, format!("dockerd will not start with {name} (see daemon-config), so what it would expose was not judged"));
@@ -327,7 +321,17 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
         };
         findings.record("tlsverify", Status::Fail, format!("{name} listens on {listed} without \"tlsverify\": true{tls_false}: dockerd serves the API over plain HTTP, which is remote root for anyone who reaches the port; add \"tlsverify\": true"));
     }
+}
 
+/// The three TLS paths dockerd would load, when it names them all.
+fn tls_files(
+    object: &serde_json::Map<String, Value>,
+    name: &str,
+    mode: &TlsMode,
+    listeners: &Listeners,
+    findings: &mut Findings,
+) -> Option<TlsFiles> {
+    let (tls_on, client_certs, tcp) = (mode.tls_on, mode.client_certs, &listeners.tcp);
     let path_of = |key: &str| -> Result<Option<String>, String> {
         match object.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -353,7 +357,7 @@ fn judge_file(bytes: &[u8], name: &str, findings: &mut Findings) -> Option<TlsFi
                 .into_iter()
                 .filter(|p| !p.starts_with('/'))
             {
-                findings.record("daemon-config", Status::Warn, format!("{path:?} is a relative path: dockerd reads it from its own working directory (/ under systemd), verify from the current one; write the full path"));
+                findings.record("daemon-config", Status::Warn, format!("{} is a relative path: dockerd reads it from its own working directory (/ under systemd), verify from the current one; write the full path", json_quoted(path)));
             }
             findings.record(
                 "daemon-config",
@@ -402,6 +406,11 @@ fn implied(object: &serde_json::Map<String, Value>, tls: Option<bool>) -> &'stat
     }
 }
 
+/// A daemon.json string as it is written in JSON (quoted, escaped).
+fn json_quoted(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
+}
+
 /// A `tls`/`tlsverify` value as Go decodes it into a `*bool`: absent or null is unset; anything
 /// but true/false makes dockerd refuse to start.
 fn flag(
@@ -413,7 +422,7 @@ fn flag(
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) => {
-            findings.record("tlsverify", Status::Fail, format!("\"{key}\" is the string {s:?}: dockerd will not start (\"cannot unmarshal string into Go struct field Config.{key} of type bool\"); write true without quotes"));
+            findings.record("tlsverify", Status::Fail, format!("\"{key}\" is the string {}: dockerd will not start (\"cannot unmarshal string into Go struct field Config.{key} of type bool\"); write true without quotes", json_quoted(s)));
             Err(())
         }
         Some(other) => {
@@ -506,6 +515,35 @@ mod tests {
         let (status, message, _, _) = judged("{}");
         assert_eq!(status, Status::Ok, "{message}");
         assert!(message.contains("no TCP listener"), "{message}");
+    }
+
+    #[test]
+    fn a_null_host_is_dockerds_default_listener() {
+        // Go decodes null into "" (measured: dockerd 20.10 then listens on its default).
+        let (status, message, config, why) = judged(
+            r#"{"hosts": ["tcp://127.0.0.1:2375", null], "tls": true, "tlsverify": false, "tlscacert": "/c", "tlscert": "/s", "tlskey": "/k"}"#,
+        );
+        assert_eq!(config, Status::Ok, "{why}");
+        assert_eq!(status, Status::Fail, "{message}");
+        assert!(message.contains("localhost:2376"), "{message}");
+        let (status, message, _, _) = judged(r#"{"hosts": ["tcp://127.0.0.1:2375", null]}"#);
+        assert_eq!(status, Status::Fail, "{message}");
+        assert!(message.contains("plain HTTP"), "{message}");
+    }
+
+    #[test]
+    fn what_serde_json_cannot_read_is_not_called_unstartable() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for text in [
+            format!(r#"{{"hosts": ["tcp://127.0.0.1:2375"], "builder": {{"x": {deep}}}}}"#),
+            r#"{"hosts": ["tcp://127.0.0.1:2375"], "labels": ["a=\ud800"]}"#.to_string(),
+        ] {
+            let (status, message, config, why) = judged(&text);
+            assert_eq!((status, config), (Status::Fail, Status::Fail), "{why}");
+            assert!(!why.contains("will not start"), "{why}");
+            assert!(!message.contains("will not start"), "{message}");
+            assert!(message.contains("it may"), "{message}");
+        }
     }
 
     #[test]

@@ -37,7 +37,12 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<CertBundle, String> {
                 holds_private_key = true;
             }
             Ok(_) => {}
-            Err(err) => return Err(format!("has a malformed PEM block ({err})")),
+            Err(err) => {
+                return Err(format!(
+                    "has a malformed PEM block ({})",
+                    pem_error_text(&err)
+                ));
+            }
         }
     }
     if ders.is_empty() {
@@ -127,8 +132,12 @@ pub fn parse_private_key(bytes: &[u8]) -> Result<KeyFile, KeyError> {
         }));
     }
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-        let (kind, der) =
-            section.map_err(|e| KeyError::Invalid(format!("has a malformed PEM block ({e})")))?;
+        let (kind, der) = section.map_err(|e| {
+            KeyError::Invalid(format!(
+                "has a malformed PEM block ({})",
+                pem_error_text(&e)
+            ))
+        })?;
         let der = zeroize::Zeroizing::new(der);
         let (format, public) = match kind {
             SectionKind::PrivateKey => (KeyFormat::Pkcs8, pkcs8_public(&der)?),
@@ -161,9 +170,8 @@ fn pkcs8_public(der: &[u8]) -> Result<PublicOfPrivate, KeyError> {
         OID_ED25519 => {
             // The private key is an OCTET STRING holding the 32-byte seed.
             let seed = <&der::asn1::OctetStringRef>::from_der(inner).map_err(invalid("Ed25519"))?;
-            let pair =
-                aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_bytes())
-                    .map_err(|e| KeyError::Invalid(format!("is not a valid Ed25519 key ({e})")))?;
+            let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(seed.as_bytes())
+                .map_err(|_| KeyError::Invalid("is not a valid Ed25519 key".into()))?;
             let public = aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref();
             let public: [u8; 32] = public.try_into().map_err(|_| {
                 KeyError::Invalid("has an Ed25519 public key of the wrong length".into())
@@ -207,6 +215,41 @@ fn ec_public_from(der: &[u8]) -> Result<PublicOfPrivate, KeyError> {
     ))
 }
 
+/// A PEM error in words (pki-types' own text shows byte arrays and Rust names).
+pub fn pem_error_text(err: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error;
+    match err {
+        Error::MissingSectionEnd { end_marker } => {
+            let label = String::from_utf8_lossy(end_marker);
+            format!("no -----END {}----- line", label.trim())
+        }
+        Error::IllegalSectionStart { line } => {
+            format!(
+                "a damaged BEGIN line: {}",
+                String::from_utf8_lossy(line).trim()
+            )
+        }
+        Error::Base64Decode(_) => "its base64 text is damaged".into(),
+        Error::NoItemsFound => "no PEM block".into(),
+        Error::SectionTooLarge => "a block over 256 MB".into(),
+        Error::Io(err) => err.to_string(),
+        _ => "it cannot be read as PEM".into(),
+    }
+}
+
+/// An X.509 parse error in words (nom's own text is Rust's Debug output).
+pub fn x509_error_text(err: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> String {
+    match err {
+        // The DER layer's text shows Rust names too ("Unexpected Tag (expected: Some(..").
+        x509_parser::nom::Err::Error(x509_parser::error::X509Error::Der(_))
+        | x509_parser::nom::Err::Failure(x509_parser::error::X509Error::Der(_)) => {
+            "its DER structure is damaged".into()
+        }
+        x509_parser::nom::Err::Error(err) | x509_parser::nom::Err::Failure(err) => err.to_string(),
+        x509_parser::nom::Err::Incomplete(_) => "it is cut short".into(),
+    }
+}
+
 /// Big-endian integer bytes without leading zeros.
 pub fn trim_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
@@ -247,11 +290,11 @@ mod tests {
         fn damaged_keys_never_panic(kind in 0usize..3, position in any::<prop::sample::Index>(), value in any::<u8>()) {
             let key_type = [crate::pki::KeyType::EcdsaP256, crate::pki::KeyType::Ed25519, crate::pki::KeyType::Rsa2048][kind];
             let pem_text = generated(key_type);
-            let mut der = pem::parse(pem_text.as_bytes()).unwrap().into_contents();
+            let mut der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem_text.as_bytes()).unwrap().secret_pkcs8_der().to_vec();
             let at = position.index(der.len());
             der[at] = value;
             for label in ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"] {
-                let _ = parse_private_key(pem::encode(&pem::Pem::new(label, der.clone())).as_bytes());
+                let _ = parse_private_key(der::pem::encode_string(label, der::pem::LineEnding::LF, &der).unwrap().as_bytes());
             }
         }
     }
@@ -279,6 +322,27 @@ mod tests {
                 key.public
             );
         }
+    }
+
+    #[test]
+    fn pem_and_x509_errors_are_told_in_words() {
+        let unterminated = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        let why = parse_certificates(unterminated.as_bytes()).unwrap_err();
+        assert_eq!(
+            why,
+            "has a malformed PEM block (no -----END CERTIFICATE----- line)"
+        );
+        let damaged = "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
+        let why = parse_certificates(damaged.as_bytes()).unwrap_err();
+        assert!(why.contains("base64 text is damaged"), "{why}");
+        use x509_parser::prelude::FromDer;
+        let err = x509_parser::certificate::X509Certificate::from_der(b"\x30\x03\x02\x01\x01")
+            .unwrap_err();
+        let text = x509_error_text(&err);
+        assert!(
+            !text.contains("Parsing Error") && !text.contains('('),
+            "{text}"
+        );
     }
 
     #[test]

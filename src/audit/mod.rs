@@ -28,32 +28,7 @@ impl Kind {
     }
 }
 
-/// A check's outcome; ordered from best to worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Status {
-    /// The JSON spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-        }
-    }
-}
-
-/// One check on one target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub id: &'static str,
-    pub status: Status,
-    pub message: String,
-}
+pub use crate::findings::{Check, Status, worst};
 
 /// The files of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,11 +60,6 @@ impl TargetReport {
     pub fn status(&self) -> Status {
         worst(&self.checks)
     }
-}
-
-/// The worst status among `checks` (ok when there are none).
-pub fn worst(checks: &[Check]) -> Status {
-    checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok)
 }
 
 /// What the checks compare against.

@@ -1,9 +1,9 @@
-//! Rendering verify's results: text for people, JSON for machines, and the exit status of the
-//! monitoring-plugin convention (0 ok, 1 warning, 2 failure, 3 nothing could be checked).
+//! Rendering verify's results: text for people, JSON for machines (each check rendered by
+//! `findings`).
 
 use serde_json::json;
 
-use super::{Status, TargetReport};
+use super::{Check, Status, TargetReport};
 
 /// The worst status over all targets.
 pub fn overall(reports: &[TargetReport]) -> Status {
@@ -32,11 +32,7 @@ pub fn json(reports: &[TargetReport]) -> serde_json::Value {
                 "subject": r.subject,
                 "not_after": r.not_after.map(rfc3339),
                 "days_left": r.days_left,
-                "checks": r.checks.iter().map(|c| json!({
-                    "id": c.id,
-                    "status": c.status.name(),
-                    "message": c.message,
-                })).collect::<Vec<_>>(),
+                "checks": r.checks.iter().map(Check::json).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -51,18 +47,6 @@ pub fn json(reports: &[TargetReport]) -> serde_json::Value {
 /// subjects and messages come from the files and their names: each is escaped (see `escape`),
 /// so only the colour codes added here reach the terminal.
 pub fn text(reports: &[TargetReport], colour: bool) -> String {
-    let paint = |status: Status| {
-        let word = status.name().to_uppercase();
-        if !colour {
-            return word;
-        }
-        let code = match status {
-            Status::Ok => "32",
-            Status::Warn => "33",
-            Status::Fail => "31",
-        };
-        format!("\x1b[{code}m{word}\x1b[0m")
-    };
     let mut out = String::new();
     for r in reports {
         let expiry = match (r.not_after, r.days_left) {
@@ -83,15 +67,10 @@ pub fn text(reports: &[TargetReport], colour: bool) -> String {
                     .unwrap_or("(no subject)")
             ),
             expiry,
-            paint(r.status())
+            r.status().painted(colour)
         ));
         for check in r.checks.iter().filter(|c| c.status != Status::Ok) {
-            out.push_str(&format!(
-                "    {} {}: {}\n",
-                paint(check.status).to_lowercase(),
-                check.id,
-                crate::escape::field(&check.message)
-            ));
+            out.push_str(&check.text("    ", colour));
         }
     }
     let count = |status: Status| reports.iter().filter(|r| r.status() == status).count();

@@ -15,6 +15,73 @@ use crate::store;
 
 /// Runs `install`.
 pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Error> {
+    let root = open_root(args)?;
+    // The PKI it installs from must not be changeable by anyone else (checked again before
+    // anything is written).
+    store::check_trusted(dir)?;
+    let pending = transaction::pending(&root)?;
+    if args.dry_run {
+        if let Some(journal) = &pending {
+            // The files are half switched: a diff against them would mislead.
+            print(&format!(
+                "would first finish or undo the install interrupted at {journal}: run dockertls install, then --dry-run again for the diff\ndry run: nothing was changed\n"
+            ));
+            return Ok(());
+        }
+        return dry_run(dir, &root, args.force, now);
+    }
+    // Everything is checked before anything is created (a refusal changes nothing) ...
+    if pending.is_none() {
+        let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
+        install::check_host_folders(&root, &plan)?;
+        if !plan.files.iter().any(Planned::changes) {
+            nothing_to_change(&plan);
+            return Ok(());
+        }
+    }
+    // ... then again under the lock, after finishing or undoing an interrupted run.
+    let journal_dir = transaction::lock(&root)?;
+    if let Some(line) = transaction::recover(&root, &journal_dir)? {
+        eprintln!("note: {line}");
+    }
+    let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
+    let changing: Vec<&Planned> = plan.files.iter().filter(|f| f.changes()).collect();
+    if changing.is_empty() {
+        nothing_to_change(&plan);
+        return Ok(());
+    }
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    install::check_host_folders(&root, &plan)?;
+    validate_daemon_json(&plan)?;
+    // Again just before writing: the source must not have become changeable meanwhile.
+    store::check_trusted(dir)?;
+    let changes = changes_of(&plan, &changing);
+    let applied = transaction::apply(&root, &journal_dir, &changes, &store::backup_stamp(now))?;
+    for note in &applied.notes {
+        eprintln!("note: {note}");
+    }
+    let mut out = report(&plan, &changing, &applied);
+    if args.restart {
+        out.push_str(&restart(dir, plan.listen_port, now));
+    } else {
+        out.push_str(&format!(
+            "next: systemctl daemon-reload && systemctl restart docker, then from a client: dockertls probe tcp://HOST:{} --client NAME\n",
+            plan.listen_port
+        ));
+    }
+    print(&out);
+    Ok(())
+}
+
+/// Writes `text` to stdout, escaped (it names paths of the host).
+fn print(text: &str) {
+    let _ = std::io::stdout().write_all(crate::escape::text(text).as_bytes());
+}
+
+/// The root folder install works under, after checking the flags that go with it.
+fn open_root(args: &InstallArgs) -> Result<Root, Error> {
     if !args.root.is_absolute() {
         return Err(Error::Refused(format!(
             "--root {}: give an absolute path",
@@ -26,62 +93,21 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             "--restart acts on this machine's systemd: it does not go with --root".into(),
         ));
     }
-    let root = Root::open(&args.root).map_err(|_| {
-        Error::Refused(format!("--root {} is not a directory", args.root.display()))
-    })?;
-    // The PKI it installs from must not be changeable by anyone else (checked again before
-    // anything is written).
-    store::check_trusted(dir)?;
-    let pending = transaction::pending(&root)?;
-    if args.dry_run {
-        if let Some(journal) = &pending {
-            // The files are half switched: a diff against them would mislead.
-            let _ = std::io::stdout().write_all(
-                crate::escape::text(&format!(
-                    "would first finish or undo the install interrupted at {journal}: run dockertls install, then --dry-run again for the diff\ndry run: nothing was changed\n"
-                ))
-                .as_bytes(),
-            );
-            return Ok(());
-        }
-        return dry_run(dir, &root, args.force);
-    }
-    // Everything is checked before anything is created (a refusal changes nothing) ...
-    if pending.is_none() {
-        let plan = install::plan(dir, &root, args.force)?;
-        if !plan.files.iter().any(Planned::changes) {
-            for note in &plan.notes {
-                eprintln!("note: {note}");
-            }
-            let _ = std::io::stdout().write_all(
-                b"nothing to change: the TLS files, daemon.json and the drop-in are in place\n",
-            );
-            return Ok(());
-        }
-    }
-    // ... then again under the lock, after finishing or undoing an interrupted run.
-    let journal_dir = transaction::lock(&root)?;
-    if let Some(line) = transaction::recover(&root, &journal_dir)? {
-        eprintln!("note: {line}");
-    }
-    let plan = install::plan(dir, &root, args.force)?;
+    Root::open(&args.root)
+        .map_err(|_| Error::Refused(format!("--root {} is not a directory", args.root.display())))
+}
+
+/// Says that everything is in place (with the plan's notes).
+fn nothing_to_change(plan: &Plan) {
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    let changing: Vec<&Planned> = plan.files.iter().filter(|f| f.changes()).collect();
-    let mut out = String::new();
-    if changing.is_empty() {
-        out.push_str(
-            "nothing to change: the TLS files, daemon.json and the drop-in are in place\n",
-        );
-        let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-        return Ok(());
-    }
-    validate_daemon_json(&plan)?;
-    // Again just before writing: the source must not have become changeable meanwhile.
-    store::check_trusted(dir)?;
+    print("nothing to change: the TLS files, daemon.json and the drop-in are in place\n");
+}
 
-    let changes: Vec<Change<'_>> = changing
+/// The transaction's changes: the files that change, with the folder mode each needs.
+fn changes_of<'a>(plan: &Plan, changing: &[&'a Planned]) -> Vec<Change<'a>> {
+    changing
         .iter()
         .map(|file| {
             let (folder, name) = file.split();
@@ -96,24 +122,24 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
                 backed_up: file.contents_change(),
             }
         })
-        .collect();
-    let applied = transaction::apply(&root, &journal_dir, &changes, &store::backup_stamp(now))?;
-    for note in &applied.notes {
-        eprintln!("note: {note}");
-    }
+        .collect()
+}
+
+/// What was done: folders and files created or updated, backups, flags left out.
+fn report(plan: &Plan, changing: &[&Planned], applied: &transaction::Applied) -> String {
+    let mut out = String::new();
     if applied.created_dirs.contains(&plan.tls_dir) {
         out.push_str(&format!("created {} (0700)\n", plan.tls_dir));
     }
-    for file in &changing {
+    for file in changing {
+        let verb = if file.existing.is_some() {
+            "updated"
+        } else {
+            "created"
+        };
         out.push_str(&format!(
-            "{} {} ({:04o}, root:root)\n",
-            if file.existing.is_some() {
-                "updated"
-            } else {
-                "created"
-            },
-            file.host_path,
-            file.mode
+            "{verb} {} ({:04o}, root:root)\n",
+            file.host_path, file.mode
         ));
     }
     for backup in &applied.backups {
@@ -125,21 +151,13 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             plan.removed_flags.join(", ")
         ));
     }
-    if args.restart {
-        out.push_str(&restart(dir, plan.listen_port, now));
-    } else {
-        out.push_str(&format!(
-            "next: systemctl daemon-reload && systemctl restart docker, then from a client: dockertls probe tcp://HOST:{} --client NAME\n",
-            plan.listen_port
-        ));
-    }
-    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-    Ok(())
+    out
 }
 
 /// --dry-run: the diffs, nothing written or created.
-fn dry_run(dir: &Path, root: &Root, force: bool) -> Result<(), Error> {
-    let plan = install::plan(dir, root, force)?;
+fn dry_run(dir: &Path, root: &Root, force: bool, now: OffsetDateTime) -> Result<(), Error> {
+    let plan = install::plan(install::read(dir, root, now)?, force)?;
+    install::check_host_folders(root, &plan)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }

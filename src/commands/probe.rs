@@ -1,51 +1,36 @@
 //! `dockertls probe`: connect to a live daemon and say exactly what is wrong.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::audit::Status;
 use crate::cli::ProbeArgs;
-use crate::probe::{self, Endpoint, Outcome};
+use crate::error::Error;
+use crate::findings::{Check, Format, Outcome, Status};
+use crate::probe::{self, Endpoint};
 
-/// Exit status when the probe could not run.
-const UNKNOWN: u8 = 3;
-
-/// Runs `probe` at time `now`; returns the exit status.
-pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
+/// Runs `probe` at time `now`. A refusal (no endpoint, bad arguments, an unusable `--client`)
+/// is an error, which `main` reports with exit 3; otherwise the report and its exit code.
+pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> Result<Outcome, Error> {
     let endpoint = match args
         .endpoint
         .clone()
         .or_else(|| std::env::var("DOCKER_HOST").ok())
     {
-        Some(text) => match Endpoint::parse(&text) {
-            Ok(endpoint) => endpoint,
-            Err(why) => {
-                eprintln!("error: {why}");
-                return UNKNOWN;
-            }
-        },
+        Some(text) => Endpoint::parse(&text).map_err(Error::Refused)?,
         None => {
-            eprintln!("error: no daemon to probe: give tcp://HOST:PORT or set DOCKER_HOST");
-            return UNKNOWN;
+            return Err(Error::refused("no daemon to probe")
+                .hint("give tcp://HOST:PORT or set DOCKER_HOST"));
         }
     };
     if !(args.timeout > 0.0 && args.timeout <= 600.0) {
-        eprintln!(
-            "error: --timeout {}: give a number of seconds between 0 and 600",
+        return Err(Error::refused(format!(
+            "--timeout {}: give a number of seconds above 0 and at most 600 (e.g. 5 or 0.5)",
             args.timeout
-        );
-        return UNKNOWN;
+        )));
     }
-    let cert_path = match cert_path(dir, args) {
-        Ok(path) => path,
-        Err(why) => {
-            eprintln!("error: {why}");
-            return UNKNOWN;
-        }
-    };
+    let cert_path = cert_path(dir, args).map_err(Error::Refused)?;
     let hint = |sans: &[String], wanted: &str| {
         let mut all = sans.to_vec();
         all.push(wanted.to_string());
@@ -58,23 +43,15 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> u8 {
         now,
         &hint,
     );
-    let rendered = if args.format == crate::cli::Format::Json {
-        let json = serde_json::to_string_pretty(&to_json(&outcome)).unwrap_or_default();
-        // serde_json leaves C1 and bidi controls raw: escape them as JSON escapes.
-        let mut text = crate::escape::text(&json).into_owned();
-        text.push('\n');
-        text
-    } else {
-        let colour = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        to_text(&outcome, colour)
+    let stdout = match args.format {
+        Format::Json => crate::findings::json_document(&to_json(&outcome)),
+        Format::Text => to_text(&outcome, crate::findings::colour_wanted()),
     };
-    let _ = std::io::stdout().write_all(rendered.as_bytes());
-    match outcome.status() {
-        Status::Ok => 0,
-        Status::Warn => 1,
-        Status::Fail => 2,
-    }
+    Ok(Outcome {
+        stdout,
+        notices: Vec::new(),
+        exit: outcome.status().exit(),
+    })
 }
 
 /// --cert-path, --client NAME, DOCKER_CERT_PATH, or ~/.docker, as the docker CLI does.
@@ -105,7 +82,7 @@ fn cert_path(dir: &Path, args: &ProbeArgs) -> Result<PathBuf, String> {
         })
 }
 
-fn to_json(outcome: &Outcome) -> serde_json::Value {
+fn to_json(outcome: &probe::Report) -> serde_json::Value {
     json!({
         "status": outcome.status().name(),
         "endpoint": outcome.endpoint,
@@ -118,28 +95,19 @@ fn to_json(outcome: &Outcome) -> serde_json::Value {
             "not_after": s.not_after.format(&::time::format_description::well_known::Rfc3339).ok(),
         })),
         "daemon": {"version": outcome.daemon_version, "api_version": outcome.api_version},
-        "checks": outcome.checks.iter().map(|c| json!({"id": c.id, "status": c.status.name(), "message": c.message})).collect::<Vec<_>>(),
+        "checks": outcome.checks.iter().map(Check::json).collect::<Vec<_>>(),
     })
 }
 
 /// Text for people. Every value from the server, the files or the command line is escaped
 /// (see `escape`): only the colour codes added here reach the terminal.
-fn to_text(outcome: &Outcome, colour: bool) -> String {
+fn to_text(outcome: &probe::Report, colour: bool) -> String {
     use crate::escape::field;
-    let paint = |status: Status| {
-        let word = status.name().to_uppercase();
-        match (colour, status) {
-            (false, _) => word,
-            (true, Status::Ok) => format!("\x1b[32m{word}\x1b[0m"),
-            (true, Status::Warn) => format!("\x1b[33m{word}\x1b[0m"),
-            (true, Status::Fail) => format!("\x1b[31m{word}\x1b[0m"),
-        }
-    };
     let mut out = format!(
         "{}  with {}  {}\n",
         field(&outcome.endpoint),
         crate::escape::path(&outcome.cert_path),
-        paint(outcome.status())
+        outcome.status().painted(colour)
     );
     if let Some(version) = &outcome.tls_version {
         out.push_str(&format!("  TLS       {}\n", field(version)));
@@ -168,12 +136,7 @@ fn to_text(outcome: &Outcome, colour: bool) -> String {
         ));
     }
     for check in outcome.checks.iter().filter(|c| c.status != Status::Ok) {
-        out.push_str(&format!(
-            "  {} {}: {}\n",
-            paint(check.status).to_lowercase(),
-            check.id,
-            field(&check.message)
-        ));
+        out.push_str(&check.text("  ", colour));
     }
     out
 }

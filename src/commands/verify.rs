@@ -1,7 +1,6 @@
-//! `dockertls verify`: audit cert dirs and daemon.json, print text or JSON, exit with the
-//! monitoring-plugin status.
+//! `dockertls verify`: audit cert dirs and daemon.json; the report (text or JSON) and the
+//! monitoring-plugin exit code go back to `main` as an `Outcome`.
 
-use std::io::{IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -11,68 +10,20 @@ use crate::audit::checks::{self, Findings};
 use crate::audit::discover::{self, Found};
 use crate::audit::{Kind, Options, Status, Target, TargetReport, daemon_json, report};
 use crate::cli::VerifyArgs;
+use crate::error::{Error, Exit};
+use crate::findings::{Format, Notice, Outcome};
 
-/// Exit status when nothing could be checked (monitoring "UNKNOWN").
-pub const UNKNOWN: u8 = 3;
-
-/// Runs `verify` at time `now`; returns the exit status.
-pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> u8 {
-    if args.warn_days < 0 {
-        eprintln!(
-            "error: --warn-days {}: give a number of days, 0 or more",
-            args.warn_days
-        );
-        return UNKNOWN;
-    }
-    for host in &args.hosts {
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
-            eprintln!("error: --host '{host}': give a bare DNS name or IP address");
-            return UNKNOWN;
-        }
-    }
-    let options = Options {
-        now,
-        warn_days: args.warn_days,
-        hosts: args.hosts.clone(),
-    };
+/// Runs `verify` at time `now`. A refusal (bad arguments) is an error, which `main` reports
+/// with exit 3; otherwise the report, the paths that could not be checked, and the exit code.
+pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result<Outcome, Error> {
+    let options = options(args, now)?;
     let paths: Vec<PathBuf> = if args.paths.is_empty() && args.daemon_config.is_none() {
         vec![dir.to_path_buf()]
     } else {
         args.paths.clone()
     };
-
-    let mut found = Found::default();
-    let mut unknown = false;
-    for path in &paths {
-        let before = found.targets.len();
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => discover::find(path, &mut found),
-            Ok(_) => {
-                eprintln!(
-                    "error: {} is not a directory: give a cert dir or a tree holding cert dirs",
-                    path.display()
-                );
-                unknown = true;
-                continue;
-            }
-            Err(err) => {
-                eprintln!("error: {}: {err}", path.display());
-                unknown = true;
-                continue;
-            }
-        }
-        if found.targets.len() == before {
-            eprintln!(
-                "error: no cert dir found in {} (looked for ca.pem with server-cert.pem/server.pem/server-key.pem, cert.pem/key.pem, or ca-key.pem)",
-                path.display()
-            );
-            unknown = true;
-        }
-    }
-    for problem in &found.unreadable {
-        eprintln!("warning: not searched: {problem}");
-    }
-
+    let mut notices = Vec::new();
+    let found = discover_all(&paths, &mut notices);
     let mut reports: Vec<TargetReport> = found
         .targets
         .par_iter()
@@ -81,34 +32,75 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> u8 {
     if let Some(config) = &args.daemon_config {
         match audit_daemon_config(config, &options) {
             Ok(report) => reports.push(report),
-            Err(message) => {
-                eprintln!("error: {message}");
-                unknown = true;
-            }
+            Err(message) => notices.push(Notice::Error(Error::Refused(message))),
         }
     }
-
-    let mut stdout = std::io::stdout().lock();
-    let rendered = if args.format == crate::cli::Format::Json {
-        let json = serde_json::to_string_pretty(&report::json(&reports)).unwrap_or_default();
-        let mut text = crate::escape::text(&json).into_owned(); // C1 and bidi controls
-        text.push('\n');
-        text
-    } else {
-        let colour =
-            stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        report::text(&reports, colour)
+    let stdout = match args.format {
+        Format::Json => crate::findings::json_document(&report::json(&reports)),
+        Format::Text => report::text(&reports, crate::findings::colour_wanted()),
     };
-    let _ = stdout.write_all(rendered.as_bytes());
+    let unknown = notices.iter().any(|n| matches!(n, Notice::Error(_)));
+    let exit = if unknown || reports.is_empty() {
+        Exit::CouldNotCheck
+    } else {
+        report::overall(&reports).exit()
+    };
+    Ok(Outcome {
+        stdout,
+        notices,
+        exit,
+    })
+}
 
-    if unknown || reports.is_empty() {
-        return UNKNOWN;
+/// The validated options: `--warn-days` and every `--host`.
+fn options(args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result<Options, Error> {
+    if args.warn_days < 0 {
+        return Err(Error::refused(format!(
+            "--warn-days {}: give a number of days, 0 or more",
+            args.warn_days
+        )));
     }
-    match report::overall(&reports) {
-        Status::Ok => 0,
-        Status::Warn => 1,
-        Status::Fail => 2,
+    for host in &args.hosts {
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(Error::refused(format!(
+                "--host '{host}': give a bare DNS name or IP address"
+            )));
+        }
     }
+    Ok(Options {
+        now,
+        warn_days: args.warn_days,
+        hosts: args.hosts.clone(),
+    })
+}
+
+/// The cert dirs in every path; a path that is missing, not a folder, or holds none is a
+/// notice (and makes the exit code "could not check"), as is a folder that was not searched.
+fn discover_all(paths: &[PathBuf], notices: &mut Vec<Notice>) -> Found {
+    let mut found = Found::default();
+    for path in paths {
+        let before = found.targets.len();
+        let problem = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                discover::find(path, &mut found);
+                (found.targets.len() == before).then(|| {
+                    Error::refused(format!("no cert dir found in {}", path.display())).hint(
+                        "give a folder holding ca.pem with server-cert.pem/server.pem/server-key.pem, cert.pem/key.pem, or ca-key.pem, or a tree of such folders",
+                    )
+                })
+            }
+            Ok(_) => Some(
+                Error::refused(format!("{} is not a directory", path.display()))
+                    .hint("give a cert dir or a tree holding cert dirs"),
+            ),
+            Err(err) => Some(Error::refused(format!("{}: {err}", path.display()))),
+        };
+        notices.extend(problem.map(Notice::Error));
+    }
+    for problem in &found.unreadable {
+        notices.push(Notice::Warning(format!("not searched: {problem}")));
+    }
+    found
 }
 
 /// Reads a daemon.json: what dockerd would expose is judged as dockerd reads the file (see
@@ -162,26 +154,18 @@ fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport,
 /// never blocking on a FIFO and never reading more than verify's file size limit.
 fn read_daemon_config(config: &Path) -> Result<(std::fs::Metadata, Vec<u8>), String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = |why: String| format!("--daemon-config {}: {why}", config.display());
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(config)
-        .map_err(|e| fail(e.to_string()))?;
-    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    let fail = |why: String| format!("--daemon-config: {why}");
+    let (file, meta) = crate::userfile::open_regular(config).map_err(|e| fail(e.to_string()))?;
     let limit = crate::audit::material::MAX_FILE_SIZE;
-    if !meta.is_file() {
-        return Err(fail(
-            "not a regular file: give the path of daemon.json".into(),
-        ));
-    }
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(format!("cannot read {}: {e}", config.display())))?;
     if bytes.len() as u64 > limit {
-        return Err(fail(format!("over {limit} bytes: not a daemon.json file")));
+        return Err(fail(format!(
+            "{} is over {limit} bytes: not a daemon.json file",
+            config.display()
+        )));
     }
     Ok((meta, bytes))
 }

@@ -18,7 +18,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, ResolveFlags};
@@ -56,6 +56,19 @@ pub struct FileRead {
     pub nlink: u64,
 }
 
+/// A file read with `Root::read_resolved`.
+pub enum Resolved {
+    Missing,
+    /// /dev/null, or a link to it: systemd's mark of a masked unit or drop-in.
+    Null,
+    /// A regular file, and the name of the file the path resolved to (for an alias, the
+    /// target's name).
+    File {
+        read: FileRead,
+        name: String,
+    },
+}
+
 /// A folder opened through a `Root` (no link on its way).
 pub struct Dir {
     fd: OwnedFd,
@@ -65,6 +78,11 @@ pub struct Dir {
 
 fn io(err: Errno) -> std::io::Error {
     std::io::Error::from(err)
+}
+
+/// A system call that failed on `path` (the machine, not the input: exit 1).
+fn io_failed(what: &str, path: &Path, err: Errno) -> Error {
+    crate::error::io_failed(what, path, &io(err))
 }
 
 /// The path below the root: `host` without its leading slashes, components checked.
@@ -220,75 +238,96 @@ impl Root {
                 }
             }
             Links::InRoot => {
-                let relative = components(host)?.join("/");
-                match rustix::fs::openat2(
-                    &self.fd,
-                    relative.as_str(),
-                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-                ) {
-                    Ok(fd) => fd,
-                    Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(None),
-                    Err(err) => {
-                        return Err(Error::Refused(format!(
-                            "cannot read {}: {}",
-                            shown.display(),
-                            io(err)
-                        )));
-                    }
-                }
+                return match self.read_resolved(host)? {
+                    Resolved::File { read, .. } => Ok(Some(read)),
+                    Resolved::Missing => Ok(None),
+                    Resolved::Null => Err(Error::Refused(format!(
+                        "{} is /dev/null (or a link to it), not a regular file",
+                        shown.display()
+                    ))),
+                };
             }
         };
         read_regular(fd, &shown).map(Some)
     }
 
-    /// What `host` resolves to, links followed inside the root (unit files); None if absent.
-    pub fn kind(&self, host: &str) -> Result<Option<FileType>, Error> {
-        let relative = components(host)?.join("/");
-        match rustix::fs::openat2(
+    /// Reads `host` as systemd finds a unit, drop-in or environment file: links resolved by
+    /// the kernel as if the root were `/` (never out of it), then a regular file read as
+    /// `read` does. A link to /dev/null (a masked unit) is `Null` even when the root has no
+    /// /dev/null.
+    pub fn read_resolved(&self, host: &str) -> Result<Resolved, Error> {
+        let parts = components(host)?;
+        let shown = self.shown(host);
+        let opened = self.open_in_root(
+            &parts.join("/"),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+        );
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) if self.links_to_null(&parts) => {
+                return Ok(Resolved::Null);
+            }
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(Resolved::Missing),
+            Err(Errno::LOOP) => {
+                return Err(Error::Refused(format!(
+                    "{}: too many levels of symbolic links (a link loop)",
+                    shown.display()
+                )));
+            }
+            // The machine failing, not the input: no hint to give.
+            Err(err) => return Err(io_failed("cannot read", &shown, err)),
+        };
+        if let Ok(stat) = rustix::fs::fstat(&fd)
+            && FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice
+            && (
+                rustix::fs::major(stat.st_rdev),
+                rustix::fs::minor(stat.st_rdev),
+            ) == (1, 3)
+        {
+            return Ok(Resolved::Null);
+        }
+        // The name it resolved to, as the kernel resolved it (an alias's target).
+        let name = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .ok()
+            .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| parts.last().copied().unwrap_or_default().to_string());
+        let read = read_regular(fd, &shown)?;
+        Ok(Resolved::File { read, name })
+    }
+
+    /// Opens `relative` (components already checked; empty for the root itself) with links
+    /// resolved by the kernel as if the root were `/`, never out of it.
+    fn open_in_root(&self, relative: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+        rustix::fs::openat2(
             &self.fd,
-            relative.as_str(),
-            OFlags::PATH | OFlags::CLOEXEC,
+            if relative.is_empty() { "." } else { relative },
+            flags | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        ) {
-            Ok(fd) => Ok(rustix::fs::fstat(&fd)
-                .ok()
-                .map(|s| FileType::from_raw_mode(s.st_mode))),
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(None),
-            Err(err) => Err(Error::Refused(format!(
-                "cannot read {}: {}",
-                self.shown(host).display(),
-                io(err)
-            ))),
-        }
+        )
+    }
+
+    /// Whether the last component of `parts` is a link to /dev/null (its folder resolved
+    /// inside the root). Only decides between "missing" and "masked": nothing is read.
+    fn links_to_null(&self, parts: &[&str]) -> bool {
+        let Some((name, parent)) = parts.split_last() else {
+            return false;
+        };
+        let Ok(dir) = self.open_in_root(&parent.join("/"), OFlags::PATH | OFlags::DIRECTORY) else {
+            return false;
+        };
+        rustix::fs::readlinkat(&dir, *name, Vec::new())
+            .is_ok_and(|target| target.as_bytes() == b"/dev/null")
     }
 
     /// The names of the entries of folder `host` (links followed inside the root: a read);
     /// empty when it does not exist. At most `limit` names.
     pub fn list(&self, host: &str, limit: usize) -> Result<Vec<String>, Error> {
         let relative = components(host)?.join("/");
-        let fd = match rustix::fs::openat2(
-            &self.fd,
-            if relative.is_empty() {
-                "."
-            } else {
-                relative.as_str()
-            },
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        ) {
+        let fd = match self.open_in_root(&relative, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => fd,
             Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(Vec::new()),
-            Err(err) => {
-                return Err(Error::Refused(format!(
-                    "cannot read the folder {}: {}",
-                    self.shown(host).display(),
-                    io(err)
-                )));
-            }
+            Err(err) => return Err(io_failed("cannot read the folder", &self.shown(host), err)),
         };
         let mut names = Vec::new();
         let entries = rustix::fs::Dir::new(fd).map_err(|e| {
@@ -299,13 +338,8 @@ impl Root {
             ))
         })?;
         for entry in entries {
-            let entry = entry.map_err(|e| {
-                Error::Refused(format!(
-                    "cannot read the folder {}: {}",
-                    self.shown(host).display(),
-                    io(e)
-                ))
-            })?;
+            let entry =
+                entry.map_err(|e| io_failed("cannot read the folder", &self.shown(host), e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name == "." || name == ".." {
                 continue;
@@ -364,7 +398,7 @@ fn read_regular(fd: OwnedFd, shown: &Path) -> Result<FileRead, Error> {
     let size = u64::try_from(stat.st_size).unwrap_or(0);
     if size > READ_LIMIT {
         return Err(Error::Refused(format!(
-            "{} is {size} bytes, more than the {READ_LIMIT} install reads: not a file it wrote or reads",
+            "{} is larger than 1 MiB ({size} bytes, more than the {READ_LIMIT} install reads): not a file it writes or reads",
             shown.display()
         )));
     }

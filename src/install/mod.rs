@@ -1,5 +1,7 @@
-//! `install`'s plan: what to write on the daemon host, merged with what is there. Applying it
-//! is in `commands::install`.
+//! `install` in three steps: `read` the PKI and the host (every path through a confined
+//! `Root`) into a plain `HostRead`; `plan` decides from that value alone what to write on the
+//! daemon host, merged with what is there (pure: unit-tested without a file system); the
+//! `transaction` applies it (driven by `commands::install`).
 
 pub mod confined;
 pub mod daemon_json;
@@ -82,6 +84,8 @@ const _: fn() = || {
     let _ = <Planned as NotDebug<_>>::check;
     let _ = <Plan as NotDebug<_>>::check;
     let _ = <FileRead as NotDebug<_>>::check;
+    let _ = <HostRead as NotDebug<_>>::check;
+    let _ = <confined::Resolved as NotDebug<_>>::check;
     let _ = <transaction::Change<'_> as NotDebug<_>>::check;
 };
 
@@ -106,7 +110,7 @@ pub fn under(root: &Path, path: &str) -> std::path::PathBuf {
 /// A file install will replace, as it is now. Links are refused on the way; a hard link is
 /// refused too: its other name would keep the old contents, and its contents (another file's,
 /// /etc/shadow say) could end up in an error message or a backup.
-fn existing(root: &Root, host: &str) -> Result<Option<FileRead>, Error> {
+fn read_existing(root: &Root, host: &str) -> Result<Option<FileRead>, Error> {
     let found = root.read(host, Links::Refuse)?;
     if let Some(file) = &found
         && file.nlink > 1
@@ -120,11 +124,15 @@ fn existing(root: &Root, host: &str) -> Result<Option<FileRead>, Error> {
     Ok(found)
 }
 
-/// The TLS keys to merge: from DIR/daemon.json (what init wrote), else the defaults.
-fn our_keys(pki: &Root, notes: &mut Vec<String>) -> Result<Map<String, Value>, Error> {
-    let path = pki.shown(layout::DAEMON_JSON);
-    let generated = match pki.read(layout::DAEMON_JSON, Links::Refuse)? {
-        Some(file) => daemon_json::parse(&String::from_utf8_lossy(&file.contents))
+/// The TLS keys to merge: from DIR/daemon.json (what init wrote, `text`), else the defaults
+/// (with a note). `path`: DIR/daemon.json as shown in messages.
+fn our_keys(
+    text: Option<&str>,
+    path: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Map<String, Value>, Error> {
+    let generated = match text {
+        Some(text) => daemon_json::parse(text)
             .map_err(|why| Error::Refused(format!("{} {why}", path.display())))?,
         None => {
             notes.push(format!(
@@ -173,7 +181,11 @@ fn our_keys(pki: &Root, notes: &mut Vec<String>) -> Result<Map<String, Value>, E
 
 /// The server files, read once from the PKI (no link followed) and verified as read: what is
 /// installed is exactly what was checked.
-fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error> {
+fn server_files(
+    dir: &Path,
+    pki: &Root,
+    now: ::time::OffsetDateTime,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, Error> {
     let names = [layout::CA_CERT, layout::SERVER_CERT, layout::SERVER_KEY];
     let mut read = Vec::new();
     for name in names {
@@ -203,7 +215,7 @@ fn server_files(dir: &Path, pki: &Root) -> Result<Vec<Zeroizing<Vec<u8>>>, Error
         cis: false,
     };
     let options = crate::audit::Options {
-        now: ::time::OffsetDateTime::now_utc(),
+        now,
         warn_days: 0,
         hosts: Vec::new(),
     };
@@ -271,82 +283,142 @@ impl MemFile {
     }
 }
 
-/// Builds the plan for `dir` (a PKI, or a folder holding server/ and daemon.json) onto `root`.
-/// It only reads, every path through the confined `root`.
-pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
+/// Refuses to write into a folder on the daemon host that someone other than root (or the
+/// caller) could change, or one of its parents: whoever can write /etc/docker/tls could swap
+/// ca.pem for a CA of their own, and then mint client certificates that dockerd accepts.
+pub fn check_host_folders(root: &Root, plan: &Plan) -> Result<(), Error> {
+    let mut seen: Vec<String> = Vec::new();
+    for file in &plan.files {
+        let (folder, _) = file.split();
+        if seen.contains(&folder) {
+            continue;
+        }
+        if let Some(problem) = crate::store::folder_trust_problem(&root.shown(&folder)) {
+            return Err(Error::Refused(format!(
+                "{}: install puts no key, certificate or daemon.json there, nothing was changed\nhint: check what it holds, then run: {}",
+                problem.message, problem.fix
+            )));
+        }
+        seen.push(folder);
+    }
+    Ok(())
+}
+
+/// What install reads before it decides: the PKI's files (the server pair verified as read at
+/// `now`) and the host's, each read once through a confined root. A plain value: `plan`
+/// decides from it alone. No `Debug`: it holds the server key.
+pub struct HostRead {
+    /// DIR/daemon.json as shown in messages.
+    pki_daemon_json: std::path::PathBuf,
+    /// The TLS keys to merge.
+    ours: Map<String, Value>,
+    notes: Vec<String>,
+    /// ca.pem, server-cert.pem, server-key.pem.
+    server: Vec<Zeroizing<Vec<u8>>>,
+    /// The files install replaces, as they are now, by host path.
+    existing: std::collections::BTreeMap<String, FileRead>,
+    /// docker.service, its drop-ins and environment.
+    units: systemd::UnitFiles,
+}
+
+/// The host path `ours` gives for `key` ("tlscert"...): checked to be a string by `our_keys`.
+fn tls_path(ours: &Map<String, Value>, key: &str) -> String {
+    ours[key].as_str().unwrap_or_default().to_string()
+}
+
+/// The TLS files: their daemon.json key, mode, and whether they are a secret.
+const TLS_FILES: [(&str, u32, bool); 3] = [
+    ("tlscacert", 0o444, false),
+    ("tlscert", 0o444, false),
+    ("tlskey", 0o400, true),
+];
+
+/// Reads what install needs from `dir` (a PKI, or a folder holding server/ and daemon.json)
+/// and from the host under `root`, every path through a confined root. Reads only.
+pub fn read(dir: &Path, root: &Root, now: ::time::OffsetDateTime) -> Result<HostRead, Error> {
     let mut notes = Vec::new();
     let pki = Root::open(dir)?;
-    let mut server = server_files(dir, &pki)?.into_iter();
-    let ours = our_keys(&pki, &mut notes)?;
-    let listen_port = crate::store::state::port_of_hosts(&ours["hosts"]);
-    let mut files = Vec::new();
-    let tls_paths = [
-        ("tlscacert", 0o444, false),
-        ("tlscert", 0o444, false),
-        ("tlskey", 0o400, true),
-    ];
-    let mut tls_dir = String::new();
-    for (key, mode, secret) in tls_paths {
-        let host_path = ours[key].as_str().unwrap_or_default().to_string();
-        tls_dir = Path::new(&host_path)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        files.push(Planned {
-            existing: existing(root, &host_path)?,
-            host_path,
-            contents: server.next().unwrap_or_default(),
-            mode,
-            secret,
-        });
+    let server = server_files(dir, &pki, now)?;
+    let pki_daemon_json = pki.shown(layout::DAEMON_JSON);
+    let generated = pki.read(layout::DAEMON_JSON, Links::Refuse)?;
+    let text = generated
+        .as_ref()
+        .map(|file| String::from_utf8_lossy(&file.contents).into_owned());
+    let ours = our_keys(text.as_deref(), &pki_daemon_json, &mut notes)?;
+    let mut existing = std::collections::BTreeMap::new();
+    let targets = TLS_FILES.iter().map(|(key, _, _)| tls_path(&ours, key));
+    for host_path in targets.chain([DAEMON_JSON.to_string()]) {
+        if let Some(file) = read_existing(root, &host_path)? {
+            existing.insert(host_path, file);
+        }
     }
+    let units = systemd::read_units(root, DROPIN)?;
+    if let Some(file) = read_existing(root, DROPIN)? {
+        existing.insert(DROPIN.to_string(), file);
+    }
+    Ok(HostRead {
+        pki_daemon_json,
+        ours,
+        notes,
+        server,
+        existing,
+        units,
+    })
+}
 
+/// Everything install will do, decided from what was read (pure: no file is read).
+pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
+    let HostRead {
+        pki_daemon_json,
+        ours,
+        notes,
+        server,
+        mut existing,
+        units,
+    } = read;
+    let listen_port = listen_port(&ours);
+    let paths: Vec<String> = TLS_FILES
+        .iter()
+        .map(|(key, _, _)| tls_path(&ours, key))
+        .collect();
     // Three different files, none of them daemon.json or the drop-in: one would overwrite
     // another (the key written as daemon.json, say).
-    let mut targets: Vec<&str> = files.iter().map(|f| f.host_path.as_str()).collect();
+    let mut targets: Vec<&str> = paths.iter().map(String::as_str).collect();
     targets.extend([DAEMON_JSON, DROPIN]);
     targets.sort_unstable();
     if let Some(twice) = targets.windows(2).find(|w| w[0] == w[1]) {
         return Err(Error::Refused(format!(
             "{}: \"tlscacert\", \"tlscert\" and \"tlskey\" must name three different files, none of them {DAEMON_JSON} or {DROPIN}; {} is named twice",
-            pki.shown(layout::DAEMON_JSON).display(),
+            pki_daemon_json.display(),
             twice[0]
         )));
     }
-
-    let daemon_existing = existing(root, DAEMON_JSON)?;
-    let existing_text = match &daemon_existing {
-        Some(file) => Some(std::str::from_utf8(&file.contents).map_err(|_| {
-            Error::Refused(format!(
-                "{DAEMON_JSON} is not UTF-8 text: dockerd reads JSON in UTF-8; fix it first, nothing was changed"
-            ))
-        })?),
-        None => None,
-    };
-    let merged = daemon_json::merge(existing_text, &ours).map_err(|why| {
-        Error::Refused(format!(
-            "{DAEMON_JSON} {why}; fix it first, nothing was changed"
-        ))
-    })?;
-    if !merged.conflicts.is_empty() && !force {
-        let list: Vec<String> = merged
-            .conflicts
-            .iter()
-            .map(|(k, old, new)| format!("\"{k}\": {old} -> {new}"))
-            .collect();
-        return Err(Error::Refused(format!(
-            "{DAEMON_JSON} already sets other values: {}; re-run with --force to replace them (the file is backed up first)",
-            list.join(", ")
-        )));
-    }
-
-    // The unit and every drop-in and environment file that feeds ExecStart, read as systemd
-    // does; refuses what would make dockerd fail to start with our daemon.json.
-    let dropin = systemd::plan_dropin(root.path(), DROPIN)?;
+    let tls_dir = paths
+        .last()
+        .and_then(|p| Path::new(p).parent())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut files: Vec<Planned> = paths
+        .into_iter()
+        .zip(TLS_FILES)
+        .zip(server)
+        .map(|((host_path, (_, mode, secret)), contents)| Planned {
+            existing: existing.remove(&host_path),
+            host_path,
+            contents,
+            mode,
+            secret,
+        })
+        .collect();
+    let daemon_existing = existing.remove(DAEMON_JSON);
+    let merged = merge_daemon_json(daemon_existing.as_ref(), &ours, force)?;
+    // The unit and every drop-in and environment file that feeds ExecStart, as systemd
+    // assembles them; refuses what would make dockerd fail to start with our daemon.json.
+    let dropin = systemd::decide(&units, DROPIN)?;
     // Switched in this order: TLS files, the drop-in, daemon.json (see transaction).
     files.push(Planned {
         host_path: DROPIN.to_string(),
-        existing: existing(root, DROPIN)?,
+        existing: existing.remove(DROPIN),
         contents: Zeroizing::new(dropin.contents.into_bytes()),
         mode: 0o644,
         secret: false,
@@ -367,4 +439,202 @@ pub fn plan(dir: &Path, root: &Root, force: bool) -> Result<Plan, Error> {
         notes,
         listen_port,
     })
+}
+
+/// The TCP port of the first tcp:// address in "hosts" (dockerd's 2376 when none).
+fn listen_port(ours: &Map<String, Value>) -> u16 {
+    crate::dockerd_hosts::first_tcp_port(&ours["hosts"]).unwrap_or(2376)
+}
+
+/// daemon.json merged with our keys; other values it sets are replaced only with `force`.
+fn merge_daemon_json(
+    existing: Option<&FileRead>,
+    ours: &Map<String, Value>,
+    force: bool,
+) -> Result<daemon_json::Merged, Error> {
+    let existing_text = match existing {
+        Some(file) => Some(std::str::from_utf8(&file.contents).map_err(|_| {
+            Error::Refused(format!(
+                "{DAEMON_JSON} is not UTF-8 text: dockerd reads JSON in UTF-8; fix it first, nothing was changed"
+            ))
+        })?),
+        None => None,
+    };
+    let merged = daemon_json::merge(existing_text, ours).map_err(|why| {
+        Error::Refused(format!(
+            "{DAEMON_JSON} {why}; fix it first, nothing was changed"
+        ))
+    })?;
+    if !merged.conflicts.is_empty() && !force {
+        let list: Vec<String> = merged
+            .conflicts
+            .iter()
+            .map(|(k, old, new)| format!("\"{k}\": {old} -> {new}"))
+            .collect();
+        return Err(Error::Refused(format!(
+            "{DAEMON_JSON} already sets other values: {}; re-run with --force to replace them (the file is backed up first)",
+            list.join(", ")
+        )));
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decision alone, from values: no file system.
+
+    use super::*;
+
+    const UNIT: &str = "[Service]\nExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n";
+
+    fn file(text: &str, mode: u32) -> FileRead {
+        FileRead {
+            contents: Zeroizing::new(text.as_bytes().to_vec()),
+            mode,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+        }
+    }
+
+    /// A host as read: the PKI's default keys, `existing` files, docker's packaged unit.
+    fn host(pki_daemon_json: Option<&str>, existing: Vec<(&str, FileRead)>) -> HostRead {
+        let mut notes = Vec::new();
+        let ours = our_keys(pki_daemon_json, Path::new("pki/daemon.json"), &mut notes).unwrap();
+        HostRead {
+            pki_daemon_json: "pki/daemon.json".into(),
+            ours,
+            notes,
+            server: ["CA", "CERT", "KEY"]
+                .iter()
+                .map(|t| Zeroizing::new(t.as_bytes().to_vec()))
+                .collect(),
+            existing: existing
+                .into_iter()
+                .map(|(path, f)| (path.to_string(), f))
+                .collect(),
+            units: systemd::UnitFiles::from_texts(
+                ("/lib/systemd/system/docker.service", UNIT),
+                &[],
+                &[],
+            ),
+        }
+    }
+
+    fn refusal(result: Result<Plan, Error>) -> String {
+        match result {
+            Err(Error::Refused(message)) => message,
+            Err(other) => panic!("not a refusal: {other}"),
+            Ok(_) => panic!("not refused"),
+        }
+    }
+
+    #[test]
+    fn a_fresh_host_gets_five_files_in_switch_order() {
+        let plan = plan(host(None, Vec::new()), false).unwrap();
+        let files: Vec<(&str, u32, bool)> = plan
+            .files
+            .iter()
+            .map(|f| (f.host_path.as_str(), f.mode, f.secret))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("/etc/docker/tls/ca.pem", 0o444, false),
+                ("/etc/docker/tls/server-cert.pem", 0o444, false),
+                ("/etc/docker/tls/server-key.pem", 0o400, true),
+                (DROPIN, 0o644, false),
+                (DAEMON_JSON, 0o644, false),
+            ]
+        );
+        assert_eq!(plan.files[2].contents.as_slice(), b"KEY");
+        assert!(plan.files.iter().all(Planned::changes));
+        assert_eq!(plan.tls_dir, "/etc/docker/tls");
+        assert_eq!(plan.listen_port, 2376);
+        assert_eq!(plan.removed_flags, ["-H fd://"]);
+        assert_eq!(plan.unit, "/lib/systemd/system/docker.service");
+        let dropin = String::from_utf8_lossy(&plan.files[3].contents).into_owned();
+        assert!(dropin.ends_with("ExecStart=\nExecStart=/usr/bin/dockerd --containerd=/run/containerd/containerd.sock\n"), "{dropin}");
+        assert!(plan.notes[0].contains("pki/daemon.json is missing"));
+    }
+
+    #[test]
+    fn a_second_run_changes_nothing() {
+        let first = plan(host(None, Vec::new()), false).unwrap();
+        let installed: Vec<(&str, FileRead)> = first
+            .files
+            .iter()
+            .map(|f| {
+                let text = std::str::from_utf8(&f.contents).unwrap();
+                (f.host_path.as_str(), file(text, f.mode))
+            })
+            .collect();
+        let again = plan(host(None, installed), false).unwrap();
+        assert!(!again.files.iter().any(Planned::changes));
+        // A wrong mode or owner is a change, with the same contents (no backup).
+        let mut loose: Vec<(&str, FileRead)> = Vec::new();
+        for f in &first.files {
+            let mut read = file(std::str::from_utf8(&f.contents).unwrap(), f.mode);
+            if f.secret {
+                read.mode = 0o644;
+            }
+            loose.push((f.host_path.as_str(), read));
+        }
+        let fixed = plan(host(None, loose), false).unwrap();
+        let changing: Vec<&str> = fixed
+            .files
+            .iter()
+            .filter(|f| f.changes())
+            .map(|f| f.host_path.as_str())
+            .collect();
+        assert_eq!(changing, ["/etc/docker/tls/server-key.pem"]);
+        assert!(!fixed.files.iter().any(Planned::contents_change));
+    }
+
+    #[test]
+    fn other_values_in_daemon_json_need_force() {
+        let existing = || {
+            vec![(
+                DAEMON_JSON,
+                file(
+                    "{\"hosts\": [\"tcp://0.0.0.0:2375\"], \"debug\": true}\n",
+                    0o644,
+                ),
+            )]
+        };
+        let message = refusal(plan(host(None, existing()), false));
+        assert!(message.contains("\"hosts\""), "{message}");
+        assert!(message.contains("--force"), "{message}");
+        let forced = plan(host(None, existing()), true).unwrap();
+        assert_eq!(forced.conflicts.len(), 1);
+        let merged = String::from_utf8_lossy(&forced.files[4].contents).into_owned();
+        assert!(merged.contains("\"debug\": true"), "{merged}");
+        assert!(forced.files[4].contents_change());
+    }
+
+    #[test]
+    fn unusable_inputs_are_refused() {
+        let not_utf8 = FileRead {
+            contents: Zeroizing::new(vec![b'{', 0xff, b'}']),
+            ..file("", 0o644)
+        };
+        let message = refusal(plan(host(None, vec![(DAEMON_JSON, not_utf8)]), false));
+        assert!(message.contains("not UTF-8"), "{message}");
+        // The key written over daemon.json: two targets in one.
+        let pki = "{\"hosts\": [\"tcp://0.0.0.0:2376\"], \"tls\": true, \"tlsverify\": true, \"tlscacert\": \"/etc/docker/tls/ca.pem\", \"tlscert\": \"/etc/docker/tls/cert.pem\", \"tlskey\": \"/etc/docker/daemon.json\"}";
+        let message = refusal(plan(host(Some(pki), Vec::new()), false));
+        assert!(
+            message.contains("/etc/docker/daemon.json is named twice"),
+            "{message}"
+        );
+        // A unit with no ExecStart: the drop-in cannot be made.
+        let mut read = host(None, Vec::new());
+        read.units = systemd::UnitFiles::from_texts(
+            ("/lib/systemd/system/docker.service", "[Service]\n"),
+            &[],
+            &[],
+        );
+        let message = refusal(plan(read, false));
+        assert!(message.contains("set no ExecStart"), "{message}");
+    }
 }

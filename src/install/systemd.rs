@@ -1,17 +1,18 @@
 //! docker.service as systemd assembles it (the unit, then every drop-in in file-name order,
 //! then the environment its ExecStart expands), and the drop-in dockertls needs once
 //! daemon.json sets `hosts` and TLS: ExecStart reset, then the same command without the flags
-//! daemon.json now owns. Reads only under `--root`; never writes.
+//! daemon.json now owns. Never writes.
+//!
+//! `read_units` reads every file through `confined::Root` (openat2 with RESOLVE_IN_ROOT: links
+//! resolved by the kernel as the booted image would, never out of `--root`, with no window
+//! between resolving and opening; bounded; a FIFO or device refused); `decide` is pure.
 
 mod syntax;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
+use super::confined::{Resolved, Root};
 use crate::error::Error;
 use syntax::Word;
 
@@ -34,8 +35,6 @@ const SEARCH_PATH: [&str; 13] = [
     "/lib/systemd/system",
     "/run/systemd/generator.late",
 ];
-/// systemd's own line limit is 1 MB; no unit, drop-in or environment file is near that.
-const MAX_FILE: u64 = 1 << 20;
 /// Far more drop-ins than any host has: a bound on what a folder may make us read.
 const MAX_DROPINS: usize = 1000;
 /// Where dockerd reads its configuration unless told otherwise (install writes it there).
@@ -138,11 +137,7 @@ impl Service {
                 }
                 "EnvironmentFile" if value.is_empty() => self.environment_files.clear(),
                 "EnvironmentFile" => {
-                    let value = value.replace("%%", "%");
-                    let (optional, path) = match value.strip_prefix('-') {
-                        Some(path) => (true, path.to_string()),
-                        None => (false, value),
-                    };
+                    let (path, optional) = environment_file(value);
                     self.environment_files.push((path, optional, origin));
                 }
                 _ => {}
@@ -165,9 +160,18 @@ fn assignments_of(value: &str, origin: &Origin) -> Vec<(String, String, Origin)>
         .collect()
 }
 
-/// The service manager's `DefaultEnvironment=` (systemd-system.conf(5)): /etc/systemd/system.conf,
-/// then its drop-ins in file-name order. Every service starts from it.
-fn manager_environment(root: &Path) -> Result<Vec<(String, String, Origin)>, Error> {
+/// The path of an `EnvironmentFile=` value, and whether it is optional (`-`).
+fn environment_file(value: &str) -> (String, bool) {
+    let value = value.replace("%%", "%");
+    match value.strip_prefix('-') {
+        Some(path) => (path.to_string(), true),
+        None => (value, false),
+    }
+}
+
+/// The service manager's configuration (systemd-system.conf(5)): /etc/systemd/system.conf,
+/// then its drop-ins in file-name order, as read.
+fn manager_sources(root: &Root) -> Result<Vec<Source>, Error> {
     let mut files = vec!["/etc/systemd/system.conf".to_string()];
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     for dir in [
@@ -184,18 +188,26 @@ fn manager_environment(root: &Path) -> Result<Vec<(String, String, Origin)>, Err
         }
     }
     files.extend(by_name.into_values());
-    let mut out = Vec::new();
+    let mut sources = Vec::new();
     for path in files {
-        let Found::File(text) = read_host_file(root, &path)? else {
-            continue;
-        };
+        if let (Found::File(text), _) = read_host_file(root, &path)? {
+            sources.push(Source { path, text });
+        }
+    }
+    Ok(sources)
+}
+
+/// The manager's `DefaultEnvironment=`, which every service starts from.
+fn manager_environment(sources: &[Source]) -> Vec<(String, String, Origin)> {
+    let mut out = Vec::new();
+    for source in sources {
         // A file systemd cannot parse is skipped by it too (with a warning).
-        for assignment in syntax::assignments(&text).unwrap_or_default() {
+        for assignment in syntax::assignments(&source.text).unwrap_or_default() {
             if assignment.section != "Manager" || assignment.key != "DefaultEnvironment" {
                 continue;
             }
             let origin = Origin {
-                file: path.clone(),
+                file: source.path.clone(),
                 line: assignment.line,
             };
             if assignment.value.is_empty() {
@@ -205,7 +217,7 @@ fn manager_environment(root: &Path) -> Result<Vec<(String, String, Origin)>, Err
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// An error with what went wrong, then what to do.
@@ -228,169 +240,56 @@ enum Found {
     File(String),
 }
 
-/// Resolves `host` (an absolute path on the daemon host) inside `root`: a symbolic link with
-/// an absolute target is followed from `root`, `..` stops at `root`, so nothing outside it is
-/// read. Returns the resolved host path, or None when a component is missing.
-fn resolve(root: &Path, host: &str) -> Result<Option<String>, Error> {
-    let mut done: Vec<String> = Vec::new();
-    let mut todo: VecDeque<String> = host
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    let mut links = 0;
-    while let Some(part) = todo.pop_front() {
-        match part.as_str() {
-            "." => continue,
-            ".." => {
-                done.pop();
-                continue;
+/// What systemd tells a refused read to do.
+const READ_HINT: &str = "systemd reads units, drop-ins and environment files as regular files of a few kilobytes: fix that file, then run dockertls install again";
+
+/// Reads a host file as systemd does, through the kernel-confined `root` (links resolved
+/// inside it; bounded; a FIFO or device refused, never read). Also gives the name the path
+/// resolved to (a unit alias's target).
+fn read_host_file(root: &Root, host: &str) -> Result<(Found, String), Error> {
+    let name = host.rsplit('/').next().unwrap_or(host).to_string();
+    let resolved = root.read_resolved(host).map_err(|err| match err {
+        Error::Refused(what) if !what.contains("\nhint: ") => refused(what, READ_HINT),
+        other => other,
+    })?;
+    Ok(match resolved {
+        Resolved::Missing => (Found::Missing, name),
+        Resolved::Null => (Found::Masked, name),
+        Resolved::File { read, name } => {
+            if read.contents.iter().all(|b| b.is_ascii_whitespace()) {
+                (Found::Masked, name)
+            } else {
+                let text = String::from_utf8_lossy(&read.contents).into_owned();
+                (Found::File(text), name)
             }
-            _ => done.push(part),
         }
-        // /dev/null (a masked unit) need not exist under --root.
-        if (done == ["dev"] && todo == ["null"]) || (done == ["dev", "null"] && todo.is_empty()) {
-            return Ok(Some("/dev/null".to_string()));
-        }
-        let real = root.join(done.join("/"));
-        match fs::symlink_metadata(&real) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => {
-                return Err(refused(
-                    format!("cannot read /{}: {err}", printable(&done.join("/"))),
-                    "check that path, then run dockertls install again",
-                ));
-            }
-            Ok(meta) if meta.file_type().is_symlink() => {
-                links += 1;
-                if links > 40 {
-                    return Err(refused(
-                        format!("{}: too many levels of symbolic links", printable(host)),
-                        "fix that link, then run dockertls install again",
-                    ));
-                }
-                let target = fs::read_link(&real).map_err(|e| {
-                    refused(
-                        format!("cannot read the link /{}: {e}", printable(&done.join("/"))),
-                        "check that link, then run dockertls install again",
-                    )
-                })?;
-                let target = target.to_string_lossy().into_owned();
-                done.pop();
-                if target.starts_with('/') {
-                    done.clear();
-                }
-                for part in target.split('/').filter(|p| !p.is_empty()).rev() {
-                    todo.push_front(part.to_string());
-                }
-            }
-            Ok(meta) if !todo.is_empty() && !meta.is_dir() => return Ok(None),
-            Ok(_) => {}
-        }
-    }
-    Ok(Some(format!("/{}", done.join("/"))))
+    })
 }
 
-/// Reads a host file under `root` (bounded; a FIFO or device is refused, never opened for
-/// reading).
-fn read_host_file(root: &Path, host: &str) -> Result<Found, Error> {
-    let Some(resolved) = resolve(root, host)? else {
-        return Ok(Found::Missing);
-    };
-    if resolved == "/dev/null" {
-        return Ok(Found::Masked);
-    }
-    let real = root.join(resolved.trim_start_matches('/'));
-    let cannot = |err: std::io::Error| {
-        refused(
-            format!("cannot read {}: {err}", printable(host)),
-            "check that file, then run dockertls install again",
-        )
-    };
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(
-            (rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::NONBLOCK
-                | rustix::fs::OFlags::CLOEXEC)
-                .bits() as i32,
-        )
-        .open(&real)
-        .map_err(cannot)?;
-    let meta = file.metadata().map_err(cannot)?;
-    if !meta.is_file() {
-        return Err(refused(
-            format!("{} is {}, not a regular file", printable(host), {
-                use std::os::unix::fs::FileTypeExt;
-                let kind = meta.file_type();
-                if kind.is_fifo() {
-                    "a FIFO"
-                } else if kind.is_char_device() {
-                    "a character device"
-                } else if kind.is_block_device() {
-                    "a block device"
-                } else if kind.is_socket() {
-                    "a socket"
-                } else if kind.is_dir() {
-                    "a folder"
-                } else {
-                    "something else"
-                }
-            }),
-            "systemd reads units, drop-ins and environment files as regular files: replace it with one, then run dockertls install again",
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(refused(
-            format!("{} is larger than 1 MiB", real.display()),
-            "a unit, drop-in or environment file is a few kilobytes: check that file",
-        ));
-    }
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(Found::Masked);
-    }
-    Ok(Found::File(String::from_utf8_lossy(&bytes).into_owned()))
-}
-
-/// The `*.conf` names in a host folder (hidden files skipped, as systemd does).
-fn conf_names(root: &Path, host_dir: &str) -> Result<Vec<String>, Error> {
-    let Some(resolved) = resolve(root, host_dir)? else {
-        return Ok(Vec::new());
-    };
-    let real = root.join(resolved.trim_start_matches('/'));
-    let Ok(entries) = fs::read_dir(&real) else {
-        return Ok(Vec::new());
-    };
-    let mut names = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".conf") && !name.starts_with('.') {
-            names.push(name);
-        }
-        if names.len() > MAX_DROPINS {
-            return Err(refused(
-                format!(
-                    "{} holds more than {MAX_DROPINS} drop-ins",
-                    printable(host_dir)
-                ),
-                "remove the ones not needed, then run dockertls install again",
-            ));
-        }
-    }
-    Ok(names)
+/// The `*.conf` names in a host folder (hidden files skipped, as systemd does), the folder
+/// resolved by the kernel inside `root`.
+fn conf_names(root: &Root, host_dir: &str) -> Result<Vec<String>, Error> {
+    let names = root.list(host_dir, MAX_DROPINS).map_err(|err| match err {
+        Error::Refused(what) => refused(
+            what,
+            "remove the drop-ins not needed, then run dockertls install again",
+        ),
+        other => other,
+    })?;
+    Ok(names
+        .into_iter()
+        .filter(|name| name.ends_with(".conf") && !name.starts_with('.'))
+        .collect())
 }
 
 /// The unit file and the drop-ins, each drop-in name once (the folder of highest priority
 /// wins), sorted by file name as systemd applies them.
-fn unit_sources(root: &Path) -> Result<(Source, BTreeMap<String, String>), Error> {
+fn unit_sources(root: &Root) -> Result<(Source, BTreeMap<String, String>), Error> {
     let mut unit = None;
     for dir in SEARCH_PATH {
         let path = format!("{dir}/{UNIT}");
-        match read_host_file(root, &path)? {
+        let (found, name) = read_host_file(root, &path)?;
+        match found {
             Found::Missing => continue,
             Found::Masked => {
                 return Err(refused(
@@ -399,16 +298,16 @@ fn unit_sources(root: &Path) -> Result<(Source, BTreeMap<String, String>), Error
                 ));
             }
             Found::File(text) => {
-                unit = Some(Source { path, text });
+                unit = Some((Source { path, text }, name));
                 break;
             }
         }
     }
-    let unit = unit.ok_or_else(|| {
+    let (unit, alias) = unit.ok_or_else(|| {
         refused(
             format!(
                 "no docker.service under {} (looked in {})",
-                root.display(),
+                root.path().display(),
                 SEARCH_PATH.join(", ")
             ),
             "install Docker first",
@@ -417,12 +316,8 @@ fn unit_sources(root: &Path) -> Result<(Source, BTreeMap<String, String>), Error
     // docker.service may be a link to a unit of another name (systemctl link, an alias):
     // systemd then reads that name's drop-ins too (measured with systemd-analyze verify 252).
     let mut names = vec![UNIT.to_string()];
-    if let Some(target) = resolve(root, &unit.path)?
-        && let Some(name) = target.rsplit('/').next()
-        && name.ends_with(".service")
-        && name != UNIT
-    {
-        names.push(name.to_string());
+    if alias.ends_with(".service") && alias != UNIT {
+        names.push(alias);
     }
     // Drop-in folders: NAME.d, then the top-level service.d, in each search path.
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
@@ -442,78 +337,6 @@ fn unit_sources(root: &Path) -> Result<(Source, BTreeMap<String, String>), Error
     Ok((unit, by_name))
 }
 
-/// Flags of dockerd 20.10–28 that take a value (all others are booleans): needed to know
-/// which word is a flag's value, as dockerd's flag parser (spf13/pflag) does.
-const VALUE_FLAGS: &[&str] = &[
-    "add-runtime",
-    "allow-nondistributable-artifacts",
-    "api-cors-header",
-    "authorization-plugin",
-    "bip",
-    "bip6",
-    "bridge",
-    "cdi-spec-dir",
-    "cgroup-parent",
-    "config-file",
-    "containerd",
-    "containerd-namespace",
-    "containerd-plugins-namespace",
-    "cpu-rt-period",
-    "cpu-rt-runtime",
-    "data-root",
-    "default-address-pool",
-    "default-cgroupns-mode",
-    "default-gateway",
-    "default-gateway-v6",
-    "default-ipc-mode",
-    "default-network-opt",
-    "default-runtime",
-    "default-shm-size",
-    "default-ulimit",
-    "dns",
-    "dns-opt",
-    "dns-search",
-    "exec-opt",
-    "exec-root",
-    "feature",
-    "fixed-cidr",
-    "fixed-cidr-v6",
-    "graph",
-    "group",
-    "host",
-    "host-gateway-ip",
-    "http-proxy",
-    "https-proxy",
-    "init-path",
-    "insecure-registry",
-    "ip",
-    "label",
-    "log-driver",
-    "log-format",
-    "log-level",
-    "log-opt",
-    "max-concurrent-downloads",
-    "max-concurrent-uploads",
-    "max-download-attempts",
-    "metrics-addr",
-    "mtu",
-    "network-control-plane-mtu",
-    "no-proxy",
-    "node-generic-resource",
-    "oom-score-adjust",
-    "pidfile",
-    "registry-mirror",
-    "seccomp-profile",
-    "shutdown-timeout",
-    "storage-driver",
-    "storage-opt",
-    "swarm-default-advertise-addr",
-    "tlscacert",
-    "tlscert",
-    "tlskey",
-    "userland-proxy-path",
-    "userns-remap",
-];
 /// dockerd's shorthands and their long names.
 const SHORTHANDS: [(char, &str); 10] = [
     ('b', "bridge"),
@@ -531,7 +354,7 @@ const SHORTHANDS: [(char, &str); 10] = [
 const TAKEN: [&str; 6] = ["host", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"];
 
 fn takes_value(name: &str) -> bool {
-    VALUE_FLAGS.contains(&name)
+    crate::dockerd_options::flag_takes_value(name)
 }
 
 /// One flag found on dockerd's command line.
@@ -579,66 +402,63 @@ fn flags(args: &[&str]) -> Vec<Flag> {
             found.push(flag);
         } else if let Some(short) = word.strip_prefix('-')
             && !short.is_empty()
+            && shorthands(args, index, short, &mut found)
         {
-            let mut kept = String::from("-");
-            let chars: Vec<(usize, char)> = short.char_indices().collect();
-            for (position, &(offset, c)) in chars.iter().enumerate() {
-                let name = SHORTHANDS
-                    .iter()
-                    .find(|(s, _)| *s == c)
-                    .map(|(_, n)| *n)
-                    .unwrap_or("");
-                let after = &short[offset + c.len_utf8()..];
-                if takes_value(name) {
-                    let value = after.strip_prefix('=').unwrap_or(after);
-                    let mut flag = Flag {
-                        name: name.to_string(),
-                        index,
-                        value_index: None,
-                        value: Some(value.to_string()),
-                        rest_of_word: None,
-                    };
-                    if after.is_empty() {
-                        flag.value = args.get(index + 1).map(|v| v.to_string());
-                        if index + 1 < args.len() {
-                            flag.value_index = Some(index + 1);
-                        }
-                    }
-                    if kept.len() > 1 {
-                        flag.rest_of_word = Some(kept.clone());
-                    }
-                    let skip_next = flag.value_index.is_some();
-                    found.push(flag);
-                    if skip_next {
-                        index += 1;
-                    }
-                    break;
-                }
-                if after.starts_with('=') || position + 1 == chars.len() {
-                    // A boolean shorthand, maybe with "=value": the rest of the word.
-                    found.push(Flag {
-                        name: name.to_string(),
-                        index,
-                        value_index: None,
-                        value: after.strip_prefix('=').map(str::to_string),
-                        rest_of_word: None,
-                    });
-                    kept.push(c);
-                    break;
-                }
-                found.push(Flag {
-                    name: name.to_string(),
-                    index,
-                    value_index: None,
-                    value: None,
-                    rest_of_word: None,
-                });
-                kept.push(c);
-            }
+            // The next word was the value of the last shorthand.
+            index += 1;
         }
         index += 1;
     }
     found
+}
+
+/// The shorthands grouped in `args[index]` (`short`: the word without its '-'), as pflag reads
+/// them: booleans until one that takes a value, which takes the rest of the word or the next
+/// word. Returns whether it took the next word.
+fn shorthands(args: &[&str], index: usize, short: &str, found: &mut Vec<Flag>) -> bool {
+    let mut kept = String::from("-");
+    let chars: Vec<(usize, char)> = short.char_indices().collect();
+    for (position, &(offset, c)) in chars.iter().enumerate() {
+        let name = SHORTHANDS
+            .iter()
+            .find(|(s, _)| *s == c)
+            .map(|(_, n)| *n)
+            .unwrap_or("");
+        let after = &short[offset + c.len_utf8()..];
+        let mut flag = Flag {
+            name: name.to_string(),
+            index,
+            value_index: None,
+            value: None,
+            rest_of_word: None,
+        };
+        if takes_value(name) {
+            flag.value = Some(after.strip_prefix('=').unwrap_or(after).to_string());
+            if after.is_empty() {
+                flag.value = args.get(index + 1).map(|v| v.to_string());
+                if index + 1 < args.len() {
+                    flag.value_index = Some(index + 1);
+                }
+            }
+            if kept.len() > 1 {
+                flag.rest_of_word = Some(kept.clone());
+            }
+            let took_next = flag.value_index.is_some();
+            found.push(flag);
+            return took_next;
+        }
+        let last = after.starts_with('=') || position + 1 == chars.len();
+        if last {
+            // A boolean shorthand, maybe with "=value": the rest of the word.
+            flag.value = after.strip_prefix('=').map(str::to_string);
+        }
+        found.push(flag);
+        kept.push(c);
+        if last {
+            break;
+        }
+    }
+    false
 }
 
 /// The command words without the flags daemon.json owns: kept words as written, and the
@@ -689,9 +509,13 @@ type Env = HashMap<String, (String, Origin)>;
 /// The environment ExecStart sees (systemd.exec(5)): the manager's DefaultEnvironment=, then
 /// Environment= in order, then the environment files, which override both; UnsetEnvironment=
 /// last.
-fn environment(root: &Path, service: &Service, comment_continues: bool) -> Result<Env, Error> {
+fn environment(
+    files: &UnitFiles,
+    service: &Service,
+    comment_continues: bool,
+) -> Result<Env, Error> {
     let mut env: Env = HashMap::new();
-    for (name, value, origin) in manager_environment(root)?
+    for (name, value, origin) in manager_environment(raise(&files.manager)?)
         .iter()
         .chain(&service.environment)
     {
@@ -707,7 +531,11 @@ fn environment(root: &Path, service: &Service, comment_continues: bool) -> Resul
                 "name the file itself in EnvironmentFile=, then run dockertls install again",
             ));
         }
-        match read_host_file(root, path)? {
+        let found = match files.env_files.get(path) {
+            Some(read) => raise(read)?,
+            None => &Found::Missing,
+        };
+        match found {
             Found::Missing if *optional => {}
             Found::Missing => {
                 return Err(refused(
@@ -720,7 +548,7 @@ fn environment(root: &Path, service: &Service, comment_continues: bool) -> Resul
             }
             Found::Masked => {}
             Found::File(text) => {
-                for assignment in syntax::env_file(&text, comment_continues) {
+                for assignment in syntax::env_file(text, comment_continues) {
                     env.insert(
                         assignment.name,
                         (
@@ -816,17 +644,117 @@ fn expand(words: &[Word], env: &Env) -> Vec<Arg> {
     out
 }
 
+/// A read kept for when it matters: a refusal (its message) is raised only when the decision
+/// needs that file, as systemd reads the environment only when ExecStart uses it.
+type Deferred<T> = Result<T, String>;
+
+/// The value of a deferred read, or its refusal.
+fn raise<T>(read: &Deferred<T>) -> Result<&T, Error> {
+    read.as_ref().map_err(|why| Error::Refused(why.clone()))
+}
+
+/// docker.service's files as read from the host through the confined root: the plain input
+/// of `decide`, which reads nothing.
+pub struct UnitFiles {
+    unit: Source,
+    /// The drop-ins in file-name order (each name once: the folder of highest priority
+    /// wins): name, path, and the text unless it is masked (dockertls's own is not read).
+    dropins: Vec<(String, String, Option<String>)>,
+    /// The service manager's configuration files.
+    manager: Deferred<Vec<Source>>,
+    /// Every `EnvironmentFile=` the unit and its drop-ins name, as read.
+    env_files: BTreeMap<String, Deferred<Found>>,
+}
+
+impl UnitFiles {
+    /// Files given as text (for tests of the decision): the unit, then drop-ins as
+    /// (host path, text) in any order, and environment files.
+    #[cfg(test)]
+    pub fn from_texts(
+        unit: (&str, &str),
+        dropins: &[(&str, &str)],
+        env_files: &[(&str, &str)],
+    ) -> UnitFiles {
+        let mut sorted: Vec<(String, String, Option<String>)> = dropins
+            .iter()
+            .map(|(path, text)| {
+                let name = path.rsplit('/').next().unwrap_or(path).to_string();
+                (name, path.to_string(), Some(text.to_string()))
+            })
+            .collect();
+        sorted.sort();
+        UnitFiles {
+            unit: Source {
+                path: unit.0.into(),
+                text: unit.1.into(),
+            },
+            dropins: sorted,
+            manager: Ok(Vec::new()),
+            env_files: env_files
+                .iter()
+                .map(|(path, text)| (path.to_string(), Ok(Found::File(text.to_string()))))
+                .collect(),
+        }
+    }
+}
+
+/// Reads docker.service as systemd assembles it under `root`: the unit, its drop-ins (all but
+/// dockertls's own at `dropin_path`), the manager's configuration and every environment file
+/// named, each through the kernel-confined root.
+pub fn read_units(root: &Root, dropin_path: &str) -> Result<UnitFiles, Error> {
+    let (unit, by_name) = unit_sources(root)?;
+    let mut dropins = Vec::new();
+    for (name, path) in by_name {
+        let text = match path == dropin_path {
+            true => None,
+            false => match read_host_file(root, &path)?.0 {
+                Found::File(text) => Some(text),
+                Found::Missing | Found::Masked => None,
+            },
+        };
+        dropins.push((name, path, text));
+    }
+    let texts = std::iter::once(&unit.text).chain(dropins.iter().filter_map(|d| d.2.as_ref()));
+    let mut env_files = BTreeMap::new();
+    for text in texts {
+        for assignment in syntax::assignments(text).unwrap_or_default() {
+            if assignment.section != "Service"
+                || assignment.key != "EnvironmentFile"
+                || assignment.value.is_empty()
+            {
+                continue;
+            }
+            let (path, _) = environment_file(&assignment.value);
+            if path.contains(['*', '?', '[']) || env_files.contains_key(&path) {
+                continue;
+            }
+            let read = read_host_file(root, &path).map(|(found, _)| found);
+            env_files.insert(path, read.map_err(|e| e.to_string()));
+        }
+    }
+    Ok(UnitFiles {
+        unit,
+        dropins,
+        manager: manager_sources(root).map_err(|e| e.to_string()),
+        env_files,
+    })
+}
+
 /// Builds the drop-in for docker.service under `root`, to be written at `dropin_path` (a host
-/// path under /etc/systemd/system/docker.service.d). Refuses, naming the file and line, when
-/// the unit as systemd would assemble it afterwards would keep a flag daemon.json owns.
-pub fn plan_dropin(root: &Path, dropin_path: &str) -> Result<DropinPlan, Error> {
+/// path under /etc/systemd/system/docker.service.d): `read_units`, then `decide`.
+pub fn plan_dropin(root: &Root, dropin_path: &str) -> Result<DropinPlan, Error> {
+    decide(&read_units(root, dropin_path)?, dropin_path)
+}
+
+/// The drop-in from the files as read (pure). Refuses, naming the file and line, when the
+/// unit as systemd would assemble it afterwards would keep a flag daemon.json owns.
+pub fn decide(files: &UnitFiles, dropin_path: &str) -> Result<DropinPlan, Error> {
     let ours = dropin_path
         .rsplit('/')
         .next()
         .unwrap_or(dropin_path)
         .to_string();
-    let (unit, dropins) = unit_sources(root)?;
-    if let Some(winner) = dropins.get(&ours)
+    if let Some((_, winner, _)) = files.dropins.iter().find(|(name, _, _)| *name == ours)
         && winner != dropin_path
     {
         return Err(refused(
@@ -838,19 +766,15 @@ pub fn plan_dropin(root: &Path, dropin_path: &str) -> Result<DropinPlan, Error> 
         ));
     }
     let mut before = Service::default();
-    before.apply(&unit)?;
+    before.apply(&files.unit)?;
     let mut later = Vec::new();
-    for (name, path) in &dropins {
-        if *path == dropin_path {
+    for (name, path, text) in &files.dropins {
+        let Some(text) = text else {
             continue;
-        }
-        let text = match read_host_file(root, path)? {
-            Found::File(text) => text,
-            Found::Missing | Found::Masked => continue,
         };
         let source = Source {
             path: path.clone(),
-            text,
+            text: text.clone(),
         };
         if *name < ours {
             before.apply(&source)?;
@@ -858,27 +782,7 @@ pub fn plan_dropin(root: &Path, dropin_path: &str) -> Result<DropinPlan, Error> 
             later.push(source);
         }
     }
-
-    let command = match before.exec_start.as_slice() {
-        [one] => one.clone(),
-        [] => {
-            return Err(refused(
-                format!("{} and its drop-ins set no ExecStart", unit.path),
-                "reinstall Docker's package to restore docker.service, then run dockertls install again",
-            ));
-        }
-        many => {
-            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
-            return Err(refused(
-                format!(
-                    "docker.service has {} ExecStart= commands ({}): systemd refuses that for dockerd's service type",
-                    many.len(),
-                    list.join(", ")
-                ),
-                "keep one (a drop-in must reset it with an empty ExecStart= first), then run dockertls install again",
-            ));
-        }
-    };
+    let command = single_command(&before, &files.unit.path)?;
     let (args_from, _) = split_program(&command.words);
     let (mut kept, removed) = without_taken(&command.words[args_from..]);
     let mut line: Vec<String> = command.words[..args_from]
@@ -904,54 +808,46 @@ pub fn plan_dropin(root: &Path, dropin_path: &str) -> Result<DropinPlan, Error> 
     for source in &later {
         after.apply(source)?;
     }
-    check_final(root, &after, &ours, dropin_path, &command.origin)?;
+    check_final(files, &after, &ours, dropin_path, &command.origin)?;
     Ok(DropinPlan {
-        unit_path: unit.path,
+        unit_path: files.unit.path.clone(),
         contents,
         removed_flags: removed,
     })
 }
 
+/// The one ExecStart= of the unit before dockertls's drop-in.
+fn single_command(before: &Service, unit_path: &str) -> Result<ExecCommand, Error> {
+    match before.exec_start.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(refused(
+            format!("{unit_path} and its drop-ins set no ExecStart"),
+            "reinstall Docker's package to restore docker.service, then run dockertls install again",
+        )),
+        many => {
+            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
+            Err(refused(
+                format!(
+                    "docker.service has {} ExecStart= commands ({}): systemd refuses that for dockerd's service type",
+                    many.len(),
+                    list.join(", ")
+                ),
+                "keep one (a drop-in must reset it with an empty ExecStart= first), then run dockertls install again",
+            ))
+        }
+    }
+}
+
 /// Refuses when the assembled unit would not start dockerd with daemon.json's hosts and TLS.
 /// `derived_from`: where the command in our drop-in was taken from (named instead of it).
 fn check_final(
-    root: &Path,
+    files: &UnitFiles,
     service: &Service,
     ours: &str,
     dropin_path: &str,
     derived_from: &Origin,
 ) -> Result<(), Error> {
-    let command = match service.exec_start.as_slice() {
-        [one] => one,
-        [] => {
-            let place = service
-                .exec_start_reset
-                .as_ref()
-                .map(Origin::to_string)
-                .unwrap_or_default();
-            return Err(refused(
-                format!(
-                    "{place} resets ExecStart after dockertls's drop-in {ours} and sets no command: docker.service would not start"
-                ),
-                &format!(
-                    "remove that empty ExecStart= (or rename the file to sort before {ours}), then run dockertls install again"
-                ),
-            ));
-        }
-        many => {
-            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
-            return Err(refused(
-                format!(
-                    "with dockertls's drop-in, docker.service would have {} ExecStart= commands ({}): a drop-in that sorts after {ours} adds one without resetting",
-                    many.len(),
-                    list.join(", ")
-                ),
-                &format!(
-                    "start that drop-in's ExecStart lines with an empty ExecStart=, or rename it to sort before {ours}, then run dockertls install again"
-                ),
-            ));
-        }
-    };
+    let command = final_command(service, ours)?;
     let origin = if command.origin.file == dropin_path {
         derived_from
     } else {
@@ -963,7 +859,7 @@ fn check_final(
     // Environment files read both as systemd < 254 and >= 254 do (comments ending in '\').
     for comment_continues in [false, true] {
         let env = if needs_env {
-            environment(root, service, comment_continues)?
+            environment(files, service, comment_continues)?
         } else {
             Env::new()
         };
@@ -978,63 +874,105 @@ fn check_final(
         } else {
             expand(words, &env)
         };
-        let texts: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
-        for flag in flags(&texts) {
-            let shown = match (&flag.value, flag.value_index) {
-                (Some(value), Some(_)) => format!("{} {}", texts[flag.index], value),
-                _ => texts[flag.index].to_string(),
-            };
-            let shown = printable(&shown);
-            let variable = args[flag.index]
-                .variable
-                .as_ref()
-                .or(flag.value_index.and_then(|i| args[i].variable.as_ref()));
-            if flag.name == "config-file"
-                && let Some(value) = &flag.value
-                && value != DAEMON_JSON
-            {
-                let place = match variable {
-                    Some((name, origin)) => format!("{name} ({origin})"),
-                    None => origin.to_string(),
-                };
-                return Err(refused(
-                    format!(
-                        "{place} starts dockerd with {shown}: dockerd would never read {DAEMON_JSON}, where install puts \"hosts\" and TLS"
-                    ),
-                    &format!(
-                        "remove --config-file from that line (or merge that file into {DAEMON_JSON}), then run dockertls install again"
-                    ),
-                ));
-            }
-            if !TAKEN.contains(&flag.name.as_str()) {
-                continue;
-            }
-            return Err(match variable {
-                Some((name, origin)) => refused(
-                    format!(
-                        "{name}, set at {origin}, gives dockerd {shown}, and docker.service passes ${name} to dockerd: with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start (a setting given both as a flag and in daemon.json)",
-                        json_key(&flag.name)
-                    ),
-                    &format!(
-                        "remove {shown} from {name} in {} (daemon.json sets it now), then run dockertls install again",
-                        printable(&origin.file)
-                    ),
-                ),
-                None => refused(
-                    format!(
-                        "{} sets ExecStart with {shown} and applies after dockertls's drop-in {ours} (drop-ins apply in file-name order): with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start",
-                        origin,
-                        json_key(&flag.name)
-                    ),
-                    &format!(
-                        "remove {shown} from that line (daemon.json sets it now), or rename that file to sort before {ours}, then run dockertls install again"
-                    ),
-                ),
-            });
-        }
+        refuse_taken_flags(&args, origin, ours)?;
         if !needs_env {
             break;
         }
+    }
+    Ok(())
+}
+
+/// The one command of the unit as assembled with dockertls's drop-in `ours`.
+fn final_command<'a>(service: &'a Service, ours: &str) -> Result<&'a ExecCommand, Error> {
+    match service.exec_start.as_slice() {
+        [one] => Ok(one),
+        [] => {
+            let place = service
+                .exec_start_reset
+                .as_ref()
+                .map(Origin::to_string)
+                .unwrap_or_default();
+            Err(refused(
+                format!(
+                    "{place} resets ExecStart after dockertls's drop-in {ours} and sets no command: docker.service would not start"
+                ),
+                &format!(
+                    "remove that empty ExecStart= (or rename the file to sort before {ours}), then run dockertls install again"
+                ),
+            ))
+        }
+        many => {
+            let list: Vec<String> = many.iter().map(|c| c.origin.to_string()).collect();
+            Err(refused(
+                format!(
+                    "with dockertls's drop-in, docker.service would have {} ExecStart= commands ({}): a drop-in that sorts after {ours} adds one without resetting",
+                    many.len(),
+                    list.join(", ")
+                ),
+                &format!(
+                    "start that drop-in's ExecStart lines with an empty ExecStart=, or rename it to sort before {ours}, then run dockertls install again"
+                ),
+            ))
+        }
+    }
+}
+
+/// Refuses the arguments dockerd would receive when they name another configuration file or
+/// give a flag daemon.json now owns. `origin`: where the command was written.
+fn refuse_taken_flags(args: &[Arg], origin: &Origin, ours: &str) -> Result<(), Error> {
+    let texts: Vec<&str> = args.iter().map(|a| a.text.as_str()).collect();
+    for flag in flags(&texts) {
+        let shown = match (&flag.value, flag.value_index) {
+            (Some(value), Some(_)) => format!("{} {}", texts[flag.index], value),
+            _ => texts[flag.index].to_string(),
+        };
+        let shown = printable(&shown);
+        let variable = args[flag.index]
+            .variable
+            .as_ref()
+            .or(flag.value_index.and_then(|i| args[i].variable.as_ref()));
+        if flag.name == "config-file"
+            && let Some(value) = &flag.value
+            && value != DAEMON_JSON
+        {
+            let place = match variable {
+                Some((name, origin)) => format!("{name} ({origin})"),
+                None => origin.to_string(),
+            };
+            return Err(refused(
+                format!(
+                    "{place} starts dockerd with {shown}: dockerd would never read {DAEMON_JSON}, where install puts \"hosts\" and TLS"
+                ),
+                &format!(
+                    "remove --config-file from that line (or merge that file into {DAEMON_JSON}), then run dockertls install again"
+                ),
+            ));
+        }
+        if !TAKEN.contains(&flag.name.as_str()) {
+            continue;
+        }
+        return Err(match variable {
+            Some((name, origin)) => refused(
+                format!(
+                    "{name}, set at {origin}, gives dockerd {shown}, and docker.service passes ${name} to dockerd: with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start (a setting given both as a flag and in daemon.json)",
+                    json_key(&flag.name)
+                ),
+                &format!(
+                    "remove {shown} from {name} in {} (daemon.json sets it now), then run dockertls install again",
+                    printable(&origin.file)
+                ),
+            ),
+            None => refused(
+                format!(
+                    "{} sets ExecStart with {shown} and applies after dockertls's drop-in {ours} (drop-ins apply in file-name order): with \"{}\" in {DAEMON_JSON}, dockerd would refuse to start",
+                    origin,
+                    json_key(&flag.name)
+                ),
+                &format!(
+                    "remove {shown} from that line (daemon.json sets it now), or rename that file to sort before {ours}, then run dockertls install again"
+                ),
+            ),
+        });
     }
     Ok(())
 }

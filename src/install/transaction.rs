@@ -303,13 +303,9 @@ pub struct Applied {
 }
 
 /// Puts `changes` in place, in their order, all or nothing (see the module comment). Call with
-/// the journal folder locked and recovered.
-pub fn apply(
-    root: &Root,
-    journal_dir: &Dir,
-    changes: &[Change<'_>],
-    stamp: &str,
-) -> Result<Applied, Error> {
+/// What the journal records before anything is changed: the folders that will be created
+/// (outermost first) and, for each file, its staged name and what keeps the old one.
+fn journal_of(root: &Root, changes: &[Change<'_>], stamp: &str) -> Result<Journal, Error> {
     // The folders that will be created, outermost first: recorded before any is.
     let mut to_create: Vec<String> = Vec::new();
     for change in changes {
@@ -344,10 +340,55 @@ pub fn apply(
             existed: change.existed,
         });
     }
-    let journal = Journal {
-        created_dirs: to_create.clone(),
-        steps: steps.clone(),
+    // A name install stages under that is taken by something else than a file of its own (a
+    // FIFO, a link, a folder): refused before anything is written or removed.
+    for step in &steps {
+        if let Some(dir) = root.dir(&step.dir)?
+            && let Some(entry) = dir.entry(&step.staged)?
+            && entry.kind != FileType::RegularFile
+        {
+            return Err(Error::Refused(format!(
+                "{} is in the way of install's temporary file, and is not one of its files: nothing was changed\nhint: check what it is, then move it away and run dockertls install again",
+                dir.shown().join(&step.staged).display()
+            )));
+        }
+    }
+    Ok(Journal {
+        created_dirs: to_create,
+        steps,
+    })
+}
+
+/// Removes what the switch left (old files that are not backups, the journal). A failure
+/// there changes nothing the daemon reads: it becomes a note, and the next install removes
+/// what is left.
+fn tidy_up(root: &Root, journal_dir: &Dir, steps: &[Step]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut tidy = |result: Result<(), Error>| {
+        if let Err(err) = result {
+            notes.push(format!("{err}; the next install removes what is left"));
+        }
     };
+    for step in steps {
+        if let (Some(keep), false) = (&step.keep, step.backup) {
+            tidy(root.dir(&step.dir).and_then(|dir| match dir {
+                Some(dir) => dir.unlink(keep).and_then(|()| dir.sync()),
+                None => Ok(()),
+            }));
+        }
+    }
+    tidy(journal_dir.unlink(COMMIT).and_then(|()| journal_dir.sync()));
+    notes
+}
+
+/// the journal folder locked and recovered.
+pub fn apply(
+    root: &Root,
+    journal_dir: &Dir,
+    changes: &[Change<'_>],
+    stamp: &str,
+) -> Result<Applied, Error> {
+    let journal = journal_of(root, changes, stamp)?;
     let written = journal_dir
         .create_file(PREPARE, journal.to_json().as_bytes(), 0o600, true)
         .and_then(|()| journal_dir.sync());
@@ -357,7 +398,8 @@ pub fn apply(
         return Err(Error::Failed(format!("{err}; nothing was changed")));
     }
 
-    let staged = stage(root, changes, &steps);
+    let steps = &journal.steps;
+    let staged = stage(root, changes, steps);
     let committed = staged.and_then(|()| {
         journal_dir.rename(PREPARE, COMMIT)?;
         journal_dir.sync()
@@ -371,7 +413,7 @@ pub fn apply(
         return Err(Error::Failed(format!("{err}; nothing was changed")));
     }
 
-    if let Err(err) = switch(root, &steps) {
+    if let Err(err) = switch(root, steps) {
         // Undo, recorded first: a run killed while undoing is undone again by the next one.
         if journal_dir.rename(COMMIT, ROLLBACK).is_ok()
             && journal_dir.sync().is_ok()
@@ -387,30 +429,15 @@ pub fn apply(
             "{err}; the change is half done: run dockertls install again to finish it (its journal is in {JOURNAL_DIR})"
         )));
     }
-    // The switch is done: from here on, only clean-up. A failure there changes nothing the
-    // daemon reads: it is reported, and the next install removes what is left.
-    let mut notes = Vec::new();
-    let mut tidy = |result: Result<(), Error>| {
-        if let Err(err) = result {
-            notes.push(format!("{err}; the next install removes what is left"));
-        }
-    };
-    for step in &steps {
-        if let (Some(keep), false) = (&step.keep, step.backup) {
-            tidy(root.dir(&step.dir).and_then(|dir| match dir {
-                Some(dir) => dir.unlink(keep).and_then(|()| dir.sync()),
-                None => Ok(()),
-            }));
-        }
-    }
-    tidy(journal_dir.unlink(COMMIT).and_then(|()| journal_dir.sync()));
+    // The switch is done: from here on, only clean-up.
+    let notes = tidy_up(root, journal_dir, steps);
     Ok(Applied {
         backups: steps
             .iter()
             .filter(|s| s.backup)
             .filter_map(|s| Some(format!("{}/{}", s.dir, s.keep.as_ref()?)))
             .collect(),
-        created_dirs: to_create,
+        created_dirs: journal.created_dirs.clone(),
         notes,
     })
 }

@@ -911,6 +911,33 @@ pub fn folder_trust_problem(dir: &Path) -> Option<TrustProblem> {
         nearest_existing_ancestor(&absolute)
     };
     let folder_exists = existing == absolute;
+    // A link on the way to DIR (DIR itself included) is only as trustworthy as its owner:
+    // whoever owns it can point it at a PKI of their own between the check and the read
+    // (as fs.protected_symlinks would refuse, were it on).
+    for step in absolute.ancestors() {
+        let Ok(meta) = fs::symlink_metadata(step) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            use std::os::unix::fs::MetadataExt;
+            if !trusted_owner(meta.uid()) {
+                let me = rustix::process::geteuid().as_raw();
+                return Some(TrustProblem {
+                    message: format!(
+                        "{} is a symbolic link owned by uid {}, not by you (uid {me}) or root: that user can point it at a folder of their own",
+                        step.display(),
+                        meta.uid()
+                    ),
+                    fix: format!(
+                        "dockertls --dir {} ... (the folder it points to now, by its own path)",
+                        quote(&fs::canonicalize(&absolute).unwrap_or_else(|_| absolute.clone()))
+                    ),
+                    path: step.to_path_buf(),
+                    writable: true,
+                });
+            }
+        }
+    }
     if folder_exists
         && let Ok(meta) = fs::metadata(&absolute)
         && let Some(problem) = meta_problem(&absolute, &meta, false)

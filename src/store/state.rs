@@ -170,10 +170,17 @@ pub fn require_clients(dir: &Path, flag: &str, wanted: &[String]) -> Result<(), 
     } else {
         known.join(", ")
     };
-    Err(Error::Refused(format!(
-        "{flag}{}no client '{unknown}' in {} (clients: {listed})\nhint: list them with dockertls client list, or add it with dockertls client add {unknown}",
-        if flag.is_empty() { "" } else { " " },
+    let flag = if flag.is_empty() {
+        String::new()
+    } else {
+        format!("{flag} ")
+    };
+    Err(Error::refused(format!(
+        "{flag}no client '{unknown}' in {} (clients: {listed})",
         dir.display()
+    ))
+    .hint(format!(
+        "list them with dockertls client list, or add it with dockertls client add {unknown}"
     )))
 }
 
@@ -187,18 +194,7 @@ fn daemon_json(dir: &Path) -> serde_json::Value {
 
 /// The tcp port in DIR/daemon.json's hosts (2376 if none).
 pub fn listen_port(dir: &Path) -> u16 {
-    port_of_hosts(&daemon_json(dir)["hosts"])
-}
-
-/// The first tcp port in a daemon.json's "hosts" (2376, Docker's TLS port, if none).
-pub fn port_of_hosts(hosts: &serde_json::Value) -> u16 {
-    hosts
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
-        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
-        .unwrap_or(2376)
+    crate::dockerd_hosts::first_tcp_port(&daemon_json(dir)["hosts"]).unwrap_or(2376)
 }
 
 /// Where the server files live on the daemon host: the folder of DIR/daemon.json's

@@ -288,190 +288,196 @@ pub struct EnvAssignment {
 /// comment line ending in a backslash swallowed the next line; since 254 it does not. Read both
 /// ways when what matters is every value dockerd could be given.
 pub fn env_file(text: &str, comment_continues: bool) -> Vec<EnvAssignment> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        PreKey,
-        Key,
-        PreValue,
-        Value,
-        ValueEscape,
-        SingleQuote,
-        DoubleQuote,
-        DoubleQuoteEscape,
-        Comment,
-        CommentEscape,
-    }
-    let mut out = Vec::new();
-    let mut state = State::PreKey;
-    let mut key = String::new();
-    let mut value = String::new();
-    let mut last_key_ws: Option<usize> = None;
-    let mut last_value_ws: Option<usize> = None;
-    let mut line = 1;
-    let mut key_line = 1;
-    let is_ws = |c: char| WHITESPACE.contains(&c);
-    let is_nl = |c: char| c == '\n' || c == '\r';
-    let mut emit = |key: &mut String,
-                    value: &mut String,
-                    last_key_ws: Option<usize>,
-                    last_value_ws: Option<usize>,
-                    in_value: bool,
-                    key_line: usize| {
-        if let Some(at) = last_key_ws {
-            key.truncate(at);
-        }
-        if in_value && let Some(at) = last_value_ws {
-            value.truncate(at);
-        }
-        out.push(EnvAssignment {
-            name: std::mem::take(key),
-            value: std::mem::take(value),
-            line: key_line,
-        });
+    let mut parser = EnvParser {
+        state: EnvState::PreKey,
+        key: String::new(),
+        value: String::new(),
+        last_key_ws: None,
+        last_value_ws: None,
+        line: 1,
+        key_line: 1,
+        comment_continues,
+        out: Vec::new(),
     };
     for c in text.chars() {
-        match state {
-            State::PreKey => {
-                if c == '#' || c == ';' {
-                    state = State::Comment;
-                } else if !is_ws(c) {
-                    state = State::Key;
-                    key.clear();
-                    value.clear();
-                    last_key_ws = None;
-                    last_value_ws = None;
-                    key_line = line;
-                    key.push(c);
-                }
-            }
-            State::Key => {
-                if is_nl(c) {
-                    state = State::PreKey;
-                } else if c == '=' {
-                    state = State::PreValue;
-                } else {
-                    if !is_ws(c) {
-                        last_key_ws = None;
-                    } else if last_key_ws.is_none() {
-                        last_key_ws = Some(key.len());
-                    }
-                    key.push(c);
-                }
-            }
-            State::PreValue => {
-                if is_nl(c) {
-                    state = State::PreKey;
-                    emit(
-                        &mut key,
-                        &mut value,
-                        last_key_ws,
-                        last_value_ws,
-                        false,
-                        key_line,
-                    );
-                } else if c == '\'' {
-                    state = State::SingleQuote;
-                } else if c == '"' {
-                    state = State::DoubleQuote;
-                } else if c == '\\' {
-                    state = State::ValueEscape;
-                } else if !is_ws(c) {
-                    state = State::Value;
-                    value.push(c);
-                }
-            }
-            State::Value => {
-                if is_nl(c) {
-                    state = State::PreKey;
-                    emit(
-                        &mut key,
-                        &mut value,
-                        last_key_ws,
-                        last_value_ws,
-                        true,
-                        key_line,
-                    );
-                } else if c == '\\' {
-                    state = State::ValueEscape;
-                    last_value_ws = None;
-                } else {
-                    if !is_ws(c) {
-                        last_value_ws = None;
-                    } else if last_value_ws.is_none() {
-                        last_value_ws = Some(value.len());
-                    }
-                    value.push(c);
-                }
-            }
-            State::ValueEscape => {
-                state = State::Value;
-                if !is_nl(c) {
-                    value.push(c);
-                }
-            }
-            State::SingleQuote => {
-                if c == '\'' {
-                    state = State::PreValue;
-                } else {
-                    value.push(c);
-                }
-            }
-            State::DoubleQuote => {
-                if c == '"' {
-                    state = State::PreValue;
-                } else if c == '\\' {
-                    state = State::DoubleQuoteEscape;
-                } else {
-                    value.push(c);
-                }
-            }
-            State::DoubleQuoteEscape => {
-                state = State::DoubleQuote;
-                if "\"\\`$".contains(c) {
-                    value.push(c);
-                } else if c != '\n' {
-                    value.push('\\');
-                    value.push(c);
-                }
-            }
-            State::Comment => {
-                if c == '\\' {
-                    state = State::CommentEscape;
-                } else if is_nl(c) {
-                    state = State::PreKey;
-                }
-            }
-            State::CommentEscape => {
-                state = if is_nl(c) && !comment_continues {
-                    State::PreKey
-                } else {
-                    State::Comment
-                };
-            }
-        }
+        parser.step(c);
         if c == '\n' {
-            line += 1;
+            parser.line += 1;
         }
     }
-    match state {
-        State::PreValue
-        | State::Value
-        | State::ValueEscape
-        | State::SingleQuote
-        | State::DoubleQuote
-        | State::DoubleQuoteEscape => emit(
-            &mut key,
-            &mut value,
-            last_key_ws,
-            last_value_ws,
-            state == State::Value,
-            key_line,
-        ),
+    match parser.state {
+        EnvState::PreValue
+        | EnvState::Value
+        | EnvState::ValueEscape
+        | EnvState::SingleQuote
+        | EnvState::DoubleQuote
+        | EnvState::DoubleQuoteEscape => parser.emit(parser.state == EnvState::Value),
         _ => {}
     }
     // systemd ignores assignments whose name is not a valid variable name.
-    out.retain(|a| is_env_name(&a.name));
-    out
+    parser.out.retain(|a| is_env_name(&a.name));
+    parser.out
+}
+
+/// The states of `parse_env_file_internal()`.
+#[derive(Clone, Copy, PartialEq)]
+enum EnvState {
+    PreKey,
+    Key,
+    PreValue,
+    Value,
+    ValueEscape,
+    SingleQuote,
+    DoubleQuote,
+    DoubleQuoteEscape,
+    Comment,
+    CommentEscape,
+}
+
+/// `parse_env_file_internal()`'s state machine, one character at a time.
+struct EnvParser {
+    state: EnvState,
+    key: String,
+    value: String,
+    /// Where trailing white space of the key (or unquoted value) starts: cut when emitted.
+    last_key_ws: Option<usize>,
+    last_value_ws: Option<usize>,
+    line: usize,
+    key_line: usize,
+    comment_continues: bool,
+    out: Vec<EnvAssignment>,
+}
+
+fn is_ws(c: char) -> bool {
+    WHITESPACE.contains(&c)
+}
+
+fn is_nl(c: char) -> bool {
+    c == '\n' || c == '\r'
+}
+
+impl EnvParser {
+    /// Ends the current assignment (`in_value`: its value was unquoted text, whose trailing
+    /// white space is dropped).
+    fn emit(&mut self, in_value: bool) {
+        if let Some(at) = self.last_key_ws {
+            self.key.truncate(at);
+        }
+        if in_value && let Some(at) = self.last_value_ws {
+            self.value.truncate(at);
+        }
+        self.out.push(EnvAssignment {
+            name: std::mem::take(&mut self.key),
+            value: std::mem::take(&mut self.value),
+            line: self.key_line,
+        });
+    }
+
+    fn step(&mut self, c: char) {
+        match self.state {
+            EnvState::PreKey => self.pre_key(c),
+            EnvState::Key => self.in_key(c),
+            EnvState::PreValue => self.pre_value(c),
+            EnvState::Value => self.in_value(c),
+            EnvState::ValueEscape => {
+                self.state = EnvState::Value;
+                if !is_nl(c) {
+                    self.value.push(c);
+                }
+            }
+            EnvState::SingleQuote => match c {
+                '\'' => self.state = EnvState::PreValue,
+                _ => self.value.push(c),
+            },
+            EnvState::DoubleQuote => match c {
+                '"' => self.state = EnvState::PreValue,
+                '\\' => self.state = EnvState::DoubleQuoteEscape,
+                _ => self.value.push(c),
+            },
+            EnvState::DoubleQuoteEscape => {
+                self.state = EnvState::DoubleQuote;
+                if "\"\\`$".contains(c) {
+                    self.value.push(c);
+                } else if c != '\n' {
+                    self.value.push('\\');
+                    self.value.push(c);
+                }
+            }
+            EnvState::Comment if c == '\\' => self.state = EnvState::CommentEscape,
+            EnvState::Comment if is_nl(c) => self.state = EnvState::PreKey,
+            EnvState::Comment => {}
+            EnvState::CommentEscape => {
+                self.state = if is_nl(c) && !self.comment_continues {
+                    EnvState::PreKey
+                } else {
+                    EnvState::Comment
+                };
+            }
+        }
+    }
+
+    fn pre_key(&mut self, c: char) {
+        if c == '#' || c == ';' {
+            self.state = EnvState::Comment;
+        } else if !is_ws(c) {
+            self.state = EnvState::Key;
+            self.key.clear();
+            self.value.clear();
+            self.last_key_ws = None;
+            self.last_value_ws = None;
+            self.key_line = self.line;
+            self.key.push(c);
+        }
+    }
+
+    fn in_key(&mut self, c: char) {
+        match c {
+            _ if is_nl(c) => self.state = EnvState::PreKey,
+            '=' => self.state = EnvState::PreValue,
+            _ => push_noting_white_space(&mut self.key, &mut self.last_key_ws, c),
+        }
+    }
+
+    fn pre_value(&mut self, c: char) {
+        self.state = match c {
+            _ if is_nl(c) => {
+                self.emit(false);
+                EnvState::PreKey
+            }
+            '\'' => EnvState::SingleQuote,
+            '"' => EnvState::DoubleQuote,
+            '\\' => EnvState::ValueEscape,
+            _ if is_ws(c) => EnvState::PreValue,
+            _ => {
+                self.value.push(c);
+                EnvState::Value
+            }
+        };
+    }
+
+    fn in_value(&mut self, c: char) {
+        match c {
+            _ if is_nl(c) => {
+                self.state = EnvState::PreKey;
+                self.emit(true);
+            }
+            '\\' => {
+                self.state = EnvState::ValueEscape;
+                self.last_value_ws = None;
+            }
+            _ => push_noting_white_space(&mut self.value, &mut self.last_value_ws, c),
+        }
+    }
+}
+
+/// Appends `c` to `text`, keeping in `last_ws` where its trailing white space starts.
+fn push_noting_white_space(text: &mut String, last_ws: &mut Option<usize>, c: char) {
+    if !is_ws(c) {
+        *last_ws = None;
+    } else if last_ws.is_none() {
+        *last_ws = Some(text.len());
+    }
+    text.push(c);
 }
 
 /// A valid environment variable name (`env_name_is_valid()`).

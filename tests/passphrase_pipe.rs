@@ -1,0 +1,131 @@
+//! `--ca-passphrase-file <(pass show ca)`: the passphrase comes through a pipe the shell hands
+//! over, never written to disk. A named FIFO on disk is still refused at once (no writer may
+//! ever come), and an endless pipe is read only up to OpenSSL's limit.
+
+mod common;
+
+use common::{dockertls, find_tool};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `bash -c SCRIPT` with `$DT` the dockertls binary, killed after `seconds`.
+fn bash_within(script: &str, cwd: &Path, seconds: u64) -> Output {
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(cwd)
+        .env("DT", env!("CARGO_BIN_EXE_dockertls"))
+        .env_remove("DOCKERTLS_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "{script}: still running after {seconds} s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() {
+    let Some(openssl) = find_tool("openssl", "openssl checks the key is encrypted") else {
+        return;
+    };
+    if find_tool("bash", "bash makes the <(...) pipe").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let out = bash_within(
+        r#"$DT --dir pki init --host localhost --ca-passphrase-file <(printf 'correct horse\n')"#,
+        work.path(),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The CA key is encrypted with exactly that passphrase.
+    let key = work.path().join("pki/ca/ca-key.pem");
+    let decrypt = |pass: &str| {
+        Command::new(&openssl)
+            .args(["pkey", "-noout", "-passin", pass, "-in"])
+            .arg(&key)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(decrypt("pass:correct horse"));
+    assert!(!decrypt("pass:wrong"));
+
+    // Signing with it through a pipe works; a wrong one through a pipe is exit 1, nothing added.
+    let out = bash_within(
+        r#"$DT --dir pki client add bob --ca-passphrase-file <(printf 'correct horse\n')"#,
+        work.path(),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(work.path().join("pki/clients/bob/key.pem").is_file());
+    let out = bash_within(
+        r#"$DT --dir pki client add eve --ca-passphrase-file <(printf 'wrong\n')"#,
+        work.path(),
+        60,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!work.path().join("pki/clients/eve").exists());
+
+    // The same through standard input.
+    let out = bash_within(
+        r#"printf 'correct horse\n' | $DT --dir pki client add carol --ca-passphrase-file /dev/stdin"#,
+        work.path(),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An endless pipe is read up to OpenSSL's limit, then refused, at once.
+    let out = bash_within(
+        r#"$DT --dir pki client add eve --ca-passphrase-file <(yes x | tr -d '\n')"#,
+        work.path(),
+        20,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longer than 1023 bytes"));
+
+    // A named FIFO nobody writes to: refused at once, naming it.
+    let fifo = work.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let out = dockertls()
+        .arg("--dir")
+        .arg(work.path().join("pki"))
+        .args(["client", "add", "eve", "--ca-passphrase-file"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a FIFO"));
+    assert!(!work.path().join("pki/clients/eve").exists());
+}
