@@ -6,24 +6,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The key algorithm of every key of a PKI (`--key-type`), in the order `--help` lists them.
+/// (Variants carry no doc comment: clap would turn `--help` into its long layout.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KeyType {
-    /// fast, small, accepted everywhere (recommended)
     #[value(name = "ecdsa-p256")]
     EcdsaP256,
-    /// a larger curve, a little slower
     #[value(name = "ecdsa-p384")]
     EcdsaP384,
-    /// modern and fast; needs Go 1.13+ and OpenSSL 1.1.1+ peers
     #[value(name = "ed25519")]
     Ed25519,
-    /// for old clients that only speak RSA
     #[value(name = "rsa-2048")]
     Rsa2048,
-    /// RSA with a longer life
     #[value(name = "rsa-3072")]
     Rsa3072,
-    /// what Docker's docs use; slow to generate, large
     #[value(name = "rsa-4096")]
     Rsa4096,
 }
@@ -40,25 +35,32 @@ impl KeyType {
             KeyType::Rsa4096 => "rsa-4096",
         }
     }
+
+    /// Its trade-off in a few words (the wizard's menu).
+    pub fn trade_off(self) -> &'static str {
+        match self {
+            KeyType::EcdsaP256 => "fast, small, accepted everywhere (recommended)",
+            KeyType::EcdsaP384 => "a larger curve, a little slower",
+            KeyType::Ed25519 => "modern and fast; needs Go 1.13+ and OpenSSL 1.1.1+ peers",
+            KeyType::Rsa2048 => "for old clients that only speak RSA",
+            KeyType::Rsa3072 => "RSA with a longer life",
+            KeyType::Rsa4096 => "what Docker's docs use; slow to generate, large",
+        }
+    }
 }
 
-/// The shell `env --shell` prints for.
+/// The shell `env --shell` prints for: POSIX sh (bash, zsh), fish, PowerShell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
-    /// POSIX sh, bash, zsh.
     Sh,
-    /// fish.
     Fish,
-    /// PowerShell.
     Powershell,
 }
 
-/// An output format.
+/// An output format: text for people, JSON for programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Lines for people.
     Text,
-    /// JSON for programs.
     Json,
 }
 

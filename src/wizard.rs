@@ -219,13 +219,9 @@ pub fn run(
     }))
 }
 
-/// One line on a key type's trade-off: its name and its `--help` text.
+/// One line on a key type's trade-off.
 fn key_type_line(key_type: KeyType) -> String {
-    let help = key_type
-        .to_possible_value()
-        .and_then(|v| v.get_help().map(ToString::to_string))
-        .unwrap_or_default();
-    format!("{:<11} {help}", key_type.name())
+    format!("{:<11} {}", key_type.name(), key_type.trade_off())
 }
 
 fn ask_days(

@@ -173,7 +173,7 @@ pub fn require_clients(dir: &Path, flag: &str, wanted: &[String]) -> Result<(), 
     let flag = if flag.is_empty() {
         String::new()
     } else {
-        format!("{flag} ")
+        format!("{flag} {unknown}: ")
     };
     Err(Error::refused(format!(
         "{flag}no client '{unknown}' in {} (clients: {listed})",
