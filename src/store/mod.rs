@@ -911,32 +911,8 @@ pub fn folder_trust_problem(dir: &Path) -> Option<TrustProblem> {
         nearest_existing_ancestor(&absolute)
     };
     let folder_exists = existing == absolute;
-    // A link on the way to DIR (DIR itself included) is only as trustworthy as its owner:
-    // whoever owns it can point it at a PKI of their own between the check and the read
-    // (as fs.protected_symlinks would refuse, were it on).
-    for step in absolute.ancestors() {
-        let Ok(meta) = fs::symlink_metadata(step) else {
-            continue;
-        };
-        if meta.file_type().is_symlink() {
-            use std::os::unix::fs::MetadataExt;
-            if !trusted_owner(meta.uid()) {
-                let me = rustix::process::geteuid().as_raw();
-                return Some(TrustProblem {
-                    message: format!(
-                        "{} is a symbolic link owned by uid {}, not by you (uid {me}) or root: that user can point it at a folder of their own",
-                        step.display(),
-                        meta.uid()
-                    ),
-                    fix: format!(
-                        "dockertls --dir {} ... (the folder it points to now, by its own path)",
-                        quote(&fs::canonicalize(&absolute).unwrap_or_else(|_| absolute.clone()))
-                    ),
-                    path: step.to_path_buf(),
-                    writable: true,
-                });
-            }
-        }
+    if let Some(problem) = foreign_link_problem(&absolute) {
+        return Some(problem);
     }
     if folder_exists
         && let Ok(meta) = fs::metadata(&absolute)
@@ -944,25 +920,63 @@ pub fn folder_trust_problem(dir: &Path) -> Option<TrustProblem> {
     {
         return Some(problem);
     }
+    parents_problem(&absolute, &existing, folder_exists)
+}
+
+/// A link on the way to DIR (DIR itself included) is only as trustworthy as its owner:
+/// whoever owns it can point it at a PKI of their own between the check and the read (as
+/// fs.protected_symlinks would refuse, were it on).
+fn foreign_link_problem(absolute: &Path) -> Option<TrustProblem> {
+    use std::os::unix::fs::MetadataExt;
+    for step in absolute.ancestors() {
+        let Ok(meta) = fs::symlink_metadata(step) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() && !trusted_owner(meta.uid()) {
+            let me = rustix::process::geteuid().as_raw();
+            return Some(TrustProblem {
+                message: format!(
+                    "{} is a symbolic link owned by uid {}, not by you (uid {me}) or root: that user can point it at a folder of their own",
+                    step.display(),
+                    meta.uid()
+                ),
+                fix: format!(
+                    "dockertls --dir {} ... (the folder it points to now, by its own path)",
+                    quote(&fs::canonicalize(absolute).unwrap_or_else(|_| absolute.to_path_buf()))
+                ),
+                path: step.to_path_buf(),
+                writable: true,
+            });
+        }
+    }
+    None
+}
+
+/// The first parent of DIR (along the path as given and along the path with links
+/// resolved) that someone else could change. `existing` is DIR, or its nearest existing
+/// ancestor when DIR does not exist yet.
+fn parents_problem(absolute: &Path, existing: &Path, folder_exists: bool) -> Option<TrustProblem> {
+    let start = |path: &Path| {
+        if folder_exists {
+            path.parent().map(Path::to_path_buf)
+        } else {
+            Some(path.to_path_buf())
+        }
+    };
     let mut parents: Vec<PathBuf> = Vec::new();
     let lexical_start = if folder_exists {
         absolute.parent().map(Path::to_path_buf)
     } else {
-        Some(existing.clone())
+        Some(existing.to_path_buf())
     };
     parents.extend(
         lexical_start
             .iter()
             .flat_map(|p| p.ancestors().map(Path::to_path_buf)),
     );
-    if let Ok(resolved) = fs::canonicalize(&existing) {
-        let start = if folder_exists {
-            resolved.parent().map(Path::to_path_buf)
-        } else {
-            Some(resolved.clone())
-        };
+    if let Ok(resolved) = fs::canonicalize(existing) {
         parents.extend(
-            start
+            start(&resolved)
                 .iter()
                 .flat_map(|p| p.ancestors().map(Path::to_path_buf)),
         );
@@ -977,19 +991,15 @@ pub fn folder_trust_problem(dir: &Path) -> Option<TrustProblem> {
             continue;
         }
         if let Some(problem) = meta_problem(&parent, &meta, true) {
-            let (message, fix) = (
-                format!(
+            return Some(TrustProblem {
+                message: format!(
                     "{} (a parent of {}) {}",
                     parent.display(),
                     absolute.display(),
                     problem.message
                 ),
-                problem.fix,
-            );
-            return Some(TrustProblem {
+                fix: problem.fix,
                 path: parent,
-                message,
-                fix,
                 writable: problem.writable,
             });
         }
