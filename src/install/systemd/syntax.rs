@@ -499,15 +499,19 @@ mod tests {
             .collect()
     }
 
+    /// (section, key, value, line) of each assignment.
+    fn flat(got: &[Assignment]) -> Vec<(&str, &str, &str, usize)> {
+        got.iter()
+            .map(|a| (a.section.as_str(), a.key.as_str(), a.value.as_str(), a.line))
+            .collect()
+    }
+
     #[test]
     fn assignments_follow_systemd_syntax() {
         // The example of systemd.syntax(7), plus spaces around '='.
         let text = "[Section A]\nKeyOne=value 1\n\n# a comment\n[Section C]\nKeyThree=value 3\\\n# this line is ignored\n; this line is ignored too\n       value 3 continued\nExecStart = /usr/bin/dockerd  \\\n  --data-root=/srv/docker\nNoEquals\n";
         let got = assignments(text).unwrap();
-        let pairs: Vec<(&str, &str, &str, usize)> = got
-            .iter()
-            .map(|a| (a.section.as_str(), a.key.as_str(), a.value.as_str(), a.line))
-            .collect();
+        let pairs = flat(&got);
         assert_eq!(
             pairs,
             [
@@ -534,10 +538,7 @@ mod tests {
         // A lone CR and a NUL end a line too, CRLF is one line end, and a BOM is dropped
         // (measured with systemd-analyze verify 252).
         let got = assignments("\u{feff}[S]\rA=1\0B=2\r\nC=3\\\r\n  4\n").unwrap();
-        let pairs: Vec<(&str, &str, &str, usize)> = got
-            .iter()
-            .map(|a| (a.section.as_str(), a.key.as_str(), a.value.as_str(), a.line))
-            .collect();
+        let pairs = flat(&got);
         assert_eq!(
             pairs,
             [
