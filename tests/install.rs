@@ -1217,8 +1217,9 @@ fn installs_within_one_second_keep_every_backup() {
         .unwrap();
     let frozen = String::from_utf8_lossy(&date.stdout).trim().to_string();
     let run = |pki: &Path| {
+        // `-f`: the clock stands still (without it, it runs on and a slow run crosses a second).
         let output = std::process::Command::new(&faketime)
-            .arg(&frozen)
+            .args(["-f", &frozen])
             .arg(env!("CARGO_BIN_EXE_dockertls"))
             .arg("--dir")
             .arg(pki)
