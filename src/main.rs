@@ -44,32 +44,16 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli.dir = normal;
     }
     let passphrase_file = cli.ca_passphrase_file.as_deref();
-    let done = |()| Outcome {
-        stdout: String::new(),
-        notices: Vec::new(),
-        exit: Exit::Success,
-    };
     match &cli.command {
-        cli::Command::Init(args) => {
-            commands::init::run(&cli.dir, args, passphrase_file, now).map(done)
-        }
+        cli::Command::Init(args) => commands::init::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Verify(args) => commands::verify::run(&cli.dir, args, now),
         cli::Command::Probe(args) => commands::probe::run(&cli.dir, args, now),
         cli::Command::Client(command) => {
-            // `client` still returns a bare status: 0 on success.
-            commands::client::run(&cli.dir, command, passphrase_file, now).map(|code| Outcome {
-                exit: [Exit::Success, Exit::FailedOrWarning, Exit::RefusedOrFailure]
-                    .into_iter()
-                    .find(|exit| exit.code() == code)
-                    .unwrap_or(Exit::FailedOrWarning),
-                ..done(())
-            })
+            commands::client::run(&cli.dir, command, passphrase_file, now)
         }
-        cli::Command::Install(args) => commands::install::run(&cli.dir, args, now).map(done),
-        cli::Command::Env(args) => commands::env::run(&cli.dir, args).map(done),
-        cli::Command::Rotate(args) => {
-            commands::rotate::run(&cli.dir, args, passphrase_file, now).map(done)
-        }
+        cli::Command::Install(args) => commands::install::run(&cli.dir, args, now),
+        cli::Command::Env(args) => commands::env::run(&cli.dir, args),
+        cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, passphrase_file, now),
     }
 }
 

@@ -1,6 +1,5 @@
 //! `dockertls client add|list|remove`.
 
-use std::io::Write;
 use std::path::Path;
 
 use ::time::OffsetDateTime;
@@ -8,6 +7,7 @@ use serde_json::json;
 
 use crate::cli::{ClientAddArgs, ClientCommand, ClientListArgs, ClientRemoveArgs, Format};
 use crate::error::Error;
+use crate::findings::Outcome;
 use crate::names;
 use crate::pki::{self, Ca, LeafRequest, Role};
 use crate::plan::{self, ClientAddPlan};
@@ -15,17 +15,17 @@ use crate::store::state::{self, date};
 use crate::store::workspace::{self, Workspace};
 use crate::store::{Holder, Pki, Stage};
 
-/// Runs a `client` subcommand; returns the exit status.
+/// Runs a `client` subcommand.
 pub fn run(
     dir: &Path,
     command: &ClientCommand,
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
-) -> Result<u8, Error> {
+) -> Result<Outcome, Error> {
     match command {
-        ClientCommand::Add(args) => add(dir, args, passphrase_file, now).map(|()| 0),
+        ClientCommand::Add(args) => add(dir, args, passphrase_file, now),
         ClientCommand::List(args) => list(dir, args, now),
-        ClientCommand::Remove(args) => remove(dir, args, now).map(|()| 0),
+        ClientCommand::Remove(args) => remove(dir, args, now),
     }
 }
 
@@ -34,7 +34,7 @@ fn add(
     args: &ClientAddArgs,
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
-) -> Result<(), Error> {
+) -> Result<Outcome, Error> {
     let plan = ClientAddPlan::from_args(args)?;
     workspace::require_pki(dir)?;
     let existing = state::client_names(dir);
@@ -65,8 +65,7 @@ fn add(
             crate::render::shell_quote(&dir.display().to_string())
         ));
     }
-    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-    Ok(())
+    Ok(Outcome::report(&out))
 }
 
 /// Refuses a CA that cannot sign a certificate of `days` days at `now`: expired, not yet
@@ -150,7 +149,7 @@ fn issue_clients(
     Ok(issued)
 }
 
-fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<u8, Error> {
+fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     workspace::require_pki(dir)?;
     let mut rows = Vec::new();
     for name in state::client_names(dir) {
@@ -200,11 +199,10 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<u8, Er
         }
         text
     };
-    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
-    Ok(0)
+    Ok(Outcome::report(&text))
 }
 
-fn remove(dir: &Path, args: &ClientRemoveArgs, now: OffsetDateTime) -> Result<(), Error> {
+fn remove(dir: &Path, args: &ClientRemoveArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
     workspace::require_pki(dir)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
@@ -223,6 +221,5 @@ fn remove(dir: &Path, args: &ClientRemoveArgs, now: OffsetDateTime) -> Result<()
          or deny the user {name} in an authorization plugin (the plugin sees the certificate's CN).\n",
         moved.display()
     );
-    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
-    Ok(())
+    Ok(Outcome::report(&text))
 }

@@ -1,17 +1,17 @@
 //! `dockertls env NAME`: the environment (or docker context) for one client.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::cli::{EnvArgs, Shell};
 use crate::error::Error;
+use crate::findings::Outcome;
 use crate::names;
 use crate::render::{docker_context_value, fish_quote, powershell_quote, shell_quote};
 use crate::store::layout::{CA_CERT, CLIENT_CERT, CLIENT_KEY};
 use crate::store::{Holder, Pki, state, workspace};
 
 /// Prints the lines for `args.name`.
-pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
+pub fn run(dir: &Path, args: &EnvArgs) -> Result<Outcome, Error> {
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
     workspace::require_pki(dir)?;
     let client = Pki::new(dir).client_dir(&name);
@@ -75,6 +75,5 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<(), Error> {
             ),
         }
     };
-    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
-    Ok(())
+    Ok(Outcome::report(&text))
 }

@@ -1,6 +1,5 @@
 //! `dockertls init`: validate, generate, write atomically, then tell the operator what next.
 
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
@@ -8,6 +7,7 @@ use ::time::macros::format_description;
 
 use crate::cli::InitArgs;
 use crate::error::Error;
+use crate::findings::Outcome;
 use crate::names;
 use crate::pki::{self, PkiRequest};
 use crate::plan::InitPlan;
@@ -23,12 +23,12 @@ pub fn run(
     args: &InitArgs,
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
-) -> Result<(), Error> {
+) -> Result<Outcome, Error> {
     if args.host.is_none() && !args.yes && Passphrase::can_prompt() {
         // The wizard fills the same arguments the flags do, then the same code runs.
         return match wizard::run(dir, args, passphrase_file)? {
             Some(answers) => create(&answers.dir, &answers.args, answers.passphrase, now),
-            None => Ok(()),
+            None => Ok(Outcome::report("")),
         };
     }
     // Refuse bad input and an occupied --dir before asking for a passphrase; `create` checks
@@ -61,7 +61,7 @@ pub fn create(
     args: &InitArgs,
     passphrase: Option<Passphrase>,
     now: OffsetDateTime,
-) -> Result<(), Error> {
+) -> Result<Outcome, Error> {
     let plan = InitPlan::from_args(dir, args)?;
     let present = store::check_output_dir(&plan.dir, plan.force)?;
     for note in &plan.notes {
@@ -106,8 +106,7 @@ pub fn create(
         summary.push_str(&format!("{} is encrypted: dockertls client add and rotate ask for its passphrase (or read --ca-passphrase-file).\n", Holder::Ca.key()));
     }
     // The files are in place; a closed stdout must not turn success into a failure exit.
-    let _ = io::stdout().write_all(crate::escape::text(&summary).as_bytes());
-    Ok(())
+    Ok(Outcome::report(&summary))
 }
 
 fn summary(plan: &InitPlan, pki: &pki::Pki, present: &[&str], backup: Option<&Path>) -> String {

@@ -1,6 +1,5 @@
 //! `dockertls install`: apply the install plan atomically, with backups, or show it.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -8,13 +7,14 @@ use ::time::OffsetDateTime;
 
 use crate::cli::InstallArgs;
 use crate::error::Error;
+use crate::findings::Outcome;
 use crate::install::confined::Root;
 use crate::install::transaction::{self, Change};
 use crate::install::{self, Plan, Planned};
 use crate::store;
 
 /// Runs `install`.
-pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Error> {
+pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     let root = open_root(args)?;
     // The PKI it installs from must not be changeable by anyone else (checked again before
     // anything is written).
@@ -23,10 +23,9 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
     if args.dry_run {
         if let Some(journal) = &pending {
             // The files are half switched: a diff against them would mislead.
-            print(&format!(
+            return Ok(Outcome::report(&format!(
                 "would first finish or undo the install interrupted at {journal}: run dockertls install, then --dry-run again for the diff\ndry run: nothing was changed\n"
-            ));
-            return Ok(());
+            )));
         }
         return dry_run(dir, &root, args.force, now);
     }
@@ -35,8 +34,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
         let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
         install::check_host_folders(&root, &plan)?;
         if !plan.files.iter().any(Planned::changes) {
-            nothing_to_change(&plan);
-            return Ok(());
+            return Ok(nothing_to_change(&plan));
         }
     }
     // ... then again under the lock, after finishing or undoing an interrupted run.
@@ -47,8 +45,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
     let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
     let changing: Vec<&Planned> = plan.files.iter().filter(|f| f.changes()).collect();
     if changing.is_empty() {
-        nothing_to_change(&plan);
-        return Ok(());
+        return Ok(nothing_to_change(&plan));
     }
     for note in &plan.notes {
         eprintln!("note: {note}");
@@ -71,13 +68,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<(), Er
             plan.listen_port
         ));
     }
-    print(&out);
-    Ok(())
-}
-
-/// Writes `text` to stdout, escaped (it names paths of the host).
-fn print(text: &str) {
-    let _ = std::io::stdout().write_all(crate::escape::text(text).as_bytes());
+    Ok(Outcome::report(&out))
 }
 
 /// The root folder install works under, after checking the flags that go with it.
@@ -98,11 +89,11 @@ fn open_root(args: &InstallArgs) -> Result<Root, Error> {
 }
 
 /// Says that everything is in place (with the plan's notes).
-fn nothing_to_change(plan: &Plan) {
+fn nothing_to_change(plan: &Plan) -> Outcome {
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    print("nothing to change: the TLS files, daemon.json and the drop-in are in place\n");
+    Outcome::report("nothing to change: the TLS files, daemon.json and the drop-in are in place\n")
 }
 
 /// The transaction's changes: the files that change, with the folder mode each needs.
@@ -155,7 +146,7 @@ fn report(plan: &Plan, changing: &[&Planned], applied: &transaction::Applied) ->
 }
 
 /// --dry-run: the diffs, nothing written or created.
-fn dry_run(dir: &Path, root: &Root, force: bool, now: OffsetDateTime) -> Result<(), Error> {
+fn dry_run(dir: &Path, root: &Root, force: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
     let plan = install::plan(install::read(dir, root, now)?, force)?;
     install::check_host_folders(root, &plan)?;
     for note in &plan.notes {
@@ -170,8 +161,7 @@ fn dry_run(dir: &Path, root: &Root, force: bool, now: OffsetDateTime) -> Result<
         out.push_str("nothing to change: everything is in place\n");
     }
     out.push_str("dry run: nothing was changed\n");
-    let _ = std::io::stdout().write_all(crate::escape::text(&out).as_bytes());
-    Ok(())
+    Ok(Outcome::report(&out))
 }
 
 /// A file's entry in the dry run: a unified diff for text, a line for PEM material.

@@ -5,7 +5,6 @@
 //! plan (`plan::RotatePlan`) → pure selection at `now` ([`select`]) → execute (the store) →
 //! report (the text printed).
 
-use std::io::Write;
 use std::path::Path;
 
 use ::time::OffsetDateTime;
@@ -13,6 +12,7 @@ use ::time::OffsetDateTime;
 use crate::cli::RotateArgs;
 use crate::commands::client::check_ca_valid;
 use crate::error::Error;
+use crate::findings::Outcome;
 use crate::names::Address;
 use crate::pki::{self, Ca, Issued, KeyType, LeafRequest, Role};
 use crate::plan::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, MAX_DAYS, RotatePlan, RotateScope};
@@ -45,7 +45,7 @@ pub fn run(
     args: &RotateArgs,
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
-) -> Result<(), Error> {
+) -> Result<Outcome, Error> {
     let plan = RotatePlan::from_args(args)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
@@ -79,8 +79,7 @@ pub fn run(
             now,
         )?
     };
-    let _ = std::io::stdout().write_all(crate::escape::text(&text).as_bytes());
-    Ok(())
+    Ok(Outcome::report(&text))
 }
 
 /// Which certificates to re-issue at `now`, and why: pure, no I/O. `clients` are the clients
