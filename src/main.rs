@@ -116,7 +116,17 @@ fn subcommand_of(command: clap::Command, err: &clap::Error) -> Option<String> {
         Some(ContextValue::String(arg)) => Some(arg.clone()),
         _ => None,
     };
-    let args = std::env::args_os().filter(|arg| invalid.as_deref().is_none_or(|i| arg != i));
+    // clap names `--bogus` for `--bogus=1` and `-x` for the cluster `-xy`: drop those too.
+    let unexpected = |arg: &std::ffi::OsString| {
+        let (Some(invalid), Some(arg)) = (invalid.as_deref(), arg.to_str()) else {
+            return false;
+        };
+        arg == invalid
+            || arg
+                .strip_prefix(invalid)
+                .is_some_and(|rest| rest.starts_with('=') || !invalid.starts_with("--"))
+    };
+    let args = std::env::args_os().filter(|arg| !unexpected(arg));
     let lenient = command
         .ignore_errors(true)
         .try_get_matches_from(args)

@@ -461,10 +461,25 @@ fn exit_status_follows_the_monitoring_convention() {
             .unwrap();
         assert_eq!(output.status.code(), Some(3), "{globals:?}");
     }
-    // An unknown option before the subcommand: still verify's usage error.
-    let output = dockertls().args(["--bogus", "verify"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    refusal::assert_refusal(&output.stderr);
+    // An unknown option before the subcommand, in any spelling: still verify's (or probe's)
+    // usage error.
+    for args in [
+        &["--bogus", "verify"][..],
+        &["--bogus=1", "verify"],
+        &["-xy", "verify"],
+        &["--ca-passphrase-file=/x", "--bogus=y", "verify"],
+        &["--dir", "x", "--bogus=2", "probe", "tcp://127.0.0.1:1"],
+        &["-xy", "probe"],
+    ] {
+        let output = dockertls().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
+        refusal::assert_refusal(&output.stderr);
+    }
+    let output = dockertls()
+        .args(["-xy", "client", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
     let output = dockertls()
         .args(["--dir", "verify", "init", "--bogus"])
         .output()
