@@ -306,12 +306,18 @@ fn join_host_port(host: &str, port: &str) -> String {
 /// The port of the first `tcp://HOST:PORT` in daemon.json's `hosts` (a JSON array); None
 /// when no entry names one.
 pub fn first_tcp_port(hosts: &serde_json::Value) -> Option<u16> {
+    // Read as dockerd reads each entry: "127.0.0.1:3000" and ":4000" are TCP listeners too,
+    // and "tcp://0.0.0.0:2376x" is no listener at all. TLS is on in a PKI's daemon.json, and
+    // it only matters for an empty entry (whose default port is then 2376).
     hosts
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|h| h.as_str()?.strip_prefix("tcp://"))
-        .find_map(|rest| rest.rsplit_once(':')?.1.parse().ok())
+        .filter_map(|h| h.as_str())
+        .find_map(|entry| match parse_daemon_host(entry, true) {
+            Ok(Listener::Tcp { port, .. }) => Some(port),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -323,6 +329,22 @@ mod tests {
             host: host.into(),
             port,
         })
+    }
+
+    #[test]
+    fn the_first_tcp_port_is_read_as_dockerd_reads_hosts() {
+        let port = |hosts: serde_json::Value| first_tcp_port(&hosts);
+        assert_eq!(port(serde_json::json!(["127.0.0.1:3000"])), Some(3000));
+        assert_eq!(
+            port(serde_json::json!(["unix:///run/docker.sock", ":4000"])),
+            Some(4000)
+        );
+        assert_eq!(port(serde_json::json!(["tcp://0.0.0.0:2376x"])), None);
+        assert_eq!(
+            port(serde_json::json!(["fd://", "tcp://[::1]:2377"])),
+            Some(2377)
+        );
+        assert_eq!(port(serde_json::json!("tcp://0.0.0.0:2376")), None);
     }
 
     #[test]

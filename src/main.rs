@@ -34,8 +34,25 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// This machine's clock, refused (not a panic) when it reads past 9999 (or before year
+/// -9999), where no certificate date can follow it.
+fn now() -> Result<::time::OffsetDateTime, Error> {
+    let clock = std::time::SystemTime::now();
+    let seconds = match clock.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).ok(),
+        Err(before) => i64::try_from(before.duration().as_secs()).ok().map(|s| -s),
+    };
+    seconds
+        .and_then(|secs| ::time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .ok_or_else(|| {
+            Error::refused("this machine's clock reads a year after 9999").hint(
+                "set the clock right (timedatectl, or your NTP client), then run dockertls again",
+            )
+        })
+}
+
 fn run(cli: cli::Cli) -> Result<Outcome, Error> {
-    let now = ::time::OffsetDateTime::now_utc();
+    let now = now()?;
     let mut cli = cli;
     // `DIR/` and `DIR/.` name DIR itself: without the trailing parts, a link at DIR is seen
     // (and refused) as such, instead of being followed by the kernel.

@@ -630,3 +630,38 @@ fn a_ca_with_less_than_a_day_left() {
         "{out}"
     );
 }
+
+/// A clock past 9999 (a broken RTC, a hostile faketime): every command refuses with one
+/// clear line instead of panicking; verify and probe say they could not check (exit 3).
+#[test]
+fn a_clock_past_9999_is_refused_not_a_panic() {
+    let Some(faketime) = find_tool("faketime", "faketime sets the clock past 9999") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    common::init_ok(&pki, &["--host", "docker.example.com", "--client", "alice"]);
+    for (args, code) in [
+        (&["verify"][..], 3),
+        (&["client", "list"], 2),
+        (&["client", "add", "bob"], 2),
+        (&["rotate", "--all"], 2),
+        (&["env", "alice"], 2),
+    ] {
+        let output = Command::new(&faketime)
+            .arg("10001-01-01 00:00:00")
+            .arg(env!("CARGO_BIN_EXE_dockertls"))
+            .arg("--dir")
+            .arg(&pki)
+            .args(args)
+            .env_remove("DOCKERTLS_DIR")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: this machine's clock reads a year after 9999\nhint: "),
+            "{args:?}: {stderr}"
+        );
+    }
+}
