@@ -129,3 +129,50 @@ fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() 
     assert!(String::from_utf8_lossy(&out.stderr).contains("is a FIFO"));
     assert!(!work.path().join("pki/clients/eve").exists());
 }
+
+/// Two `client add` runs that overlap (the first waits for its passphrase, the second adds the
+/// same name in another case meanwhile): the name is checked again under the lock, so the
+/// first is refused and never adds a second folder for the same user.
+#[test]
+fn a_name_added_while_a_run_waits_for_its_passphrase_is_refused_under_the_lock() {
+    if find_tool("bash", "bash makes the <(...) pipe").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let pass = work.path().join("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = bash_within(
+        r#"$DT --dir pki init --host localhost --ca-passphrase-file pass --client alice"#,
+        work.path(),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bash_within(
+        r#"$DT --dir pki client add carol --ca-passphrase-file <(sleep 3; printf 'correct horse\n') 2>slow.err & slow=$!
+           sleep 1
+           $DT --dir pki client add Carol --ca-passphrase-file pass || exit 90
+           wait $slow; echo "slow=$?""#,
+        work.path(),
+        60,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("slow=2"), "{stdout}");
+    let slow = std::fs::read_to_string(work.path().join("slow.err")).unwrap();
+    assert!(slow.contains("client 'carol' exists already"), "{slow}");
+    let clients: Vec<String> = std::fs::read_dir(work.path().join("pki/clients"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(clients.contains(&"Carol".to_string()), "{clients:?}");
+    assert!(!clients.contains(&"carol".to_string()), "{clients:?}");
+}

@@ -37,17 +37,9 @@ fn add(
 ) -> Result<Outcome, Error> {
     let plan = ClientAddPlan::from_args(args)?;
     workspace::require_pki(dir)?;
-    let existing = state::client_names(dir);
-    if let Some((name, taken)) = plan
-        .names
-        .iter()
-        .find_map(|n| Some((n, plan::same_name(&existing, n)?)))
-    {
-        return Err(Error::Refused(format!(
-            "client '{name}' exists already ({}); remove it first with dockertls client remove {taken}, or choose another name",
-            Pki::new(dir).client_dir(taken).display()
-        )));
-    }
+    // Before asking for the passphrase, and again under the lock (another run may have added
+    // the same name meanwhile).
+    check_names_are_new(dir, &plan)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     check_ca_can_sign(&ca, plan.days, now)?;
     let issued = issue_clients(dir, &ca, &plan, now)?;
@@ -118,6 +110,7 @@ fn issue_clients(
     now: OffsetDateTime,
 ) -> Result<Vec<(String, OffsetDateTime)>, Error> {
     let ws = Workspace::open(dir, now)?;
+    check_names_are_new(dir, plan)?;
     let keys = pki::generate_keys(ca.key_type, plan.names.len()).map_err(|e| {
         Error::Failed(format!(
             "cannot generate {} {} keys: {e}; nothing was changed",
@@ -147,6 +140,25 @@ fn issue_clients(
         ws.add(&Holder::client(name).folder())?;
     }
     Ok(issued)
+}
+
+/// Refuses a name that is taken already, whatever its case.
+fn check_names_are_new(dir: &Path, plan: &ClientAddPlan) -> Result<(), Error> {
+    let existing = state::client_names(dir);
+    if let Some((name, taken)) = plan
+        .names
+        .iter()
+        .find_map(|n| Some((n, plan::same_name(&existing, n)?)))
+    {
+        return Err(Error::refused(format!(
+            "client '{name}' exists already ({})",
+            Pki::new(dir).client_dir(taken).display()
+        ))
+        .hint(format!(
+            "remove it first with dockertls client remove {taken}, or choose another name"
+        )));
+    }
+    Ok(())
 }
 
 fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
