@@ -38,12 +38,12 @@ fn main() -> std::process::ExitCode {
 /// -9999), where no certificate date can follow it.
 fn now() -> Result<::time::OffsetDateTime, Error> {
     let clock = std::time::SystemTime::now();
-    let seconds = match clock.duration_since(std::time::UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs()).ok(),
-        Err(before) => i64::try_from(before.duration().as_secs()).ok().map(|s| -s),
+    let nanos = match clock.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i128::try_from(after.as_nanos()).ok(),
+        Err(before) => i128::try_from(before.duration().as_nanos()).ok().map(|n| -n),
     };
-    seconds
-        .and_then(|secs| ::time::OffsetDateTime::from_unix_timestamp(secs).ok())
+    nanos
+        .and_then(|n| ::time::OffsetDateTime::from_unix_timestamp_nanos(n).ok())
         .ok_or_else(|| {
             Error::refused("this machine's clock reads a year after 9999").hint(
                 "set the clock right (timedatectl, or your NTP client), then run dockertls again",
