@@ -40,7 +40,9 @@ fn now() -> Result<::time::OffsetDateTime, Error> {
     let clock = std::time::SystemTime::now();
     let nanos = match clock.duration_since(std::time::UNIX_EPOCH) {
         Ok(after) => i128::try_from(after.as_nanos()).ok(),
-        Err(before) => i128::try_from(before.duration().as_nanos()).ok().map(|n| -n),
+        Err(before) => i128::try_from(before.duration().as_nanos())
+            .ok()
+            .map(|n| -n),
     };
     nanos
         .and_then(|n| ::time::OffsetDateTime::from_unix_timestamp_nanos(n).ok())

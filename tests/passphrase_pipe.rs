@@ -176,3 +176,55 @@ fn a_name_added_while_a_run_waits_for_its_passphrase_is_refused_under_the_lock()
     assert!(clients.contains(&"Carol".to_string()), "{clients:?}");
     assert!(!clients.contains(&"carol".to_string()), "{clients:?}");
 }
+
+/// Two `rotate --server --allow` runs that overlap (the first waits for its passphrase): the
+/// second is refused while the first holds the lock, or, run after it, keeps its SAN; no run
+/// silently undoes another.
+#[test]
+fn overlapping_rotations_never_undo_each_other() {
+    if find_tool("bash", "bash makes the <(...) pipe").is_none() {
+        return;
+    }
+    let Some(openssl) = find_tool("openssl", "openssl reads the SANs") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let pass = work.path().join("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = bash_within(
+        r#"$DT --dir pki init --host localhost --ca-passphrase-file pass"#,
+        work.path(),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bash_within(
+        r#"$DT --dir pki rotate --server --allow x.example.com --ca-passphrase-file <(sleep 3; printf 'correct horse\n') 2>slow.err & slow=$!
+           sleep 1
+           $DT --dir pki rotate --server --allow y.example.com --ca-passphrase-file pass 2>fast.err; echo "fast=$?"
+           wait $slow; echo "slow=$?""#,
+        work.path(),
+        60,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("slow=0"), "{stdout}");
+    let sans = Command::new(&openssl)
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(work.path().join("pki/server/server-cert.pem"))
+        .output()
+        .unwrap();
+    let sans = String::from_utf8_lossy(&sans.stdout);
+    assert!(sans.contains("x.example.com"), "{sans}");
+    if stdout.contains("fast=0") {
+        // It ran first; the slow run re-read the server under the lock and kept its SAN.
+        assert!(sans.contains("y.example.com"), "{stdout} {sans}");
+    } else {
+        let fast = std::fs::read_to_string(work.path().join("fast.err")).unwrap();
+        assert!(stdout.contains("fast=2"), "{stdout} {fast}");
+        assert!(fast.contains("another dockertls run is working"), "{fast}");
+    }
+}

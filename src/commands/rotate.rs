@@ -51,6 +51,24 @@ pub fn run(
         eprintln!("note: {note}");
     }
     workspace::require_pki(dir)?;
+    let (selection, _) = read_and_select(dir, &plan, now)?;
+    let text = if selection.items.is_empty() {
+        nothing_to_do(&plan, &selection)
+    } else if plan.dry_run {
+        dry_run(&plan, &selection)
+    } else {
+        execute(dir, &plan, passphrase_file, now)?
+    };
+    Ok(Outcome::report(&text))
+}
+
+/// Reads the certificates in scope and selects what to re-issue; with whether the PKI has any
+/// client. `execute` does it again under the lock: what another run changed meanwhile counts.
+fn read_and_select(
+    dir: &Path,
+    plan: &RotatePlan,
+    now: OffsetDateTime,
+) -> Result<(Selection, bool), Error> {
     state::require_clients(dir, "--client", &plan.clients)?;
     let readable =
         |holder: &Holder| state::read_cert(dir, holder).map_err(|e| Error::Refused(e.to_string()));
@@ -64,22 +82,7 @@ pub fn run(
     for name in names {
         clients.push((name.clone(), readable(&Holder::client(name))?));
     }
-    let selection = select(&plan, &server, &clients, now);
-    let text = if selection.items.is_empty() {
-        nothing_to_do(&plan, &selection)
-    } else if plan.dry_run {
-        dry_run(&plan, &selection)
-    } else {
-        execute(
-            dir,
-            &plan,
-            &selection,
-            !known.is_empty(),
-            passphrase_file,
-            now,
-        )?
-    };
-    Ok(Outcome::report(&text))
+    Ok((select(plan, &server, &clients, now), !known.is_empty()))
 }
 
 /// Which certificates to re-issue at `now`, and why: pure, no I/O. `clients` are the clients
@@ -187,14 +190,19 @@ struct Done {
 fn execute(
     dir: &Path,
     plan: &RotatePlan,
-    selection: &Selection,
-    any_client: bool,
     passphrase_file: Option<&Path>,
     now: OffsetDateTime,
 ) -> Result<String, Error> {
     let mut notes = Vec::new();
-    let (ca, new_ca) = signing_ca(dir, plan, passphrase_file, now, &mut notes)?;
+    // Everything is read under the lock (the CA too): another rotate may have re-issued the
+    // same certificates, added SANs or replaced the CA since this run looked.
     let mut ws = Workspace::open(dir, now)?;
+    let (ca, new_ca) = signing_ca(dir, plan, passphrase_file, now, &mut notes)?;
+    let (selection, any_client) = read_and_select(dir, plan, now)?;
+    let selection = &selection;
+    if selection.items.is_empty() {
+        return Ok(nothing_to_do(plan, selection));
+    }
     let mut issued = Vec::new();
     let mut clamped = false;
     for item in &selection.items {
