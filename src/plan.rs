@@ -142,13 +142,32 @@ pub fn client_names<S: AsRef<str>>(flag: &str, inputs: &[S]) -> Result<Vec<Strin
     for input in inputs {
         let name = names::parse_client_name(input.as_ref())?;
         if let Some(first) = same_name(&names, &name) {
+            let why = if first == name {
+                String::new()
+            } else {
+                format!(
+                    " (as '{first}': names that differ only in case are one folder on some systems)"
+                )
+            };
             return Err(format!(
-                "{flag} '{name}' is given twice (as '{first}'; names that differ only in case are one folder on some systems): give each user one distinct name"
+                "{flag} '{name}' is given twice{why}: give each user one distinct name"
             ));
         }
         names.push(name);
     }
     Ok(names)
+}
+
+/// The clients `rotate --client` selects: the same name given twice selects it once (it names
+/// one existing folder); two spellings that differ only in case are refused, as everywhere.
+fn selected_clients<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<String>, String> {
+    let mut unique: Vec<&str> = Vec::new();
+    for input in inputs {
+        if !unique.contains(&input.as_ref()) {
+            unique.push(input.as_ref());
+        }
+    }
+    client_names("--client", &unique)
 }
 
 /// The name in `names` that is `name` when case is ignored.
@@ -243,7 +262,7 @@ impl RotatePlan {
             within,
             all: args.all,
             server: args.server,
-            clients: client_names("--client", &args.clients).map_err(Error::Refused)?,
+            clients: selected_clients(&args.clients).map_err(Error::Refused)?,
             allow,
             dry_run: args.dry_run,
             notes,
@@ -363,6 +382,18 @@ mod tests {
         }
         assert_eq!(same_name(&["Alice".to_string()], "aLICE"), Some("Alice"));
         assert_eq!(same_name(&["alice".to_string()], "alicia"), None);
+        let exact = client_names("--client", &["alice", "alice"]).unwrap_err();
+        assert!(!exact.contains("as 'alice'"), "{exact}");
+    }
+
+    #[test]
+    fn rotate_selects_a_client_named_twice_once_but_refuses_two_spellings() {
+        assert_eq!(
+            selected_clients(&["alice", "bob", "alice"]).unwrap(),
+            ["alice", "bob"]
+        );
+        let err = selected_clients(&["alice", "ALICE"]).unwrap_err();
+        assert!(err.contains("as 'alice'"), "{err}");
     }
 
     #[test]

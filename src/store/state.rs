@@ -179,9 +179,13 @@ pub fn require_clients(dir: &Path, flag: &str, wanted: &[String]) -> Result<(), 
         "{flag}no client '{unknown}' in {} (clients: {listed})",
         dir.display()
     ))
-    .hint(format!(
-        "list them with dockertls client list, or add it with dockertls client add {unknown}"
-    )))
+    .hint(match crate::plan::same_name(&known, unknown) {
+        // Only the case differs: adding it would be refused as the same user.
+        Some(other) => format!("did you mean '{other}'? Names are one folder whatever their case"),
+        None => format!(
+            "list them with dockertls client list, or add it with dockertls client add {unknown}"
+        ),
+    }))
 }
 
 /// DIR/daemon.json as written by `init` (null when it is missing or unreadable).
