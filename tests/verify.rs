@@ -938,3 +938,45 @@ fn daemon_config_fails_folders_others_can_write() {
         "{checks:?}"
     );
 }
+
+/// A dockertls PKI's backup/ holds old, rotated-out certificates: never audited as live, even
+/// when ca/ was moved offline or a run was killed before the new folders were in place.
+#[test]
+fn backups_are_not_audited_when_the_pki_is_incomplete() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    common::init_ok(&pki, &["--host", "localhost", "--client", "alice"]);
+    let rotated = dockertls()
+        .arg("--dir")
+        .arg(&pki)
+        .args(["rotate", "--all"])
+        .output()
+        .unwrap();
+    assert!(rotated.status.success());
+    std::fs::rename(pki.join("ca"), work.path().join("ca-offline")).unwrap();
+    let output = dockertls()
+        .arg("--dir")
+        .arg(&pki)
+        .args(["verify", "--format", "json"])
+        .output()
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let paths: Vec<&str> = document["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths.iter().all(|p| !p.contains("backup")), "{paths:?}");
+    // Nothing live left (a killed init --force, say): nothing to check, not "all ok".
+    std::fs::remove_dir_all(pki.join("server")).unwrap();
+    std::fs::remove_dir_all(pki.join("clients")).unwrap();
+    let output = dockertls()
+        .arg("--dir")
+        .arg(&pki)
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+}

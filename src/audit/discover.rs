@@ -9,8 +9,8 @@ use x509_parser::prelude::FromDer;
 
 use super::{Kind, Target};
 use crate::store::layout::{
-    BACKUP_DIR, CA_CERT, CA_DIR, CA_KEY, CLIENT_CERT, CLIENT_KEY, CLIENTS_DIR, SERVER_CERT,
-    SERVER_DIR, SERVER_KEY, STAGING_PREFIX,
+    BACKUP_DIR, CA_CERT, CA_DIR, CA_KEY, CLIENT_CERT, CLIENT_KEY, CLIENTS_DIR, LOCK_FILE,
+    SERVER_CERT, SERVER_DIR, SERVER_KEY, STAGING_PREFIX,
 };
 
 /// What was found under the given paths.
@@ -46,8 +46,11 @@ pub fn find(root: &Path, found: &mut Found) {
                 files.push(name);
             }
         }
-        let is_pki_root = subdirs.iter().any(|n| n == CA_DIR)
-            && subdirs.iter().any(|n| n == SERVER_DIR || n == CLIENTS_DIR);
+        // A dockertls PKI by its lock file (init leaves it, and it outlives a ca/ moved
+        // offline or a run killed half-way), or by its layout.
+        let is_pki_root = files.iter().any(|f| f == LOCK_FILE)
+            || (subdirs.iter().any(|n| n == CA_DIR)
+                && subdirs.iter().any(|n| n == SERVER_DIR || n == CLIENTS_DIR));
         for name in subdirs {
             let text = name.to_string_lossy();
             // A dockertls PKI's backups and unfinished staging folders are not live material.
