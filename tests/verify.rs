@@ -980,3 +980,34 @@ fn backups_are_not_audited_when_the_pki_is_incomplete() {
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
 }
+
+/// Exit 3 (something could not be checked) is "unknown" in the JSON too, never "ok".
+#[test]
+fn json_status_is_unknown_when_something_could_not_be_checked() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    common::init_ok(&pki, &["--host", "localhost"]);
+    for paths in [
+        vec![work.path().join("nosuch")],
+        vec![work.path().join("nosuch"), pki.clone()],
+    ] {
+        let output = dockertls()
+            .arg("verify")
+            .args(&paths)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(document["status"], "unknown", "{paths:?}");
+    }
+    let output = dockertls()
+        .arg("verify")
+        .arg(&pki)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["status"], "ok");
+}

@@ -35,15 +35,22 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result
             Err(message) => notices.push(Notice::Error(Error::Refused(message))),
         }
     }
-    let stdout = match args.format {
-        Format::Json => crate::findings::json_document(&report::json(&reports)),
-        Format::Text => report::text(&reports, crate::findings::colour_wanted()),
-    };
     let unknown = notices.iter().any(|n| matches!(n, Notice::Error(_)));
     let exit = if unknown || reports.is_empty() {
         Exit::CouldNotCheck
     } else {
         report::overall(&reports).exit()
+    };
+    let stdout = match args.format {
+        Format::Json => {
+            let mut document = report::json(&reports);
+            // Something could not be checked: a reader of "status" must not see "ok".
+            if exit == Exit::CouldNotCheck {
+                document["status"] = "unknown".into();
+            }
+            crate::findings::json_document(&document)
+        }
+        Format::Text => report::text(&reports, crate::findings::colour_wanted()),
     };
     Ok(Outcome {
         stdout,
