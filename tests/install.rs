@@ -1520,3 +1520,57 @@ fn dockerd_validate_reads_the_merged_file_from_memory() {
     let output = run();
     assert!(output.status.success(), "{}", stderr_of(&output));
 }
+
+/// A merged daemon.json that dockerd would refuse to start from (verify's judgement: a hosts
+/// entry it refuses, a key in the wrong case, `hosts` as a string) is refused before anything
+/// is written, dry run or not: dockerd 20.10 has no --validate to catch it.
+#[test]
+fn a_merged_daemon_json_dockerd_would_refuse_is_not_installed() {
+    let Some(h) = host("/lib/systemd/system/docker.service", DEBIAN_UNIT) else {
+        return;
+    };
+    let pki_json = h.pki.join("daemon.json");
+    let original = std::fs::read_to_string(&pki_json).unwrap();
+    let cases: [(&str, Option<&str>, &str); 3] = [
+        ("a TCP:// host in the PKI", None, "TCP://"),
+        ("hosts as a string in the PKI", None, "\"hosts\""),
+        (
+            "a key in the wrong case on the host",
+            Some("{\"TLSVerify\": false}\n"),
+            "TLSVerify",
+        ),
+    ];
+    for (index, (what, on_host, words)) in cases.iter().enumerate() {
+        let ours = match index {
+            0 => original.replace("tcp://", "TCP://"),
+            1 => {
+                let mut value: serde_json::Value = serde_json::from_str(&original).unwrap();
+                value["hosts"] = value["hosts"][0].clone();
+                value.to_string()
+            }
+            _ => original.clone(),
+        };
+        std::fs::set_permissions(
+            &pki_json,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        std::fs::write(&pki_json, &ours).unwrap();
+        let _ = std::fs::remove_file(h.root.join("etc/docker/daemon.json"));
+        if let Some(text) = on_host {
+            write(&h.root, "/etc/docker/daemon.json", text);
+        }
+        let before = tree(&h.root);
+        for extra in [&[][..], &["--dry-run"]] {
+            let output = install(&h, extra);
+            let message = stderr_of(&output);
+            assert_eq!(output.status.code(), Some(2), "{what}: {message}");
+            assert!(
+                message.contains("the merged /etc/docker/daemon.json"),
+                "{what}: {message}"
+            );
+            assert!(message.contains(words), "{what}: {message}");
+            assert_eq!(tree(&h.root), before, "{what}: a refusal changed files");
+        }
+    }
+}

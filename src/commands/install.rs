@@ -33,6 +33,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
     if pending.is_none() {
         let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
         install::check_host_folders(&root, &plan)?;
+        judge_merged(&plan)?;
         if !plan.files.iter().any(Planned::changes) {
             return Ok(nothing_to_change(&plan));
         }
@@ -51,6 +52,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
         eprintln!("note: {note}");
     }
     install::check_host_folders(&root, &plan)?;
+    judge_merged(&plan)?;
     validate_daemon_json(&plan)?;
     // Again just before writing: the source must not have become changeable meanwhile.
     store::check_trusted(dir)?;
@@ -149,6 +151,7 @@ fn report(plan: &Plan, changing: &[&Planned], applied: &transaction::Applied) ->
 fn dry_run(dir: &Path, root: &Root, force: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
     let plan = install::plan(install::read(dir, root, now)?, force)?;
     install::check_host_folders(root, &plan)?;
+    judge_merged(&plan)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -219,6 +222,36 @@ fn describe(file: &Planned) -> String {
 }
 
 /// `dockerd --validate` (Docker 23+) checks the merged file before it replaces the old one.
+/// Refuses a merged daemon.json that verify would fail (a `hosts` entry dockerd refuses, a key
+/// in the wrong case, `hosts` as a string...): dockerd 20.10 has no --validate, and would then
+/// not start after the restart.
+fn judge_merged(plan: &Plan) -> Result<(), Error> {
+    let Some(file) = plan
+        .files
+        .iter()
+        .find(|f| f.host_path == install::DAEMON_JSON)
+    else {
+        return Ok(());
+    };
+    let mut findings = crate::audit::checks::Findings::default();
+    crate::audit::daemon_json::judge(&file.contents, install::DAEMON_JSON, &mut findings);
+    let failed = findings.into_checks().into_iter().find(|c| {
+        c.status == crate::audit::Status::Fail && (c.id == "daemon-config" || c.id == "tlsverify")
+    });
+    match failed {
+        Some(check) => Err(Error::refused(format!(
+            "the merged {}: {}; nothing was changed",
+            install::DAEMON_JSON,
+            check.message
+        ))
+        .hint(format!(
+            "fix that in the PKI's daemon.json or in {} (dockertls verify --daemon-config FILE checks a file), then run dockertls install again",
+            install::DAEMON_JSON
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     let Some(file) = plan
         .files
