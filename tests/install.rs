@@ -44,7 +44,7 @@ fn host(unit_path: &str, unit: &str) -> Option<Host> {
     }
     // Not under the shared /tmp: verify --daemon-config fails TLS files below a folder others
     // can write to.
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let work = common::private_tempdir();
     let pki = work.path().join("pki");
     init_ok(&pki, &["--host", "localhost", "--client", "alice"]);
     let root = work.path().join("root");

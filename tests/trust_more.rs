@@ -55,7 +55,7 @@ fn root_only() -> bool {
 
 /// A work folder outside the shared /tmp (whose sticky bit is part of what is tested).
 fn work() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    common::private_tempdir()
 }
 
 #[test]

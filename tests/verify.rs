@@ -516,7 +516,7 @@ fn installed(work: &Path, config: &str) -> (PathBuf, PathBuf) {
 /// A work folder whose every parent is root's and 0755: under the shared /tmp, verify rightly
 /// fails the TLS files' folders.
 fn root_only_workdir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    common::private_tempdir()
 }
 
 const GOOD_CONFIG: &str = r#"{"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"], "tls": true, "tlsverify": true,

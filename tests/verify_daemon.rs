@@ -389,7 +389,7 @@ fn verify_verdicts_hold_for_a_real_dockerd_started_from_each_form() {
         return;
     }
     // Not under the shared /tmp: verify rightly fails TLS files below a folder others can write.
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let work = common::private_tempdir();
     let pki = work.path().join("pki");
     init_ok(&pki, &["--host", "docker.example.com", "--client", "alice"]);
     let tls = work.path().join("tls");

@@ -457,3 +457,25 @@ pub fn kill_sweep_with(args: &[&str], syscalls: &[&str], rerun: impl Fn(&Path) -
     );
     eprintln!("{args:?}: {killed_runs} runs killed mid-way, every pair consistent after each");
 }
+
+/// A temporary folder none of whose parents group or others can write, not even a sticky
+/// `/tmp`: what verify demands above a TLS key, and what install checks on the host. That is
+/// CARGO_TARGET_TMPDIR unless the checkout itself lies below such a folder (a clone in /tmp),
+/// then the home folder.
+pub fn private_tempdir() -> tempfile::TempDir {
+    let shared = |path: &Path| {
+        path.ancestors().any(|folder| {
+            std::fs::metadata(folder).is_ok_and(|m| m.permissions().mode() & 0o022 != 0)
+        })
+    };
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let base = if shared(&target) {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .filter(|home| !shared(home))
+            .unwrap_or_else(|| PathBuf::from("/root"))
+    } else {
+        target
+    };
+    tempfile::tempdir_in(base).unwrap()
+}
