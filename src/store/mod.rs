@@ -102,10 +102,13 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
         }
     }
     if !present.is_empty() && !force {
-        return Err(Error::Refused(format!(
-            "{} already holds a PKI ({}); nothing was changed. Use another --dir, or --force to replace it after a backup to {}/",
+        return Err(Error::refused(format!(
+            "{} already holds a PKI ({}); nothing was changed",
             dir.display(),
-            present.join(", "),
+            present.join(", ")
+        ))
+        .hint(format!(
+            "use another --dir, or --force to replace it after a backup to {}/",
             Pki::new(dir).backups().display()
         )));
     }
@@ -701,20 +704,22 @@ pub fn lock_folder(folder: &Folder) -> Result<File, Error> {
         _ => return Err(not_plain("not a regular file")),
     }
     if !trusted_owner(stat.st_uid) || stat.st_nlink != 1 {
-        return Err(not_plain(&format!(
-            "owned by uid {} with {} names",
-            stat.st_uid, stat.st_nlink
-        )));
+        return Err(not_plain(&if stat.st_nlink != 1 {
+            format!("a file with {} hard links", stat.st_nlink)
+        } else {
+            format!("owned by uid {}", stat.st_uid)
+        }));
     }
     rfs::fchmod(&fd, Mode::from_raw_mode(0o600))
         .map_err(|e| io_failed("cannot set the mode of", &lock_path, &e.into()))?;
     let lock = File::from(fd);
     match lock.try_lock() {
         Ok(()) => Ok(lock),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Refused(format!(
-            "another dockertls run is working in {}; wait for it to finish",
+        Err(fs::TryLockError::WouldBlock) => Err(Error::refused(format!(
+            "another dockertls run is working in {}",
             folder.path.display()
-        ))),
+        ))
+        .hint("wait for it to finish, then run this again")),
         Err(fs::TryLockError::Error(e)) => Err(io_failed("cannot lock", &lock_path, &e)),
     }
 }
@@ -1066,7 +1071,7 @@ fn owner_mode_problem(
     let sticky = mode & 0o1000 != 0;
     if mode & 0o022 != 0 && !(parent && sticky) {
         let consequence = if parent {
-            "they can rename the PKI folder away and put their own in its place"
+            "they can rename the folder below it away and put their own in its place"
         } else if is_dir {
             "they can replace its certificates and keys with their own"
         } else {

@@ -139,11 +139,12 @@ pub fn require_pki(dir: &Path) -> Result<(), Error> {
         }
         Ok(meta) if meta.is_dir() => {}
         _ => {
-            return Err(Error::Refused(format!(
-                "--dir {} holds no dockertls PKI (no {}): create one with dockertls init, or pass --dir",
+            return Err(Error::refused(format!(
+                "--dir {} holds no dockertls PKI (no {})",
                 dir.display(),
                 ca.cert()
-            )));
+            ))
+            .hint("create one with dockertls init, or pass the --dir that holds it"));
         }
     }
     let required = [ca.folder(), ca.cert(), ca.key()];
@@ -162,11 +163,12 @@ pub fn require_pki(dir: &Path) -> Result<(), Error> {
             }
             Ok(_) => {}
             Err(_) if required.contains(entry) => {
-                return Err(Error::Refused(format!(
-                    "--dir {} holds no dockertls PKI ({} is missing): create one with dockertls init, or pass --dir",
+                return Err(Error::refused(format!(
+                    "--dir {} holds no dockertls PKI ({} is missing)",
                     dir.display(),
                     entry
-                )));
+                ))
+                .hint("create one with dockertls init, or pass the --dir that holds it"));
             }
             Err(_) => {}
         }
