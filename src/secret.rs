@@ -188,9 +188,12 @@ pub fn obtain(
     match file {
         Some(path) => Passphrase::from_file(path),
         None if Passphrase::can_prompt() => Passphrase::prompt(prompt, confirm),
-        None => Err(Error::Refused(format!(
-            "{why}: give --ca-passphrase-file FILE, or run on a terminal to be asked (a passphrase is never taken from the command line or the environment)"
-        ))),
+        None => Err(Error::refused(format!(
+            "{why}, and there is no terminal to ask for its passphrase on"
+        ))
+        .hint(
+            "give --ca-passphrase-file FILE (or <(pass show ...)), or run on a terminal to be asked; a passphrase is never taken from the command line or the environment",
+        )),
     }
 }
 
