@@ -48,7 +48,15 @@ impl Passphrase {
         let (file, meta) = crate::userfile::open_regular_or_pipe(path)
             .map_err(|e| Error::Refused(e.to_string()))?;
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-        let quoted = crate::render::shell_quote(&path.to_string_lossy());
+        // `--ca-passphrase-file /dev/stdin < FILE`: the fix is for FILE, not /dev/stdin.
+        let handed_over = path.starts_with("/dev/fd")
+            || path.starts_with("/proc")
+            || path == Path::new("/dev/stdin");
+        let real = match std::fs::canonicalize(path) {
+            Ok(real) if handed_over && meta.is_file() => real,
+            _ => path.to_path_buf(),
+        };
+        let quoted = crate::render::shell_quote(&real.to_string_lossy());
         if mode & 0o077 != 0 {
             return Err(Error::Refused(format!(
                 "--ca-passphrase-file {}: group or others have access to it (mode {mode:04o}): whoever reads it can unlock the CA key",
