@@ -135,15 +135,16 @@ pub fn select(
         ));
     }
     let mut due = |holder: &Holder, leaf: &Leaf| -> Result<Option<String>, Error> {
-        if !pki::is_due(now, leaf.not_before, leaf.not_after, window) {
-            return Ok(None);
-        }
+        // Whether due now or not: a window at least the lifetime selects every run.
         let days = pki::reissue_days(leaf.not_before, leaf.not_after, DEFAULT_LEAF_DAYS, MAX_DAYS);
         if let Some(within) = plan.within.filter(|&within| within >= days) {
             return Err(Error::Refused(format!(
                 "--within {within}: {} is valid for {days} days, so its new certificate would be due again at once and every run would re-issue it; give --within less than {days}, or a longer lifetime (--days of dockertls init or client add)",
                 holder.label()
             )));
+        }
+        if !pki::is_due(now, leaf.not_before, leaf.not_after, window) {
+            return Ok(None);
         }
         // The new certificate, as `Ca::issue` will make it: cut to the CA's end.
         let intended = pki::validity(now, days, None);
