@@ -312,8 +312,14 @@ fn execute(
         ws.swap_in(folder)?;
     }
     let backup = ws.backup_dir()?;
-    // Everything is in place: only now are old backups (and their old keys) deleted.
-    let pruned = ws.prune_backups(plan.keep_backups)?;
+    // Everything is in place: only now are old backups (and their old keys) deleted. The
+    // rotation is done whatever happens here: a failure to prune is a warning, not an error.
+    let pruned = ws.prune_backups(plan.keep_backups).unwrap_or_else(|err| {
+        notices.push(Notice::Warning(format!(
+            "the new certificates are in place, but old backups were not pruned: {err}; then run dockertls backup prune"
+        )));
+        Default::default()
+    });
     drop(ws);
     notices.extend(crate::commands::backup::foreign_notices(&pruned));
     let done = Done {
