@@ -146,11 +146,12 @@ pub fn select(
         if !pki::is_due(now, leaf.not_before, leaf.not_after, window) {
             return Ok(None);
         }
-        // The new certificate, as `Ca::issue` will make it: cut to the CA's end.
+        // The new certificate, as `Ca::issue` will make it: cut to the CA's end. (An expired
+        // CA is refused when signing, with the command that replaces it.)
         let intended = pki::validity(now, days, None);
         let lead = pki::renewal_window(intended.not_before, intended.not_after, window);
         let end = intended.not_after.min(ca.not_after);
-        if end - lead <= now {
+        if end - lead <= now && now <= ca.not_after {
             selection.blocked.push(format!(
                 "{} (due since {}): a new one would end with the CA on {} and be due at once",
                 holder.label(),
@@ -704,6 +705,11 @@ mod tests {
         );
         let ca_due = selection.ca_due.unwrap();
         assert!(ca_due.contains("dockertls rotate --ca"), "{ca_due}");
+        // An expired CA is not "due" but gone: the leaves are selected, and signing refuses
+        // with the command that replaces it.
+        let expired = cert(3650, -2);
+        let selection = select(&plan(&[]), &expired, &server, &clients, NOW).unwrap();
+        assert_eq!(selection.items.len(), 2);
         // rotate --ca replaces everything whatever the dates.
         let selection = select(&plan(&["--ca"]), &ca, &server, &clients, NOW).unwrap();
         assert_eq!(selection.items.len(), 2);
