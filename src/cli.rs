@@ -109,6 +109,27 @@ pub enum Command {
     /// On the daemon host, as root: put server/ in place, merge the TLS keys into
     /// /etc/docker/daemon.json and write the systemd drop-in, without clobbering anything.
     Install(InstallArgs),
+    /// Manage DIR/backup: the folders each change fills with the files it replaced.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Delete all but the newest N backup folders (they hold old private keys).
+    Prune(BackupPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupPruneArgs {
+    /// How many of the newest backup folders to keep.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        allow_negative_numbers = true
+    )]
+    pub keep: i64,
 }
 
 #[derive(Debug, Args)]
@@ -188,14 +209,19 @@ pub struct EnvArgs {
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
-    /// Re-issue certificates that expire within DAYS days.
+    /// Re-issue certificates that expire within DAYS days [default: when less than a third
+    /// of its lifetime remains, at most 30 days].
+    #[arg(long, value_name = "DAYS", allow_negative_numbers = true)]
+    pub within: Option<i64>,
+
+    /// Keep the newest N backup folders and delete older ones after a successful run.
     #[arg(
         long,
-        value_name = "DAYS",
-        default_value_t = 30,
+        value_name = "N",
+        default_value_t = 5,
         allow_negative_numbers = true
     )]
-    pub within: i64,
+    pub keep_backups: i64,
 
     /// Re-issue every selected certificate, whatever its expiry.
     #[arg(long)]
@@ -256,14 +282,10 @@ pub struct VerifyArgs {
     #[arg(long = "host", value_name = "NAME")]
     pub hosts: Vec<String>,
 
-    /// Warn about certificates that expire within N days.
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 30,
-        allow_negative_numbers = true
-    )]
-    pub warn_days: i64,
+    /// Warn about certificates that expire within N days [default: when less than a third of
+    /// its lifetime remains, at most 30 days].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub warn_days: Option<i64>,
 
     /// Output format.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]

@@ -236,6 +236,67 @@ pub fn reissue_days(
     ((not_after - not_before).whole_hours() / 24).clamp(1, max_days.max(1))
 }
 
+/// The longest renewal window, in days: a certificate is due 30 days before its end at the
+/// latest, whatever its lifetime (a year-long certificate is renewed a month ahead).
+pub const RENEWAL_CAP_DAYS: i64 = 30;
+
+/// How long before its end a certificate is due for renewal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The rule: when less than a third of its lifetime remains, capped at
+    /// [`RENEWAL_CAP_DAYS`] (cert-manager's and step's "renew at two thirds"). A re-issue
+    /// keeps the lifetime, so a fresh certificate is never due: renewal cannot flap.
+    Rule,
+    /// A fixed number of days before the end (`rotate --within N`, `verify --warn-days N`).
+    Days(i64),
+}
+
+impl Window {
+    /// `Days(n)` when a number was given, else the rule.
+    pub fn from_option(days: Option<i64>) -> Window {
+        days.map_or(Window::Rule, Window::Days)
+    }
+}
+
+/// The renewal window of a certificate valid from `not_before` to `not_after`.
+pub fn renewal_window(
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    window: Window,
+) -> Duration {
+    match window {
+        Window::Rule => {
+            let lifetime = (not_after - not_before).max(Duration::ZERO);
+            (lifetime / 3_i32).min(Duration::days(RENEWAL_CAP_DAYS))
+        }
+        // Saturates instead of panicking on an absurd number of days.
+        Window::Days(days) => Duration::seconds(days.max(0).saturating_mul(86_400)),
+    }
+}
+
+/// The instant a certificate valid from `not_before` to `not_after` becomes due for renewal
+/// under `window`; never panics (kept within [`EARLIEST`, `LATEST`]).
+pub fn renewal_due(
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    window: Window,
+) -> OffsetDateTime {
+    let window = renewal_window(not_before, not_after, window);
+    not_after
+        .checked_sub(window)
+        .map_or(EARLIEST, |t| t.clamp(EARLIEST, LATEST))
+}
+
+/// Whether that certificate is due for renewal at `now`: less than the window remains.
+pub fn is_due(
+    now: OffsetDateTime,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    window: Window,
+) -> bool {
+    now > renewal_due(not_before, not_after, window)
+}
+
 /// When a new certificate is valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
@@ -573,6 +634,96 @@ mod tests {
         KeyType::Rsa3072,
         KeyType::Rsa4096,
     ];
+
+    #[test]
+    fn renewal_is_due_when_a_third_of_the_lifetime_remains_capped_at_30_days() {
+        use ::time::macros::datetime;
+        let now = datetime!(2026-06-01 12:00 UTC);
+        // (lifetime in days, renewal window): a third, at most 30 days. 365 days is the
+        // recipe's leaves (Docker's docs), 1080 docker-machine's.
+        let hour = Duration::hours(1);
+        for (days, window) in [
+            (1, hour * 8),
+            (9, Duration::days(3)),
+            (30, Duration::days(10)),
+            (90, Duration::days(30)),
+            (365, Duration::days(30)),
+            (825, Duration::days(30)),
+            (1080, Duration::days(30)),
+        ] {
+            let not_before = now - Duration::days(days) + window;
+            let not_after = not_before + Duration::days(days);
+            // Issued `days - window` ago: exactly the window remains now; due a second later.
+            assert_eq!(
+                renewal_due(not_before, not_after, Window::Rule),
+                now,
+                "{days}"
+            );
+            let second = Duration::seconds(1);
+            assert!(!is_due(now, not_before, not_after, Window::Rule), "{days}");
+            assert!(
+                is_due(now + second, not_before, not_after, Window::Rule),
+                "{days}"
+            );
+            // A certificate made now is not due, for its whole first two thirds.
+            let fresh_after = now + Duration::days(days);
+            assert!(!is_due(now, now, fresh_after, Window::Rule), "{days}");
+            assert!(!is_due(
+                fresh_after - window,
+                now,
+                fresh_after,
+                Window::Rule
+            ));
+            assert!(is_due(
+                fresh_after - window + second,
+                now,
+                fresh_after,
+                Window::Rule
+            ));
+        }
+        // dockertls backdates by 5 minutes: a 10-day certificate is due 3 days 8 hours
+        // 1 minute 40 seconds before its end, so a second run the same day selects nothing.
+        let made = validity(now, 10, None);
+        let due = renewal_due(made.not_before, made.not_after, Window::Rule);
+        assert_eq!(
+            made.not_after - due,
+            (Duration::days(10) + BACKDATE) / 3_i32
+        );
+        assert!(!is_due(
+            now + Duration::days(6),
+            made.not_before,
+            made.not_after,
+            Window::Rule
+        ));
+        assert!(is_due(
+            now + Duration::days(8),
+            made.not_before,
+            made.not_after,
+            Window::Rule
+        ));
+    }
+
+    #[test]
+    fn a_given_number_of_days_overrides_the_rule() {
+        use ::time::macros::datetime;
+        let now = datetime!(2026-06-01 12:00 UTC);
+        let (not_before, not_after) = (now, now + Duration::days(9));
+        assert_eq!(Window::from_option(None), Window::Rule);
+        assert_eq!(
+            renewal_due(not_before, not_after, Window::from_option(Some(5))),
+            now + Duration::days(4)
+        );
+        // More than nine days: due the moment it is made.
+        assert!(is_due(now, not_before, not_after, Window::Days(10)));
+        assert!(!is_due(now, not_before, not_after, Window::Days(0)));
+        // Absurd or broken input never panics.
+        assert_eq!(
+            renewal_due(not_before, not_after, Window::Days(i64::MAX)),
+            EARLIEST
+        );
+        assert_eq!(renewal_due(not_after, not_before, Window::Rule), not_before);
+        let _ = renewal_due(EARLIEST, LATEST, Window::Rule);
+    }
 
     fn now() -> OffsetDateTime {
         ::time::macros::datetime!(2026-11-29 12:00:00.123 UTC)

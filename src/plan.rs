@@ -126,6 +126,19 @@ pub fn check_days(flag: &str, days: i64, min: i64) -> Result<i64, Error> {
     }
 }
 
+/// The most backup folders `--keep-backups` / `backup prune --keep` accept: more is a typo.
+pub const MAX_KEEP_BACKUPS: i64 = 10_000;
+
+/// The one rule for a number of backup folders to keep: 0 to [`MAX_KEEP_BACKUPS`].
+pub fn check_keep(flag: &str, keep: i64) -> Result<usize, Error> {
+    match usize::try_from(keep) {
+        Ok(n) if keep <= MAX_KEEP_BACKUPS => Ok(n),
+        _ => Err(Error::Refused(format!(
+            "{flag} {keep}: give a number of backup folders to keep, from 0 to {MAX_KEEP_BACKUPS}"
+        ))),
+    }
+}
+
 /// The message of [`check_days`], also for an answer that is not a number.
 pub fn days_message(flag: &str, input: &str, min: i64) -> String {
     format!(
@@ -212,8 +225,11 @@ pub enum RotateScope {
 #[derive(Debug)]
 pub struct RotatePlan {
     pub scope: RotateScope,
-    /// Re-issue what expires within this many days.
-    pub within: i64,
+    /// `--within N`: re-issue what expires within N days, instead of the renewal rule
+    /// (`pki::Window::Rule`).
+    pub within: Option<i64>,
+    /// `--keep-backups N`: the backup folders kept after a successful run.
+    pub keep_backups: usize,
     /// `--all`: re-issue every selected certificate whatever its expiry.
     pub all: bool,
     /// `--server`.
@@ -230,7 +246,11 @@ pub struct RotatePlan {
 impl RotatePlan {
     /// Validates the `rotate` arguments.
     pub fn from_args(args: &RotateArgs) -> Result<RotatePlan, Error> {
-        let within = check_days("--within", args.within, 0)?;
+        let within = args
+            .within
+            .map(|days| check_days("--within", days, 0))
+            .transpose()?;
+        let keep_backups = check_keep("--keep-backups", args.keep_backups)?;
         if !args.allow.is_empty() && !args.server {
             return Err(Error::Refused(
                 "--allow adds SANs to the server certificate: add --server".into(),
@@ -260,6 +280,7 @@ impl RotatePlan {
         Ok(RotatePlan {
             scope,
             within,
+            keep_backups,
             all: args.all,
             server: args.server,
             clients: selected_clients(&args.clients).map_err(Error::Refused)?,

@@ -266,6 +266,7 @@ pub struct ServerCertFacts {
     pub subject: String,
     pub issuer: String,
     pub sans: Vec<String>,
+    pub not_before: ::time::OffsetDateTime,
     pub not_after: ::time::OffsetDateTime,
 }
 
@@ -279,6 +280,7 @@ fn facts(der: &[u8]) -> Option<ServerCertFacts> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         sans,
+        not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
     })
 }
@@ -833,12 +835,15 @@ fn record_server_expiry(outcome: &mut Report, progress: &Progress, now: ::time::
         return;
     }
     let days = (server.not_after - now).whole_days();
-    let (status, message) = if days < 30 {
+    // The renewal rule `rotate` and `verify` use: less than a third of its lifetime left.
+    let rule = crate::pki::Window::Rule;
+    let (status, message) = if crate::pki::is_due(now, server.not_before, server.not_after, rule) {
         (
             Status::Warn,
             format!(
-                "the server certificate expires in {days} days ({}): re-issue it and restart dockerd before then",
-                server.not_after.date()
+                "the server certificate expires in {days} days ({}; due for renewal since {}): re-issue it (dockertls rotate) and restart dockerd before then",
+                server.not_after.date(),
+                crate::pki::renewal_due(server.not_before, server.not_after, rule).date()
             ),
         )
     } else {

@@ -69,7 +69,14 @@ fn client_add_list_remove() {
         .collect();
     assert_eq!(names, ["alice", "bob", "carol"]);
     assert_eq!(clients[1]["days_left"], 29);
-    assert_eq!(clients[1]["status"], "expiring");
+    // A fresh 30-day certificate is not due: that comes when a third of it is left (issue 15).
+    assert_eq!(clients[1]["status"], "ok");
+    let rfc3339 = |v: &serde_json::Value| {
+        let format = time::format_description::well_known::Rfc3339;
+        time::OffsetDateTime::parse(v.as_str().unwrap(), &format).unwrap()
+    };
+    let before_end = rfc3339(&clients[1]["not_after"]) - rfc3339(&clients[1]["due"]);
+    assert_eq!(before_end.whole_days(), 10, "{:?}", clients[1]);
     assert_eq!(clients[0]["status"], "ok");
     assert_eq!(clients[0]["serial"].as_str().unwrap().len(), 32);
     let text = ok(&pki, &["client", "list"]);

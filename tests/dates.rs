@@ -310,8 +310,19 @@ fn leaves_on_both_sides_of_the_2050_switch_rotate_when_due() {
         list.contains("\"not_after\": \"2050-01-01T00:00:00Z\""),
         "{list}"
     );
-    // Due within 100 years: everything, re-issued with its own one-day lifetime.
-    let out = ok(&pki, &["rotate", "--within", "36500"]);
+    // "Due within 100 years" would select one-day certificates whose re-issue is due again at
+    // once: refused, naming --days (issue 15), and nothing changes.
+    let before = common::tree(&pki);
+    let refused = run(&pki, &["rotate", "--within", "36500"]);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("--within 36500") && message.contains("--days"),
+        "{message}"
+    );
+    assert_eq!(common::tree(&pki), before);
+    // Everything, re-issued with its own one-day lifetime.
+    let out = ok(&pki, &["rotate", "--all"]);
     assert!(
         out.contains("re-issued server") && out.contains("re-issued client alice"),
         "{out}"

@@ -221,7 +221,7 @@ fn an_expired_or_expiring_server_certificate_is_named() {
     };
     let work = tempfile::tempdir().unwrap();
     let pki = work.path().join("pki");
-    let status = Command::new(faketime)
+    let status = Command::new(&faketime)
         .arg("-f")
         .arg("-3d")
         .arg(env!("CARGO_BIN_EXE_dockertls"))
@@ -259,26 +259,41 @@ fn an_expired_or_expiring_server_certificate_is_named() {
     );
     drop(daemon);
 
+    // The renewal rule of rotate and verify (issue 15): a fresh 10-day certificate is not
+    // due; 8 days later (the probe's clock moved by faketime), with a fifth left, it is.
     let soon = work.path().join("soon");
     init_ok(&soon, &["--host", "localhost", "--days", "10"]);
     let Some(daemon) = Dockerd::start(&soon) else {
         return;
     };
-    let output = probe(
-        &soon,
-        &[
-            &format!("tcp://localhost:{}", daemon.port),
-            "--client",
-            "client",
-            "--format",
-            "json",
-        ],
+    let endpoint = format!("tcp://localhost:{}", daemon.port);
+    let args = ["probe", &endpoint, "--client", "client", "--format", "json"];
+    let output = probe(&soon, &args[1..]);
+    let (_, checks) = outcome(&output);
+    assert_eq!(output.status.code(), Some(0), "{checks:?}");
+    assert!(
+        checks["server-certificate"]
+            .1
+            .contains("valid for 9 more days"),
+        "{checks:?}"
     );
+    let output = Command::new(faketime)
+        .arg("-f")
+        .arg("+8d")
+        .arg(env!("CARGO_BIN_EXE_dockertls"))
+        .arg("--dir")
+        .arg(&soon)
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CERT_PATH")
+        .output()
+        .unwrap();
     let (_, checks) = outcome(&output);
     assert_eq!(output.status.code(), Some(1), "{checks:?}");
+    let message = &checks["server-certificate"].1;
     assert!(
-        checks["server-certificate"].1.contains("expires in 9 days"),
-        "{checks:?}"
+        message.contains("due for renewal since") && message.contains("dockertls rotate"),
+        "{message}"
     );
 }
 

@@ -398,8 +398,10 @@ fn exit_status_follows_the_monitoring_convention() {
     let pki = work.path().join("pki");
     init_ok(&pki, &["--host", "docker.example.com", "--days", "20"]);
     let p = pki.to_str().unwrap();
-    // 20 days left: a warning with the default --warn-days 30, ok with 10.
-    assert_eq!(verify(&[p]).status.code(), Some(1));
+    // 20 fresh days: ok by the renewal rule (not due before a third is left), a warning with
+    // --warn-days 30, ok with 10.
+    assert_eq!(verify(&[p]).status.code(), Some(0));
+    assert_eq!(verify(&[p, "--warn-days", "30"]).status.code(), Some(1));
     assert_eq!(verify(&[p, "--warn-days", "10"]).status.code(), Some(0));
     // A failure.
     std::fs::set_permissions(

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::pki;
 use ::time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -659,8 +660,9 @@ fn check_validity(
         );
     } else {
         let days = days_between(now, not_after);
-        if days < options.warn_days {
-            findings.warn("validity", format!("the {what} certificate expires on {} ({days} days left): re-issue it before then", date(not_after)));
+        if pki::is_due(now, not_before, not_after, options.warn_days) {
+            let due = pki::renewal_due(not_before, not_after, options.warn_days);
+            findings.warn("validity", format!("the {what} certificate expires on {} ({days} days left; due for renewal since {}): re-issue it before then", date(not_after), date(due)));
         } else {
             findings.ok(
                 "validity",
@@ -671,7 +673,9 @@ fn check_validity(
     if let Some(ca) = issuer {
         let ca_not_after = ca.validity().not_after.to_datetime();
         let days = days_between(now, ca_not_after);
-        if now <= ca_not_after && days < options.warn_days {
+        let ca_not_before = ca.validity().not_before.to_datetime();
+        let ca_due = pki::is_due(now, ca_not_before, ca_not_after, options.warn_days);
+        if now <= ca_not_after && ca_due {
             findings.warn("validity", format!("the CA {} expires on {} ({days} days left): create a new CA and re-issue every certificate before then", ca.subject(), date(ca_not_after)));
         } else if now > ca_not_after {
             findings.fail(
@@ -1087,7 +1091,7 @@ mod tests {
                 ca: Some(dir.path().join("ca.pem")),
                 cis: false,
             };
-            let options = Options { now: OffsetDateTime::now_utc(), warn_days: 30, hosts: vec!["docker.example.com".into()] };
+            let options = Options { now: OffsetDateTime::now_utc(), warn_days: crate::pki::Window::Days(30), hosts: vec!["docker.example.com".into()] };
             let report = audit(&target, &options);
             prop_assert!(!report.checks.is_empty());
         }

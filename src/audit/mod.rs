@@ -66,7 +66,9 @@ impl TargetReport {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub now: ::time::OffsetDateTime,
-    pub warn_days: i64,
+    /// When a certificate is close enough to its end to warn: the renewal rule, or
+    /// `--warn-days N`.
+    pub warn_days: crate::pki::Window,
     /// Names or IPs a server certificate must cover (`--host`).
     pub hosts: Vec<String>,
 }

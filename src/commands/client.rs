@@ -9,7 +9,7 @@ use crate::cli::{ClientAddArgs, ClientCommand, ClientListArgs, ClientRemoveArgs,
 use crate::error::Error;
 use crate::findings::Outcome;
 use crate::names;
-use crate::pki::{self, Ca, LeafRequest, Role};
+use crate::pki::{self, Ca, LeafRequest, Role, Window};
 use crate::plan::{self, ClientAddPlan};
 use crate::store::state::{self, date};
 use crate::store::workspace::{self, Workspace};
@@ -172,14 +172,19 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcom
                     "expired"
                 } else if now < leaf.not_before {
                     "not-yet-valid"
-                } else if days < 30 {
+                } else if pki::is_due(now, leaf.not_before, leaf.not_after, Window::Rule) {
                     "expiring"
                 } else {
                     "ok"
                 };
-                rows.push(json!({"name": name, "serial": leaf.serial, "not_after": leaf.not_after.format(&::time::format_description::well_known::Rfc3339).ok(), "days_left": days, "status": status}));
+                let rfc3339 = |t: OffsetDateTime| {
+                    t.format(&::time::format_description::well_known::Rfc3339)
+                        .ok()
+                };
+                let due = pki::renewal_due(leaf.not_before, leaf.not_after, Window::Rule);
+                rows.push(json!({"name": name, "serial": leaf.serial, "not_after": rfc3339(leaf.not_after), "due": rfc3339(due), "days_left": days, "status": status}));
             }
-            Err(err) => rows.push(json!({"name": name, "serial": null, "not_after": null, "days_left": null, "status": "unreadable", "error": err.to_string()})),
+            Err(err) => rows.push(json!({"name": name, "serial": null, "not_after": null, "due": null, "days_left": null, "status": "unreadable", "error": err.to_string()})),
         }
     }
     let text = if args.format == Format::Json {
@@ -189,17 +194,22 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcom
         )
     } else {
         let mut text = format!(
-            "{:<24} {:<34} {:<11} {:>9}  {}\n",
-            "NAME", "SERIAL", "EXPIRES", "DAYS LEFT", "STATUS"
+            "{:<24} {:<34} {:<11} {:<11} {:>9}  {}\n",
+            "NAME", "SERIAL", "EXPIRES", "DUE", "DAYS LEFT", "STATUS"
         );
+        let day = |value: &serde_json::Value| {
+            value
+                .as_str()
+                .map_or("-", |t| t.get(..10).unwrap_or(t))
+                .to_string()
+        };
         for row in &rows {
             text.push_str(&format!(
-                "{:<24} {:<34} {:<11} {:>9}  {}\n",
+                "{:<24} {:<34} {:<11} {:<11} {:>9}  {}\n",
                 row["name"].as_str().unwrap_or_default(),
                 row["serial"].as_str().unwrap_or("-"),
-                row["not_after"]
-                    .as_str()
-                    .map_or("-", |t| t.get(..10).unwrap_or(t)),
+                day(&row["not_after"]),
+                day(&row["due"]),
                 row["days_left"]
                     .as_i64()
                     .map_or("-".to_string(), |d| d.to_string()),

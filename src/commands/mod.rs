@@ -1,5 +1,6 @@
 //! One module per subcommand: the only layer that prints.
 
+pub mod backup;
 pub mod client;
 pub mod env;
 pub mod init;

@@ -12,9 +12,9 @@ use ::time::OffsetDateTime;
 use crate::cli::RotateArgs;
 use crate::commands::client::check_ca_valid;
 use crate::error::Error;
-use crate::findings::Outcome;
+use crate::findings::{Notice, Outcome};
 use crate::names::Address;
-use crate::pki::{self, Ca, Issued, KeyType, LeafRequest, Role};
+use crate::pki::{self, Ca, Issued, KeyType, LeafRequest, Role, Window};
 use crate::plan::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, MAX_DAYS, RotatePlan, RotateScope};
 use crate::secret::Passphrase;
 use crate::store::layout::CLIENTS_DIR;
@@ -28,6 +28,8 @@ pub struct Item {
     pub holder: Holder,
     pub leaf: Leaf,
     pub reason: String,
+    /// When it became (or becomes) due by the rule or `--within`.
+    pub due_on: OffsetDateTime,
 }
 
 /// What [`select`] decided.
@@ -35,8 +37,12 @@ pub struct Item {
 pub struct Selection {
     /// To re-issue, the server first.
     pub items: Vec<Item>,
-    /// Kept, with their expiry (`server: valid until ...`).
+    /// Kept, with their expiry and due date (`server: valid until ..., due on ...`).
     pub kept: Vec<String>,
+    /// Due, but a new issue would end with the CA and be due at once: the CA is due.
+    pub blocked: Vec<String>,
+    /// The CA is due for renewal (`rotate --ca`).
+    pub ca_due: Option<String>,
 }
 
 /// Runs `rotate`.
@@ -52,14 +58,37 @@ pub fn run(
     }
     workspace::require_pki(dir)?;
     let (selection, _) = read_and_select(dir, &plan, now)?;
+    let mut notices = Vec::new();
     let text = if selection.items.is_empty() {
+        notices.extend(selection_warnings(&selection));
         nothing_to_do(&plan, &selection)
     } else if plan.dry_run {
+        notices.extend(selection_warnings(&selection));
         dry_run(&plan, &selection)
     } else {
-        execute(dir, &plan, passphrase_file, now)?
+        // Selects again under the lock, and says what that selection left out.
+        execute(&mut notices, dir, &plan, passphrase_file, now)?
     };
-    Ok(Outcome::report(&text))
+    let mut outcome = Outcome::report(&text);
+    outcome.notices.extend(notices);
+    Ok(outcome)
+}
+
+/// What a selection did not re-issue because the CA is due, and the CA's own due date.
+fn selection_warnings(selection: &Selection) -> Vec<Notice> {
+    let mut warnings: Vec<Notice> = selection
+        .blocked
+        .iter()
+        .map(|line| Notice::Warning(format!("not re-issued: {line}")))
+        .collect();
+    if let Some(line) = selection.ca_due.as_ref() {
+        warnings.push(Notice::Warning(line.clone()));
+    } else if !selection.blocked.is_empty() {
+        warnings.push(Notice::Warning(
+            "the CA is due: replace it with dockertls rotate --ca".to_string(),
+        ));
+    }
+    warnings
 }
 
 /// Reads the certificates in scope and selects what to re-issue; with whether the PKI has any
@@ -82,29 +111,26 @@ fn read_and_select(
     for name in names {
         clients.push((name.clone(), readable(&Holder::client(name))?));
     }
-    Ok((select(plan, &server, &clients, now), !known.is_empty()))
+    let ca = readable(&Holder::Ca)?;
+    let selection = select(plan, &ca, &server, &clients, now)?;
+    Ok((selection, !known.is_empty()))
 }
 
 /// Which certificates to re-issue at `now`, and why: pure, no I/O. `clients` are the clients
-/// in scope (the selected ones, or all).
+/// in scope (the selected ones, or all). A certificate is due by the renewal rule
+/// (`pki::Window::Rule`), or `--within N` when given; a run never selects what its own
+/// re-issue would leave due: `--within N` at or over a certificate's lifetime is refused, and
+/// a leaf that a new issue would cut to a CA about to end is left for `rotate --ca`.
 pub fn select(
     plan: &RotatePlan,
+    ca: &Leaf,
     server: &Leaf,
     clients: &[(String, Leaf)],
     now: OffsetDateTime,
-) -> Selection {
+) -> Result<Selection, Error> {
     let mut selection = Selection::default();
     let new_ca = plan.scope == RotateScope::NewCa;
-    let due = |leaf: &Leaf| {
-        let days = leaf.days_left(now);
-        (days < plan.within).then(|| {
-            format!(
-                "expires on {} ({days} days left, within {})",
-                date(leaf.not_after),
-                plan.within
-            )
-        })
-    };
+    let window = Window::from_option(plan.within);
     let forced = if new_ca {
         Some("a new CA".to_string())
     } else if plan.all {
@@ -112,6 +138,52 @@ pub fn select(
     } else {
         None
     };
+    if forced.is_none() && pki::is_due(now, ca.not_before, ca.not_after, window) {
+        selection.ca_due = Some(format!(
+            "the CA is due: it expires on {} ({} days left) and every certificate it signs ends with it: replace it with dockertls rotate --ca",
+            date(ca.not_after),
+            ca.days_left(now)
+        ));
+    }
+    let mut due = |holder: &Holder, leaf: &Leaf| -> Result<Option<String>, Error> {
+        // Whether due now or not: a window at least the lifetime selects every run.
+        let days = pki::reissue_days(leaf.not_before, leaf.not_after, DEFAULT_LEAF_DAYS, MAX_DAYS);
+        if let Some(within) = plan.within.filter(|&within| within >= days) {
+            return Err(Error::Refused(format!(
+                "--within {within}: {} is valid for {days} days, so its new certificate would be due again at once and every run would re-issue it; give --within less than {days}, or a longer lifetime (--days of dockertls init or client add)",
+                holder.label()
+            )));
+        }
+        if !pki::is_due(now, leaf.not_before, leaf.not_after, window) {
+            return Ok(None);
+        }
+        // The new certificate, as `Ca::issue` will make it: cut to the CA's end. (An expired
+        // CA is refused when signing, with the command that replaces it.)
+        let intended = pki::validity(now, days, None);
+        let lead = pki::renewal_window(intended.not_before, intended.not_after, window);
+        let end = intended.not_after.min(ca.not_after);
+        if end - lead <= now && now <= ca.not_after {
+            selection.blocked.push(format!(
+                "{} (due since {}): a new one would end with the CA on {} and be due at once",
+                holder.label(),
+                date(pki::renewal_due(leaf.not_before, leaf.not_after, window)),
+                date(ca.not_after)
+            ));
+            return Ok(None);
+        }
+        let days_left = leaf.days_left(now);
+        Ok(Some(match plan.within {
+            Some(within) => format!(
+                "expires on {} ({days_left} days left, within {within})",
+                date(leaf.not_after)
+            ),
+            None => format!(
+                "expires on {} ({days_left} days left, less than a third of its {days} days or 30)",
+                date(leaf.not_after)
+            ),
+        }))
+    };
+    let mut chosen: Vec<(Holder, &Leaf, Option<String>)> = Vec::new();
     if plan.scope != RotateScope::Selected || plan.server {
         let new_sans: Vec<String> = plan
             .allow
@@ -121,36 +193,57 @@ pub fn select(
             .collect();
         let adds = (!new_sans.is_empty()).then(|| format!("adds {}", new_sans.join(", ")));
         let reason = forced.clone().filter(|_| new_ca).or(adds);
-        let reason = reason.or_else(|| forced.clone()).or_else(|| due(server));
-        keep_or_take(&mut selection, Holder::server(), server, reason);
+        let reason = match reason.or_else(|| forced.clone()) {
+            Some(reason) => Some(reason),
+            None => due(&Holder::server(), server)?,
+        };
+        chosen.push((Holder::server(), server, reason));
     }
     for (name, leaf) in clients {
-        let reason = forced.clone().or_else(|| due(leaf));
-        keep_or_take(&mut selection, Holder::client(name), leaf, reason);
+        let holder = Holder::client(name);
+        let reason = match forced.clone() {
+            Some(reason) => Some(reason),
+            None => due(&holder, leaf)?,
+        };
+        chosen.push((holder, leaf, reason));
     }
-    selection
+    for (holder, leaf, reason) in chosen {
+        let due_on = pki::renewal_due(leaf.not_before, leaf.not_after, window);
+        keep_or_take(&mut selection, holder, leaf, reason, due_on);
+    }
+    Ok(selection)
 }
 
-fn keep_or_take(selection: &mut Selection, holder: Holder, leaf: &Leaf, reason: Option<String>) {
+fn keep_or_take(
+    selection: &mut Selection,
+    holder: Holder,
+    leaf: &Leaf,
+    reason: Option<String>,
+    due_on: OffsetDateTime,
+) {
     match reason {
         Some(reason) => selection.items.push(Item {
             holder,
             leaf: leaf.clone(),
             reason,
+            due_on,
         }),
         None => selection.kept.push(format!(
-            "{}: valid until {}",
+            "{}: valid until {}, due on {}",
             holder.label(),
-            date(leaf.not_after)
+            date(leaf.not_after),
+            date(due_on)
         )),
     }
 }
 
 fn nothing_to_do(plan: &RotatePlan, selection: &Selection) -> String {
-    let mut out = format!(
-        "nothing to rotate: no selected certificate expires within {} days\n",
-        plan.within
-    );
+    let mut out = match plan.within {
+        Some(within) => {
+            format!("nothing to rotate: no selected certificate expires within {within} days\n")
+        }
+        None => "nothing to rotate: no selected certificate is due (less than a third of its lifetime left, at most 30 days)\n".to_string(),
+    };
     for line in &selection.kept {
         out.push_str(&format!("  {line}\n"));
     }
@@ -167,7 +260,11 @@ fn dry_run(plan: &RotatePlan, selection: &Selection) -> String {
     }
     for item in &selection.items {
         let label = item.holder.label();
-        out.push_str(&format!("would re-issue {label}: {}\n", item.reason));
+        out.push_str(&format!(
+            "would re-issue {label}: {}; due on {}\n",
+            item.reason,
+            date(item.due_on)
+        ));
     }
     for line in &selection.kept {
         out.push_str(&format!("would keep {line}\n"));
@@ -188,6 +285,7 @@ struct Done {
 
 /// Issues, stages, backs up and swaps in; returns the report.
 fn execute(
+    notices: &mut Vec<Notice>,
     dir: &Path,
     plan: &RotatePlan,
     passphrase_file: Option<&Path>,
@@ -200,6 +298,7 @@ fn execute(
     let (ca, new_ca) = signing_ca(dir, plan, passphrase_file, now, &mut notes)?;
     let (selection, any_client) = read_and_select(dir, plan, now)?;
     let selection = &selection;
+    notices.extend(selection_warnings(selection));
     if selection.items.is_empty() {
         return Ok(nothing_to_do(plan, selection));
     }
@@ -231,7 +330,16 @@ fn execute(
         ws.swap_in(folder)?;
     }
     let backup = ws.backup_dir()?;
+    // Everything is in place: only now are old backups (and their old keys) deleted. The
+    // rotation is done whatever happens here: a failure to prune is a warning, not an error.
+    let pruned = ws.prune_backups(plan.keep_backups).unwrap_or_else(|err| {
+        notices.push(Notice::Warning(format!(
+            "the new certificates are in place, but old backups were not pruned: {err}; then run dockertls backup prune"
+        )));
+        Default::default()
+    });
     drop(ws);
+    notices.extend(crate::commands::backup::foreign_notices(&pruned));
     let done = Done {
         ca,
         new_ca: new_ca.is_some(),
@@ -240,7 +348,11 @@ fn execute(
         clamped,
         backup,
     };
-    Ok(report(dir, &done, selection))
+    let mut text = report(dir, &done, selection);
+    if !pruned.removed.is_empty() {
+        text.push_str(&crate::commands::backup::report(&pruned));
+    }
+    Ok(text)
 }
 
 /// The CA that signs: a new one with --ca (with the old key's passphrase, if it had one), else
@@ -441,19 +553,30 @@ fn reissue_days(old: &Leaf, default_days: i64, label: &str, notes: &mut Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::time::Duration;
     use ::time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
-    fn leaf(days_left: i64) -> Leaf {
+    /// A certificate valid for `lifetime` days, `days_left` days (and an hour) from its end.
+    fn cert(lifetime: i64, days_left: i64) -> Leaf {
+        let not_after = NOW + Duration::days(days_left) + Duration::hours(1);
         Leaf {
             der: Vec::new(),
             cn: "h".into(),
             sans: vec![Address::Dns("h.example".into())],
             serial: "01".into(),
-            not_before: NOW - ::time::Duration::days(365),
-            not_after: NOW + ::time::Duration::days(days_left) + ::time::Duration::hours(1),
+            not_before: not_after - Duration::days(lifetime),
+            not_after,
         }
+    }
+
+    fn leaf(days_left: i64) -> Leaf {
+        cert(365, days_left)
+    }
+
+    fn ca() -> Leaf {
+        cert(3650, 3000)
     }
 
     fn plan(args: &[&str]) -> RotatePlan {
@@ -467,6 +590,10 @@ mod tests {
         }
     }
 
+    fn pick(plan: &RotatePlan, server: &Leaf, clients: &[(String, Leaf)]) -> Selection {
+        select(plan, &ca(), server, clients, NOW).unwrap()
+    }
+
     fn chosen(selection: &Selection) -> Vec<(String, String)> {
         let items = selection.items.iter();
         items
@@ -475,56 +602,160 @@ mod tests {
     }
 
     #[test]
-    fn only_what_expires_within_the_window_is_chosen() {
+    fn what_has_less_than_a_third_of_its_lifetime_left_is_chosen() {
         let clients = [
-            ("alice".to_string(), leaf(10)),
-            ("bob".to_string(), leaf(200)),
+            ("alice".to_string(), cert(9, 2)),
+            ("bob".to_string(), cert(9, 4)),
+            ("carol".to_string(), leaf(200)),
         ];
-        let selection = select(&plan(&[]), &leaf(29), &clients, NOW);
+        let selection = pick(&plan(&[]), &leaf(29), &clients);
         assert_eq!(
             chosen(&selection),
             [
                 (
                     "server".into(),
-                    "expires on 2026-06-30 (29 days left, within 30)".into()
+                    "expires on 2026-06-30 (29 days left, less than a third of its 365 days or 30)"
+                        .into()
                 ),
                 (
                     "client alice".into(),
-                    "expires on 2026-06-11 (10 days left, within 30)".into()
+                    "expires on 2026-06-03 (2 days left, less than a third of its 9 days or 30)"
+                        .into()
                 ),
             ]
         );
-        assert_eq!(selection.kept, ["client bob: valid until 2026-12-18"]);
-        // 30 days left is not within 30.
-        let selection = select(&plan(&[]), &leaf(30), &[], NOW);
-        assert!(selection.items.is_empty());
-        let selection = select(&plan(&["--within", "0"]), &leaf(0), &[], NOW);
+        // Each kept certificate says when it becomes due: bob 3 days before his end.
+        assert_eq!(
+            selection.kept,
+            [
+                "client bob: valid until 2026-06-05, due on 2026-06-02",
+                "client carol: valid until 2026-12-18, due on 2026-11-18"
+            ]
+        );
+        assert_eq!(
+            selection.items[0].due_on,
+            datetime!(2026-05-31 13:00 UTC),
+            "a 365-day certificate is due 30 days before its end"
+        );
+        // 30 days left is not less than 30.
+        assert!(pick(&plan(&[]), &leaf(30), &[]).items.is_empty());
+        assert!(selection.ca_due.is_none() && selection.blocked.is_empty());
+    }
+
+    #[test]
+    fn within_overrides_the_rule() {
+        let selection = pick(&plan(&["--within", "60"]), &leaf(59), &[]);
+        assert_eq!(
+            chosen(&selection),
+            [(
+                "server".into(),
+                "expires on 2026-07-30 (59 days left, within 60)".into()
+            )]
+        );
+        let clients = [("alice".to_string(), cert(9, 4))];
+        let selection = pick(&plan(&["--within", "5"]), &leaf(100), &clients);
+        assert_eq!(chosen(&selection).len(), 1, "4 days left is within 5");
+        let selection = pick(&plan(&["--within", "0"]), &leaf(0), &[]);
         assert!(selection.items.is_empty(), "0 days left is not within 0");
+    }
+
+    #[test]
+    fn within_at_or_over_the_lifetime_is_refused_instead_of_flapping() {
+        let clients = [("alice".to_string(), cert(10, 8))];
+        for within in ["10", "30"] {
+            let plan = plan(&["--within", within]);
+            let err = select(&plan, &ca(), &leaf(200), &clients, NOW).unwrap_err();
+            assert_eq!(err.exit().code(), 2);
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "--within {within}: client alice is valid for 10 days"
+                )),
+                "{message}"
+            );
+            assert!(message.contains("--days"), "{message}");
+        }
+        assert_eq!(
+            chosen(&pick(&plan(&["--within", "9"]), &leaf(200), &clients)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_fresh_certificate_is_never_chosen_again() {
+        for days in [1, 9, 10, 30, 90, 365, 825, 1080] {
+            let made = pki::validity(NOW, days, None);
+            let fresh = Leaf {
+                not_before: made.not_before,
+                not_after: made.not_after,
+                ..leaf(0)
+            };
+            let clients = [("alice".to_string(), fresh.clone())];
+            let selection = pick(&plan(&[]), &fresh, &clients);
+            assert!(
+                selection.items.is_empty(),
+                "{days}-day certificate chosen again"
+            );
+            // ...until two thirds of its life (or all but 30 days) have passed.
+            let later = pki::renewal_due(made.not_before, made.not_after, Window::Rule)
+                + Duration::seconds(1);
+            let selection = select(&plan(&[]), &ca(), &fresh, &clients, later).unwrap();
+            assert_eq!(selection.items.len(), 2, "{days}");
+        }
+    }
+
+    #[test]
+    fn near_the_cas_end_the_ca_is_due_instead_of_short_leaves_again_and_again() {
+        let ca = cert(3650, 20);
+        // A 365-day server cut to the CA's end: a new one would end with the CA, due at once.
+        let server = cert(365, 20);
+        // A 9-day client still fits well before the CA's end.
+        let clients = [("alice".to_string(), cert(9, 2))];
+        let selection = select(&plan(&[]), &ca, &server, &clients, NOW).unwrap();
+        assert_eq!(selection.items.len(), 1);
+        assert_eq!(selection.items[0].holder, Holder::client("alice"));
+        assert_eq!(selection.blocked.len(), 1);
+        assert!(
+            selection.blocked[0].starts_with("server (due since 2026-05-22)"),
+            "{:?}",
+            selection.blocked
+        );
+        let ca_due = selection.ca_due.unwrap();
+        assert!(ca_due.contains("dockertls rotate --ca"), "{ca_due}");
+        // An expired CA is not "due" but gone: the leaves are selected, and signing refuses
+        // with the command that replaces it.
+        let expired = cert(3650, -2);
+        let selection = select(&plan(&[]), &expired, &server, &clients, NOW).unwrap();
+        assert_eq!(selection.items.len(), 2);
+        // rotate --ca replaces everything whatever the dates.
+        let selection = select(&plan(&["--ca"]), &ca, &server, &clients, NOW).unwrap();
+        assert_eq!(selection.items.len(), 2);
+        assert!(selection.blocked.is_empty() && selection.ca_due.is_none());
     }
 
     #[test]
     fn all_ca_and_allow_override_the_expiry() {
         let clients = [("alice".to_string(), leaf(300))];
-        let all = select(&plan(&["--all"]), &leaf(300), &clients, NOW);
+        let all = pick(&plan(&["--all"]), &leaf(300), &clients);
         assert_eq!(all.items.len(), 2);
         assert!(all.items.iter().all(|i| i.reason == "--all"));
-        let ca = select(&plan(&["--ca"]), &leaf(300), &clients, NOW);
+        let ca = pick(&plan(&["--ca"]), &leaf(300), &clients);
         assert!(ca.items.iter().all(|i| i.reason == "a new CA"));
         let allow = plan(&["--server", "--allow", "10.0.0.5,h.example"]);
-        let selection = select(&allow, &leaf(300), &[], NOW);
+        let selection = pick(&allow, &leaf(300), &[]);
         assert_eq!(
             chosen(&selection),
             [("server".into(), "adds 10.0.0.5".into())]
         );
         // A SAN the certificate has already changes nothing.
         let same = plan(&["--server", "--allow", "h.example"]);
-        assert!(select(&same, &leaf(300), &[], NOW).items.is_empty());
+        assert!(pick(&same, &leaf(300), &[]).items.is_empty());
     }
 
     #[test]
     fn selecting_clients_leaves_the_server_alone() {
         let clients = [("alice".to_string(), leaf(1))];
-        let selection = select(&plan(&["--client", "alice"]), &leaf(1), &clients, NOW);
+        let selection = pick(&plan(&["--client", "alice"]), &leaf(1), &clients);
         assert_eq!(chosen(&selection).len(), 1);
         assert_eq!(selection.items[0].holder, Holder::client("alice"));
     }

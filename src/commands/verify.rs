@@ -61,10 +61,9 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result
 
 /// The validated options: `--warn-days` and every `--host`.
 fn options(args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result<Options, Error> {
-    if args.warn_days < 0 {
+    if let Some(days) = args.warn_days.filter(|&days| days < 0) {
         return Err(Error::refused(format!(
-            "--warn-days {}: give a number of days, 0 or more",
-            args.warn_days
+            "--warn-days {days}: give a number of days, 0 or more"
         )));
     }
     for host in &args.hosts {
@@ -76,7 +75,7 @@ fn options(args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result<Options, Er
     }
     Ok(Options {
         now,
-        warn_days: args.warn_days,
+        warn_days: crate::pki::Window::from_option(args.warn_days),
         hosts: args.hosts.clone(),
     })
 }

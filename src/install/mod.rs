@@ -216,7 +216,7 @@ fn server_files(
     };
     let options = crate::audit::Options {
         now,
-        warn_days: 0,
+        warn_days: crate::pki::Window::Days(0),
         hosts: Vec::new(),
     };
     let report = crate::audit::checks::audit(&target, &options);

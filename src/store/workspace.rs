@@ -117,6 +117,86 @@ impl Workspace {
     }
 }
 
+/// What [`Workspace::prune_backups`] did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// The backup folders deleted, oldest first.
+    pub removed: Vec<PathBuf>,
+    /// How many backup folders remain (the newest).
+    pub kept: usize,
+    /// Entries of DIR/backup that are not backup folders dockertls made (another name, a
+    /// link, a file, someone else's folder): left alone.
+    pub foreign: Vec<PathBuf>,
+}
+
+impl Workspace {
+    /// Deletes all but the newest `keep` backup folders of DIR/backup (they hold old private
+    /// keys). Only folders named as dockertls names them (`20261129T021548Z`, `...Z-2`), owned
+    /// by the caller or root, are counted and deleted, never through a link; anything else in
+    /// DIR/backup is left alone and named in `foreign`. Runs under DIR's lock.
+    pub fn prune_backups(&self, keep: usize) -> Result<Pruned, Error> {
+        let mut pruned = Pruned::default();
+        let Some(stat) = self.dir.entry_stat(store::layout::BACKUP_DIR)? else {
+            return Ok(pruned);
+        };
+        let path = self.dir.path().join(store::layout::BACKUP_DIR);
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            return Err(Error::Refused(format!(
+                "{} is not a folder (a link or a file): dockertls keeps backups there and never follows a link; move it away",
+                path.display()
+            )));
+        }
+        let backups = self.dir.subfolder(store::layout::BACKUP_DIR)?;
+        if let Some(problem) = store::owner_problem(&path, &backups.stat()?) {
+            return Err(problem.into_error());
+        }
+        let mut ours = Vec::new();
+        for (name, kind) in backups.entries()? {
+            let entry = backups.path().join(&name);
+            let owned = match backups.entry_stat(&name)? {
+                Some(stat) => store::owner_problem(&entry, &stat).is_none(),
+                None => continue,
+            };
+            match backup_order(&name) {
+                Some(order) if kind == FileType::Directory && owned => ours.push((order, name)),
+                _ => pruned.foreign.push(entry),
+            }
+        }
+        ours.sort();
+        let remove = ours.len().saturating_sub(keep);
+        for (_, name) in &ours[..remove] {
+            backups.remove_tree(name)?;
+            pruned.removed.push(backups.path().join(name));
+        }
+        if remove > 0 {
+            backups.sync()?;
+        }
+        pruned.kept = ours.len() - remove;
+        Ok(pruned)
+    }
+}
+
+/// The time order of a backup folder name dockertls makes (`store::backup_stamp`, then `-2`
+/// to `-99` when that name was taken); None for any other name.
+fn backup_order(name: &str) -> Option<(String, u32)> {
+    let (stamp, attempt) = match name.split_once('-') {
+        Some((stamp, n)) if !n.starts_with('0') && (1..=2).contains(&n.len()) => {
+            (stamp, n.parse::<u32>().ok()?)
+        }
+        Some(_) => return None,
+        None => (name, 1),
+    };
+    let bytes = stamp.as_bytes();
+    let shape = bytes.len() == 16
+        && bytes[8] == b'T'
+        && bytes[15] == b'Z'
+        && bytes[..8]
+            .iter()
+            .chain(&bytes[9..15])
+            .all(u8::is_ascii_digit);
+    (shape && attempt >= 1).then(|| (stamp.to_string(), attempt))
+}
+
 /// The folder holding `relative` (opened without following links) and its last name.
 fn parent_and_name<'a>(base: &Folder, relative: &'a str) -> Result<(Folder, &'a str), Error> {
     match relative.rsplit_once('/') {
@@ -203,4 +283,37 @@ fn copy_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_backup_names_dockertls_makes_are_ordered_by_time() {
+        let stamp = store::backup_stamp(::time::macros::datetime!(2026-11-29 02:15:48 UTC));
+        assert_eq!(backup_order(&stamp), Some((stamp.clone(), 1)));
+        let mut names = [
+            "20261129T021548Z-10",
+            "20261129T021548Z-2",
+            "20261129T021548Z",
+            "20251129T021548Z",
+        ]
+        .map(|n| backup_order(n).unwrap());
+        names.sort();
+        assert_eq!(names[0].0, "20251129T021548Z");
+        assert_eq!(names.map(|n| n.1), [1, 1, 2, 10]);
+        for other in [
+            "notes",
+            "20261129T021548",
+            "20261129T021548Z-",
+            "20261129T021548Z-02",
+            "20261129T021548Z-100",
+            "2026112XT021548Z",
+            ".20261129T021548Z",
+            "20261129t021548z",
+        ] {
+            assert_eq!(backup_order(other), None, "{other}");
+        }
+    }
 }

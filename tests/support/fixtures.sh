@@ -227,7 +227,15 @@ if command -v faketime >/dev/null; then
     -days 30 -extfile "$cnf" -extensions server -out "$(bad validity-expired)/server-cert.pem" 2>/dev/null
   rm -f exp.csr
 fi
-server_dir "$(bad validity-expiring)" bad-ca p256 server 10
+# Issued 8 of its 10 days ago: less than a third of its lifetime left, so due (the renewal
+# rule, issue 15). A fresh 10-day certificate is not due.
+mkdir -p "$(bad validity-expiring)"
+cp bad-ca/ca.pem "$(bad validity-expiring)/ca.pem"
+key "$(bad validity-expiring)/server-key.pem" p256
+openssl req -new -config "$cnf" -key "$(bad validity-expiring)/server-key.pem" -subj /CN=docker.example.com -out expiring.csr
+faketime -f -8d openssl x509 -req -in expiring.csr -CA bad-ca/ca.pem -CAkey bad-ca/ca-key.pem -CAcreateserial \
+  -days 10 -extfile "$cnf" -extensions server -out "$(bad validity-expiring)/server-cert.pem" 2>/dev/null
+rm -f expiring.csr
 server_dir "$(bad key-match)" bad-ca p256
 key "$(bad key-match)/server-key.pem.new" p256 && mv "$(bad key-match)/server-key.pem.new" "$(bad key-match)/server-key.pem"
 server_dir "$(bad key-usage)" bad-ca p256 server_bad_ku
