@@ -221,16 +221,11 @@ fn describe(file: &Planned) -> String {
     text
 }
 
-/// `dockerd --validate` (Docker 23+) checks the merged file before it replaces the old one.
 /// Refuses a merged daemon.json that verify would fail (a `hosts` entry dockerd refuses, a key
 /// in the wrong case, `hosts` as a string...): dockerd 20.10 has no --validate, and would then
 /// not start after the restart.
 fn judge_merged(plan: &Plan) -> Result<(), Error> {
-    let Some(file) = plan
-        .files
-        .iter()
-        .find(|f| f.host_path == install::DAEMON_JSON)
-    else {
+    let Some(file) = merged_daemon_json(plan) else {
         return Ok(());
     };
     let mut findings = crate::audit::checks::Findings::default();
@@ -252,12 +247,16 @@ fn judge_merged(plan: &Plan) -> Result<(), Error> {
     }
 }
 
-fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
-    let Some(file) = plan
-        .files
+/// The daemon.json install would write, if it writes one.
+fn merged_daemon_json(plan: &Plan) -> Option<&Planned> {
+    plan.files
         .iter()
         .find(|f| f.host_path == install::DAEMON_JSON)
-    else {
+}
+
+/// `dockerd --validate` (Docker 23+) checks the merged file before it replaces the old one.
+fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
+    let Some(file) = merged_daemon_json(plan) else {
         return Ok(());
     };
     // Held in memory: nothing is written outside --root, and a full /tmp does not matter.

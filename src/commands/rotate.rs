@@ -145,43 +145,8 @@ pub fn select(
             ca.days_left(now)
         ));
     }
-    let mut due = |holder: &Holder, leaf: &Leaf| -> Result<Option<String>, Error> {
-        // Whether due now or not: a window at least the lifetime selects every run.
-        let days = pki::reissue_days(leaf.not_before, leaf.not_after, DEFAULT_LEAF_DAYS, MAX_DAYS);
-        if let Some(within) = plan.within.filter(|&within| within >= days) {
-            return Err(Error::Refused(format!(
-                "--within {within}: {} is valid for {days} days, so its new certificate would be due again at once and every run would re-issue it; give --within less than {days}, or a longer lifetime (--days of dockertls init or client add)",
-                holder.label()
-            )));
-        }
-        if !pki::is_due(now, leaf.not_before, leaf.not_after, window) {
-            return Ok(None);
-        }
-        // The new certificate, as `Ca::issue` will make it: cut to the CA's end. (An expired
-        // CA is refused when signing, with the command that replaces it.)
-        let intended = pki::validity(now, days, None);
-        let lead = pki::renewal_window(intended.not_before, intended.not_after, window);
-        let end = intended.not_after.min(ca.not_after);
-        if end - lead <= now && now <= ca.not_after {
-            selection.blocked.push(format!(
-                "{} (due since {}): a new one would end with the CA on {} and be due at once",
-                holder.label(),
-                date(pki::renewal_due(leaf.not_before, leaf.not_after, window)),
-                date(ca.not_after)
-            ));
-            return Ok(None);
-        }
-        let days_left = leaf.days_left(now);
-        Ok(Some(match plan.within {
-            Some(within) => format!(
-                "expires on {} ({days_left} days left, within {within})",
-                date(leaf.not_after)
-            ),
-            None => format!(
-                "expires on {} ({days_left} days left, less than a third of its {days} days or 30)",
-                date(leaf.not_after)
-            ),
-        }))
+    let mut due = |holder: &Holder, leaf: &Leaf| {
+        due_reason(plan, ca, holder, leaf, now, &mut selection.blocked)
     };
     let mut chosen: Vec<(Holder, &Leaf, Option<String>)> = Vec::new();
     if plan.scope != RotateScope::Selected || plan.server {
@@ -212,6 +177,55 @@ pub fn select(
         keep_or_take(&mut selection, holder, leaf, reason, due_on);
     }
     Ok(selection)
+}
+
+/// Why `leaf` is due at `now` (None: not due, or due but blocked by the CA's end, which is
+/// then pushed on `blocked`); a `--within` at least its lifetime is refused.
+fn due_reason(
+    plan: &RotatePlan,
+    ca: &Leaf,
+    holder: &Holder,
+    leaf: &Leaf,
+    now: OffsetDateTime,
+    blocked: &mut Vec<String>,
+) -> Result<Option<String>, Error> {
+    let window = Window::from_option(plan.within);
+    // Whether due now or not: a window at least the lifetime selects every run.
+    let days = pki::reissue_days(leaf.not_before, leaf.not_after, DEFAULT_LEAF_DAYS, MAX_DAYS);
+    if let Some(within) = plan.within.filter(|&within| within >= days) {
+        return Err(Error::Refused(format!(
+            "--within {within}: {} is valid for {days} days, so its new certificate would be due again at once and every run would re-issue it; give --within less than {days}, or a longer lifetime (--days of dockertls init or client add)",
+            holder.label()
+        )));
+    }
+    if !pki::is_due(now, leaf.not_before, leaf.not_after, window) {
+        return Ok(None);
+    }
+    // The new certificate, as `Ca::issue` will make it: cut to the CA's end. (An expired
+    // CA is refused when signing, with the command that replaces it.)
+    let intended = pki::validity(now, days, None);
+    let lead = pki::renewal_window(intended.not_before, intended.not_after, window);
+    let end = intended.not_after.min(ca.not_after);
+    if end - lead <= now && now <= ca.not_after {
+        blocked.push(format!(
+            "{} (due since {}): a new one would end with the CA on {} and be due at once",
+            holder.label(),
+            date(pki::renewal_due(leaf.not_before, leaf.not_after, window)),
+            date(ca.not_after)
+        ));
+        return Ok(None);
+    }
+    let days_left = leaf.days_left(now);
+    Ok(Some(match plan.within {
+        Some(within) => format!(
+            "expires on {} ({days_left} days left, within {within})",
+            date(leaf.not_after)
+        ),
+        None => format!(
+            "expires on {} ({days_left} days left, less than a third of its {days} days or 30)",
+            date(leaf.not_after)
+        ),
+    }))
 }
 
 fn keep_or_take(

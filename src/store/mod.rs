@@ -86,21 +86,7 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
         }
     }
     check_trusted(dir)?;
-    let mut present = Vec::new();
-    for entry in PKI_ENTRIES {
-        let path = dir.join(entry);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(Error::Refused(format!(
-                    "{} is a symbolic link: dockertls never writes through one; remove it or choose another --dir",
-                    path.display()
-                )));
-            }
-            Ok(_) => present.push(entry),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::Refused(format!("{}: {err}", path.display()))),
-        }
-    }
+    let present = present_entries(dir)?;
     if !present.is_empty() && !force {
         return Err(Error::refused(format!(
             "{} already holds a PKI ({}); nothing was changed",
@@ -125,6 +111,26 @@ pub fn check_output_dir(dir: &Path, force: bool) -> Result<Vec<&'static str>, Er
             "{} is {what}: dockertls keeps backups there; move it away",
             backup.display()
         )));
+    }
+    Ok(present)
+}
+
+/// The PKI's entries already in `dir`; a link at one of them is refused.
+fn present_entries(dir: &Path) -> Result<Vec<&'static str>, Error> {
+    let mut present = Vec::new();
+    for entry in PKI_ENTRIES {
+        let path = dir.join(entry);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(Error::Refused(format!(
+                    "{} is a symbolic link: dockertls never writes through one; remove it or choose another --dir",
+                    path.display()
+                )));
+            }
+            Ok(_) => present.push(entry),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(Error::Refused(format!("{}: {err}", path.display()))),
+        }
     }
     Ok(present)
 }
