@@ -130,14 +130,9 @@ fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() 
     assert!(!work.path().join("pki/clients/eve").exists());
 }
 
-/// Two `client add` runs that overlap (the first waits for its passphrase, the second adds the
-/// same name in another case meanwhile): the name is checked again under the lock, so the
-/// first is refused and never adds a second folder for the same user.
-#[test]
-fn a_name_added_while_a_run_waits_for_its_passphrase_is_refused_under_the_lock() {
-    if find_tool("bash", "bash makes the <(...) pipe").is_none() {
-        return;
-    }
+/// A PKI at WORK/pki (client alice) whose CA key is encrypted with the passphrase in
+/// WORK/pass ("correct horse", mode 0600).
+fn encrypted_pki() -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
     let pass = work.path().join("pass");
     std::fs::write(&pass, "correct horse\n").unwrap();
@@ -152,6 +147,18 @@ fn a_name_added_while_a_run_waits_for_its_passphrase_is_refused_under_the_lock()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    work
+}
+
+/// Two `client add` runs that overlap (the first waits for its passphrase, the second adds the
+/// same name in another case meanwhile): the name is checked again under the lock, so the
+/// first is refused and never adds a second folder for the same user.
+#[test]
+fn a_name_added_while_a_run_waits_for_its_passphrase_is_refused_under_the_lock() {
+    if find_tool("bash", "bash makes the <(...) pipe").is_none() {
+        return;
+    }
+    let work = encrypted_pki();
     let out = bash_within(
         r#"$DT --dir pki client add carol --ca-passphrase-file <(sleep 3; printf 'correct horse\n') 2>slow.err & slow=$!
            sleep 1
@@ -188,20 +195,7 @@ fn overlapping_rotations_never_undo_each_other() {
     let Some(openssl) = find_tool("openssl", "openssl reads the SANs") else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let pass = work.path().join("pass");
-    std::fs::write(&pass, "correct horse\n").unwrap();
-    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = bash_within(
-        r#"$DT --dir pki init --host localhost --ca-passphrase-file pass"#,
-        work.path(),
-        60,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let work = encrypted_pki();
     let out = bash_within(
         r#"$DT --dir pki rotate --server --allow x.example.com --ca-passphrase-file <(sleep 3; printf 'correct horse\n') 2>slow.err & slow=$!
            sleep 1
