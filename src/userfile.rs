@@ -41,59 +41,47 @@ pub fn kind(file_type: std::fs::FileType) -> &'static str {
 /// Opens `path` for reading when it is a regular file. O_NONBLOCK keeps the open of a FIFO
 /// from waiting for a writer; it changes nothing for a regular file.
 pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), ReadError> {
+    open_checked(path, false)
+}
+
+/// Opens `path` as [`open_regular`] does, but also takes an anonymous pipe handed over by the
+/// shell (`--ca-passphrase-file <(pass show ca)`, or `/dev/stdin` at the end of a pipeline),
+/// read blocking as the writer produces it. A named FIFO on disk is still refused: nothing says
+/// a writer will ever come. What decides is the opened file itself (it lives on pipefs), not
+/// its name.
+pub fn open_regular_or_pipe(path: &Path) -> Result<(File, std::fs::Metadata), ReadError> {
+    open_checked(path, true)
+}
+
+/// pipefs' magic number (linux/magic.h): the file system of anonymous pipes.
+const PIPEFS_MAGIC: u64 = 0x5049_5045;
+
+fn open_checked(path: &Path, pipe: bool) -> Result<(File, std::fs::Metadata), ReadError> {
+    let cannot = |e: std::io::Error| ReadError(format!("cannot read {}: {e}", path.display()));
     let file = OpenOptions::new()
         .read(true)
         .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC).bits() as i32)
         .open(path)
-        .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(ReadError(format!(
-            "{} is {}, not a regular file: give the path of the file itself",
-            path.display(),
-            kind(meta.file_type())
-        )));
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if meta.is_file() {
+        return Ok((file, meta));
     }
-    Ok((file, meta))
-}
-
-/// Opens `path` as [`open_regular`] does, but also takes an anonymous pipe handed over by the
-/// shell (`--ca-passphrase-file <(pass show ca)`: `/dev/fd/N`, whose link reads `pipe:[...]`),
-/// read blocking as the writer produces it. A named FIFO on disk is still refused: nothing says
-/// a writer will ever come.
-pub fn open_regular_or_pipe(path: &Path) -> Result<(File, std::fs::Metadata), ReadError> {
-    match open_regular(path) {
-        Ok(found) => Ok(found),
-        Err(refused) => {
-            // /dev/fd/N reads `pipe:[...]`; /dev/stdin goes through /proc/self/fd/0 first.
-            let mut hop = path.to_path_buf();
-            let mut anonymous_pipe = false;
-            for _ in 0..8 {
-                let Ok(target) = std::fs::read_link(&hop) else {
-                    break;
-                };
-                if target.to_string_lossy().starts_with("pipe:[") {
-                    anonymous_pipe = true;
-                    break;
-                }
-                hop = hop.parent().unwrap_or(Path::new("/")).join(target);
-            }
-            if !anonymous_pipe {
-                return Err(refused);
-            }
-            let file = File::open(path)
-                .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
-            let meta = file
-                .metadata()
-                .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
-            if !meta.file_type().is_fifo() {
-                return Err(refused);
-            }
-            Ok((file, meta))
-        }
+    let anonymous_pipe = pipe
+        && meta.file_type().is_fifo()
+        && rustix::fs::fstatfs(&file).is_ok_and(|fs| fs.f_type as u64 == PIPEFS_MAGIC);
+    if anonymous_pipe {
+        // Read as the writer produces it: wait for data instead of failing with EAGAIN.
+        let flags = rustix::fs::fcntl_getfl(&file).map_err(|e| cannot(e.into()))?;
+        rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)
+            .map_err(|e| cannot(e.into()))?;
+        return Ok((file, meta));
     }
+    Err(ReadError(format!(
+        "{} is {}, not a regular file: give the path of the file itself",
+        path.display(),
+        kind(meta.file_type())
+    )))
 }
 
 /// Reads all of a regular file of at most `max` bytes.

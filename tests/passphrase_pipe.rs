@@ -222,3 +222,27 @@ fn overlapping_rotations_never_undo_each_other() {
         assert!(fast.contains("another dockertls run is working"), "{fast}");
     }
 }
+
+/// A link named like the kernel's pipe links (`pipe:[1]`) that leads to a named FIFO on disk is
+/// still a FIFO nobody may ever write to: refused at once, not waited on.
+#[test]
+fn a_named_fifo_behind_a_pipe_like_link_is_refused_at_once() {
+    let work = encrypted_pki();
+    let fifo = work.path().join("pipe:[1]");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let link = work.path().join("fd");
+    std::os::unix::fs::symlink("pipe:[1]", &link).unwrap();
+    let out = bash_within(
+        r#"$DT --dir pki client add eve --ca-passphrase-file fd"#,
+        work.path(),
+        10,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a FIFO"));
+}

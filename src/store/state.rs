@@ -28,12 +28,7 @@ pub struct Leaf {
 impl Leaf {
     /// Whole days from `now` to expiry (negative once expired).
     pub fn days_left(&self, now: OffsetDateTime) -> i64 {
-        (self.not_after - now).whole_seconds().div_euclid(86_400)
-    }
-
-    /// The validity it was issued with, in whole days.
-    pub fn lifetime_days(&self) -> i64 {
-        ((self.not_after - self.not_before).whole_hours() / 24).max(1)
+        crate::pki::days_left(now, self.not_after)
     }
 }
 
