@@ -33,6 +33,16 @@ fn bash_within(script: &str, cwd: &Path, seconds: u64) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs `bash -c SCRIPT` (within 60 s) and fails the test, showing stderr, unless it succeeds.
+fn bash_ok(script: &str, cwd: &Path) {
+    let out = bash_within(script, cwd, 60);
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() {
     let Some(openssl) = find_tool("openssl", "openssl checks the key is encrypted") else {
@@ -42,15 +52,9 @@ fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() 
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let out = bash_within(
+    bash_ok(
         r#"$DT --dir pki init --host localhost --ca-passphrase-file <(printf 'correct horse\n')"#,
         work.path(),
-        60,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     // The CA key is encrypted with exactly that passphrase.
     let key = work.path().join("pki/ca/ca-key.pem");
@@ -67,15 +71,9 @@ fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() 
     assert!(!decrypt("pass:wrong"));
 
     // Signing with it through a pipe works; a wrong one through a pipe is exit 1, nothing added.
-    let out = bash_within(
+    bash_ok(
         r#"$DT --dir pki client add bob --ca-passphrase-file <(printf 'correct horse\n')"#,
         work.path(),
-        60,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert!(work.path().join("pki/clients/bob/key.pem").is_file());
     let out = bash_within(
@@ -87,15 +85,9 @@ fn a_passphrase_from_process_substitution_unlocks_and_a_named_fifo_is_refused() 
     assert!(!work.path().join("pki/clients/eve").exists());
 
     // The same through standard input.
-    let out = bash_within(
+    bash_ok(
         r#"printf 'correct horse\n' | $DT --dir pki client add carol --ca-passphrase-file /dev/stdin"#,
         work.path(),
-        60,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 
     // An endless pipe is read up to OpenSSL's limit, then refused, at once.
@@ -137,15 +129,9 @@ fn encrypted_pki() -> tempfile::TempDir {
     let pass = work.path().join("pass");
     std::fs::write(&pass, "correct horse\n").unwrap();
     std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = bash_within(
+    bash_ok(
         r#"$DT --dir pki init --host localhost --ca-passphrase-file pass --client alice"#,
         work.path(),
-        60,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     work
 }
