@@ -112,7 +112,38 @@ pub enum Command {
     /// Manage DIR/backup: the folders each change fills with the files it replaced.
     #[command(subcommand)]
     Backup(BackupCommand),
+    // --- eco (issue 14) ---
+    /// Print a shell completion script (bash, zsh, fish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Write one man page per command (dockertls.1, dockertls-init.1, ...) into a folder.
+    Man(ManArgs),
+    // --- end eco ---
 }
+
+// --- eco (issue 14) ---
+/// A shell `completions` prints a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print the completion script for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The folder to write the pages into (created if missing; pages there are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+// --- end eco ---
 
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {

@@ -8,3 +8,6 @@ pub mod install;
 pub mod probe;
 pub mod rotate;
 pub mod verify;
+// eco (issue 14)
+pub mod completions;
+pub mod man;
