@@ -121,6 +121,14 @@ pub enum Command {
 }
 
 // --- eco (issue 14) ---
+/// verify's output format: text, JSON, or Prometheus metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
 /// A shell `completions` prints a script for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompletionShell {
@@ -318,9 +326,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub warn_days: Option<i64>,
 
-    /// Output format.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format (prometheus: node_exporter textfile-collector metrics).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
 
     /// Also audit the TLS setup of this daemon.json (e.g. /etc/docker/daemon.json) and the
     /// files it names, with the CIS Docker Benchmark file checks.
