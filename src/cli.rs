@@ -188,6 +188,11 @@ pub struct InstallArgs {
     /// Then run systemctl daemon-reload and systemctl restart docker, and probe the daemon.
     #[arg(long)]
     pub restart: bool,
+
+    // eco (issue 14)
+    /// Put back what the last install replaced (from its backups) and remove what it created.
+    #[arg(long, conflicts_with_all = ["dry_run", "force", "restart"])]
+    pub rollback: bool,
 }
 
 #[derive(Debug, Subcommand)]
