@@ -379,3 +379,63 @@ fn ops_of<'a>(planned: &'a [Planned<'a>], changes: &'a [Change<'a>]) -> (Vec<Op<
     ops.extend(writes.map(Op::Write));
     (ops, report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(before: Before) -> Entry {
+        Entry {
+            dir: "/etc/docker".into(),
+            name: "daemon.json".into(),
+            sha256: Some(sha256_hex(b"{}")),
+            before,
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let entries = vec![
+            entry(Before::Nothing),
+            entry(Before::Backup("daemon.json.20260101T000000Z.bak".into())),
+            entry(Before::Mode(0o640)),
+        ];
+        let dirs = vec!["/etc/docker/tls".to_string()];
+        match parse(to_json(&entries, &dirs).as_bytes()) {
+            Some(Record::Install {
+                entries: read,
+                created_dirs,
+            }) => {
+                assert_eq!(read, entries);
+                assert_eq!(created_dirs, dirs);
+            }
+            _ => panic!("not read back"),
+        }
+        assert!(matches!(
+            parse(rolled_back("20260101T000000Z").as_bytes()),
+            Some(Record::RolledBack(_))
+        ));
+    }
+
+    #[test]
+    fn a_record_naming_other_files_is_refused() {
+        let bad = |before: Before, dir: &str, name: &str| {
+            let mut e = entry(before);
+            e.dir = dir.into();
+            e.name = name.into();
+            parse(to_json(&[e], &[]).as_bytes()).is_none()
+        };
+        // A backup that is not a backup of that file, a path in a name, a relative folder.
+        assert!(bad(Before::Backup("shadow".into()), "/etc", "daemon.json"));
+        assert!(bad(
+            Before::Backup("daemon.json/../x.bak".into()),
+            "/etc",
+            "daemon.json"
+        ));
+        assert!(bad(Before::Nothing, "/etc", "../passwd"));
+        assert!(bad(Before::Nothing, "etc", "daemon.json"));
+        assert!(bad(Before::Nothing, "/etc/../root", "x"));
+        assert!(bad(Before::Mode(0o100000), "/etc", "x"));
+        assert!(parse(b"{\"version\": 2}").is_none());
+    }
+}
