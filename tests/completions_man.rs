@@ -52,7 +52,7 @@ fn bash_completes_subcommands_flags_and_values() {
     assert_eq!(offered(&["dockertls", "co"]), ["completions"]);
     assert_eq!(
         offered(&["dockertls", "verify", "--format", ""]),
-        ["text", "json"]
+        ["text", "json", "prometheus"]
     );
     assert!(
         offered(&["dockertls", "client", ""]).contains(&"add".to_string()),

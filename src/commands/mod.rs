@@ -7,6 +7,7 @@ pub mod init;
 pub mod install;
 pub mod probe;
 pub mod rotate;
+pub mod server;
 pub mod verify;
 // eco (issue 14)
 pub mod completions;
