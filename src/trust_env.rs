@@ -61,9 +61,10 @@ pub fn overrides(
 }
 
 /// The certificates (DER) in a PEM file, read up to [`MAX_BUNDLE`]; none when it cannot be
-/// read (a missing bundle overrides ca.pem all the same: requests then fails).
+/// read (a missing bundle overrides ca.pem all the same: requests then fails). Only a regular
+/// file is read: a FIFO there never makes env or probe wait.
 fn certificates(path: &Path) -> Vec<Vec<u8>> {
-    let Ok(file) = std::fs::File::open(path) else {
+    let Ok((file, _)) = crate::userfile::open_regular(path) else {
         return Vec::new();
     };
     let mut bytes = Vec::new();
@@ -91,6 +92,19 @@ mod tests {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| OsString::from(v))
         }
+    }
+
+    #[test]
+    fn a_fifo_as_the_bundle_is_not_waited_for() {
+        let work = tempfile::tempdir().unwrap();
+        let fifo = work.path().join("bundle.pem");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return;
+        }
+        let bundle = fifo.to_string_lossy().into_owned();
+        let found = overrides(env_of(&[("REQUESTS_CA_BUNDLE", &bundle)]), &fifo);
+        assert_eq!(found.map(|o| o.variable), Some("REQUESTS_CA_BUNDLE"));
     }
 
     #[test]
