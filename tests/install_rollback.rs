@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -286,4 +287,36 @@ fn a_killed_rollback_is_finished_or_undone_by_the_next_run() {
         "no run was killed: the sweep tested nothing"
     );
     eprintln!("{killed_runs} rollbacks killed mid-way, each finished or undone by the next run");
+}
+
+#[test]
+fn a_mode_only_change_is_rolled_back_to_the_previous_mode() {
+    let Some(f) = fixture() else {
+        return;
+    };
+    // The second install left daemon.json's contents alone but must fix a mode set by hand.
+    ok(
+        install(None, &f.root, &["--rollback"]),
+        "rollback to the first install",
+    );
+    let daemon_json = f.root.join("etc/docker/daemon.json");
+    std::fs::set_permissions(&daemon_json, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let before = host_files(&f.root);
+    let report = ok(
+        install(Some(&f.work.path().join("pki1")), &f.root, &[]),
+        "again",
+    );
+    assert!(
+        report.contains("updated /etc/docker/daemon.json (0644"),
+        "{report}"
+    );
+    let report = ok(
+        install(None, &f.root, &["--rollback"]),
+        "rollback of the mode",
+    );
+    assert!(
+        report.contains("put back mode 0600 of /etc/docker/daemon.json"),
+        "{report}"
+    );
+    assert_eq!(tree_diff(&before, &host_files(&f.root)), "");
 }
