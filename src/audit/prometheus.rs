@@ -45,10 +45,9 @@ fn family(out: &mut String, name: &str, help: &str, samples: &[(String, String)]
     }
 }
 
-/// The metrics document for verify's `reports`, its exit code, at `now`.
-pub fn render(reports: &[TargetReport], exit: Exit, now: ::time::OffsetDateTime) -> String {
-    // Two targets with the same path and kind would be one series twice, which a collector
-    // rejects: the later ones get "#2", "#3" appended to their path.
+/// Each report with its labels. Two targets with the same path and kind would be one series
+/// twice, which a collector rejects: the later ones get "#2", "#3" appended to their path.
+fn labelled(reports: &[TargetReport]) -> Vec<(String, &TargetReport)> {
     let mut seen: BTreeSet<(String, &'static str)> = BTreeSet::new();
     let mut targets = Vec::new();
     for report in reports {
@@ -62,6 +61,12 @@ pub fn render(reports: &[TargetReport], exit: Exit, now: ::time::OffsetDateTime)
         let labels = format!("path=\"{}\",kind=\"{}\"", label(&shown), report.kind.name());
         targets.push((labels, report));
     }
+    targets
+}
+
+/// The metrics document for verify's `reports`, its exit code, at `now`.
+pub fn render(reports: &[TargetReport], exit: Exit, now: ::time::OffsetDateTime) -> String {
+    let targets = labelled(reports);
     let mut expiry = Vec::new();
     let mut remaining = Vec::new();
     let mut status = Vec::new();
