@@ -112,6 +112,12 @@ pub enum Command {
     /// Manage DIR/backup: the folders each change fills with the files it replaced.
     #[command(subcommand)]
     Backup(BackupCommand),
+    // --- eco (issue 14) ---
+    /// Print a shell completion script (bash, zsh, fish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Write one man page per command (dockertls.1, dockertls-init.1, ...) into a folder.
+    Man(ManArgs),
+    // --- end eco ---
     /// Add, list or remove servers: one self-contained folder servers/NAME per daemon, all
     /// under the same CA (every client folder trusts them all).
     #[command(subcommand)]
@@ -183,6 +189,39 @@ pub struct ServerRemoveArgs {
     pub name: String,
 }
 
+// --- eco (issue 14) ---
+/// verify's output format: text, JSON, or Prometheus metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
+/// A shell `completions` prints a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print the completion script for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The folder to write the pages into (created if missing; pages there are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+// --- end eco ---
+
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Delete all but the newest N backup folders (they hold old private keys).
@@ -219,6 +258,10 @@ pub struct InstallArgs {
     #[arg(long)]
     pub restart: bool,
 
+    // eco (issue 14)
+    /// Put back what the last install replaced (from its backups) and remove what it created.
+    #[arg(long, conflicts_with_all = ["dry_run", "force", "restart", "from", "server"])]
+    pub rollback: bool,
     /// Install from this server folder (a copy of DIR/servers/NAME: ca.pem, server-cert.pem,
     /// server-key.pem, daemon.json) instead of the PKI in --dir.
     #[arg(long, value_name = "FOLDER", conflicts_with = "server")]
@@ -376,9 +419,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub warn_days: Option<i64>,
 
-    /// Output format.
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format (prometheus: node_exporter textfile-collector metrics).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
 
     /// Also audit the TLS setup of this daemon.json (e.g. /etc/docker/daemon.json) and the
     /// files it names, with the CIS Docker Benchmark file checks.

@@ -32,5 +32,7 @@ pub mod render;
 pub mod secret;
 pub mod store;
 pub mod terminal;
+// eco (issue 14): REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override ca.pem for docker-py.
+pub mod trust_env;
 pub mod userfile;
 pub mod wizard;

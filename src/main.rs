@@ -74,6 +74,9 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Env(args) => commands::env::run(&cli.dir, args, now),
         cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Backup(command) => commands::backup::run(&cli.dir, command, now),
+        // eco (issue 14)
+        cli::Command::Completions(args) => commands::completions::run(args),
+        cli::Command::Man(args) => commands::man::run(args),
         cli::Command::Server(command) => {
             commands::server::run(&cli.dir, command, passphrase_file, now)
         }

@@ -19,6 +19,9 @@ fn help_and_refusals_match_the_snapshots() {
         // probe's default client folder; DOCKERTLS_DIR must not choose the PKI.
         .env("DOCKER_CERT_PATH", "no-such-folder")
         .env("DOCKERTLS_DIR", "docker-tls")
+        // eco (issue 14): env and probe warn when these are set (empty is unset for requests).
+        .env("REQUESTS_CA_BUNDLE", "")
+        .env("CURL_CA_BUNDLE", "")
         .case("tests/cli_snapshots/*.trycmd");
 }
 

@@ -5,6 +5,8 @@ pub mod checks;
 pub mod daemon_json;
 pub mod discover;
 pub mod material;
+// eco (issue 14): verify --format prometheus.
+pub mod prometheus;
 pub mod report;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::{EnvArgs, Shell};
 use crate::error::Error;
-use crate::findings::Outcome;
+use crate::findings::{Notice, Outcome};
 use crate::names;
 use crate::render::{docker_context_value, fish_quote, powershell_quote, shell_quote};
 use crate::store::layout::{CA_CERT, CLIENT_CERT, CLIENT_KEY};
@@ -80,5 +80,14 @@ pub fn run(dir: &Path, args: &EnvArgs, now: ::time::OffsetDateTime) -> Result<Ou
             ),
         }
     };
-    Ok(Outcome::report(&text))
+    let mut outcome = Outcome::report(&text);
+    // eco (issue 14): on stderr, never in the lines a shell sources.
+    let ca = Path::new(path).join(CA_CERT);
+    if let Some(found) = crate::trust_env::overrides(|v| std::env::var_os(v), &ca) {
+        outcome.notices.push(Notice::Warning(format!(
+            "{}\nhint: {}",
+            found.message, found.hint
+        )));
+    }
+    Ok(outcome)
 }

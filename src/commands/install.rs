@@ -18,6 +18,12 @@ use crate::store::registry::{self, State};
 /// Runs `install`.
 pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     let root = open_root(args)?;
+    // eco (issue 14): the host side only; the PKI is not needed.
+    if args.rollback {
+        let mut out = crate::install::rollback::run(&root, &store::backup_stamp(now))?;
+        out.push_str("next: systemctl daemon-reload && systemctl restart docker\n");
+        return Ok(Outcome::report(&out));
+    }
     let source = source(dir, args)?;
     // The PKI it installs from must not be changeable by anyone else (checked again before
     // anything is written).
@@ -60,7 +66,13 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
     // Again just before writing: the source must not have become changeable meanwhile.
     check_source_trusted(&source)?;
     let changes = changes_of(&plan, &changing);
-    let applied = transaction::apply(&root, &journal_dir, &changes, &store::backup_stamp(now))?;
+    // eco (issue 14): with the record install --rollback reads.
+    let applied = crate::install::rollback::apply_recorded(
+        &root,
+        &journal_dir,
+        &changes,
+        &store::backup_stamp(now),
+    )?;
     for note in &applied.notes {
         eprintln!("note: {note}");
     }

@@ -9,3 +9,6 @@ pub mod probe;
 pub mod rotate;
 pub mod server;
 pub mod verify;
+// eco (issue 14)
+pub mod completions;
+pub mod man;

@@ -43,13 +43,23 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> Result<
         all.push(wanted.to_string());
         crate::render::reissue_hint(Some(dir), &[wanted.to_string()], &all)
     };
-    let outcome = probe::probe(
+    let mut outcome = probe::probe(
         &endpoint,
         &cert_path,
         Duration::from_secs_f64(args.timeout),
         now,
         &hint,
     );
+    // eco (issue 14): docker-py would not use this ca.pem.
+    let ca = cert_path.join(crate::store::layout::CA_CERT);
+    if let Some(found) = crate::trust_env::overrides(|v| std::env::var_os(v), &ca) {
+        outcome.checks.push(Check {
+            id: "client-ca-bundle-env",
+            status: Status::Warn,
+            message: found.message,
+            hint: Some(found.hint),
+        });
+    }
     let stdout = match args.format {
         Format::Json => crate::findings::json_document(&to_json(&outcome)),
         Format::Text => to_text(&outcome, crate::findings::colour_wanted()),

@@ -9,9 +9,9 @@ use rayon::prelude::*;
 use crate::audit::checks::{self, Findings};
 use crate::audit::discover::{self, Found};
 use crate::audit::{Kind, Options, Status, Target, TargetReport, daemon_json, report};
-use crate::cli::VerifyArgs;
+use crate::cli::{VerifyArgs, VerifyFormat};
 use crate::error::{Error, Exit};
-use crate::findings::{Format, Notice, Outcome};
+use crate::findings::{Notice, Outcome};
 
 /// Runs `verify` at time `now`. A refusal (bad arguments) is an error, which `main` reports
 /// with exit 3; otherwise the report, the paths that could not be checked, and the exit code.
@@ -42,7 +42,7 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result
         report::overall(&reports).exit()
     };
     let stdout = match args.format {
-        Format::Json => {
+        VerifyFormat::Json => {
             let mut document = report::json(&reports);
             // Something could not be checked: a reader of "status" must not see "ok".
             if exit == Exit::CouldNotCheck {
@@ -50,7 +50,9 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result
             }
             crate::findings::json_document(&document)
         }
-        Format::Text => report::text(&reports, crate::findings::colour_wanted()),
+        VerifyFormat::Text => report::text(&reports, crate::findings::colour_wanted()),
+        // eco (issue 14)
+        VerifyFormat::Prometheus => crate::audit::prometheus::render(&reports, exit, options.now),
     };
     Ok(Outcome {
         stdout,

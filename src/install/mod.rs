@@ -5,6 +5,8 @@
 
 pub mod confined;
 pub mod daemon_json;
+// eco (issue 14): install --rollback.
+pub mod rollback;
 pub mod systemd;
 pub mod transaction;
 

@@ -51,6 +51,41 @@ pub struct Change<'a> {
     pub dir_mode: u32,
 }
 
+/// One step of a transaction: a file written (install), or, for `install --rollback`, a backup
+/// put back under its name or a file removed. The last two are switched and undone as a
+/// written file is: a removal keeps a second name for the file until the switch is over.
+pub enum Op<'a> {
+    Write(&'a Change<'a>),
+    /// Puts `from` (a backup in the same folder) back as `name`: the staged file is a second
+    /// name for it, so its contents, mode and owner are the original's, byte for byte.
+    Restore {
+        dir: String,
+        name: String,
+        from: String,
+    },
+    /// Removes `name` (which install created, or a backup just put back).
+    Remove {
+        dir: String,
+        name: String,
+    },
+}
+
+impl Op<'_> {
+    fn dir(&self) -> &str {
+        match self {
+            Op::Write(change) => &change.dir,
+            Op::Restore { dir, .. } | Op::Remove { dir, .. } => dir,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Op::Write(change) => &change.name,
+            Op::Restore { name, .. } | Op::Remove { name, .. } => name,
+        }
+    }
+}
+
 /// One step of the journal.
 #[derive(Clone)]
 struct Step {
@@ -61,11 +96,17 @@ struct Step {
     keep: Option<String>,
     backup: bool,
     existed: bool,
+    /// The switch removes the target (its `keep` name holds it until then).
+    remove: bool,
 }
 
 struct Journal {
     created_dirs: Vec<String>,
     steps: Vec<Step>,
+    /// Written by `install --rollback` (a finished one is not run again).
+    rollback: bool,
+    /// Folders a rollback removes when empty, after the switch (those the install created).
+    remove_dirs: Vec<String>,
 }
 
 impl Journal {
@@ -74,17 +115,33 @@ impl Journal {
             .steps
             .iter()
             .map(|s| {
-                json!({"dir": s.dir, "name": s.name, "staged": s.staged, "keep": s.keep,
-                       "backup": s.backup, "existed": s.existed})
+                let mut step = json!({"dir": s.dir, "name": s.name, "staged": s.staged,
+                       "keep": s.keep, "backup": s.backup, "existed": s.existed});
+                if s.remove {
+                    step["remove"] = json!(true);
+                }
+                step
             })
             .collect();
-        json!({"version": 1, "created_dirs": self.created_dirs, "steps": steps}).to_string() + "\n"
+        // Version 2 (removals) is refused by a dockertls that predates it, never misread.
+        let version = if self.rollback || self.steps.iter().any(|s| s.remove) {
+            2
+        } else {
+            1
+        };
+        let mut journal =
+            json!({"version": version, "created_dirs": self.created_dirs, "steps": steps});
+        if self.rollback {
+            journal["rollback"] = json!(true);
+            journal["remove_dirs"] = json!(self.remove_dirs);
+        }
+        journal.to_string() + "\n"
     }
 
     /// Parses a journal, checking that it names only what install itself creates.
     fn parse(text: &[u8]) -> Option<Journal> {
         let value: Value = serde_json::from_slice(text).ok()?;
-        if value["version"] != 1 {
+        if value["version"] != 1 && value["version"] != 2 {
             return None;
         }
         let strings = |v: &Value| -> Option<Vec<String>> {
@@ -107,6 +164,10 @@ impl Journal {
                 },
                 backup: step["backup"].as_bool()?,
                 existed: step["existed"].as_bool()?,
+                remove: match &step["remove"] {
+                    Value::Null => false,
+                    other => other.as_bool()?,
+                },
             };
             let plain = |n: &str| !n.is_empty() && !n.contains('/') && n != "." && n != "..";
             let ok = plain(&step.name)
@@ -120,14 +181,26 @@ impl Journal {
                             k.starts_with(TEMP_PREFIX)
                         }
                 });
-            if !ok {
+            // A removal always keeps the file under a temporary second name until the switch.
+            let remove_ok = !step.remove || (!step.backup && step.keep.is_some() == step.existed);
+            if !ok || !remove_ok {
                 return None;
             }
             steps.push(step);
         }
+        let rollback = match &value["rollback"] {
+            Value::Null => false,
+            other => other.as_bool()?,
+        };
+        let remove_dirs = match &value["remove_dirs"] {
+            Value::Null => Vec::new(),
+            other => strings(other)?,
+        };
         Some(Journal {
             created_dirs,
             steps,
+            rollback,
+            remove_dirs,
         })
     }
 }
@@ -155,6 +228,18 @@ pub fn pending(root: &Root) -> Result<Option<String>, Error> {
 /// Finishes or undoes what an interrupted run left (call with the lock held); returns the line
 /// that says what was found and done.
 pub fn recover(root: &Root, journal_dir: &Dir) -> Result<Option<String>, Error> {
+    Ok(recover_run(root, journal_dir)?.map(|r| r.line))
+}
+
+/// What `recover_run` found and did.
+pub struct Recovered {
+    pub line: String,
+    /// An interrupted `install --rollback` was finished: it is not to be run again.
+    pub finished_rollback: bool,
+}
+
+/// As `recover`, saying whether it finished an interrupted rollback.
+pub fn recover_run(root: &Root, journal_dir: &Dir) -> Result<Option<Recovered>, Error> {
     for (name, forward) in [(COMMIT, true), (ROLLBACK, false), (PREPARE, false)] {
         let Some(file) = journal_dir.read(name)? else {
             continue;
@@ -166,10 +251,13 @@ pub fn recover(root: &Root, journal_dir: &Dir) -> Result<Option<String>, Error> 
             None if name == PREPARE => {
                 journal_dir.unlink(name)?;
                 journal_dir.sync()?;
-                return Ok(Some(format!(
-                    "found {} from an install killed before it changed anything: removed it",
-                    shown.display()
-                )));
+                return Ok(Some(Recovered {
+                    line: format!(
+                        "found {} from an install killed before it changed anything: removed it",
+                        shown.display()
+                    ),
+                    finished_rollback: false,
+                }));
             }
             None => {
                 return Err(Error::Refused(format!(
@@ -185,16 +273,25 @@ pub fn recover(root: &Root, journal_dir: &Dir) -> Result<Option<String>, Error> 
         }
         journal_dir.unlink(name)?;
         journal_dir.sync()?;
-        return Ok(Some(if forward {
+        let run = if journal.rollback {
+            "install --rollback"
+        } else {
+            "install"
+        };
+        let line = if forward {
             format!(
-                "found {} from an interrupted install: finished it (every new file was complete)",
+                "found {} from an interrupted {run}: finished it (every new file was complete)",
                 shown.display()
             )
         } else {
             format!(
-                "found {} from an interrupted install: rolled it back (the previous files are in place)",
+                "found {} from an interrupted {run}: rolled it back (the previous files are in place)",
                 shown.display()
             )
+        };
+        return Ok(Some(Recovered {
+            line,
+            finished_rollback: forward && journal.rollback,
         }));
     }
     Ok(None)
@@ -205,7 +302,9 @@ fn roll_forward(root: &Root, journal: &Journal) -> Result<(), Error> {
         let Some(dir) = root.dir(&step.dir)? else {
             continue;
         };
-        if dir.entry(&step.staged)?.is_some() {
+        if step.remove {
+            dir.unlink(&step.name)?;
+        } else if dir.entry(&step.staged)?.is_some() {
             dir.rename(&step.staged, &step.name)?;
         }
         dir.sync()?;
@@ -218,6 +317,7 @@ fn roll_forward(root: &Root, journal: &Journal) -> Result<(), Error> {
             dir.sync()?;
         }
     }
+    remove_created(root, &journal.remove_dirs);
     Ok(())
 }
 
@@ -302,13 +402,15 @@ pub struct Applied {
     pub notes: Vec<String>,
 }
 
-/// Puts `changes` in place, in their order, all or nothing (see the module comment). Call with
 /// What the journal records before anything is changed: the folders that will be created
 /// (outermost first) and, for each file, its staged name and what keeps the old one.
-fn journal_of(root: &Root, changes: &[Change<'_>], stamp: &str) -> Result<Journal, Error> {
+fn journal_of(root: &Root, ops: &[Op<'_>], stamp: &str) -> Result<Journal, Error> {
     // The folders that will be created, outermost first: recorded before any is.
     let mut to_create: Vec<String> = Vec::new();
-    for change in changes {
+    for change in ops.iter().filter_map(|op| match op {
+        Op::Write(change) => Some(change),
+        _ => None,
+    }) {
         let mut so_far = String::new();
         for part in change.dir.split('/').filter(|p| !p.is_empty()) {
             so_far.push('/');
@@ -320,24 +422,36 @@ fn journal_of(root: &Root, changes: &[Change<'_>], stamp: &str) -> Result<Journa
     }
     let mut taken = BTreeSet::new();
     let mut steps = Vec::new();
-    for change in changes {
-        let dir = root.dir(&change.dir)?;
-        let keep = if !change.existed {
+    for op in ops {
+        let dir = root.dir(op.dir())?;
+        let (existed, backed_up) = match op {
+            Op::Write(change) => (change.existed, change.backed_up),
+            Op::Restore { .. } | Op::Remove { .. } => {
+                let there = match &dir {
+                    Some(dir) => dir.entry(op.name())?.is_some(),
+                    None => false,
+                };
+                (there, false)
+            }
+        };
+        let name = op.name();
+        let keep = if !existed {
             None
-        } else if change.backed_up {
-            let name = free_backup_name(dir.as_ref(), &change.name, stamp, &taken)?;
-            taken.insert(name.clone());
-            Some(name)
+        } else if backed_up {
+            let backup = free_backup_name(dir.as_ref(), name, stamp, &taken)?;
+            taken.insert(backup.clone());
+            Some(backup)
         } else {
-            Some(format!("{TEMP_PREFIX}{}.old", change.name))
+            Some(format!("{TEMP_PREFIX}{name}.old"))
         };
         steps.push(Step {
-            dir: change.dir.clone(),
-            name: change.name.clone(),
-            staged: format!("{TEMP_PREFIX}{}.new", change.name),
+            dir: op.dir().to_string(),
+            name: name.to_string(),
+            staged: format!("{TEMP_PREFIX}{name}.new"),
             keep,
-            backup: change.backed_up && change.existed,
-            existed: change.existed,
+            backup: backed_up && existed,
+            existed,
+            remove: matches!(op, Op::Remove { .. }),
         });
     }
     // A name install stages under that is taken by something else than a file of its own (a
@@ -356,13 +470,15 @@ fn journal_of(root: &Root, changes: &[Change<'_>], stamp: &str) -> Result<Journa
     Ok(Journal {
         created_dirs: to_create,
         steps,
+        rollback: false,
+        remove_dirs: Vec::new(),
     })
 }
 
 /// Removes what the switch left (old files that are not backups, the journal). A failure
 /// there changes nothing the daemon reads: it becomes a note, and the next install removes
 /// what is left.
-fn tidy_up(root: &Root, journal_dir: &Dir, steps: &[Step]) -> Vec<String> {
+fn tidy_up(root: &Root, journal_dir: &Dir, steps: &[Step], remove_dirs: &[String]) -> Vec<String> {
     let mut notes = Vec::new();
     let mut tidy = |result: Result<(), Error>| {
         if let Err(err) = result {
@@ -377,10 +493,12 @@ fn tidy_up(root: &Root, journal_dir: &Dir, steps: &[Step]) -> Vec<String> {
             }));
         }
     }
+    remove_created(root, remove_dirs);
     tidy(journal_dir.unlink(COMMIT).and_then(|()| journal_dir.sync()));
     notes
 }
 
+/// Puts `changes` in place, in their order, all or nothing (see the module comment). Call with
 /// the journal folder locked and recovered.
 pub fn apply(
     root: &Root,
@@ -388,7 +506,59 @@ pub fn apply(
     changes: &[Change<'_>],
     stamp: &str,
 ) -> Result<Applied, Error> {
-    let journal = journal_of(root, changes, stamp)?;
+    let ops: Vec<Op<'_>> = changes.iter().map(Op::Write).collect();
+    apply_ops(root, journal_dir, &ops, stamp)
+}
+
+/// The backup name each change would get (None: not backed up) and the folders `apply` would
+/// create, as it would choose them now (call under the lock): for a record of what an install
+/// replaced, written in the same transaction.
+pub fn preview(
+    root: &Root,
+    changes: &[Change<'_>],
+    stamp: &str,
+) -> Result<(Vec<Option<String>>, Vec<String>), Error> {
+    let ops: Vec<Op<'_>> = changes.iter().map(Op::Write).collect();
+    let journal = journal_of(root, &ops, stamp)?;
+    let backups = journal
+        .steps
+        .into_iter()
+        .map(|s| if s.backup { s.keep } else { None })
+        .collect();
+    Ok((backups, journal.created_dirs))
+}
+
+/// As `apply`, for `install --rollback` (which restores and removes files as well).
+/// `remove_dirs`: the folders the install created, removed when empty before the journal is.
+pub fn apply_rollback(
+    root: &Root,
+    journal_dir: &Dir,
+    ops: &[Op<'_>],
+    stamp: &str,
+    remove_dirs: &[String],
+) -> Result<Applied, Error> {
+    let mut journal = journal_of(root, ops, stamp)?;
+    journal.rollback = true;
+    journal.remove_dirs = remove_dirs.to_vec();
+    apply_journal(root, journal_dir, ops, journal)
+}
+
+fn apply_ops(
+    root: &Root,
+    journal_dir: &Dir,
+    ops: &[Op<'_>],
+    stamp: &str,
+) -> Result<Applied, Error> {
+    let journal = journal_of(root, ops, stamp)?;
+    apply_journal(root, journal_dir, ops, journal)
+}
+
+fn apply_journal(
+    root: &Root,
+    journal_dir: &Dir,
+    ops: &[Op<'_>],
+    journal: Journal,
+) -> Result<Applied, Error> {
     let written = journal_dir
         .create_file(PREPARE, journal.to_json().as_bytes(), 0o600, true)
         .and_then(|()| journal_dir.sync());
@@ -399,7 +569,7 @@ pub fn apply(
     }
 
     let steps = &journal.steps;
-    let staged = stage(root, changes, steps);
+    let staged = stage(root, ops, steps);
     let committed = staged.and_then(|()| {
         journal_dir.rename(PREPARE, COMMIT)?;
         journal_dir.sync()
@@ -430,7 +600,7 @@ pub fn apply(
         )));
     }
     // The switch is done: from here on, only clean-up.
-    let notes = tidy_up(root, journal_dir, steps);
+    let notes = tidy_up(root, journal_dir, steps, &journal.remove_dirs);
     Ok(Applied {
         backups: steps
             .iter()
@@ -442,17 +612,24 @@ pub fn apply(
     })
 }
 
-fn stage(root: &Root, changes: &[Change<'_>], steps: &[Step]) -> Result<(), Error> {
+fn stage(root: &Root, ops: &[Op<'_>], steps: &[Step]) -> Result<(), Error> {
     let mut created = Vec::new();
     let mut dirs = Vec::new();
-    for (change, step) in changes.iter().zip(steps) {
-        // The parents first (0755), then the folder itself with its own mode.
-        if let Some((parent, _)) = change.dir.rsplit_once('/')
-            && !parent.is_empty()
-        {
-            root.create_dirs(parent, 0o755, &mut created)?;
-        }
-        let dir = root.create_dirs(&change.dir, change.dir_mode, &mut created)?;
+    for (op, step) in ops.iter().zip(steps) {
+        let dir = match op {
+            Op::Write(change) => {
+                // The parents first (0755), then the folder itself with its own mode.
+                if let Some((parent, _)) = change.dir.rsplit_once('/')
+                    && !parent.is_empty()
+                {
+                    root.create_dirs(parent, 0o755, &mut created)?;
+                }
+                root.create_dirs(&change.dir, change.dir_mode, &mut created)?
+            }
+            _ => root.dir(&step.dir)?.ok_or_else(|| {
+                Error::Failed(format!("{} disappeared", root.shown(&step.dir).display()))
+            })?,
+        };
         if let Some(entry) = dir.entry(&step.staged)? {
             // Only a name install itself gives; a folder there is not ours to remove.
             if entry.kind != FileType::RegularFile {
@@ -463,7 +640,19 @@ fn stage(root: &Root, changes: &[Change<'_>], steps: &[Step]) -> Result<(), Erro
             }
             dir.unlink(&step.staged)?;
         }
-        dir.create_file(&step.staged, change.contents, change.mode, true)?;
+        match op {
+            Op::Write(change) => {
+                dir.create_file(&step.staged, change.contents, change.mode, true)?
+            }
+            Op::Restore { from, .. } => dir.link(from, &step.staged).map_err(|e| {
+                Error::Failed(format!(
+                    "cannot put back {}: {}",
+                    dir.shown().join(from).display(),
+                    std::io::Error::from(e)
+                ))
+            })?,
+            Op::Remove { .. } => {}
+        }
         if let Some(keep) = &step.keep {
             dir.link(&step.name, keep).map_err(|e| {
                 Error::Failed(format!(
@@ -495,7 +684,11 @@ fn switch(root: &Root, steps: &[Step]) -> Result<(), Error> {
         let dir = root.dir(&step.dir)?.ok_or_else(|| {
             Error::Failed(format!("{} disappeared", root.shown(&step.dir).display()))
         })?;
-        dir.rename(&step.staged, &step.name)?;
+        if step.remove {
+            dir.unlink(&step.name)?;
+        } else {
+            dir.rename(&step.staged, &step.name)?;
+        }
         dir.sync()?;
     }
     Ok(())

@@ -22,6 +22,11 @@ pub const KEY_TYPES: [&str; 6] = [
 pub fn dockertls() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dockertls"));
     command.env_remove("DOCKERTLS_DIR").stdin(Stdio::null());
+    // eco (issue 14): env and probe warn when these are set (a corporate machine's setting);
+    // tests that want the warning set them themselves.
+    command
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
     command
 }
 
