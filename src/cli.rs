@@ -112,6 +112,55 @@ pub enum Command {
     /// Manage DIR/backup: the folders each change fills with the files it replaced.
     #[command(subcommand)]
     Backup(BackupCommand),
+    // Issue 12 (csr): keys born where they live.
+    /// Where a key will live: make the key and a certificate signing request (CSR) for the CA
+    /// (no CA needed here).
+    #[command(subcommand)]
+    Request(RequestCommand),
+}
+
+// ---- Issue 12 (csr): `request` ----
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// The daemon's key (server-key.pem) and server.csr, for `dockertls sign --server`.
+    Server(RequestServerArgs),
+    /// A user's key (key.pem) and client.csr, for `dockertls sign --client`.
+    Client(RequestClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RequestServerArgs {
+    /// The name or IP address clients dial (the CSR's CN and first SAN).
+    #[arg(long, value_name = "NAME", required = true)]
+    pub host: String,
+
+    /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
+    #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
+    /// The type of the new key.
+    #[arg(long, value_name = "TYPE", value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+
+    /// The folder to write to (created 0700 when missing; existing files are never replaced).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestClientArgs {
+    /// The user's name: the certificate's CN.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The type of the new key.
+    #[arg(long, value_name = "TYPE", value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+
+    /// The folder to write to (created 0700 when missing; existing files are never replaced).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

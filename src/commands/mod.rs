@@ -6,5 +6,7 @@ pub mod env;
 pub mod init;
 pub mod install;
 pub mod probe;
+// Issue 12 (csr).
+pub mod request;
 pub mod rotate;
 pub mod verify;
