@@ -412,3 +412,58 @@ pub fn decide(csr: &Csr, cn: &str, operator_sans: &[Address], accept_csr_sans: b
 pub fn holds_key(csr: &Csr, key: &KeyPair) -> bool {
     rcgen::PublicKeyData::der_bytes(key) == csr.key.raw.as_slice()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_der() -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        let request = make_request(KeyType::EcdsaP256, "x", &[]).unwrap();
+        rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(request.csr_pem.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    proptest! {
+        #[test]
+        fn hostile_bytes_never_panic_and_refuse_in_one_line(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Err(err) = parse("f", &bytes) {
+                prop_assert!(!err.contains('\n'));
+            }
+        }
+
+        #[test]
+        fn a_changed_byte_of_what_is_signed_or_of_the_signature_is_refused(at in 0usize..10_000, xor in 1u8..=255) {
+            let mut der = valid_der();
+            // The signed part (version, subject, key, attributes) and the signature's bytes.
+            // (x509-parser reads the signature algorithm's OID whatever its tag: a change there
+            // is harmless, the signature still has to verify over the same signed part.)
+            let (_, request) = X509CertificationRequest::from_der(&der).unwrap();
+            let info = request.certification_request_info.raw;
+            let start = info.as_ptr() as usize - der.as_ptr() as usize;
+            let signed = start..start + info.len();
+            let signature = der.len() - request.signature_value.data.len()..der.len();
+            let positions: Vec<usize> = signed.chain(signature).collect();
+            let at = positions[at % positions.len()];
+            der[at] ^= xor;
+            prop_assert!(parse("f", &der).is_err(), "byte {at} ^ {xor:#x} accepted");
+        }
+    }
+
+    #[test]
+    fn the_request_is_for_its_own_key_and_elides_it_from_debug() {
+        let request = make_request(KeyType::EcdsaP384, "alice", &[]).unwrap();
+        let key = KeyPair::from_pem(&request.key_pem).unwrap();
+        let csr = parse("alice.csr", request.csr_pem.as_bytes()).unwrap();
+        assert!(holds_key(&csr, &key));
+        assert_eq!(csr.subject, "CN=alice");
+        assert!(csr.requests.is_empty() && csr.sans.is_empty());
+        let debug = format!("{request:?}");
+        assert!(!debug.contains("PRIVATE KEY") && debug.contains("[secret key elided]"));
+        // Asked for exactly what it gets: nothing is said to be dropped.
+        assert!(decide(&csr, "alice", &[], false).dropped.is_empty());
+    }
+}
