@@ -693,3 +693,38 @@ fn request_bad_input_is_one_line_exit_2_and_changes_nothing() {
         assert_eq!(tree_diff(&before, &tree(base)), "", "{args:?}");
     }
 }
+
+#[test]
+fn request_failing_half_way_leaves_nothing_behind() {
+    let Some(strace) = find_tool("strace", "injects a full disk into request's writes") else {
+        return;
+    };
+    let work = private_tempdir();
+    // The second write(2) is the CSR's (the first is the key's): the disk is full there.
+    for (when, existing) in [(2, false), (2, true), (1, false)] {
+        let out = work.path().join(format!("out-{when}-{existing}"));
+        if existing {
+            std::fs::create_dir(&out).unwrap();
+            std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        }
+        let before = tree(work.path());
+        let output = Command::new(&strace)
+            .args(["-f", "-o", "/dev/null", "-e", "trace=write"])
+            .arg("-e")
+            .arg(format!("inject=write:error=ENOSPC:when={when}"))
+            .arg(env!("CARGO_BIN_EXE_dockertls"))
+            .args(["request", "client", "carol", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{}", streams(&output));
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+        assert_one_error(&stderr, "ENOSPC");
+        assert_eq!(
+            tree_diff(&before, &tree(work.path())),
+            "",
+            "when={when} existing={existing}"
+        );
+    }
+}
