@@ -117,6 +117,72 @@ pub enum Command {
     /// (no CA needed here).
     #[command(subcommand)]
     Request(RequestCommand),
+    /// Where the CA is: sign a CSR for a server or a client whose key lives elsewhere; the CA
+    /// decides every extension.
+    Sign(SignArgs),
+}
+
+// ---- Issue 12 (csr): `sign` ----
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("holder").required(true).args(["server", "client"])))]
+pub struct SignArgs {
+    /// The CSR file (PEM or DER), as `dockertls request` or `openssl req` made it.
+    #[arg(value_name = "CSR")]
+    pub csr: PathBuf,
+
+    /// Sign a server certificate into servers/NAME (new, or one whose key lives elsewhere).
+    #[arg(long, value_name = "NAME", conflicts_with = "client")]
+    pub server: Option<String>,
+
+    /// Sign a client certificate into clients/NAME (CN = NAME).
+    #[arg(long, value_name = "NAME")]
+    pub client: Option<String>,
+
+    /// The name or IP address clients dial: the CN and first SAN [default: the server's
+    /// recorded host, when it exists].
+    #[arg(long, value_name = "NAME", requires = "server")]
+    pub host: Option<String>,
+
+    /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
+    #[arg(
+        long = "allow",
+        value_name = "ADDR",
+        value_delimiter = ',',
+        requires = "server"
+    )]
+    pub allow: Vec<String>,
+
+    /// Do not add 127.0.0.1 to the server certificate.
+    #[arg(long, requires = "server")]
+    pub no_loopback: bool,
+
+    /// Also take the DNS names and IP addresses the CSR asks for (they are listed either way).
+    #[arg(long, requires = "server")]
+    pub accept_csr_sans: bool,
+
+    /// Validity in days.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 365,
+        allow_negative_numbers = true
+    )]
+    pub days: i64,
+
+    /// A new server: the address and port dockerd listens on, for daemon.json's "hosts"
+    /// [default: 0.0.0.0:2376].
+    #[arg(long, value_name = "ADDR:PORT", requires = "server")]
+    pub listen: Option<String>,
+
+    /// A new server: where its files will live on the daemon host [default: /etc/docker/tls].
+    #[arg(long, value_name = "PATH", requires = "server")]
+    pub install_dir: Option<PathBuf>,
+
+    /// A new server: dockerd's path on the daemon host, for the systemd override
+    /// [default: /usr/bin/dockerd].
+    #[arg(long, value_name = "PATH", requires = "server")]
+    pub dockerd: Option<PathBuf>,
 }
 
 // ---- Issue 12 (csr): `request` ----

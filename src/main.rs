@@ -76,6 +76,7 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Backup(command) => commands::backup::run(&cli.dir, command, now),
         // Issue 12 (csr).
         cli::Command::Request(command) => commands::request::run(command),
+        cli::Command::Sign(args) => commands::sign::run(&cli.dir, args, passphrase_file, now),
     }
 }
 

@@ -62,7 +62,7 @@ fn add(
 
 /// Refuses a CA that cannot sign a certificate of `days` days at `now`: expired, not yet
 /// valid, or ending sooner.
-fn check_ca_can_sign(ca: &Ca, days: i64, now: OffsetDateTime) -> Result<(), Error> {
+pub(crate) fn check_ca_can_sign(ca: &Ca, days: i64, now: OffsetDateTime) -> Result<(), Error> {
     check_ca_valid(ca, now)?;
     // A CA "valid until 9999-12-31T23:59:59Z" has no well-defined expiry (RFC 5280): any
     // validity is accepted and ends there at the latest.

@@ -9,4 +9,5 @@ pub mod probe;
 // Issue 12 (csr).
 pub mod request;
 pub mod rotate;
+pub mod sign;
 pub mod verify;
