@@ -141,7 +141,7 @@ pub struct SignArgs {
 
     /// The name or IP address clients dial: the CN and first SAN [default: the server's
     /// recorded host, when it exists].
-    #[arg(long, value_name = "NAME", requires = "server")]
+    #[arg(long, value_name = "NAME", conflicts_with = "client")]
     pub host: Option<String>,
 
     /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
@@ -149,16 +149,16 @@ pub struct SignArgs {
         long = "allow",
         value_name = "ADDR",
         value_delimiter = ',',
-        requires = "server"
+        conflicts_with = "client"
     )]
     pub allow: Vec<String>,
 
     /// Do not add 127.0.0.1 to the server certificate.
-    #[arg(long, requires = "server")]
+    #[arg(long, conflicts_with = "client")]
     pub no_loopback: bool,
 
     /// Also take the DNS names and IP addresses the CSR asks for (they are listed either way).
-    #[arg(long, requires = "server")]
+    #[arg(long, conflicts_with = "client")]
     pub accept_csr_sans: bool,
 
     /// Validity in days.
@@ -172,16 +172,16 @@ pub struct SignArgs {
 
     /// A new server: the address and port dockerd listens on, for daemon.json's "hosts"
     /// [default: 0.0.0.0:2376].
-    #[arg(long, value_name = "ADDR:PORT", requires = "server")]
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "client")]
     pub listen: Option<String>,
 
     /// A new server: where its files will live on the daemon host [default: /etc/docker/tls].
-    #[arg(long, value_name = "PATH", requires = "server")]
+    #[arg(long, value_name = "PATH", conflicts_with = "client")]
     pub install_dir: Option<PathBuf>,
 
     /// A new server: dockerd's path on the daemon host, for the systemd override
     /// [default: /usr/bin/dockerd].
-    #[arg(long, value_name = "PATH", requires = "server")]
+    #[arg(long, value_name = "PATH", conflicts_with = "client")]
     pub dockerd: Option<PathBuf>,
 }
 
