@@ -77,6 +77,9 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         // Issue 12 (csr).
         cli::Command::Request(command) => commands::request::run(command),
         cli::Command::Sign(args) => commands::sign::run(&cli.dir, args, passphrase_file, now),
+        cli::Command::Server(command) => {
+            commands::server::run(&cli.dir, command, passphrase_file, now)
+        }
     }
 }
 

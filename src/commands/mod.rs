@@ -9,5 +9,6 @@ pub mod probe;
 // Issue 12 (csr).
 pub mod request;
 pub mod rotate;
+pub mod server;
 pub mod sign;
 pub mod verify;
