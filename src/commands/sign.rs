@@ -274,40 +274,10 @@ fn sign_server(
     };
     let (signed, decision) = issue(ca, csr, &wanted, plan.accept_csr_sans)?;
     let holder = Holder::server(name);
-    let folder = holder.folder();
     let backup = if existing.is_some() {
         replace_pair(ws, &holder, &ca.cert_pem, &signed)?
     } else {
-        let listen = plan.listen.unwrap_or_else(default_listen);
-        let install_dir = plan
-            .install_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/etc/docker/tls"));
-        let dockerd = plan
-            .dockerd
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/dockerd"));
-        ws.mkdir(&folder)?;
-        ws.write(
-            &format!("{folder}/{CA_CERT}"),
-            ca.cert_pem.as_bytes(),
-            CERT_FILE,
-        )?;
-        ws.write(&holder.cert(), signed.cert_pem.as_bytes(), CERT_FILE)?;
-        let daemon_json = render::daemon_json(listen, &install_dir);
-        ws.write(
-            &format!("{folder}/{DAEMON_JSON}"),
-            daemon_json.as_bytes(),
-            CONFIG_FILE,
-        )?;
-        let override_conf = render::override_conf(&dockerd);
-        ws.write(
-            &format!("{folder}/{OVERRIDE_CONF}"),
-            override_conf.as_bytes(),
-            CONFIG_FILE,
-        )?;
-        ws.flush()?;
-        ws.add(&folder)?;
+        write_server_folder(ws, plan, &holder, &ca.cert_pem, &signed)?;
         None
     };
     let mut state = State::load_in(ws.dir())?.unwrap_or_default();
@@ -329,6 +299,45 @@ fn sign_server(
         cn,
         backup,
     })
+}
+
+/// init's defaults for a new server's daemon.json and override (see `cli::InitArgs`).
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2376);
+const DEFAULT_INSTALL_DIR: &str = "/etc/docker/tls";
+const DEFAULT_DOCKERD: &str = "/usr/bin/dockerd";
+
+/// Stages and adds the folder of a new server: ca.pem, server-cert.pem, daemon.json and
+/// override.conf, no key.
+fn write_server_folder(
+    ws: &Workspace,
+    plan: &SignPlan,
+    holder: &Holder,
+    ca_pem: &str,
+    signed: &Signed,
+) -> Result<(), Error> {
+    let folder = holder.folder();
+    let install_dir = plan
+        .install_dir
+        .as_deref()
+        .unwrap_or(Path::new(DEFAULT_INSTALL_DIR));
+    let dockerd = plan
+        .dockerd
+        .as_deref()
+        .unwrap_or(Path::new(DEFAULT_DOCKERD));
+    let daemon_json = render::daemon_json(plan.listen.unwrap_or(DEFAULT_LISTEN), install_dir);
+    let override_conf = render::override_conf(dockerd);
+    ws.mkdir(&folder)?;
+    let files = [
+        (CA_CERT, ca_pem, CERT_FILE),
+        (holder.cert_name(), signed.cert_pem.as_str(), CERT_FILE),
+        (DAEMON_JSON, daemon_json.as_str(), CONFIG_FILE),
+        (OVERRIDE_CONF, override_conf.as_str(), CONFIG_FILE),
+    ];
+    for (file, contents, mode) in files {
+        ws.write(&format!("{folder}/{file}"), contents.as_bytes(), mode)?;
+    }
+    ws.flush()?;
+    ws.add(&folder)
 }
 
 fn sign_client(
@@ -411,10 +420,6 @@ fn replace_pair(
     ws.back_up(&folder)?;
     ws.swap_in(&folder)?;
     Ok(Some(ws.backup_dir()?))
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::UNSPECIFIED, 2376))
 }
 
 /// The server certificate's CN: the dialled name, if it fits in a CN (as `init`).
