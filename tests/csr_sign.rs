@@ -300,6 +300,11 @@ fn sign_bad_input_is_one_line_exit_2_and_changes_nothing() {
             vec!["sign", g, "--client", "bob", "--days", "0"],
             "--days 0",
         ),
+        (vec!["sign", g, "--client", "ALICE"], "differs only in case"),
+        (
+            vec!["sign", g, "--server", "KEYLESS", "--host", "h.example"],
+            "differs only in case",
+        ),
     ];
     for (args, expected) in cases {
         let before = tree(pki.work.path());
@@ -447,4 +452,25 @@ fn keyless_entries_are_listed_verified_and_rotated_for_what_they_are() {
     assert_eq!(ca.status.code(), Some(2), "{}", streams(&ca));
     assert_one_error(&String::from_utf8_lossy(&ca.stderr), "rotate --ca");
     assert_eq!(tree_diff(&before, &files(&pki.dir)), "");
+}
+
+#[test]
+fn a_server_folder_left_by_a_killed_run_goes_to_the_backup() {
+    let pki = Pki::new();
+    let csr = pki.request(&["server", "--host", "web.example"], "host");
+    // servers/web without a state entry: what a run killed before its commit point leaves.
+    let leftover = pki.dir.join("servers/web");
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("half.pem"), "half").unwrap();
+    pki.ok(&["sign", s(&csr), "--server", "web", "--host", "web.example"]);
+    assert!(!leftover.join("half.pem").exists());
+    assert!(leftover.join("server-cert.pem").exists());
+    let kept: Vec<String> = tree(&pki.dir.join("backup"))
+        .into_iter()
+        .map(|(path, _, _)| path)
+        .collect();
+    assert!(
+        kept.iter().any(|p| p.ends_with("servers/web/half.pem")),
+        "{kept:?}"
+    );
 }

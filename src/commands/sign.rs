@@ -139,8 +139,10 @@ fn check_entry(dir: &Path, plan: &SignPlan) -> Result<Option<Existing>, Error> {
     let (folder_exists, key_place, host) = match &plan.holder {
         Holder::Server(name) => {
             let entry = state.servers().get(name);
+            // The state file is the commit point: a folder it does not name was left by a
+            // killed run (moved to the backup when this one writes).
             (
-                pki.folder(&plan.holder).symlink_metadata().is_ok() || entry.is_some(),
+                entry.is_some(),
                 entry.map(|e| e.key),
                 entry.map(|e| e.host.clone()),
             )
@@ -158,6 +160,7 @@ fn check_entry(dir: &Path, plan: &SignPlan) -> Result<Option<Existing>, Error> {
         Holder::Ca => return Ok(None),
     };
     if !folder_exists {
+        refuse_same_name_in_other_case(dir, &state, &plan.holder)?;
         if matches!(plan.holder, Holder::Server(_)) && plan.host.is_none() {
             return Err(Error::refused(format!(
                 "{} is new: sign needs --host NAME, the name or IP address clients dial",
@@ -187,6 +190,25 @@ fn check_entry(dir: &Path, plan: &SignPlan) -> Result<Option<Existing>, Error> {
         .hint("sign again without them, or remove the server first"));
     }
     Ok(Some(Existing { host }))
+}
+
+/// A new name that differs from an existing one only in case is refused (a copy of the
+/// folder on macOS or Windows would overwrite the other), as `client add` and `server add` do.
+fn refuse_same_name_in_other_case(dir: &Path, state: &State, holder: &Holder) -> Result<(), Error> {
+    let (name, existing) = match holder {
+        Holder::Server(name) => (name, state.server_names()),
+        Holder::Client(name) => (name, state::client_names(dir)),
+        Holder::Ca => return Ok(()),
+    };
+    match plan::same_name(&existing, name) {
+        Some(other) if other != name => Err(Error::refused(format!(
+            "{}: {} has '{other}' already, which differs only in case",
+            holder.label(),
+            dir.display()
+        ))
+        .hint("choose another NAME")),
+        _ => Ok(()),
+    }
 }
 
 fn client_key_place(dir: &Path, name: &str) -> KeyPlace {
@@ -309,13 +331,17 @@ const DEFAULT_DOCKERD: &str = "/usr/bin/dockerd";
 /// Stages and adds the folder of a new server: ca.pem, server-cert.pem, daemon.json and
 /// override.conf, no key.
 fn write_server_folder(
-    ws: &Workspace,
+    ws: &mut Workspace,
     plan: &SignPlan,
     holder: &Holder,
     ca_pem: &str,
     signed: &Signed,
 ) -> Result<(), Error> {
     let folder = holder.folder();
+    // Not in the state file (checked under the lock): left by a killed run; kept in the backup.
+    if ws.dir().entry_stat(&folder)?.is_some() {
+        ws.move_to_backup(&folder)?;
+    }
     let install_dir = plan
         .install_dir
         .as_deref()
