@@ -474,3 +474,30 @@ fn a_server_folder_left_by_a_killed_run_goes_to_the_backup() {
         "{kept:?}"
     );
 }
+
+#[test]
+fn signing_a_keyless_server_again_keeps_its_sans_unless_told_otherwise() {
+    let pki = Pki::new();
+    let csr = pki.request(&["server", "--host", "web.example"], "host");
+    let args = ["sign", s(&csr), "--server", "web"];
+    let made = [
+        "--host",
+        "web.example",
+        "--allow",
+        "10.0.0.7,web.lan",
+        "--no-loopback",
+    ];
+    pki.ok(&[&args[..], &made[..]].concat());
+    // Again without --host or --allow (a renewal): the same SANs.
+    let renewed = pki.ok(&args);
+    assert!(
+        renewed.contains("SANs: web.example, 10.0.0.7, web.lan\n"),
+        "{renewed}"
+    );
+    // With --allow: the SANs named (and 127.0.0.1, as for a new server).
+    let again = pki.ok(&[&args[..], &["--allow", "10.0.0.8"]].concat());
+    assert!(
+        again.contains("SANs: web.example, 10.0.0.8, 127.0.0.1\n"),
+        "{again}"
+    );
+}

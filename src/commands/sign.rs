@@ -189,7 +189,10 @@ fn check_entry(dir: &Path, plan: &SignPlan) -> Result<Option<Existing>, Error> {
         ))
         .hint("sign again without them, or remove the server first"));
     }
-    Ok(Some(Existing { host }))
+    let sans = state::read_cert(dir, &plan.holder)
+        .map(|leaf| leaf.sans)
+        .unwrap_or_default();
+    Ok(Some(Existing { host, sans }))
 }
 
 /// A new name that differs from an existing one only in case is refused (a copy of the
@@ -223,6 +226,9 @@ fn client_key_place(dir: &Path, name: &str) -> KeyPlace {
 /// An entry being signed again (its key lives elsewhere: a renewal with a new CSR).
 struct Existing {
     host: Option<String>,
+    /// The SANs of its current certificate (kept when neither --host nor --allow is given,
+    /// as `rotate` keeps them).
+    sans: Vec<Address>,
 }
 
 /// What was signed, for the report.
@@ -281,9 +287,13 @@ fn sign_server(
         }
     };
     let mut sans = vec![host.clone()];
-    sans.extend(plan.allow.iter().filter(|a| **a != host).cloned());
+    let (listed, keeping): (&[Address], bool) = match &existing {
+        Some(existing) if plan.host.is_none() && plan.allow.is_empty() => (&existing.sans, true),
+        _ => (&plan.allow, false),
+    };
+    sans.extend(listed.iter().filter(|a| **a != host).cloned());
     let loopback = Address::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    if plan.loopback && !sans.contains(&loopback) {
+    if plan.loopback && !keeping && !sans.contains(&loopback) {
         sans.push(loopback);
     }
     let cn = server_cn(&host);
