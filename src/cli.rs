@@ -122,6 +122,121 @@ pub enum Command {
     /// under the same CA (every client folder trusts them all).
     #[command(subcommand)]
     Server(ServerCommand),
+    // Issue 12 (csr): keys born where they live.
+    /// Where a key will live: make the key and a certificate signing request (CSR) for the CA
+    /// (no CA needed here).
+    #[command(subcommand)]
+    Request(RequestCommand),
+    /// Where the CA is: sign a CSR for a server or a client whose key lives elsewhere; the CA
+    /// decides every extension.
+    Sign(SignArgs),
+}
+
+// ---- Issue 12 (csr): `sign` ----
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("holder").required(true).args(["server", "client"])))]
+pub struct SignArgs {
+    /// The CSR file (PEM or DER), as `dockertls request` or `openssl req` made it.
+    #[arg(value_name = "CSR")]
+    pub csr: PathBuf,
+
+    /// Sign a server certificate into servers/NAME (new, or one whose key lives elsewhere).
+    #[arg(long, value_name = "NAME", conflicts_with = "client")]
+    pub server: Option<String>,
+
+    /// Sign a client certificate into clients/NAME (CN = NAME).
+    #[arg(long, value_name = "NAME")]
+    pub client: Option<String>,
+
+    /// The name or IP address clients dial: the CN and first SAN [default: the server's
+    /// recorded host, when it exists].
+    #[arg(long, value_name = "NAME", conflicts_with = "client")]
+    pub host: Option<String>,
+
+    /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
+    #[arg(
+        long = "allow",
+        value_name = "ADDR",
+        value_delimiter = ',',
+        conflicts_with = "client"
+    )]
+    pub allow: Vec<String>,
+
+    /// Do not add 127.0.0.1 to the server certificate.
+    #[arg(long, conflicts_with = "client")]
+    pub no_loopback: bool,
+
+    /// Also take the DNS names and IP addresses the CSR asks for (they are listed either way).
+    #[arg(long, conflicts_with = "client")]
+    pub accept_csr_sans: bool,
+
+    /// Validity in days.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 365,
+        allow_negative_numbers = true
+    )]
+    pub days: i64,
+
+    /// A new server: the address and port dockerd listens on, for daemon.json's "hosts"
+    /// [default: 0.0.0.0:2376].
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "client")]
+    pub listen: Option<String>,
+
+    /// A new server: where its files will live on the daemon host [default: /etc/docker/tls].
+    #[arg(long, value_name = "PATH", conflicts_with = "client")]
+    pub install_dir: Option<PathBuf>,
+
+    /// A new server: dockerd's path on the daemon host, for the systemd override
+    /// [default: /usr/bin/dockerd].
+    #[arg(long, value_name = "PATH", conflicts_with = "client")]
+    pub dockerd: Option<PathBuf>,
+}
+
+// ---- Issue 12 (csr): `request` ----
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// The daemon's key (server-key.pem) and server.csr, for `dockertls sign --server`.
+    Server(RequestServerArgs),
+    /// A user's key (key.pem) and client.csr, for `dockertls sign --client`.
+    Client(RequestClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RequestServerArgs {
+    /// The name or IP address clients dial (the CSR's CN and first SAN).
+    #[arg(long, value_name = "NAME", required = true)]
+    pub host: String,
+
+    /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
+    #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
+    /// The type of the new key.
+    #[arg(long, value_name = "TYPE", value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+
+    /// The folder to write to (created 0700 when missing; existing files are never replaced).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestClientArgs {
+    /// The user's name: the certificate's CN.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The type of the new key.
+    #[arg(long, value_name = "TYPE", value_enum, default_value_t = KeyType::EcdsaP256)]
+    pub key_type: KeyType,
+
+    /// The folder to write to (created 0700 when missing; existing files are never replaced).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: PathBuf,
 }
 
 // fleet-core (issue 12): `server add|list|remove`.

@@ -18,6 +18,8 @@ macro_rules! eprintln {
 pub mod audit;
 pub mod cli;
 pub mod commands;
+// Issue 12 (csr): certificate signing requests, `request` and `sign`.
+pub mod csr;
 pub mod dockerd_hosts;
 pub mod dockerd_options;
 pub mod error;

@@ -77,6 +77,9 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         // eco (issue 14)
         cli::Command::Completions(args) => commands::completions::run(args),
         cli::Command::Man(args) => commands::man::run(args),
+        // Issue 12 (csr).
+        cli::Command::Request(command) => commands::request::run(command),
+        cli::Command::Sign(args) => commands::sign::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Server(command) => {
             commands::server::run(&cli.dir, command, passphrase_file, now)
         }

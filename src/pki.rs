@@ -472,29 +472,63 @@ impl Ca {
 
     /// Issues a leaf with `key`. It never outlives the CA; an expired CA gives `Error::Time`.
     pub fn issue(&self, leaf: &LeafRequest<'_>, key: KeyPair) -> Result<Issued, rcgen::Error> {
+        let key_type = KeyType::of_key(&key).ok_or(rcgen::Error::UnsupportedSignatureAlgorithm)?;
+        let signed = self.sign_leaf(leaf, &key, key_type.is_rsa())?;
+        Ok(Issued {
+            cert_pem: signed.cert_pem,
+            key_pem: private_key_pem(&key)?,
+            not_after: signed.not_after,
+            cut_to_ca: signed.cut_to_ca,
+        })
+    }
+
+    /// Issues a leaf for a public key whose private key lives elsewhere (a checked CSR's):
+    /// the same profile as [`Ca::issue`]; `rsa` adds keyEncipherment as for RSA keys.
+    pub fn issue_for_public_key(
+        &self,
+        leaf: &LeafRequest<'_>,
+        public_key: &impl rcgen::PublicKeyData,
+        rsa: bool,
+    ) -> Result<Signed, rcgen::Error> {
+        self.sign_leaf(leaf, public_key, rsa)
+    }
+
+    fn sign_leaf(
+        &self,
+        leaf: &LeafRequest<'_>,
+        public_key: &impl rcgen::PublicKeyData,
+        rsa: bool,
+    ) -> Result<Signed, rcgen::Error> {
         let validity = validity(leaf.now, leaf.days, Some(self.not_after));
         // Callers refuse an expired CA first, with a message; this keeps a certificate that
         // ends before it starts from ever being signed.
         if validity.not_after < validity.not_before {
             return Err(rcgen::Error::Time);
         }
-        let key_type = KeyType::of_key(&key).ok_or(rcgen::Error::UnsupportedSignatureAlgorithm)?;
         let params = leaf_params(
             leaf.cn,
             leaf.sans,
             leaf.role,
-            key_type,
+            rsa,
             validity.not_before,
             validity.not_after,
         )?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued {
+        let cert = params.signed_by(public_key, &self.issuer)?;
+        Ok(Signed {
             cert_pem: cert.pem(),
-            key_pem: private_key_pem(&key)?,
             not_after: validity.not_after,
             cut_to_ca: validity.cut_to_issuer,
         })
     }
+}
+
+/// A certificate signed for a key dockertls does not hold.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub cert_pem: String,
+    pub not_after: OffsetDateTime,
+    /// The requested validity was cut short to end with the CA.
+    pub cut_to_ca: bool,
 }
 
 /// The RFC 8410 (PKCS#8 v1) prefix of an Ed25519 private key; the 32-byte seed follows.
@@ -579,7 +613,7 @@ fn leaf_params(
     cn: &str,
     sans: &[Address],
     role: Role,
-    key_type: KeyType,
+    rsa: bool,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<CertificateParams, rcgen::Error> {
@@ -594,7 +628,7 @@ fn leaf_params(
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    if key_type.is_rsa() {
+    if rsa {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }
     params.extended_key_usages = vec![match role {

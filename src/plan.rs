@@ -307,7 +307,7 @@ fn selected_servers(inputs: &[String]) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
-fn parse_listen(input: &str) -> Result<SocketAddr, Error> {
+pub fn parse_listen(input: &str) -> Result<SocketAddr, Error> {
     let listen: SocketAddr = input.parse().map_err(|_| {
         Error::Refused(format!(
             "--listen '{input}': not an ADDR:PORT such as 0.0.0.0:2376 or [::]:2376"
@@ -382,7 +382,7 @@ pub fn check_absolute_path(what: &str, path: &Path) -> Result<PathBuf, String> {
 
 /// dockerd's path goes into a systemd ExecStart= line, where '%', '$', quotes and white space
 /// have meanings: accept plain paths only.
-fn check_dockerd(path: &Path) -> Result<PathBuf, Error> {
+pub fn check_dockerd(path: &Path) -> Result<PathBuf, Error> {
     let text = path.to_string_lossy();
     if !path.is_absolute() {
         return Err(Error::Refused(format!(

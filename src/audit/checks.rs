@@ -117,7 +117,12 @@ fn load_target(target: &Target) -> (Findings, [Option<Loaded>; 3]) {
             load(folders[folder].1.as_ref(), path, what, findings)
         };
         let cert = load_one(&target.cert, "certificate", &mut findings);
-        let key = load_one(&target.key, "key", &mut findings);
+        // Issue 12: an entry signed from a CSR has no key here, by design.
+        let key = if key_lives_elsewhere(target) {
+            None
+        } else {
+            load_one(&target.key, "key", &mut findings)
+        };
         let ca = target
             .ca
             .as_ref()
@@ -139,6 +144,42 @@ fn load_target(target: &Target) -> (Findings, [Option<Loaded>; 3]) {
             return (findings, [cert, key, ca]);
         }
     }
+}
+
+/// Whether `target` is a server or client folder of a dockertls PKI whose state file records
+/// its key as living elsewhere (issue 12: signed from a CSR), and no key file is there.
+fn key_lives_elsewhere(target: &Target) -> bool {
+    use crate::store::registry::{KeyPlace, State};
+    if target.kind == Kind::Ca || fs::symlink_metadata(&target.key).is_ok() {
+        return false;
+    }
+    // DIR/servers/NAME/server-key.pem or DIR/clients/NAME/key.pem.
+    let folder = target.key.parent().unwrap_or(Path::new(""));
+    let (Some(name), Some(holders)) =
+        (folder.file_name().and_then(|n| n.to_str()), folder.parent())
+    else {
+        return false;
+    };
+    let Some(dir) = holders.parent() else {
+        return false;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(Some(state)) = State::load(dir) else {
+        return false;
+    };
+    let pki = crate::store::Pki::new(dir);
+    let place = if target.kind == Kind::Server && holders == pki.servers_dir() {
+        state.servers().get(name).map(|e| e.key)
+    } else if target.kind == Kind::Client && holders == pki.clients_dir() {
+        state.clients().get(name).map(|e| e.key)
+    } else {
+        None
+    };
+    place == Some(KeyPlace::Elsewhere)
 }
 
 /// Opens a folder for reading its files relative to it (links followed, as dockerd does).
@@ -232,8 +273,16 @@ fn load(
 /// Runs every check that applies to `target`.
 pub fn audit(target: &Target, options: &Options) -> TargetReport {
     let (mut findings, [cert_file, key_file, ca_file]) = load_target(target);
+    let elsewhere = key_lives_elsewhere(target);
     if !findings.checks.iter().any(|c| c.id == "files") {
-        findings.ok("files", "all files present and readable");
+        if elsewhere {
+            findings.ok(
+                "files",
+                "certificate and CA present and readable; the key lives elsewhere (signed from a CSR: dockertls.json says \"key\": \"elsewhere\"), so its match is not checked here",
+            );
+        } else {
+            findings.ok("files", "all files present and readable");
+        }
     }
 
     let files = [
@@ -285,8 +334,12 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         .any(|c| c.id == "parse" && c.status != Status::Ok)
         && leaf.is_some()
     {
-        let format = key.as_ref().map(|k| k.format.name()).unwrap_or("-");
-        findings.ok("parse", format!("certificate and {format} key parse"));
+        if elsewhere {
+            findings.ok("parse", "certificate parses (its key lives elsewhere)");
+        } else {
+            let format = key.as_ref().map(|k| k.format.name()).unwrap_or("-");
+            findings.ok("parse", format!("certificate and {format} key parse"));
+        }
     }
 
     if let Some(leaf) = &leaf {

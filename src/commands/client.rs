@@ -62,7 +62,7 @@ fn add(
 
 /// Refuses a CA that cannot sign a certificate of `days` days at `now`: expired, not yet
 /// valid, or ending sooner.
-fn check_ca_can_sign(ca: &Ca, days: i64, now: OffsetDateTime) -> Result<(), Error> {
+pub(crate) fn check_ca_can_sign(ca: &Ca, days: i64, now: OffsetDateTime) -> Result<(), Error> {
     check_ca_valid(ca, now)?;
     // A CA "valid until 9999-12-31T23:59:59Z" has no well-defined expiry (RFC 5280): any
     // validity is accepted and ends there at the latest.
@@ -163,8 +163,18 @@ fn check_names_are_new(dir: &Path, plan: &ClientAddPlan) -> Result<(), Error> {
 
 fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     workspace::require_pki(dir)?;
+    // Issue 12: clients signed from a CSR keep their key where it was made.
+    let recorded = crate::store::registry::State::load(dir).ok().flatten();
+    let key_place = |name: &str| {
+        let elsewhere = recorded
+            .as_ref()
+            .and_then(|s| s.clients().get(name))
+            .is_some_and(|e| e.key == crate::store::registry::KeyPlace::Elsewhere);
+        if elsewhere { "elsewhere" } else { "here" }
+    };
     let mut rows = Vec::new();
     for name in state::client_names(dir) {
+        let key = key_place(&name);
         match state::read_cert(dir, &Holder::client(&name)) {
             Ok(leaf) => {
                 let days = pki::days_left(now, leaf.not_after);
@@ -182,9 +192,9 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcom
                         .ok()
                 };
                 let due = pki::renewal_due(leaf.not_before, leaf.not_after, Window::Rule);
-                rows.push(json!({"name": name, "serial": leaf.serial, "not_after": rfc3339(leaf.not_after), "due": rfc3339(due), "days_left": days, "status": status}));
+                rows.push(json!({"name": name, "serial": leaf.serial, "not_after": rfc3339(leaf.not_after), "due": rfc3339(due), "days_left": days, "status": status, "key": key}));
             }
-            Err(err) => rows.push(json!({"name": name, "serial": null, "not_after": null, "due": null, "days_left": null, "status": "unreadable", "error": err.to_string()})),
+            Err(err) => rows.push(json!({"name": name, "serial": null, "not_after": null, "due": null, "days_left": null, "status": "unreadable", "error": err.to_string(), "key": key})),
         }
     }
     let text = if args.format == Format::Json {
@@ -213,7 +223,7 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcom
                 row["days_left"]
                     .as_i64()
                     .map_or("-".to_string(), |d| d.to_string()),
-                row["status"].as_str().unwrap_or_default()
+                status_text(row)
             ));
         }
         if rows.is_empty() {
@@ -222,6 +232,16 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcom
         text
     };
     Ok(Outcome::report(&text))
+}
+
+/// A row's status for the text table, with "(key elsewhere)" for a client signed from a CSR.
+fn status_text(row: &serde_json::Value) -> String {
+    let status = row["status"].as_str().unwrap_or_default();
+    if row["key"] == "elsewhere" {
+        format!("{status} (key elsewhere)")
+    } else {
+        status.to_string()
+    }
 }
 
 fn remove(dir: &Path, args: &ClientRemoveArgs, now: OffsetDateTime) -> Result<Outcome, Error> {

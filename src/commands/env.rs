@@ -89,5 +89,20 @@ pub fn run(dir: &Path, args: &EnvArgs, now: ::time::OffsetDateTime) -> Result<Ou
             found.message, found.hint
         )));
     }
+    outcome
+        .notices
+        .extend(key_elsewhere_notice(dir, &name, path));
     Ok(outcome)
+}
+
+/// Issue 12: a client signed from a CSR has no key.pem in the PKI; say where it must go.
+fn key_elsewhere_notice(dir: &Path, name: &str, path: &str) -> Option<crate::findings::Notice> {
+    let state = registry::State::load(dir).ok().flatten()?;
+    let entry = state.clients().get(name)?;
+    if entry.key != registry::KeyPlace::Elsewhere {
+        return None;
+    }
+    Some(crate::findings::Notice::Warning(format!(
+        "client {name}'s key lives where it was made (signed from a CSR): these lines work only where {CLIENT_KEY} sits beside {CLIENT_CERT} and {CA_CERT} of {path}; on the machine that holds the key, copy those two beside it and set DOCKER_CERT_PATH to that folder"
+    )))
 }

@@ -6,8 +6,11 @@ pub mod env;
 pub mod init;
 pub mod install;
 pub mod probe;
+// Issue 12 (csr).
+pub mod request;
 pub mod rotate;
 pub mod server;
+pub mod sign;
 pub mod verify;
 // eco (issue 14)
 pub mod completions;

@@ -44,6 +44,9 @@ pub struct Selection {
     pub blocked: Vec<String>,
     /// The CA is due for renewal (`rotate --ca`).
     pub ca_due: Option<String>,
+    /// Issue 12: selected, but the key lives elsewhere: each line says the `request` and
+    /// `sign` to run (rotate never writes a key there).
+    pub needs_csr: Vec<String>,
 }
 
 /// Runs `rotate`.
@@ -59,6 +62,7 @@ pub fn run(
     }
     workspace::require_pki(dir)?;
     let (selection, _) = read_and_select(dir, &plan, now)?;
+    let needs_csr = !selection.needs_csr.is_empty();
     let mut notices = Vec::new();
     let text = if selection.items.is_empty() {
         notices.extend(selection_warnings(&selection));
@@ -71,8 +75,76 @@ pub fn run(
         execute(&mut notices, dir, &plan, passphrase_file, now)?
     };
     let mut outcome = Outcome::report(&text);
+    // Issue 12: an entry due whose key lives elsewhere is work left to do (exit 1).
+    if needs_csr {
+        outcome.exit = crate::error::Exit::FailedOrWarning;
+    }
     outcome.notices.extend(notices);
     Ok(outcome)
+}
+
+/// Issue 12: moves the selected entries whose key lives elsewhere (signed from a CSR) out of
+/// the items into `needs_csr`, with the commands that renew them. `--ca` is refused while such
+/// entries exist: it would leave them signed by a CA no longer trusted.
+fn set_aside_keyless(
+    dir: &Path,
+    plan: &RotatePlan,
+    registry: &registry::State,
+    selection: &mut Selection,
+) -> Result<(), Error> {
+    use crate::store::registry::KeyPlace;
+    let elsewhere = |holder: &Holder| match holder {
+        Holder::Server(name) => registry.servers().get(name).map(|e| e.key),
+        Holder::Client(name) => registry.clients().get(name).map(|e| e.key),
+        Holder::Ca => None,
+    } == Some(KeyPlace::Elsewhere);
+    let (keyless, items): (Vec<Item>, Vec<Item>) = std::mem::take(&mut selection.items)
+        .into_iter()
+        .partition(|item| elsewhere(&item.holder));
+    selection.items = items;
+    if plan.scope == RotateScope::NewCa && !keyless.is_empty() {
+        let labels: Vec<String> = keyless.iter().map(|i| i.holder.label()).collect();
+        return Err(Error::refused(format!(
+            "rotate --ca cannot renew {}: their keys live elsewhere (signed from a CSR), and a new CA would leave them untrusted; nothing was changed",
+            labels.join(", ")
+        ))
+        .hint("remove them (dockertls server remove NAME, dockertls client remove NAME), rotate --ca, then sign a new request for each"));
+    }
+    let quoted = |p: &Path| crate::render::shell_quote(&p.display().to_string());
+    for item in keyless {
+        let (request, sign) = match &item.holder {
+            Holder::Server(name) => {
+                let host = registry
+                    .servers()
+                    .get(name)
+                    .map_or("HOST", |e| e.host.as_str());
+                (
+                    format!(
+                        "dockertls request server --host {} --out DIR",
+                        crate::render::shell_quote(host)
+                    ),
+                    format!(
+                        "dockertls --dir {} sign DIR/server.csr --server {name}",
+                        quoted(dir)
+                    ),
+                )
+            }
+            Holder::Client(name) => (
+                format!("dockertls request client {name} --out DIR"),
+                format!(
+                    "dockertls --dir {} sign DIR/client.csr --client {name}",
+                    quoted(dir)
+                ),
+            ),
+            Holder::Ca => continue,
+        };
+        selection.needs_csr.push(format!(
+            "{} ({}) needs a new CSR: its key lives elsewhere, and rotate never writes one here; where the key lives: {request}; then here: {sign}",
+            item.holder.label(),
+            item.reason
+        ));
+    }
+    Ok(())
 }
 
 /// What a selection did not re-issue because the CA is due, and the CA's own due date.
@@ -82,6 +154,12 @@ fn selection_warnings(selection: &Selection) -> Vec<Notice> {
         .iter()
         .map(|line| Notice::Warning(format!("not re-issued: {line}")))
         .collect();
+    warnings.extend(
+        selection
+            .needs_csr
+            .iter()
+            .map(|line| Notice::Warning(format!("not re-issued: {line}"))),
+    );
     if let Some(line) = selection.ca_due.as_ref() {
         warnings.push(Notice::Warning(line.clone()));
     } else if !selection.blocked.is_empty() {
@@ -137,7 +215,8 @@ fn read_and_select(
         clients.push((name.clone(), readable(&Holder::client(name))?));
     }
     let ca = readable(&Holder::Ca)?;
-    let selection = select(plan, &ca, &servers, &clients, now)?;
+    let mut selection = select(plan, &ca, &servers, &clients, now)?;
+    set_aside_keyless(dir, plan, &registry, &mut selection)?;
     Ok((selection, !known.is_empty()))
 }
 

@@ -241,7 +241,15 @@ fn list_text(rows: &[serde_json::Value]) -> String {
             row["port"],
             row["not_after"].as_str().unwrap_or("-"),
             days,
-            row["status"].as_str().unwrap_or_default()
+            // Issue 12: a server signed from a CSR keeps its key on its host.
+            if row["key"] == "elsewhere" {
+                format!(
+                    "{} (key elsewhere)",
+                    row["status"].as_str().unwrap_or_default()
+                )
+            } else {
+                row["status"].as_str().unwrap_or_default().to_string()
+            }
         ));
     }
     text
