@@ -74,6 +74,9 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Env(args) => commands::env::run(&cli.dir, args),
         cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Backup(command) => commands::backup::run(&cli.dir, command, now),
+        // issue 14 (import)
+        cli::Command::Import(args) => commands::import::run(&cli.dir, args, passphrase_file, now),
+        cli::Command::Context(args) => commands::context::run(&cli.dir, args),
     }
 }
 
