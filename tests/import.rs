@@ -118,3 +118,173 @@ fn dry_run_names_the_recipe_cas_missing_key_usage_with_the_command_that_replaces
     );
     assert_same_tree(&before, &tree(work.path()), "a dry run changes nothing");
 }
+
+/// A small PKI made with openssl (P-256, fast): ca.pem/ca-key.pem, a server pair for `host`
+/// and a client pair (CN `client_cn`), as (ca, ca-key, server cert, server key, client cert,
+/// client key) file names in `dir`.
+fn openssl_pki(dir: &Path, host: &str, client_cn: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    for line in [
+        "openssl ecparam -name prime256v1 -genkey -noout -out ca-key.pem".to_string(),
+        "openssl req -new -x509 -days 30 -key ca-key.pem -sha256 -out ca.pem -subj '/CN=test CA' -addext keyUsage=critical,keyCertSign,cRLSign".to_string(),
+        "openssl ecparam -name prime256v1 -genkey -noout -out s-key.pem".to_string(),
+        format!("openssl req -new -key s-key.pem -subj '/CN={host}' -out s.csr"),
+        format!("printf 'subjectAltName=DNS:{host},IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > s.cnf"),
+        "openssl x509 -req -days 30 -sha256 -in s.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out s-cert.pem -extfile s.cnf".to_string(),
+        "openssl ecparam -name prime256v1 -genkey -noout -out c-key.pem".to_string(),
+        format!("openssl req -new -key c-key.pem -subj '/CN={client_cn}' -out c.csr"),
+        "printf 'extendedKeyUsage=clientAuth\\n' > c.cnf".to_string(),
+        "openssl x509 -req -days 30 -sha256 -in c.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out c-cert.pem -extfile c.cnf".to_string(),
+        "rm s.csr s.cnf c.csr c.cnf ca.srl".to_string(),
+    ] {
+        sh(dir, &line);
+    }
+}
+
+fn mv(dir: &Path, from: &str, to: &str) {
+    let to = dir.join(to);
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::rename(dir.join(from), to).unwrap();
+}
+
+fn dry_run(source: &Path, extra: &[&str]) -> (std::process::Output, String) {
+    let work = private_tempdir();
+    let mut args = vec!["import", source.to_str().unwrap(), "--dry-run"];
+    args.extend_from_slice(extra);
+    let out = dockertls_in(&work.path().join("pki"), &args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out, stdout)
+}
+
+#[test]
+fn docker_machine_layout_gives_each_machine_as_a_server() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let machine = work.path().join("machine");
+    let tmp = work.path().join("made");
+    openssl_pki(&tmp, "dev1.example", "me");
+    for (from, to) in [
+        ("ca.pem", "certs/ca.pem"),
+        ("ca-key.pem", "certs/ca-key.pem"),
+        ("c-cert.pem", "certs/cert.pem"),
+        ("c-key.pem", "certs/key.pem"),
+        ("s-cert.pem", "machines/dev1/server.pem"),
+        ("s-key.pem", "machines/dev1/server-key.pem"),
+    ] {
+        mv(&tmp, from, &format!("../machine/{to}"));
+    }
+    for source in [machine.clone(), machine.join("certs")] {
+        let (out, stdout) = dry_run(&source, &[]);
+        assert!(out.status.success(), "{}", streams(&out));
+        assert!(stdout.contains("docker-machine's folder"), "{stdout}");
+        assert!(stdout.contains("server dev1 from"), "{stdout}");
+        assert!(stdout.contains("client me from"), "{stdout}");
+        assert!(!stdout.contains("no matching key"), "{stdout}");
+    }
+}
+
+#[test]
+fn dind_layout_pairs_server_and_client_folders() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let made = work.path().join("certs");
+    openssl_pki(&made, "docker", "client");
+    for (from, to) in [
+        ("ca.pem", "ca/cert.pem"),
+        ("ca-key.pem", "ca/key.pem"),
+        ("s-cert.pem", "server/cert.pem"),
+        ("s-key.pem", "server/key.pem"),
+        ("c-cert.pem", "client/cert.pem"),
+        ("c-key.pem", "client/key.pem"),
+    ] {
+        mv(&made, from, to);
+    }
+    std::fs::copy(made.join("ca/cert.pem"), made.join("server/ca.pem")).unwrap();
+    std::fs::copy(made.join("ca/cert.pem"), made.join("client/ca.pem")).unwrap();
+    let (out, stdout) = dry_run(&made, &[]);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(stdout.contains("dind's /certs"), "{stdout}");
+    assert!(stdout.contains("server docker from"), "{stdout}");
+    assert!(stdout.contains("client client from"), "{stdout}");
+    assert!(stdout.contains("nothing to fix"), "{stdout}");
+}
+
+#[test]
+fn recipe_keys_are_paired_by_their_public_half_not_their_names() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let made = work.path().join("recipe");
+    openssl_pki(&made, "h.example", "client");
+    // The client's key stored under the server key's name and the other way round.
+    mv(&made, "s-cert.pem", "server-cert.pem");
+    mv(&made, "s-key.pem", "key.pem");
+    mv(&made, "c-cert.pem", "cert.pem");
+    mv(&made, "c-key.pem", "server-key.pem");
+    let (out, stdout) = dry_run(&made, &[]);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(!stdout.contains("no matching key"), "{stdout}");
+    // A certificate whose key is not there is imported without it, and said so.
+    std::fs::remove_file(made.join("server-key.pem")).unwrap();
+    let (out, stdout) = dry_run(&made, &[]);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(
+        stdout.contains("client client from") && stdout.contains("no matching key"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_sources_are_refused_in_one_line_and_nothing_is_created() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let made = work.path().join("recipe");
+    openssl_pki(&made, "h.example", "client");
+    mv(&made, "s-cert.pem", "server-cert.pem");
+    mv(&made, "s-key.pem", "server-key.pem");
+    std::os::unix::fs::symlink(made.join("c-cert.pem"), made.join("cert.pem")).unwrap();
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let other = work.path().join("other");
+    openssl_pki(&other, "x.example", "client");
+    // A server certificate of another CA.
+    let foreign = work.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::copy(made.join("ca.pem"), foreign.join("ca.pem")).unwrap();
+    std::fs::copy(other.join("s-cert.pem"), foreign.join("server-cert.pem")).unwrap();
+    let huge = work.path().join("huge");
+    std::fs::create_dir(&huge).unwrap();
+    std::fs::write(huge.join("ca.pem"), vec![b'A'; 2 << 20]).unwrap();
+    let before = tree(work.path());
+    for (source, what) in [
+        (made.clone(), "is a symbolic link"),
+        (empty.clone(), "holds no PKI dockertls can import"),
+        (work.path().join("missing"), "does not exist"),
+        (made.join("ca.pem"), "is not a folder"),
+        (foreign.clone(), "was not signed by"),
+        (huge.clone(), "is larger than"),
+    ] {
+        let out = dockertls_in(
+            &work.path().join("pki"),
+            &["import", source.to_str().unwrap()],
+        );
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", streams(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_one_error(&stderr, what);
+        assert!(stderr.contains(what), "{what}: {stderr}");
+        assert!(out.stdout.is_empty(), "{what}");
+    }
+    assert_same_tree(&before, &tree(work.path()), "refusals change nothing");
+    let out = dockertls_in(
+        &work.path().join("pki"),
+        &["import", "x", "--host", "bad host"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
+}
