@@ -4,6 +4,7 @@
 //! command that fixes each.
 
 pub mod defects;
+pub mod docker_context;
 pub mod keys;
 pub mod legacy_pem;
 pub mod source;
