@@ -34,14 +34,26 @@ pub fn protection(pem: &[u8]) -> Protection {
 }
 
 /// The key of `pem` (read from `path`, named in errors) as unencrypted PKCS#8 PEM;
-/// `passphrase` is asked for only when the key is encrypted.
+/// `passphrase` unlocks an encrypted key (without one, an encrypted key is refused).
 pub fn to_pkcs8_pem(
     pem: &[u8],
     path: &Path,
-    passphrase: &mut dyn FnMut() -> Result<Passphrase, Error>,
+    passphrase: Option<&Passphrase>,
 ) -> Result<Zeroizing<String>, Error> {
+    let passphrase = || {
+        passphrase.ok_or_else(|| {
+            Error::refused(format!(
+                "{} is encrypted: dockerd and the docker CLI cannot load an encrypted key",
+                path.display()
+            ))
+            .hint(format!(
+                "decrypt a copy (openssl pkey -in {0} -out {0}.plain), put it in its place in a copy of the folder, and import that",
+                path.display()
+            ))
+        })
+    };
     match protection(pem) {
-        Protection::Pkcs8Encrypted => crate::secret::decrypt_key(pem, &passphrase()?, path),
+        Protection::Pkcs8Encrypted => crate::secret::decrypt_key(pem, passphrase()?, path),
         Protection::Legacy => {
             let text = std::str::from_utf8(pem)
                 .map_err(|_| Error::refused(format!("{} is not PEM text", path.display())))?;
@@ -57,6 +69,23 @@ pub fn to_pkcs8_pem(
                     return Err(Error::refused(format!("{} {why}", path.display())));
                 }
             };
+            // The legacy form has no integrity check: a wrong passphrase that happens to
+            // leave valid padding gives bytes that are not a key.
+            let key_der = match decrypted.label.as_str() {
+                "RSA PRIVATE KEY" => {
+                    pkcs1::RsaPrivateKeyRef::try_from(decrypted.der.as_slice()).is_ok()
+                }
+                "EC PRIVATE KEY" => {
+                    <sec1::EcPrivateKey as pkcs8::der::Decode>::from_der(&decrypted.der).is_ok()
+                }
+                _ => true,
+            };
+            if !key_der {
+                return Err(Error::failed(format!(
+                    "the passphrase does not unlock {}: wrong passphrase (nothing was changed)",
+                    path.display()
+                )));
+            }
             der_to_pkcs8_pem(&decrypted.label, &decrypted.der, path)
         }
         Protection::Plain => {
@@ -131,6 +160,52 @@ fn der_to_pkcs8_pem(label: &str, der: &[u8], path: &Path) -> Result<Zeroizing<St
 mod tests {
     use super::*;
 
+    #[test]
+    fn encrypted_keys_open_with_the_passphrase_only() {
+        let Some(plain) = openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout"]) else {
+            eprintln!("SKIPPED: openssl is not installed");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), &plain).unwrap();
+        let k = dir.path().join("k").to_string_lossy().into_owned();
+        let public = crate::audit::material::parse_private_key(&plain)
+            .unwrap()
+            .public;
+        let legacy =
+            openssl(&["ec", "-in", &k, "-aes256", "-passout", "pass:sesame 1234"]).unwrap();
+        let pkcs8 = openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            &k,
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:sesame 1234",
+        ])
+        .unwrap();
+        let pass = Passphrase::from_text("sesame 1234".into());
+        let wrong = Passphrase::from_text("sesame 4321".into());
+        for (pem, form) in [
+            (legacy, Protection::Legacy),
+            (pkcs8, Protection::Pkcs8Encrypted),
+        ] {
+            assert_eq!(protection(&pem), form);
+            let key = to_pkcs8_pem(&pem, Path::new("k"), Some(&pass)).unwrap();
+            let read = crate::audit::material::parse_private_key(key.as_bytes()).unwrap();
+            assert_eq!(read.public, public, "{form:?}");
+            let err = to_pkcs8_pem(&pem, Path::new("k"), Some(&wrong)).unwrap_err();
+            assert!(
+                err.message().contains("wrong passphrase"),
+                "{form:?}: {}",
+                err.message()
+            );
+            let err = to_pkcs8_pem(&pem, Path::new("k"), None).unwrap_err();
+            assert!(err.message().contains("is encrypted"), "{form:?}");
+        }
+    }
+
     fn openssl(args: &[&str]) -> Option<Vec<u8>> {
         let out = std::process::Command::new("openssl")
             .args(args)
@@ -151,10 +226,7 @@ mod tests {
             let public = crate::audit::material::parse_private_key(&pem)
                 .unwrap()
                 .public;
-            let converted = to_pkcs8_pem(&pem, Path::new("k.pem"), &mut || {
-                panic!("no passphrase is needed")
-            })
-            .unwrap();
+            let converted = to_pkcs8_pem(&pem, Path::new("k.pem"), None).unwrap();
             assert!(
                 converted.starts_with("-----BEGIN PRIVATE KEY-----\n"),
                 "{label}"
