@@ -17,6 +17,8 @@ pub struct ImportPlan {
     pub source: Source,
     /// `names[i]` is the name of `source.leaves[i]`.
     pub names: Vec<String>,
+    /// The name clients dial each server at, by server name.
+    pub hosts: std::collections::BTreeMap<String, String>,
     pub defects: Vec<Defect>,
 }
 
@@ -31,10 +33,43 @@ pub fn plan(dir: &Path, args: &ImportArgs, now: OffsetDateTime) -> Result<Import
     let names = leaf_names(&source, hosts.first().map(String::as_str))?;
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let defects = defects::find(&source, &names, &dir, &hosts, now);
+    let mut dialled = std::collections::BTreeMap::new();
+    for (leaf, name) in source.leaves.iter().zip(&names) {
+        if leaf.role == Role::Server {
+            let host = match hosts.first() {
+                Some(host) => host.clone(),
+                None => dialled_host(&leaf.cert)?,
+            };
+            dialled.insert(name.clone(), host);
+        }
+    }
     Ok(ImportPlan {
         source,
         names,
+        hosts: dialled,
         defects,
+    })
+}
+
+/// The name clients dial a server at: its CN when that is one of its SANs, else its first
+/// SAN, else its CN.
+fn dialled_host(cert: &source::Material) -> Result<String, Error> {
+    let der = source::first_der(cert)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
+        Error::refused(format!(
+            "{} is not a valid certificate ({e})",
+            cert.path.display()
+        ))
+    })?;
+    let cn = source::common_name(&parsed);
+    let sans: Vec<String> = crate::names::certificate_sans(&parsed)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok(if sans.contains(&cn) || sans.is_empty() {
+        cn
+    } else {
+        sans[0].clone()
     })
 }
 
@@ -57,7 +92,7 @@ fn leaf_names(source: &Source, host: Option<&str>) -> Result<Vec<String>, Error>
             Role::Server => "server",
             Role::Client => "client",
         };
-        let base = safe_name(&wanted).unwrap_or_else(|| fallback.to_string());
+        let base = safe_name(&wanted, leaf.role).unwrap_or_else(|| fallback.to_string());
         let mut name = base.clone();
         let mut n = 1;
         while names.contains(&name) {
@@ -69,13 +104,16 @@ fn leaf_names(source: &Source, host: Option<&str>) -> Result<Vec<String>, Error>
     Ok(names)
 }
 
-/// `wanted` as a folder name and client CN: letters, digits, '.', '_', '-', '@' kept, any
-/// other character turned into '-', at most 64 characters, not starting with '.' or '-'.
-fn safe_name(wanted: &str) -> Option<String> {
+/// `wanted` as a folder name: letters, digits, '.', '_', '-' (and '@' for a client) kept,
+/// any other character turned into '-', at most 64 characters, not starting with '.' or '-'.
+fn safe_name(wanted: &str, role: Role) -> Option<String> {
     let name: String = wanted
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@') {
+            if c.is_ascii_alphanumeric()
+                || matches!(c, '.' | '_' | '-')
+                || (c == '@' && role == Role::Client)
+            {
                 c
             } else {
                 '-'

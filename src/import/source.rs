@@ -26,6 +26,15 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// The state file's spelling.
+    pub fn id(self) -> &'static str {
+        match self {
+            Layout::Recipe => "recipe",
+            Layout::DockerMachine => "docker-machine",
+            Layout::Dind => "dind",
+        }
+    }
+
     /// The layout in words, for the report.
     pub fn describe(self) -> &'static str {
         match self {
