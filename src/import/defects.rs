@@ -97,7 +97,14 @@ pub fn find(
                 } else {
                     "--server".to_string()
                 };
-                let allow: String = hosts
+                // A certificate with no SAN (CN only) is re-issued with its CN as one.
+                let mut wanted = hosts.to_vec();
+                if let Some(cn) = cn_without_san(&leaf.cert)
+                    && !wanted.contains(&cn)
+                {
+                    wanted.push(cn);
+                }
+                let allow: String = wanted
                     .iter()
                     .map(|h| format!(" --allow {}", crate::render::shell_quote(h)))
                     .collect();
@@ -166,6 +173,19 @@ fn without_own_fix(message: &str) -> String {
     .filter_map(|clause| message.find(clause))
     .min()
     .map_or_else(|| message.to_string(), |at| message[..at].to_string())
+}
+
+/// The CN of a certificate that has no DNS or IP SAN (when its CN is a usable address).
+fn cn_without_san(cert: &super::source::Material) -> Option<String> {
+    let der = super::source::first_der(cert).ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).ok()?;
+    if !crate::names::certificate_sans(&parsed).is_empty() {
+        return None;
+    }
+    let cn = super::source::common_name(&parsed);
+    crate::names::parse_address("--allow", &cn)
+        .ok()
+        .map(|a| a.address.to_string())
 }
 
 fn findings(report: &audit::TargetReport) -> Vec<audit::Check> {
