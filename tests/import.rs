@@ -214,6 +214,33 @@ fn dind_layout_pairs_server_and_client_folders() {
 }
 
 #[test]
+fn a_cn_only_server_certificate_is_named_with_the_rotate_that_adds_its_name_as_a_san() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let made = work.path().join("recipe");
+    openssl_pki(&made, "h.example", "client");
+    // The server certificate again, without the SAN line of the extension file.
+    sh(
+        &made,
+        "openssl req -new -key s-key.pem -subj '/CN=old.example' -out s.csr && printf 'extendedKeyUsage=serverAuth\\n' > s.cnf && openssl x509 -req -days 30 -sha256 -in s.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -extfile s.cnf && rm s.csr s.cnf",
+    );
+    mv(&made, "s-key.pem", "server-key.pem");
+    let (out, stdout) = dry_run(&made, &[]);
+    assert!(out.status.success(), "{}", streams(&out));
+    let line = stdout
+        .lines()
+        .position(|l| l.starts_with("  FAIL server old.example [san]"))
+        .unwrap_or_else(|| panic!("the CN-only certificate is named:\n{stdout}"));
+    let fix = stdout.lines().nth(line + 1).unwrap();
+    assert!(
+        fix.ends_with("rotate --server --all --allow old.example"),
+        "{fix}"
+    );
+}
+
+#[test]
 fn recipe_keys_are_paired_by_their_public_half_not_their_names() {
     if find_tool("openssl", "install openssl").is_none() {
         return;
@@ -287,4 +314,268 @@ fn bad_sources_are_refused_in_one_line_and_nothing_is_created() {
         &["import", "x", "--host", "bad host"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
+}
+
+fn docker_cli() -> Option<PathBuf> {
+    find_tool("docker", "install docker.io to run the real-dockerd tests")
+}
+
+/// dockerd serving the TLS files of `folder` under the names given.
+fn dockerd_from(ca: &Path, cert: &Path, key: &Path) -> Option<Dockerd> {
+    Dockerd::start_config(serde_json::json!({
+        "tlsverify": true,
+        "tlscacert": ca,
+        "tlscert": cert,
+        "tlskey": key,
+    }))
+}
+
+/// THE TEST of issue 14 item 1: a recipe PKI serving a real dockerd; import; rotate the
+/// server; dockerd restarted from the new server files: the recipe's untouched client folder
+/// still connects, and the import named the recipe CA's own defect with the command that
+/// replaces the CA.
+#[test]
+fn recipe_pki_imported_and_rotated_keeps_its_clients_working() {
+    let work = private_tempdir();
+    let Some((recipe, pass)) = recipe_copy(work.path()) else {
+        return;
+    };
+    let Some(docker) = docker_cli() else { return };
+    let Some(mut daemon) = dockerd_from(
+        &recipe.join("ca.pem"),
+        &recipe.join("server-cert.pem"),
+        &recipe.join("server-key.pem"),
+    ) else {
+        return;
+    };
+    let host = |d: &Dockerd| format!("tcp://127.0.0.1:{}", d.port);
+    let out = docker_version(&docker, &host(&daemon), &recipe);
+    assert!(
+        out.status.success(),
+        "the recipe works before: {}",
+        streams(&out)
+    );
+    let recipe_before = tree(&recipe);
+
+    let dir = work.path().join("pki");
+    let pass_arg = pass.to_str().unwrap();
+    let out = dockertls_in(
+        &dir,
+        &[
+            "--ca-passphrase-file",
+            pass_arg,
+            "import",
+            recipe.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "import: {}", streams(&out));
+    let line = stdout
+        .lines()
+        .position(|l| l.contains("the CA [ca]") && l.contains("no keyUsage"))
+        .unwrap_or_else(|| panic!("the import names the CA's missing keyUsage:\n{stdout}"));
+    assert!(
+        stdout
+            .lines()
+            .nth(line + 1)
+            .unwrap()
+            .trim_end()
+            .ends_with("rotate --ca"),
+        "{stdout}"
+    );
+    // The CA certificate is kept byte for byte (clients out there trust it), its key is
+    // encrypted the dockertls way with the recipe's passphrase.
+    let server = dir.join("servers").join(HOST);
+    assert_eq!(
+        std::fs::read(dir.join("ca/ca.pem")).unwrap(),
+        std::fs::read(recipe.join("ca.pem")).unwrap()
+    );
+    let ca_key = std::fs::read_to_string(dir.join("ca/ca-key.pem")).unwrap();
+    assert!(ca_key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    assert_eq!(mode(&dir.join("ca/ca-key.pem")), 0o400);
+    assert_eq!(mode(&server.join("server-key.pem")), 0o400);
+    assert_eq!(
+        std::fs::read(server.join("server-cert.pem")).unwrap(),
+        std::fs::read(recipe.join("server-cert.pem")).unwrap()
+    );
+
+    let out = dockertls_in(
+        &dir,
+        &[
+            "--ca-passphrase-file",
+            pass_arg,
+            "rotate",
+            "--server",
+            "--all",
+        ],
+    );
+    assert!(out.status.success(), "rotate --server: {}", streams(&out));
+    assert_ne!(
+        std::fs::read(server.join("server-cert.pem")).unwrap(),
+        std::fs::read(recipe.join("server-cert.pem")).unwrap(),
+        "rotate re-issued the server certificate"
+    );
+    daemon.stop();
+    let Some(daemon) = dockerd_from(
+        &server.join("ca.pem"),
+        &server.join("server-cert.pem"),
+        &server.join("server-key.pem"),
+    ) else {
+        return;
+    };
+    let out = docker_version(&docker, &host(&daemon), &recipe);
+    assert!(
+        out.status.success(),
+        "the recipe's untouched client folder still connects: {}",
+        streams(&out)
+    );
+    assert_same_tree(
+        &recipe_before,
+        &tree(&recipe),
+        "the source is never changed",
+    );
+}
+
+/// A CA key in OpenSSL's legacy encrypted form (OpenSSL 1.x's recipe), imported with its
+/// passphrase: signing works with that same passphrase afterwards.
+#[test]
+fn legacy_encrypted_ca_key_is_imported_and_signs() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let made = work.path().join("recipe");
+    openssl_pki(&made, "h.example", "client");
+    mv(&made, "s-cert.pem", "server-cert.pem");
+    mv(&made, "s-key.pem", "server-key.pem");
+    mv(&made, "c-cert.pem", "cert.pem");
+    mv(&made, "c-key.pem", "key.pem");
+    sh(
+        &made,
+        "openssl ec -in ca-key.pem -aes256 -passout 'pass:legacy pass 1' -out ca-key.enc && mv ca-key.enc ca-key.pem",
+    );
+    assert!(
+        std::fs::read_to_string(made.join("ca-key.pem"))
+            .unwrap()
+            .contains("Proc-Type: 4,ENCRYPTED")
+    );
+    let pass = work.path().join("pass");
+    std::fs::write(&pass, "legacy pass 1\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let wrong = work.path().join("wrong");
+    std::fs::write(&wrong, "legacy pass 2\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dir = work.path().join("pki");
+    let before = tree(work.path());
+    let out = dockertls_in(
+        &dir,
+        &[
+            "--ca-passphrase-file",
+            wrong.to_str().unwrap(),
+            "import",
+            made.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success(), "{}", streams(&out));
+    assert_one_error(&String::from_utf8_lossy(&out.stderr), "wrong passphrase");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+    assert_same_tree(
+        &before,
+        &tree(work.path()),
+        "a wrong passphrase creates nothing",
+    );
+
+    let pass_arg = pass.to_str().unwrap();
+    let out = dockertls_in(
+        &dir,
+        &[
+            "--ca-passphrase-file",
+            pass_arg,
+            "import",
+            made.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", streams(&out));
+    let out = dockertls_in(
+        &dir,
+        &[
+            "--ca-passphrase-file",
+            pass_arg,
+            "client",
+            "add",
+            "bob",
+            "--days",
+            "10",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "client add on the imported PKI: {}",
+        streams(&out)
+    );
+    // bob's certificate is signed by the imported CA.
+    let ok = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(made.join("ca.pem"))
+        .arg(dir.join("clients/bob/cert.pem"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", streams(&ok));
+}
+
+/// Without the CA key: the read-only commands work, the signing ones say why not.
+#[test]
+fn without_the_ca_key_read_only_commands_work_and_signing_says_why_not() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let made = work.path().join("recipe");
+    openssl_pki(&made, "h.example", "client");
+    mv(&made, "s-cert.pem", "server-cert.pem");
+    mv(&made, "s-key.pem", "server-key.pem");
+    mv(&made, "c-cert.pem", "cert.pem");
+    mv(&made, "c-key.pem", "key.pem");
+    std::fs::remove_file(made.join("ca-key.pem")).unwrap();
+    let dir = work.path().join("pki");
+    let out = dockertls_in(&dir, &["import", made.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(stdout.contains("without its key"), "{stdout}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("dockertls.json")).unwrap()).unwrap();
+    assert_eq!(state["imported"]["ca_key"], "absent", "{state}");
+    for args in [
+        vec!["verify"],
+        vec!["client", "list"],
+        vec!["env", "client"],
+    ] {
+        let out = dockertls_in(&dir, &args);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(1)),
+            "{args:?}: {}",
+            streams(&out)
+        );
+    }
+    let before = tree(&dir);
+    for args in [
+        vec!["client", "add", "bob"],
+        vec!["rotate", "--server", "--all"],
+    ] {
+        let out = dockertls_in(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", streams(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_one_error(&stderr, "signing without the CA key");
+        assert!(stderr.contains("ca-key.pem"), "{args:?}: {stderr}");
+    }
+    assert_same_tree(&before, &tree(&dir), "refused signing changes nothing");
+    // The fix the refusal names: a new CA, and signing works again.
+    let out = dockertls_in(&dir, &["rotate", "--ca"]);
+    assert!(out.status.success(), "rotate --ca: {}", streams(&out));
+    let out = dockertls_in(&dir, &["client", "add", "bob", "--days", "10"]);
+    assert!(
+        out.status.success(),
+        "client add after rotate --ca: {}",
+        streams(&out)
+    );
 }

@@ -5,12 +5,21 @@
 use std::path::Path;
 
 use ::time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use crate::cli::ImportArgs;
 use crate::error::Error;
 use crate::findings::Outcome;
 use crate::import::defects::{self, Defect};
 use crate::import::source::{self, Role, Source};
+use crate::import::{keys, records};
+use crate::render;
+use crate::secret::{self, Passphrase};
+use crate::store::layout::{
+    CA_CERT, CLIENTS_DIR, DAEMON_JSON, INIT_ENTRIES, OVERRIDE_CONF, SERVERS_DIR, STATE_FILE,
+};
+use crate::store::registry::{ClientEntry, KeyPlace, ServerEntry, State};
+use crate::store::{self, CERT_FILE, CONFIG_FILE, Holder, Stage, Staging};
 
 /// What an import would do: the source, the name each leaf is imported as, the defects.
 pub struct ImportPlan {
@@ -136,13 +145,15 @@ pub fn report(plan: &ImportPlan, dir: &Path, done: bool) -> String {
     );
     let key_note = match &source.ca_key {
         Some(key) => match crate::import::keys::protection(&key.bytes) {
-            crate::import::keys::Protection::Plain => "its key",
-            _ => "its key (encrypted)",
+            crate::import::keys::Protection::Plain => "with its key",
+            _ => "with its key (encrypted)",
         },
-        None => "without its key: signing commands cannot run",
+        None => {
+            "without its key: signing commands cannot run until the CA is replaced (rotate --ca)"
+        }
     };
     out.push_str(&format!(
-        "  CA {} with {key_note}\n",
+        "  CA {}, {key_note}\n",
         source.ca_cert.path.display()
     ));
     for (leaf, name) in source.leaves.iter().zip(&plan.names) {
@@ -183,14 +194,237 @@ pub fn report(plan: &ImportPlan, dir: &Path, done: bool) -> String {
 pub fn run(
     dir: &Path,
     args: &ImportArgs,
-    _passphrase_file: Option<&Path>,
+    passphrase_file: Option<&Path>,
     now: OffsetDateTime,
 ) -> Result<Outcome, Error> {
     let plan = plan(dir, args, now)?;
     if args.dry_run {
         return Ok(Outcome::report(&report(&plan, dir, false)));
     }
-    Err(Error::refused(
-        "import without --dry-run is not built yet (it waits for the format-2 layout)",
-    ))
+    // An import makes a new PKI: it never replaces one.
+    store::check_output_dir(dir, false)?;
+    // Every key is read, unlocked and checked before anything is created.
+    let prepared = prepare(&plan, passphrase_file)?;
+    let staging = Staging::create(dir)?;
+    write(&staging, &plan, &prepared, now)?;
+    // The state file is written last, and the whole PKI moves into DIR in one commit.
+    staging.commit(&INIT_ENTRIES, now)?;
+    let mut text = report(&plan, dir, true);
+    if prepared.passphrase.is_some() {
+        text.push_str(&format!(
+            "{} is encrypted (PKCS#8, scrypt): dockertls client add and rotate ask for its passphrase (or read --ca-passphrase-file)\n",
+            Holder::Ca.key()
+        ));
+    }
+    Ok(Outcome::report(&text))
+}
+
+/// The imported material in dockertls's form.
+struct Prepared {
+    ca_pem: String,
+    ca_not_after: OffsetDateTime,
+    /// Unencrypted PKCS#8.
+    ca_key: Option<Zeroizing<String>>,
+    /// Protects the CA key in the new PKI: the source's own passphrase when its key was
+    /// encrypted, or --ca-passphrase-file's.
+    passphrase: Option<Passphrase>,
+    /// Per leaf: its certificates as PEM and its key (unencrypted PKCS#8).
+    leaves: Vec<(String, OffsetDateTime, Option<Zeroizing<String>>)>,
+}
+
+fn prepare(plan: &ImportPlan, passphrase_file: Option<&Path>) -> Result<Prepared, Error> {
+    let source = &plan.source;
+    let (ca_pem, ca_not_after) = certificates_pem(&source.ca_cert)?;
+    let mut passphrase = None;
+    let ca_key = match &source.ca_key {
+        None => None,
+        Some(key) => {
+            let encrypted = keys::protection(&key.bytes) != keys::Protection::Plain;
+            if encrypted || passphrase_file.is_some() {
+                let why = format!("the CA key {} is encrypted", key.path.display());
+                let pass = secret::obtain(
+                    passphrase_file,
+                    "Passphrase of the CA key to import",
+                    false,
+                    &why,
+                )?;
+                // The source's passphrase is kept as it is; a new one must be good.
+                if !encrypted {
+                    pass.check_new()?;
+                }
+                passphrase = Some(pass);
+            }
+            let pem = keys::to_pkcs8_pem(&key.bytes, &key.path, passphrase.as_ref())?;
+            crate::pki::Ca::load(&ca_pem, &pem).map_err(|why| {
+                Error::refused(format!("{}: {why}", key.path.display()))
+                    .hint("import without it (move ca-key.pem out of a copy of the folder), then replace the CA with dockertls rotate --ca")
+            })?;
+            Some(pem)
+        }
+    };
+    let mut leaves = Vec::new();
+    for leaf in &source.leaves {
+        let (pem, not_after) = certificates_pem(&leaf.cert)?;
+        let key = match &leaf.key {
+            Some(key) => Some(keys::to_pkcs8_pem(&key.bytes, &key.path, None)?),
+            None => None,
+        };
+        leaves.push((pem, not_after, key));
+    }
+    Ok(Prepared {
+        ca_pem,
+        ca_not_after,
+        ca_key,
+        passphrase,
+        leaves,
+    })
+}
+
+/// Every certificate of a file, as PEM written anew (nothing else of the file is carried
+/// over: no comments, no stray key), and the first one's end of validity.
+fn certificates_pem(file: &source::Material) -> Result<(String, OffsetDateTime), Error> {
+    let bundle = crate::audit::material::parse_certificates(&file.bytes)
+        .map_err(|why| Error::refused(format!("{} {why}", file.path.display())))?;
+    let mut pem = String::new();
+    let mut not_after = None;
+    for der in &bundle.ders {
+        if not_after.is_none() {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| {
+                Error::refused(format!(
+                    "{} is not a valid certificate ({e})",
+                    file.path.display()
+                ))
+            })?;
+            not_after = Some(cert.validity().not_after.to_datetime());
+        }
+        pem.push_str(
+            &pkcs8::der::pem::encode_string("CERTIFICATE", pkcs8::der::pem::LineEnding::LF, der)
+                .map_err(|e| Error::failed(format!("cannot write a certificate as PEM: {e}")))?,
+        );
+    }
+    let not_after = not_after
+        .ok_or_else(|| Error::refused(format!("{} holds no certificate", file.path.display())))?;
+    Ok((pem, not_after))
+}
+
+/// What an imported server's daemon.json and drop-in say: dockertls's defaults (the recipe's
+/// port 2376; the files under /etc/docker/tls; Docker's packages' dockerd).
+const LISTEN: &str = "0.0.0.0:2376";
+const INSTALL_DIR: &str = "/etc/docker/tls";
+const DOCKERD: &str = "/usr/bin/dockerd";
+
+fn write(
+    staging: &Staging,
+    plan: &ImportPlan,
+    prepared: &Prepared,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    let issued = |cert_pem: &str, not_after, key_pem: &Zeroizing<String>| crate::pki::Issued {
+        cert_pem: cert_pem.to_string(),
+        key_pem: key_pem.clone(),
+        not_after,
+        cut_to_ca: false,
+    };
+    match &prepared.ca_key {
+        Some(key) => staging.write_ca(
+            &issued(&prepared.ca_pem, prepared.ca_not_after, key),
+            prepared.passphrase.as_ref(),
+        )?,
+        None => {
+            staging.mkdir(&Holder::Ca.folder())?;
+            staging.write(&Holder::Ca.cert(), prepared.ca_pem.as_bytes(), CERT_FILE)?;
+        }
+    }
+    staging.mkdir(SERVERS_DIR)?;
+    staging.mkdir(CLIENTS_DIR)?;
+    let mut state = State::default();
+    let listen: std::net::SocketAddr = LISTEN
+        .parse()
+        .map_err(|_| Error::failed("the default listen address does not parse"))?;
+    for ((leaf, name), (cert_pem, not_after, key)) in plan
+        .source
+        .leaves
+        .iter()
+        .zip(&plan.names)
+        .zip(&prepared.leaves)
+    {
+        let holder = match leaf.role {
+            Role::Server => Holder::server(name),
+            Role::Client => Holder::client(name),
+        };
+        match key {
+            Some(key) => staging.write_pair(
+                &holder,
+                &prepared.ca_pem,
+                &issued(cert_pem, *not_after, key),
+            )?,
+            None => {
+                staging.mkdir(&holder.folder())?;
+                staging.write(
+                    &format!("{}/{CA_CERT}", holder.folder()),
+                    prepared.ca_pem.as_bytes(),
+                    CERT_FILE,
+                )?;
+                staging.write(&holder.cert(), cert_pem.as_bytes(), CERT_FILE)?;
+            }
+        }
+        let place = if key.is_some() {
+            KeyPlace::Here
+        } else {
+            KeyPlace::Elsewhere
+        };
+        match leaf.role {
+            Role::Server => {
+                let folder = holder.folder();
+                staging.write(
+                    &format!("{folder}/{DAEMON_JSON}"),
+                    render::daemon_json(listen, Path::new(INSTALL_DIR)).as_bytes(),
+                    CONFIG_FILE,
+                )?;
+                staging.write(
+                    &format!("{folder}/{OVERRIDE_CONF}"),
+                    render::override_conf(Path::new(DOCKERD)).as_bytes(),
+                    CONFIG_FILE,
+                )?;
+                state.servers.insert(
+                    name.clone(),
+                    ServerEntry {
+                        host: plan.hosts.get(name).cloned().unwrap_or_default(),
+                        key: place,
+                        deploy: None,
+                        extra: Default::default(),
+                    },
+                );
+            }
+            Role::Client => {
+                state.clients.insert(
+                    name.clone(),
+                    ClientEntry {
+                        key: place,
+                        extra: Default::default(),
+                    },
+                );
+            }
+        }
+    }
+    records::set_imported(
+        &mut state,
+        &records::Imported {
+            from: std::path::absolute(&plan.source.root)
+                .unwrap_or_else(|_| plan.source.root.clone())
+                .to_string_lossy()
+                .into_owned(),
+            layout: plan.source.layout.id().to_string(),
+            at: now
+                .format(&::time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            ca_key: if prepared.ca_key.is_some() {
+                "here"
+            } else {
+                "absent"
+            }
+            .to_string(),
+        },
+    );
+    staging.write(STATE_FILE, state.to_text()?.as_bytes(), CONFIG_FILE)
 }

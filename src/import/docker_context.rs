@@ -74,26 +74,18 @@ fn complaint(output: &std::process::Output) -> String {
         .collect()
 }
 
-/// Whether the docker CLI has a context `name`, and its description when it has.
-pub fn description(docker: &Path, name: &str) -> Result<Option<String>, Error> {
+/// Whether the docker CLI (this user's) has a context `name`.
+pub fn exists(docker: &Path, name: &str) -> Result<bool, Error> {
     let output = run(
         docker,
-        &[
-            "context",
-            "inspect",
-            "--format",
-            "{{.Metadata.Description}}",
-            "--",
-            name,
-        ],
+        &["context", "inspect", "--format", "{{.Name}}", "--", name],
     )?;
     if output.status.success() {
-        let text = String::from_utf8_lossy(&output.stdout);
-        return Ok(Some(text.trim_end().to_string()));
+        return Ok(true);
     }
     let why = complaint(&output);
     if why.contains("not found") {
-        return Ok(None);
+        return Ok(false);
     }
     Err(Error::failed(format!(
         "docker context inspect {name} failed: {why}"
@@ -161,7 +153,7 @@ pub fn create_or_update(
 
 /// Removes context `name`; false when the CLI has none of that name.
 pub fn remove(docker: &Path, name: &str) -> Result<bool, Error> {
-    if description(docker, name)?.is_none() {
+    if !exists(docker, name)? {
         return Ok(false);
     }
     let output = run(docker, &["context", "rm", "--force", "--", name])?;

@@ -7,4 +7,5 @@ pub mod defects;
 pub mod docker_context;
 pub mod keys;
 pub mod legacy_pem;
+pub mod records;
 pub mod source;
