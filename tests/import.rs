@@ -309,6 +309,16 @@ fn bad_sources_are_refused_in_one_line_and_nothing_is_created() {
         assert!(out.stdout.is_empty(), "{what}");
     }
     assert_same_tree(&before, &tree(work.path()), "refusals change nothing");
+    // An import never replaces a PKI.
+    let pki = work.path().join("existing");
+    init_ok(&pki, &["--host", "h.example", "--yes"]);
+    std::fs::remove_file(made.join("cert.pem")).unwrap();
+    mv(&made, "c-cert.pem", "cert.pem");
+    let before = tree(work.path());
+    let out = dockertls_in(&pki, &["import", made.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
+    assert_one_error(&String::from_utf8_lossy(&out.stderr), "an existing PKI");
+    assert_same_tree(&before, &tree(work.path()), "an existing PKI is left alone");
     let out = dockertls_in(
         &work.path().join("pki"),
         &["import", "x", "--host", "bad host"],
@@ -545,10 +555,20 @@ fn without_the_ca_key_read_only_commands_work_and_signing_says_why_not() {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("dockertls.json")).unwrap()).unwrap();
     assert_eq!(state["imported"]["ca_key"], "absent", "{state}");
+    // A daemon host with Docker's stock unit, for install --dry-run.
+    let root = work.path().join("host");
+    std::fs::create_dir_all(root.join("lib/systemd/system")).unwrap();
+    std::fs::write(
+        root.join("lib/systemd/system/docker.service"),
+        "[Unit]\nDescription=Docker Application Container Engine\n\n[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n\n[Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    let root = root.to_str().unwrap().to_string();
     for args in [
         vec!["verify"],
         vec!["client", "list"],
         vec!["env", "client"],
+        vec!["install", "--root", root.as_str(), "--dry-run"],
     ] {
         let out = dockertls_in(&dir, &args);
         assert!(

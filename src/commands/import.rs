@@ -182,6 +182,11 @@ pub fn report(plan: &ImportPlan, dir: &Path, done: bool) -> String {
         out.push_str(&defects::text(&plan.defects));
     }
     if done {
+        if source.leaves.iter().any(|l| l.role == Role::Server) {
+            out.push_str(&format!(
+                "each server got dockertls's daemon.json and systemd drop-in (listening on {LISTEN}, files in {INSTALL_DIR}, {DOCKERD})\n"
+            ));
+        }
         out.push_str(&format!(
             "next: dockertls --dir {} verify\n",
             crate::render::shell_quote(&dir.to_string_lossy())
