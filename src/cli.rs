@@ -141,6 +141,11 @@ pub struct ImportArgs {
     /// Say what would be imported and what to fix, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Replace an existing PKI in --dir (or what an interrupted run left), after moving it to
+    /// DIR/backup/<UTC timestamp>/.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -599,3 +599,57 @@ fn without_the_ca_key_read_only_commands_work_and_signing_says_why_not() {
         streams(&out)
     );
 }
+
+/// A run killed at any rename of its commit leaves no PKI or a whole one; `import --force`
+/// then completes (the partial entries go to the backup) and the PKI verifies.
+#[test]
+fn a_killed_import_is_completed_by_a_forced_rerun() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
+        return;
+    };
+    let work = private_tempdir();
+    let made = work.path().join("recipe");
+    openssl_pki(&made, "h.example", "client");
+    mv(&made, "s-cert.pem", "server-cert.pem");
+    mv(&made, "s-key.pem", "server-key.pem");
+    mv(&made, "c-cert.pem", "cert.pem");
+    mv(&made, "c-key.pem", "key.pem");
+    let source = made.to_str().unwrap();
+    let mut killed = 0;
+    for n in 1..40 {
+        let dir = work.path().join(format!("pki{n}"));
+        let out = Command::new(&strace)
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!(
+                "inject=rename,renameat,renameat2:signal=KILL:when={n}"
+            ))
+            .arg(env!("CARGO_BIN_EXE_dockertls"))
+            .arg("--dir")
+            .arg(&dir)
+            .args(["import", source])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            verify_ok(&dir);
+            break;
+        }
+        killed += 1;
+        let state = dir.join("dockertls.json").exists();
+        if state {
+            verify_ok(&dir);
+        }
+        let out = dockertls_in(&dir, &["import", source, "--force"]);
+        assert!(out.status.success(), "rename #{n}: {}", streams(&out));
+        verify_ok(&dir);
+        assert!(
+            !tree(&dir)
+                .iter()
+                .any(|(p, _, _)| p.starts_with(".dockertls-staging")),
+            "rename #{n}: a staging folder was left"
+        );
+    }
+    assert!(killed > 0, "no run was killed: the sweep tested nothing");
+}

@@ -206,8 +206,8 @@ pub fn run(
     if args.dry_run {
         return Ok(Outcome::report(&report(&plan, dir, false)));
     }
-    // An import makes a new PKI: it never replaces one.
-    store::check_output_dir(dir, false)?;
+    // An import makes a new PKI: it replaces one only with --force (after a backup).
+    store::check_output_dir(dir, args.force)?;
     // Every key is read, unlocked and checked before anything is created.
     let prepared = prepare(&plan, passphrase_file)?;
     let staging = Staging::create(dir)?;
