@@ -158,7 +158,14 @@ fn read_machine(root: &Path) -> Result<Source, Error> {
     };
     let mut leaves = read_folder(&client, &ca_cert)?;
     let machines = root.join("machines");
-    let mut names: Vec<String> = match fs::read_dir(&machines) {
+    // A link in place of machines/ is not followed (nor one in place of a machine's folder).
+    let real = fs::symlink_metadata(&machines).is_ok_and(|m| m.file_type().is_dir());
+    let listing = if real {
+        fs::read_dir(&machines)
+    } else {
+        Err(std::io::ErrorKind::NotFound.into())
+    };
+    let mut names: Vec<String> = match listing {
         Ok(entries) => entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
