@@ -186,3 +186,99 @@ fn a_context_dockertls_did_not_make_is_never_overwritten() {
     }
     assert_same_tree(&before, &tree(work.path()), "refusals change nothing");
 }
+
+/// With several servers the context names the one it dials; `rotate --server NAME` refreshes
+/// that server's contexts only, and a context missing from this user's docker CLI is a
+/// warning, not a failed rotation.
+#[test]
+fn contexts_follow_the_server_they_dial() {
+    let Some(docker) = find_tool("docker", "install docker.io to run the context tests") else {
+        return;
+    };
+    let work = private_tempdir();
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let dir = work.path().join("pki");
+    init_ok(
+        &dir,
+        &[
+            "--host",
+            "127.0.0.1",
+            "--name",
+            "web1",
+            "--client",
+            "alice",
+            "--yes",
+        ],
+    );
+    let out = dockertls_home(
+        &home,
+        &dir,
+        &[
+            "server",
+            "add",
+            "web2",
+            "--host",
+            "127.0.0.2",
+            "--listen",
+            "0.0.0.0:2377",
+        ],
+    );
+    assert!(out.status.success(), "{}", streams(&out));
+    let before = tree(work.path());
+    let out = dockertls_home(&home, &dir, &["context", "alice"]);
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_one_error(&stderr, "several servers");
+    assert!(stderr.contains("web1, web2"), "{stderr}");
+    assert_same_tree(&before, &tree(work.path()), "a refusal changes nothing");
+
+    for server in ["web1", "web2"] {
+        let out = dockertls_home(&home, &dir, &["context", "alice", "--server", server]);
+        assert!(out.status.success(), "{}", streams(&out));
+    }
+    let endpoint = |name: &str| {
+        let out = docker_in(
+            &docker,
+            &home,
+            &[
+                "context",
+                "inspect",
+                "--format",
+                "{{.Endpoints.docker.Host}}",
+                name,
+            ],
+        );
+        assert!(out.status.success(), "{}", streams(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(endpoint("dockertls-127.0.0.1"), "tcp://127.0.0.1:2376");
+    assert_eq!(endpoint("dockertls-127.0.0.2"), "tcp://127.0.0.2:2377");
+
+    // Only web2's context is refreshed by web2's rotation.
+    let out = dockertls_home(&home, &dir, &["rotate", "--server", "web2", "--all"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(
+        stdout.contains("docker context dockertls-127.0.0.2 now uses the new files"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("dockertls-127.0.0.1"), "{stdout}");
+
+    // A context gone from the docker CLI: the rotation stands, a warning says what to do.
+    let out = docker_in(&docker, &home, &["context", "rm", "dockertls-127.0.0.1"]);
+    assert!(out.status.success(), "{}", streams(&out));
+    let out = dockertls_home(&home, &dir, &["rotate", "--client", "alice", "--all"]);
+    assert!(out.status.success(), "{}", streams(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "warning: docker context dockertls-127.0.0.1 is not in this user's docker CLI"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        stored_cert(&docker, &home, "dockertls-127.0.0.2"),
+        std::fs::read(dir.join("clients/alice/cert.pem")).unwrap()
+    );
+}
