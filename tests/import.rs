@@ -286,6 +286,14 @@ fn bad_sources_are_refused_in_one_line_and_nothing_is_created() {
     std::fs::create_dir(&foreign).unwrap();
     std::fs::copy(made.join("ca.pem"), foreign.join("ca.pem")).unwrap();
     std::fs::copy(other.join("s-cert.pem"), foreign.join("server-cert.pem")).unwrap();
+    // A server key encrypted: dockerd could not load it, so it is not imported as it is.
+    let locked = work.path().join("locked");
+    openssl_pki(&locked, "l.example", "client");
+    mv(&locked, "s-cert.pem", "server-cert.pem");
+    sh(
+        &locked,
+        "openssl ec -in s-key.pem -aes256 -passout pass:leafpass -out server-key.pem && rm s-key.pem",
+    );
     let huge = work.path().join("huge");
     std::fs::create_dir(&huge).unwrap();
     std::fs::write(huge.join("ca.pem"), vec![b'A'; 2 << 20]).unwrap();
@@ -297,6 +305,10 @@ fn bad_sources_are_refused_in_one_line_and_nothing_is_created() {
         (made.join("ca.pem"), "is not a folder"),
         (foreign.clone(), "was not signed by"),
         (huge.clone(), "is larger than"),
+        (
+            locked.clone(),
+            "is encrypted: dockerd and the docker CLI cannot load",
+        ),
     ] {
         let out = dockertls_in(
             &work.path().join("pki"),

@@ -296,6 +296,22 @@ fn read_folder(folder: &Folder<'_>, ca_cert: &Material) -> Result<Vec<Leaf>, Err
                 })
             })
             .and_then(|index| keys[index].take());
+        // An encrypted key cannot be matched (nor loaded by dockerd): say so rather than
+        // import the certificate as if its key lived elsewhere.
+        if key.is_none()
+            && let Some(locked) = keys.iter().flatten().find(|k| {
+                crate::import::keys::protection(&k.bytes) != crate::import::keys::Protection::Plain
+            })
+        {
+            return Err(Error::refused(format!(
+                "{} is encrypted: dockerd and the docker CLI cannot load an encrypted key",
+                locked.path.display()
+            ))
+            .hint(format!(
+                "decrypt it in a copy of the folder (openssl pkey -in {0} -out {0}.plain, then mv {0}.plain {0}), and import that",
+                locked.path.display()
+            )));
+        }
         let leaf_name = folder.name.clone().unwrap_or_else(|| common_name(&parsed));
         leaves.push(Leaf {
             role,
