@@ -318,18 +318,26 @@ const LISTEN: &str = "0.0.0.0:2376";
 const INSTALL_DIR: &str = "/etc/docker/tls";
 const DOCKERD: &str = "/usr/bin/dockerd";
 
+fn issued(
+    cert_pem: &str,
+    not_after: OffsetDateTime,
+    key_pem: &Zeroizing<String>,
+) -> crate::pki::Issued {
+    crate::pki::Issued {
+        cert_pem: cert_pem.to_string(),
+        key_pem: key_pem.clone(),
+        not_after,
+        cut_to_ca: false,
+    }
+}
+
+/// Stages the whole PKI: ca/, servers/NAME/, clients/NAME/, and the state file last.
 fn write(
     staging: &Staging,
     plan: &ImportPlan,
     prepared: &Prepared,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
-    let issued = |cert_pem: &str, not_after, key_pem: &Zeroizing<String>| crate::pki::Issued {
-        cert_pem: cert_pem.to_string(),
-        key_pem: key_pem.clone(),
-        not_after,
-        cut_to_ca: false,
-    };
     match &prepared.ca_key {
         Some(key) => staging.write_ca(
             &issued(&prepared.ca_pem, prepared.ca_not_after, key),
@@ -343,9 +351,6 @@ fn write(
     staging.mkdir(SERVERS_DIR)?;
     staging.mkdir(CLIENTS_DIR)?;
     let mut state = State::default();
-    let listen: std::net::SocketAddr = LISTEN
-        .parse()
-        .map_err(|_| Error::failed("the default listen address does not parse"))?;
     for ((leaf, name), (cert_pem, not_after, key)) in plan
         .source
         .leaves
@@ -357,22 +362,14 @@ fn write(
             Role::Server => Holder::server(name),
             Role::Client => Holder::client(name),
         };
-        match key {
-            Some(key) => staging.write_pair(
-                &holder,
-                &prepared.ca_pem,
-                &issued(cert_pem, *not_after, key),
-            )?,
-            None => {
-                staging.mkdir(&holder.folder())?;
-                staging.write(
-                    &format!("{}/{CA_CERT}", holder.folder()),
-                    prepared.ca_pem.as_bytes(),
-                    CERT_FILE,
-                )?;
-                staging.write(&holder.cert(), cert_pem.as_bytes(), CERT_FILE)?;
-            }
-        }
+        write_leaf(
+            staging,
+            &holder,
+            &prepared.ca_pem,
+            cert_pem,
+            *not_after,
+            key.as_ref(),
+        )?;
         let place = if key.is_some() {
             KeyPlace::Here
         } else {
@@ -380,17 +377,7 @@ fn write(
         };
         match leaf.role {
             Role::Server => {
-                let folder = holder.folder();
-                staging.write(
-                    &format!("{folder}/{DAEMON_JSON}"),
-                    render::daemon_json(listen, Path::new(INSTALL_DIR)).as_bytes(),
-                    CONFIG_FILE,
-                )?;
-                staging.write(
-                    &format!("{folder}/{OVERRIDE_CONF}"),
-                    render::override_conf(Path::new(DOCKERD)).as_bytes(),
-                    CONFIG_FILE,
-                )?;
+                write_server_config(staging, &holder.folder())?;
                 state.servers.insert(
                     name.clone(),
                     ServerEntry {
@@ -412,24 +399,64 @@ fn write(
             }
         }
     }
-    records::set_imported(
-        &mut state,
-        &records::Imported {
-            from: std::path::absolute(&plan.source.root)
-                .unwrap_or_else(|_| plan.source.root.clone())
-                .to_string_lossy()
-                .into_owned(),
-            layout: plan.source.layout.id().to_string(),
-            at: now
-                .format(&::time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            ca_key: if prepared.ca_key.is_some() {
-                "here"
-            } else {
-                "absent"
-            }
-            .to_string(),
-        },
-    );
+    records::set_imported(&mut state, &facts(plan, prepared, now));
     staging.write(STATE_FILE, state.to_text()?.as_bytes(), CONFIG_FILE)
+}
+
+/// A leaf's folder: ca.pem, the certificate and, when the source had it, the key.
+fn write_leaf(
+    staging: &Staging,
+    holder: &Holder,
+    ca_pem: &str,
+    cert_pem: &str,
+    not_after: OffsetDateTime,
+    key: Option<&Zeroizing<String>>,
+) -> Result<(), Error> {
+    if let Some(key) = key {
+        return staging.write_pair(holder, ca_pem, &issued(cert_pem, not_after, key));
+    }
+    staging.mkdir(&holder.folder())?;
+    staging.write(
+        &format!("{}/{CA_CERT}", holder.folder()),
+        ca_pem.as_bytes(),
+        CERT_FILE,
+    )?;
+    staging.write(&holder.cert(), cert_pem.as_bytes(), CERT_FILE)
+}
+
+/// A server folder's daemon.json and systemd drop-in, with dockertls's defaults.
+fn write_server_config(staging: &Staging, folder: &str) -> Result<(), Error> {
+    let listen: std::net::SocketAddr = LISTEN
+        .parse()
+        .map_err(|_| Error::failed("the default listen address does not parse"))?;
+    staging.write(
+        &format!("{folder}/{DAEMON_JSON}"),
+        render::daemon_json(listen, Path::new(INSTALL_DIR)).as_bytes(),
+        CONFIG_FILE,
+    )?;
+    staging.write(
+        &format!("{folder}/{OVERRIDE_CONF}"),
+        render::override_conf(Path::new(DOCKERD)).as_bytes(),
+        CONFIG_FILE,
+    )
+}
+
+/// The state file's "imported" facts.
+fn facts(plan: &ImportPlan, prepared: &Prepared, now: OffsetDateTime) -> records::Imported {
+    records::Imported {
+        from: std::path::absolute(&plan.source.root)
+            .unwrap_or_else(|_| plan.source.root.clone())
+            .to_string_lossy()
+            .into_owned(),
+        layout: plan.source.layout.id().to_string(),
+        at: now
+            .format(&::time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        ca_key: if prepared.ca_key.is_some() {
+            "here"
+        } else {
+            "absent"
+        }
+        .to_string(),
+    }
 }

@@ -56,12 +56,19 @@ pub fn find(
         .filter(|l| l.role == Role::Server)
         .count();
     let mut defects: Vec<Defect> = Vec::new();
-    let mut add = |defect: Defect| {
+    let mut add = |about: String, check: &audit::Check, fix: String| {
+        let message = without_own_fix(&check.message);
         if !defects
             .iter()
-            .any(|d| d.check == defect.check && d.message == defect.message)
+            .any(|d| d.check == check.id && d.message == message)
         {
-            defects.push(defect);
+            defects.push(Defect {
+                about,
+                status: check.status,
+                check: check.id,
+                message,
+                fix,
+            });
         }
     };
     let ca_target = Target {
@@ -80,49 +87,11 @@ pub fn find(
         if source.ca_key.is_none() && check.id == "parse" {
             continue;
         }
-        add(Defect {
-            about: "the CA".into(),
-            status: check.status,
-            check: check.id,
-            message: without_own_fix(&check.message),
-            fix: rotate_ca.clone(),
-        });
+        add("the CA".into(), &check, rotate_ca.clone());
     }
     for (leaf, name) in source.leaves.iter().zip(names) {
         let Some(key) = &leaf.key else { continue };
-        let (kind, about, fix) = match leaf.role {
-            Role::Server => {
-                let selected = if servers > 1 {
-                    format!("--server {}", crate::render::shell_quote(name))
-                } else {
-                    "--server".to_string()
-                };
-                // A certificate with no SAN (CN only) is re-issued with its CN as one.
-                let mut wanted = hosts.to_vec();
-                if let Some(cn) = cn_without_san(&leaf.cert)
-                    && !wanted.contains(&cn)
-                {
-                    wanted.push(cn);
-                }
-                let allow: String = wanted
-                    .iter()
-                    .map(|h| format!(" --allow {}", crate::render::shell_quote(h)))
-                    .collect();
-                (
-                    Kind::Server,
-                    format!("server {name}"),
-                    format!("{prefix} rotate {selected} --all{allow}"),
-                )
-            }
-            Role::Client => (
-                Kind::Client,
-                format!("client {name}"),
-                format!(
-                    "{prefix} rotate --client {} --all",
-                    crate::render::shell_quote(name)
-                ),
-            ),
-        };
+        let (kind, about, fix) = leaf_fix(leaf, name, &prefix, hosts, servers > 1);
         let target = Target {
             path: leaf.cert.path.clone(),
             kind,
@@ -144,21 +113,57 @@ pub fn find(
         };
         for check in findings(&audit::checks::audit(&target, &options)) {
             // The CA's own findings, seen through a leaf, are the CA's to fix.
-            let (about, fix) = if check.id == "ca" {
-                ("the CA".to_string(), rotate_ca.clone())
+            if check.id == "ca" {
+                add("the CA".to_string(), &check, rotate_ca.clone());
             } else {
-                (about.clone(), fix.clone())
-            };
-            add(Defect {
-                about,
-                status: check.status,
-                check: check.id,
-                message: without_own_fix(&check.message),
-                fix,
-            });
+                add(about.clone(), &check, fix.clone());
+            }
         }
     }
     defects
+}
+
+/// What a leaf is checked as, how it is named, and the rotate that re-issues it.
+fn leaf_fix(
+    leaf: &super::source::Leaf,
+    name: &str,
+    prefix: &str,
+    hosts: &[String],
+    several_servers: bool,
+) -> (Kind, String, String) {
+    match leaf.role {
+        Role::Server => {
+            let selected = if several_servers {
+                format!("--server {}", crate::render::shell_quote(name))
+            } else {
+                "--server".to_string()
+            };
+            // A certificate with no SAN (CN only) is re-issued with its CN as one.
+            let mut wanted = hosts.to_vec();
+            if let Some(cn) = cn_without_san(&leaf.cert)
+                && !wanted.contains(&cn)
+            {
+                wanted.push(cn);
+            }
+            let allow: String = wanted
+                .iter()
+                .map(|h| format!(" --allow {}", crate::render::shell_quote(h)))
+                .collect();
+            (
+                Kind::Server,
+                format!("server {name}"),
+                format!("{prefix} rotate {selected} --all{allow}"),
+            )
+        }
+        Role::Client => (
+            Kind::Client,
+            format!("client {name}"),
+            format!(
+                "{prefix} rotate --client {} --all",
+                crate::render::shell_quote(name)
+            ),
+        ),
+    }
 }
 
 /// verify's message without the fix it names for a dockertls PKI made by init: the defect's
