@@ -71,18 +71,7 @@ pub fn find(
             });
         }
     };
-    let ca_target = Target {
-        path: source.ca_cert.path.clone(),
-        kind: Kind::Ca,
-        cert: source.ca_cert.path.clone(),
-        key: source
-            .ca_key
-            .as_ref()
-            .map_or_else(|| source.ca_cert.path.clone(), |k| k.path.clone()),
-        ca: None,
-        cis: false,
-    };
-    for check in findings(&audit::checks::audit(&ca_target, &options)) {
+    for check in findings(&audit::checks::audit(&ca_target(source), &options)) {
         // Without the CA key, the key checks of the CA target read the certificate file.
         if source.ca_key.is_none() && check.id == "parse" {
             continue;
@@ -121,6 +110,21 @@ pub fn find(
         }
     }
     defects
+}
+
+/// The CA as verify's target (without its key, the certificate stands in for it).
+fn ca_target(source: &Source) -> Target {
+    Target {
+        path: source.ca_cert.path.clone(),
+        kind: Kind::Ca,
+        cert: source.ca_cert.path.clone(),
+        key: source
+            .ca_key
+            .as_ref()
+            .map_or_else(|| source.ca_cert.path.clone(), |k| k.path.clone()),
+        ca: None,
+        cis: false,
+    }
 }
 
 /// What a leaf is checked as, how it is named, and the rotate that re-issues it.
