@@ -130,6 +130,55 @@ pub enum Command {
     /// Where the CA is: sign a CSR for a server or a client whose key lives elsewhere; the CA
     /// decides every extension.
     Sign(SignArgs),
+    // issue 14 (import): adopt an existing PKI; docker contexts kept in step.
+    /// Adopt a PKI made elsewhere (Docker's openssl recipe, docker-machine, dind) into --dir,
+    /// keeping its CA and certificates, and say what to fix.
+    Import(ImportArgs),
+    /// Create or update a docker context for a client (CA, certificate and key together);
+    /// rotate keeps it in step.
+    Context(ContextArgs),
+}
+
+// issue 14 (import): `import` and `context`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The folder to import: the recipe's (ca.pem, ca-key.pem, server-cert.pem, ...),
+    /// docker-machine's (~/.docker/machine) or dind's (/certs). It is never changed.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+
+    /// The name or IP address clients dial the server at (repeatable): checked against the
+    /// server certificate; the first names the server.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+
+    /// Say what would be imported and what to fix, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Replace an existing PKI in --dir (or what an interrupted run left), after moving it to
+    /// DIR/backup/<UTC timestamp>/.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// The client whose certificate the context uses.
+    #[arg(value_name = "CLIENT", required_unless_present = "remove")]
+    pub client: Option<String>,
+
+    /// The server the context dials (needed when the PKI has several).
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+
+    /// The context's name [default: dockertls-HOST].
+    #[arg(long, value_name = "CTX")]
+    pub name: Option<String>,
+
+    /// Remove this context (made by dockertls) instead.
+    #[arg(long, value_name = "CTX", conflicts_with_all = ["client", "server", "name"])]
+    pub remove: Option<String>,
 }
 
 // ---- Issue 12 (csr): `sign` ----

@@ -25,6 +25,8 @@ pub mod dockerd_options;
 pub mod error;
 pub mod escape;
 pub mod findings;
+// issue 14: adopting an existing PKI (import) and docker contexts.
+pub mod import;
 pub mod install;
 pub mod names;
 pub mod pki;

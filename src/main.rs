@@ -83,6 +83,9 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Server(command) => {
             commands::server::run(&cli.dir, command, passphrase_file, now)
         }
+        // issue 14 (import)
+        cli::Command::Import(args) => commands::import::run(&cli.dir, args, passphrase_file, now),
+        cli::Command::Context(args) => commands::context::run(&cli.dir, args, now),
     }
 }
 

@@ -28,7 +28,7 @@ impl std::fmt::Debug for Passphrase {
 }
 
 impl Passphrase {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
 

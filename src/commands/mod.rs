@@ -2,7 +2,11 @@
 
 pub mod backup;
 pub mod client;
+// issue 14 (import)
+pub mod context;
 pub mod env;
+// issue 14 (import)
+pub mod import;
 pub mod init;
 pub mod install;
 pub mod probe;

@@ -473,6 +473,11 @@ fn execute(
     if !pruned.removed.is_empty() {
         text.push_str(&crate::commands::backup::report(&pruned));
     }
+    // issue 14 (import): the docker contexts of what was re-issued get the new files.
+    let reissued: Vec<Holder> = selection.items.iter().map(|i| i.holder.clone()).collect();
+    let (contexts, warnings) = crate::commands::context::refresh(dir, &reissued);
+    text.push_str(&contexts);
+    notices.extend(warnings.into_iter().map(Notice::Warning));
     Ok(text)
 }
 
@@ -495,11 +500,15 @@ fn signing_ca(
     // A protected CA key stays protected: the new one gets the same passphrase, after checking
     // that it unlocks the old one.
     let key_path = Pki::new(dir).key(&Holder::Ca);
-    let old_key = zeroize::Zeroizing::new(
+    // issue 14 (import): a PKI imported without its CA key gets its new CA all the same.
+    let keyless = std::fs::symlink_metadata(&key_path).is_err();
+    let old_key = zeroize::Zeroizing::new(if keyless {
+        Vec::new()
+    } else {
         crate::userfile::read_regular(&key_path, crate::userfile::MAX_PKI_FILE)
-            .map_err(|e| Error::Refused(e.to_string()))?,
-    );
-    let passphrase = if crate::secret::is_encrypted(&old_key) {
+            .map_err(|e| Error::Refused(e.to_string()))?
+    });
+    let passphrase = if !keyless && crate::secret::is_encrypted(&old_key) {
         state::load_ca(dir, passphrase_file)?.1
     } else {
         None

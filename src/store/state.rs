@@ -107,6 +107,10 @@ pub fn load_ca(
     let ca_folder = Folder::open(dir)?.subfolder(&ca.folder())?;
     let cert = String::from_utf8(read_in(&ca_folder, ca.cert_name())?.to_vec())
         .map_err(|_| Error::Refused(format!("{} is not PEM text", cert_path.display())))?;
+    // issue 14 (import): a PKI without its CA key reads, but cannot sign.
+    if ca_folder.entry_stat(ca.key_name())?.is_none() {
+        return Err(crate::import::records::no_ca_key(dir, &key_path));
+    }
     let key = read_in(&ca_folder, ca.key_name())?;
     let (key_text, passphrase) = match material::parse_private_key(&key) {
         Err(material::KeyError::Encrypted) => {

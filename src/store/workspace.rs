@@ -327,6 +327,9 @@ fn require_layout(dir: &Path) -> Result<(), Error> {
         }
     }
     let required = [ca.folder(), ca.cert(), ca.key()];
+    // issue 14 (import): a format-2 PKI may be without its CA key (imported without it, or
+    // the key kept offline): the read-only commands work, signing says why not (load_ca).
+    let keyless_ok = std::fs::symlink_metadata(dir.join(store::layout::STATE_FILE)).is_ok();
     let optional = [
         store::layout::SERVERS_DIR.to_string(),
         store::layout::CLIENTS_DIR.to_string(),
@@ -343,7 +346,7 @@ fn require_layout(dir: &Path) -> Result<(), Error> {
                 )));
             }
             Ok(_) => {}
-            Err(_) if required.contains(entry) => {
+            Err(_) if required.contains(entry) && !(keyless_ok && *entry == ca.key()) => {
                 return Err(Error::refused(format!(
                     "--dir {} holds no dockertls PKI ({} is missing)",
                     dir.display(),
