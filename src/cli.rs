@@ -112,6 +112,62 @@ pub enum Command {
     /// Manage DIR/backup: the folders each change fills with the files it replaced.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Copy a server's folder to its daemon host over SSH and run dockertls install there (as
+    /// root, or through sudo -n).
+    Deploy(DeployArgs),
+}
+
+/// `deploy` (issue 12).
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The server to deploy (servers/NAME), then its host as [USER@]HOST[:PORT] (remembered
+    /// after the first successful deploy).
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub name: Option<String>,
+
+    /// [USER@]HOST[:PORT]; IPv6 in brackets ([2001:db8::1]:22).
+    #[arg(value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Deploy every server whose host is remembered: a line (or JSON record) per host.
+    #[arg(long, conflicts_with_all = ["name", "host"])]
+    pub all: bool,
+
+    /// Hosts deployed at once with --all.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        allow_negative_numbers = true
+    )]
+    pub jobs: i64,
+
+    /// Then restart dockerd there (systemctl, or --restart-command) and probe it from here
+    /// with a client folder of the PKI.
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Restart even though that stops the host's running containers (live-restore off), and
+    /// let install replace different "hosts" or tls* values in its daemon.json.
+    #[arg(long)]
+    pub force: bool,
+
+    /// An option for ssh, as Key=Value (repeatable); none that turns host-key checking off.
+    #[arg(long = "ssh-option", value_name = "OPT")]
+    pub ssh_options: Vec<String>,
+
+    /// The command that restarts dockerd on the host, instead of systemctl (hosts without
+    /// systemd, and tests).
+    #[arg(long, value_name = "CMD", requires = "restart")]
+    pub restart_command: Option<String>,
+
+    /// Run install on the host with --root PREFIX (for tests and containers).
+    #[arg(long, value_name = "PREFIX", default_value = "/")]
+    pub remote_root: String,
+
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +205,11 @@ pub struct InstallArgs {
     /// Then run systemctl daemon-reload and systemctl restart docker, and probe the daemon.
     #[arg(long)]
     pub restart: bool,
+
+    /// With --restart: run CMD (split as a shell would, run without a shell) instead of
+    /// systemctl, for hosts without systemd and for tests; it must return once dockerd serves.
+    #[arg(long, value_name = "CMD", requires = "restart")]
+    pub restart_command: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

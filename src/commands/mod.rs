@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod client;
+pub mod deploy;
 pub mod env;
 pub mod init;
 pub mod install;

@@ -1,0 +1,164 @@
+//! What `deploy` sends: a server's folder of the PKI, read once (never through a link), with
+//! the installed path and SHA-256 of each TLS file so the host can say which it already has.
+
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::store::{Folder, layout};
+
+/// The most one file of a server folder may weigh.
+const MAX_FILE: u64 = 1 << 20;
+
+/// One file to send. No `Debug`: it may be the server key.
+pub struct SourceFile {
+    /// Its name in the server folder (`server-key.pem`).
+    pub name: String,
+    /// Its path in the stream.
+    pub path: String,
+    pub contents: Zeroizing<Vec<u8>>,
+    pub mode: u32,
+}
+
+/// A TLS file daemon.json names: where install puts it, and its fingerprint.
+#[derive(Debug, Clone)]
+pub struct TlsFile {
+    pub name: String,
+    /// The absolute path on the host (daemon.json's tlscacert, tlscert or tlskey).
+    pub installed: String,
+    pub sha256: String,
+}
+
+/// Which layout the folder came from, hence how install is run on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A format-1 PKI (`server/` plus DIR/daemon.json): sent as a small PKI, `install --dir`.
+    Legacy,
+    /// A self-contained server folder: `install --from`.
+    Folder,
+}
+
+/// One server's files, ready to send. No `Debug`: it holds the server key.
+pub struct Source {
+    pub name: String,
+    pub files: Vec<SourceFile>,
+    pub tls: Vec<TlsFile>,
+    /// daemon.json's tcp port (what the probe after a restart dials).
+    pub listen_port: u16,
+    /// Whether our own daemon.json turns live-restore on.
+    pub live_restore: bool,
+    kind: Kind,
+}
+
+/// daemon.json's keys for the TLS files, with the file name each has in a server folder.
+const TLS_KEYS: [(&str, &str); 3] = [
+    ("tlscacert", layout::CA_CERT),
+    ("tlscert", layout::SERVER_CERT),
+    ("tlskey", layout::SERVER_KEY),
+];
+
+impl Source {
+    /// The server folder's path in the stream.
+    pub fn folder_in_stream(&self) -> &'static str {
+        match self.kind {
+            Kind::Legacy => "pki/server",
+            Kind::Folder => "server",
+        }
+    }
+
+    /// How the remote script runs install: "from" a folder or "dir" a PKI.
+    pub fn install_mode(&self) -> &'static str {
+        match self.kind {
+            Kind::Legacy => "dir",
+            Kind::Folder => "from",
+        }
+    }
+
+    /// A format-1 PKI in `dir`: server/ plus daemon.json and override.conf.
+    pub fn legacy(dir: &Path, name: &str) -> Result<Source, Error> {
+        let pki = Folder::open(dir)?;
+        let server = pki.subfolder(layout::SERVER_DIR)?;
+        let mut files = Vec::new();
+        for file in [layout::CA_CERT, layout::SERVER_CERT, layout::SERVER_KEY] {
+            let (contents, mode) = server.read_file(file, MAX_FILE)?;
+            files.push(SourceFile {
+                name: file.into(),
+                path: format!("pki/server/{file}"),
+                contents,
+                mode,
+            });
+        }
+        for file in [layout::DAEMON_JSON, layout::OVERRIDE_CONF] {
+            let (contents, mode) = pki.read_file(file, MAX_FILE)?;
+            files.push(SourceFile {
+                name: file.into(),
+                path: format!("pki/{file}"),
+                contents,
+                mode,
+            });
+        }
+        Source::new(name, files, Kind::Legacy)
+    }
+
+    /// A self-contained server folder: every plain file in it.
+    pub fn folder(folder: &Path, name: &str) -> Result<Source, Error> {
+        let opened = Folder::open(folder)?;
+        let mut files = Vec::new();
+        for (file, kind) in opened.entries()?.into_iter().take(64) {
+            if kind != rustix::fs::FileType::RegularFile {
+                continue;
+            }
+            let (contents, mode) = opened.read_file(&file, MAX_FILE)?;
+            files.push(SourceFile {
+                path: format!("server/{file}"),
+                name: file,
+                contents,
+                mode,
+            });
+        }
+        Source::new(name, files, Kind::Folder)
+    }
+
+    fn new(name: &str, files: Vec<SourceFile>, kind: Kind) -> Result<Source, Error> {
+        let daemon_json = files
+            .iter()
+            .find(|f| f.name == layout::DAEMON_JSON)
+            .ok_or_else(|| {
+                Error::refused(format!("server {name} has no {}", layout::DAEMON_JSON))
+            })?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&daemon_json.contents).map_err(|e| {
+                Error::refused(format!(
+                    "server {name}: its {} is not JSON ({e})",
+                    layout::DAEMON_JSON
+                ))
+            })?;
+        let mut tls = Vec::new();
+        for (key, file) in TLS_KEYS {
+            let installed = json[key].as_str().unwrap_or_default();
+            if !installed.starts_with('/') || installed.chars().any(char::is_control) {
+                return Err(Error::refused(format!(
+                    "server {name}: {}'s \"{key}\" must be an absolute path on the host",
+                    layout::DAEMON_JSON
+                ))
+                .hint("give the server folder the daemon.json dockertls wrote"));
+            }
+            if let Some(local) = files.iter().find(|f| f.name == file) {
+                tls.push(TlsFile {
+                    name: file.into(),
+                    installed: installed.into(),
+                    sha256: super::sha256_hex(&local.contents),
+                });
+            }
+        }
+        Ok(Source {
+            name: name.into(),
+            listen_port: crate::dockerd_hosts::first_tcp_port(&json["hosts"]).unwrap_or(2376),
+            live_restore: json["live-restore"] == serde_json::Value::Bool(true),
+            files,
+            tls,
+            kind,
+        })
+    }
+}
