@@ -120,12 +120,12 @@ pub enum Command {
 /// `deploy` (issue 12).
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The server to deploy (servers/NAME), then its host as [USER@]HOST[:PORT] (remembered
-    /// after the first successful deploy).
+    /// The server to deploy (its folder servers/NAME).
     #[arg(value_name = "NAME", required_unless_present = "all")]
     pub name: Option<String>,
 
-    /// [USER@]HOST[:PORT]; IPv6 in brackets ([2001:db8::1]:22).
+    /// Its daemon host, reached with ssh: [USER@]HOST[:PORT], IPv6 in brackets
+    /// ([2001:db8::1]:22) [default: the host it was last deployed to].
     #[arg(value_name = "HOST")]
     pub host: Option<String>,
 

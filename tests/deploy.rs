@@ -490,3 +490,34 @@ fn bad_input_is_one_line_exit_2_and_touches_nothing() {
         assert!(!line.contains('\u{1b}'), "{line}");
     }
 }
+
+#[test]
+fn a_daemon_that_fails_the_probe_after_the_restart_is_an_error() {
+    let Some(sshd) = Sshd::start() else { return };
+    let work = private_tempdir();
+    let port = free_port();
+    let dir = pki(work.path(), port);
+    let host = HostRoot::new(work.path(), "host");
+    let target = sshd.target("root");
+    // A restart command that restarts nothing: no daemon answers on the port.
+    let args = [
+        "docker1.test",
+        target.as_str(),
+        "--remote-root",
+        host.prefix(),
+        "--restart",
+        "--restart-command",
+        "true",
+        "--force",
+    ];
+    let out = deploy(&dir, &sshd, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", streams(&out));
+    let stderr = text(&out.stderr);
+    assert_one_error(&stderr, "probe after restart");
+    assert!(
+        stderr.contains(&format!("tcp://127.0.0.1:{port} does not pass the probe")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the new files are installed"), "{stderr}");
+    assert!(host.prefix.join("etc/docker/tls/server-cert.pem").exists());
+}

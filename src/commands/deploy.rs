@@ -12,7 +12,7 @@ use crate::findings::{Notice, Outcome};
 use crate::store;
 
 /// How long the probe after a restart retries a daemon that does not answer yet.
-const PROBE_WAIT: Duration = Duration::from_secs(30);
+const PROBE_WAIT: Duration = Duration::from_secs(15);
 /// The most hosts deployed at once.
 const MAX_JOBS: i64 = 64;
 

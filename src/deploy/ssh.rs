@@ -166,7 +166,12 @@ impl SshOption {
             ));
         }
         if let Some(why) = refusal(&lower, value) {
-            return Err(bad(why));
+            let error = bad(why);
+            return Err(if why == WEAKENING {
+                error.hint("add the host's key to known_hosts instead: log in once with ssh and check the key, or --ssh-option StrictHostKeyChecking=accept-new for a first deploy")
+            } else {
+                error
+            });
         }
         Ok(SshOption(format!("{key}={value}")))
     }
