@@ -492,3 +492,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Deploys each (server, host) pair, `jobs` at a time; the reports in the order given.
+pub fn deploy_all(pairs: &[(Source, Ssh)], settings: &Settings, jobs: usize) -> Vec<HostReport> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<HostReport>>> = Mutex::new(pairs.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, pairs.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((source, ssh)) = pairs.get(i) else {
+                        break;
+                    };
+                    let report = deploy(source, ssh, settings);
+                    if let Ok(mut done) = done.lock() {
+                        done[i] = Some(report);
+                    }
+                }
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}

@@ -503,6 +503,37 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_ssh_would_use_is_checked_again() {
+        if Command::new("ssh").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: no ssh client");
+            return;
+        }
+        // Options that got past the per-option check some other way (as ~/.ssh/config would
+        // bring them): `ssh -G` shows them, and they are refused.
+        for raw in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "GlobalKnownHostsFile=/dev/null",
+            "KnownHostsCommand=/bin/true",
+        ] {
+            let ssh = Ssh {
+                target: target("root@h.invalid"),
+                options: vec![SshOption(raw.into())],
+            };
+            let err = ssh.check_config().expect_err(raw);
+            assert!(
+                err.message().contains("turns host-key checking off"),
+                "{raw}: {err}"
+            );
+        }
+        let fine = Ssh {
+            target: target("root@h.invalid"),
+            options: vec![SshOption::parse("StrictHostKeyChecking=accept-new").unwrap()],
+        };
+        fine.check_config().unwrap();
+    }
+
+    #[test]
     fn the_remote_command_quotes_every_word() {
         let line = remote_command("echo \"$1\"", &["a b; rm -rf /", "$(x)"]);
         let words = shell_words::split(&line).unwrap();
