@@ -91,9 +91,10 @@ impl HostReport {
 /// Deploys one server folder to one host; never panics, every failure is in the report.
 pub fn deploy(source: &Source, ssh: &Ssh, settings: &Settings) -> HostReport {
     let unchanged = |e| HostReport::failed(source, ssh, HostState::Unchanged, e);
-    if let Err(e) = ssh.check_config() {
-        return unchanged(e);
-    }
+    let hostname = match ssh.check_config() {
+        Ok(hostname) => hostname,
+        Err(e) => return unchanged(e),
+    };
     let host = match look(source, ssh, settings) {
         Ok(host) => host,
         Err(e) => return unchanged(e),
@@ -110,7 +111,7 @@ pub fn deploy(source: &Source, ssh: &Ssh, settings: &Settings) -> HostReport {
         Err((state, e)) => return HostReport::failed(source, ssh, state, e),
     };
     if settings.restart
-        && let Err(e) = probe_after_restart(source, ssh, settings, &mut report.lines)
+        && let Err(e) = probe_after_restart(source, &hostname, settings, &mut report.lines)
     {
         report.error = Some(e);
     }
@@ -377,12 +378,12 @@ fn first_line(text: &str) -> String {
 /// while it is still starting (a refused connection) for at most `probe_wait`.
 fn probe_after_restart(
     source: &Source,
-    ssh: &Ssh,
+    ssh_hostname: &str,
     settings: &Settings,
     lines: &mut Vec<String>,
 ) -> Result<(), Error> {
     let endpoint = crate::probe::Endpoint {
-        host: ssh.target.host.clone(),
+        host: probe_host(source, ssh_hostname),
         port: source.listen_port,
     };
     let shown = if endpoint.host.contains(':') {
@@ -431,6 +432,22 @@ fn probe_after_restart(
         "see its log (journalctl -u docker), and run: dockertls probe {} --client {client}",
         shown
     )))
+}
+
+/// The name the probe dials: the server's own host (what its clients dial, and what its
+/// certificate names) when it resolves from here, else the host ssh connected to.
+fn probe_host(source: &Source, ssh_hostname: &str) -> String {
+    use std::net::ToSocketAddrs;
+    match &source.host {
+        Some(host)
+            if (host.as_str(), source.listen_port)
+                .to_socket_addrs()
+                .is_ok() =>
+        {
+            host.clone()
+        }
+        _ => ssh_hostname.to_string(),
+    }
 }
 
 /// This running executable, read once: its bytes, SHA-256, system and C library.

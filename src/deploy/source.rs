@@ -42,6 +42,8 @@ enum Kind {
 /// One server's files, ready to send. No `Debug`: it holds the server key.
 pub struct Source {
     pub name: String,
+    /// The name its clients dial (the state file's `host`), when known.
+    pub host: Option<String>,
     pub files: Vec<SourceFile>,
     pub tls: Vec<TlsFile>,
     /// daemon.json's tcp port (what the probe after a restart dials).
@@ -154,6 +156,7 @@ impl Source {
         }
         Ok(Source {
             name: name.into(),
+            host: None,
             listen_port: crate::dockerd_hosts::first_tcp_port(&json["hosts"]).unwrap_or(2376),
             live_restore: json["live-restore"] == serde_json::Value::Bool(true),
             files,

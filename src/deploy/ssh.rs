@@ -252,8 +252,9 @@ impl Ssh {
     }
 
     /// Refuses a configuration (options plus ~/.ssh/config and /etc/ssh/ssh_config, as ssh
-    /// resolves them with `ssh -G`) that turns host-key checking off.
-    pub fn check_config(&self) -> Result<(), Error> {
+    /// resolves them with `ssh -G`) that turns host-key checking off; returns the host name
+    /// ssh will really connect to (an alias of ~/.ssh/config resolved).
+    pub fn check_config(&self) -> Result<String, Error> {
         let mut args = vec!["-G".to_string()];
         args.extend(self.base_args());
         args.push("--".into());
@@ -292,7 +293,12 @@ impl Ssh {
             ))
             .hint("remove that setting from ~/.ssh/config (or the --ssh-option), and add the host's key with ssh once, or with StrictHostKeyChecking=accept-new"));
         }
-        Ok(())
+        let hostname = value("hostname");
+        Ok(if hostname.is_empty() {
+            self.target.host.clone()
+        } else {
+            hostname.to_string()
+        })
     }
 
     /// Runs `remote` on the host, feeding `input` on its stdin; output is bounded.
@@ -530,7 +536,7 @@ mod tests {
             target: target("root@h.invalid"),
             options: vec![SshOption::parse("StrictHostKeyChecking=accept-new").unwrap()],
         };
-        fine.check_config().unwrap();
+        assert_eq!(fine.check_config().unwrap(), "h.invalid");
     }
 
     #[test]
