@@ -68,7 +68,7 @@ pub enum Format {
 #[derive(Debug, Parser)]
 #[command(name = "dockertls", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The PKI folder: ca/, server/, clients/NAME/, daemon.json, override.conf.
+    /// The PKI folder: dockertls.json, ca/, servers/NAME/, clients/NAME/, backup/.
     #[arg(
         long,
         global = true,
@@ -161,9 +161,10 @@ pub struct DeployArgs {
     #[arg(long, value_name = "CMD", requires = "restart")]
     pub restart_command: Option<String>,
 
-    /// Run install on the host with --root PREFIX (for tests and containers).
-    #[arg(long, value_name = "PREFIX", default_value = "/")]
-    pub remote_root: String,
+    /// Run install on the host with --root PREFIX (for tests and containers; remembered with
+    /// the host) [default: /].
+    #[arg(long, value_name = "PREFIX")]
+    pub remote_root: Option<String>,
 
     /// Output format.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
@@ -210,6 +211,15 @@ pub struct InstallArgs {
     /// systemctl, for hosts without systemd and for tests; it must return once dockerd serves.
     #[arg(long, value_name = "CMD", requires = "restart")]
     pub restart_command: Option<String>,
+
+    /// Install from this server folder (a copy of DIR/servers/NAME: ca.pem, server-cert.pem,
+    /// server-key.pem, daemon.json) instead of the PKI in --dir.
+    #[arg(long, value_name = "FOLDER", conflicts_with = "server")]
+    pub from: Option<PathBuf>,
+
+    /// Install DIR/servers/NAME [default: the only server of the PKI].
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +276,10 @@ pub struct EnvArgs {
     /// Print the `docker context create` command instead.
     #[arg(long)]
     pub context: bool,
+
+    /// The server to dial (servers/NAME) [default: the only one].
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -288,15 +302,17 @@ pub struct RotateArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Select the server certificate.
-    #[arg(long)]
-    pub server: bool,
+    /// Select the server certificates: every server, or the NAMEs given (repeatable or
+    /// comma-separated).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, value_delimiter = ',')]
+    pub server: Option<Vec<String>>,
 
     /// Select this client (repeatable).
     #[arg(long = "client", value_name = "NAME", value_delimiter = ',')]
     pub clients: Vec<String>,
 
-    /// Add a SAN to the server certificate (with --server; repeatable or comma-separated).
+    /// Add a SAN to the server certificate (with --server, of one server; repeatable or
+    /// comma-separated).
     #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
     pub allow: Vec<String>,
 
@@ -364,6 +380,10 @@ pub struct InitArgs {
     /// Without it, on a terminal, a wizard asks for everything.
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
+
+    /// The server's name: its folder servers/NAME [default: the --host, made a folder name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
     #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]

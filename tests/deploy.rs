@@ -174,7 +174,7 @@ fn deploy_installs_restarts_and_a_client_folder_talks_to_the_daemon() {
     let installed = host.prefix.join("etc/docker/tls/server-key.pem");
     assert_eq!(
         std::fs::read(&installed).unwrap(),
-        std::fs::read(dir.join("server/server-key.pem")).unwrap()
+        std::fs::read(dir.join("servers/docker1.test/server-key.pem")).unwrap()
     );
     assert_eq!(mode(&installed), 0o400);
     let version = docker_version(

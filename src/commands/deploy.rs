@@ -10,41 +10,212 @@ use crate::deploy::{self, HostReport, HostState, Settings, Source};
 use crate::error::{Error, Exit};
 use crate::findings::{Notice, Outcome};
 use crate::store;
+use crate::store::registry::{self, State};
+use crate::store::workspace::Workspace;
+use ::time::OffsetDateTime;
 
 /// How long the probe after a restart retries a daemon that does not answer yet.
 const PROBE_WAIT: Duration = Duration::from_secs(15);
+/// The state file's key, in a server's entry, for the `--remote-root` it was deployed with
+/// (only when not `/`: tests and containers).
+const REMOTE_ROOT_KEY: &str = "remote-root";
 /// The most hosts deployed at once.
 const MAX_JOBS: i64 = 64;
 
 /// Runs `deploy`.
-pub fn run(dir: &Path, args: &DeployArgs) -> Result<Outcome, Error> {
+pub fn run(dir: &Path, args: &DeployArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     let options = args
         .ssh_options
         .iter()
         .map(|o| SshOption::parse(o))
         .collect::<Result<Vec<_>, _>>()?;
-    let settings = settings(dir, args)?;
+    let mut settings = settings(dir, args)?;
+    let state = registry::open(dir, now)?;
+    let pairs = targets(dir, args, &state, &options)?;
     if args.all {
-        return Err(
-            Error::refused("deploy --all needs the fleet layout (servers/NAME)")
-                .hint("deploy one server: dockertls deploy NAME [USER@]HOST[:PORT]"),
+        let (jobs, roots): (Vec<(Source, Ssh)>, Vec<String>) = pairs.into_iter().unzip();
+        let reports = run_all(&jobs, &roots, &settings, args.jobs as usize);
+        remember(dir, now, &reports, &jobs, &roots);
+        return Ok(many(&reports, args.format));
+    }
+    let Some(((source, ssh), root)) = pairs.into_iter().next() else {
+        return Err(Error::refused("nothing to deploy"));
+    };
+    settings.remote_root = root.clone();
+    let report = deploy::deploy(&source, &ssh, &settings);
+    let roots = [root];
+    let jobs = [(source, ssh)];
+    remember(dir, now, std::slice::from_ref(&report), &jobs, &roots);
+    Ok(single(report, args.format))
+}
+
+/// Every host of an --all run, each with its own remembered --remote-root.
+fn run_all(
+    jobs: &[(Source, Ssh)],
+    roots: &[String],
+    settings: &Settings,
+    threads: usize,
+) -> Vec<HostReport> {
+    // Hosts that share a remote root run together; nearly always one group (`/`).
+    let mut reports: Vec<Option<HostReport>> = jobs.iter().map(|_| None).collect();
+    let mut distinct: Vec<&String> = roots.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    for root in distinct {
+        let group: Vec<usize> = (0..jobs.len()).filter(|&i| &roots[i] == root).collect();
+        let mut group_settings = settings.clone();
+        group_settings.remote_root = root.clone();
+        let subset: Vec<&(Source, Ssh)> = group.iter().map(|&i| &jobs[i]).collect();
+        for (i, report) in
+            group
+                .iter()
+                .zip(deploy::deploy_all_refs(&subset, &group_settings, threads))
+        {
+            reports[*i] = Some(report);
+        }
+    }
+    reports.into_iter().flatten().collect()
+}
+
+/// The (server folder, ssh, remote root) of each host to deploy, all checked before any host
+/// is touched: a server that does not exist, a missing or bad host, an unreadable folder.
+fn targets(
+    dir: &Path,
+    args: &DeployArgs,
+    state: &State,
+    options: &[SshOption],
+) -> Result<Vec<((Source, Ssh), String)>, Error> {
+    let pki = store::Pki::new(dir);
+    let names: Vec<String> = if args.all {
+        let remembered: Vec<String> = state
+            .servers()
+            .iter()
+            .filter(|(_, entry)| entry.deploy.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        if remembered.is_empty() {
+            return Err(Error::refused(format!(
+                "deploy --all: no server of {} has been deployed yet, so none has a host to go to",
+                dir.display()
+            ))
+            .hint("deploy each server once: dockertls deploy NAME [USER@]HOST[:PORT]"));
+        }
+        remembered
+    } else {
+        let wanted = args.name.as_deref().unwrap_or_default();
+        vec![state.resolve_server(dir, Some(wanted))?]
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let entry = &state.servers()[&name];
+        let host = match (&args.host, &entry.deploy) {
+            (Some(given), _) => given.clone(),
+            (None, Some(remembered)) => remembered.clone(),
+            (None, None) => {
+                return Err(Error::refused(format!(
+                    "deploy {name}: give its host, as [USER@]HOST[:PORT] (it has not been deployed before)"
+                ))
+                .hint(format!("dockertls deploy {name} root@{}", entry.host)));
+            }
+        };
+        let target = Target::parse(&host)?;
+        let remembered = entry.extra.get(REMOTE_ROOT_KEY).and_then(|v| v.as_str());
+        let root = match (&args.remote_root, remembered) {
+            (Some(given), _) => given.clone(),
+            (None, Some(remembered)) if args.host.is_none() => remembered.to_string(),
+            _ => "/".to_string(),
+        };
+        check_remote_root(&root)?;
+        let source = Source::folder(&pki.server_dir(&name), &name, Some(&entry.host))?;
+        let ssh = Ssh {
+            target,
+            options: options.to_vec(),
+        };
+        out.push(((source, ssh), root));
+    }
+    Ok(out)
+}
+
+/// After the run, under the PKI lock: each host that succeeded is remembered for its server
+/// (and its remote root, when not `/`). Failing to record it is a warning, not a failure: the
+/// hosts are deployed.
+fn remember(
+    dir: &Path,
+    now: OffsetDateTime,
+    reports: &[HostReport],
+    jobs: &[(Source, Ssh)],
+    roots: &[String],
+) {
+    let done: Vec<(usize, &HostReport)> = reports
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.error.is_none())
+        .collect();
+    if done.is_empty() {
+        return;
+    }
+    let result = (|| -> Result<(), Error> {
+        let ws = Workspace::open(dir, now)?;
+        let mut state = registry::State::load_in(ws.dir())?.unwrap_or_default();
+        let mut changed = false;
+        for (i, report) in done {
+            let root = (roots[i] != "/").then(|| serde_json::Value::from(roots[i].clone()));
+            if let Some(entry) = state.servers.get_mut(&report.server) {
+                let host = Some(jobs[i].1.target.display());
+                if entry.deploy != host || entry.extra.get(REMOTE_ROOT_KEY) != root.as_ref() {
+                    entry.deploy = host;
+                    match root {
+                        Some(root) => entry.extra.insert(REMOTE_ROOT_KEY.into(), root),
+                        None => entry.extra.shift_remove(REMOTE_ROOT_KEY),
+                    };
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            state.save(&ws)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        eprintln!(
+            "warning: the hosts are deployed, but {} could not record them: {}",
+            dir.display(),
+            e.message()
         );
     }
-    let name = args.name.clone().unwrap_or_default();
-    let Some(host) = &args.host else {
+}
+
+fn check_remote_root(root: &str) -> Result<(), Error> {
+    if !root.starts_with('/') || root.chars().any(char::is_control) {
         return Err(Error::refused(format!(
-            "deploy {name}: give the host, as [USER@]HOST[:PORT]"
-        ))
-        .hint(format!("dockertls deploy {name} root@docker1.example.com")));
-    };
-    let ssh = Ssh {
-        target: Target::parse(host)?,
-        options,
-    };
-    store::check_trusted(dir)?;
-    let source = Source::legacy(dir, &name)?;
-    let report = deploy::deploy(&source, &ssh, &settings);
-    Ok(single(report, args.format))
+            "--remote-root {}: give an absolute path on the host",
+            crate::escape::field(&format!("{root:?}"))
+        )));
+    }
+    Ok(())
+}
+
+/// Every host's line (or JSON record), in server order; exit 0 when all are done, 1 when some
+/// failed.
+fn many(reports: &[HostReport], format: Format) -> Outcome {
+    let mut stdout = String::new();
+    for report in reports {
+        match format {
+            Format::Text => stdout.push_str(&text(report)),
+            Format::Json => stdout.push_str(&format!("{}\n", json(report))),
+        }
+    }
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    let mut outcome = Outcome::report(&stdout);
+    outcome.exit = exit_of(reports);
+    if failed > 0 {
+        outcome.notices.push(Notice::Error(Error::failed(format!(
+            "{failed} of {} hosts failed (each host's line says what state it is in)",
+            reports.len()
+        ))));
+    }
+    outcome
 }
 
 /// The settings every host of the run shares, checked before any host is touched.
@@ -55,12 +226,8 @@ fn settings(dir: &Path, args: &DeployArgs) -> Result<Settings, Error> {
             args.jobs
         )));
     }
-    let root = &args.remote_root;
-    if !root.starts_with('/') || root.chars().any(char::is_control) {
-        return Err(Error::refused(format!(
-            "--remote-root {}: give an absolute path on the host",
-            crate::escape::field(&format!("{root:?}"))
-        )));
+    if let Some(root) = &args.remote_root {
+        check_remote_root(root)?;
     }
     if let Some(command) = &args.restart_command {
         let words = shell_words::split(command).unwrap_or_default();
@@ -81,7 +248,7 @@ fn settings(dir: &Path, args: &DeployArgs) -> Result<Settings, Error> {
         restart: args.restart,
         force: args.force,
         restart_command: args.restart_command.clone(),
-        remote_root: root.clone(),
+        remote_root: "/".into(),
         probe_client,
         probe_wait: PROBE_WAIT,
     })

@@ -251,7 +251,7 @@ fn send_and_install(
         });
     }
     let stream = remote::bundle(&entries).map_err(unchanged)?;
-    let command = deploy_command(source, settings, plan);
+    let command = deploy_command(settings, plan);
     let words: Vec<&str> = command.iter().map(String::as_str).collect();
     let ran = ssh
         .run(&ssh::remote_command(remote::AS_ROOT, &words), &stream)
@@ -291,12 +291,11 @@ fn send_and_install(
 
 /// The deploy script's arguments: prefix, folder, install mode, the files to copy there, and
 /// install's flags.
-fn deploy_command(source: &Source, settings: &Settings, plan: &Sending) -> Vec<String> {
+fn deploy_command(settings: &Settings, plan: &Sending) -> Vec<String> {
     let mut words = vec![
         remote::DEPLOY.to_string(),
         settings.remote_root.clone(),
-        source.folder_in_stream().to_string(),
-        source.install_mode().to_string(),
+        source::STREAM_FOLDER.to_string(),
         plan.current.len().to_string(),
     ];
     for (name, installed) in &plan.current {
@@ -511,7 +510,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Deploys each (server, host) pair, `jobs` at a time; the reports in the order given.
-pub fn deploy_all(pairs: &[(Source, Ssh)], settings: &Settings, jobs: usize) -> Vec<HostReport> {
+pub fn deploy_all_refs(
+    pairs: &[&(Source, Ssh)],
+    settings: &Settings,
+    jobs: usize,
+) -> Vec<HostReport> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
@@ -521,7 +524,7 @@ pub fn deploy_all(pairs: &[(Source, Ssh)], settings: &Settings, jobs: usize) -> 
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((source, ssh)) = pairs.get(i) else {
+                    let Some((source, ssh)) = pairs.get(i).copied() else {
                         break;
                     };
                     let report = deploy(source, ssh, settings);

@@ -43,9 +43,8 @@ pub const NO_BINARY: i32 = 93;
 /// often noexec: each candidate is tried by running a file), copies the files already current
 /// on the host from their installed place (so they are not sent again), runs install, and
 /// removes the folder whatever happens. $1: prefix, $2: the server folder inside the stream,
-/// $3: "from" (install --from) or "dir" (a format-1 PKI: --dir), $4: N; then N pairs (file
-/// name, installed path); the rest goes to install.
-pub const DEPLOY: &str = r#"prefix=$1 sub=$2 how=$3 n=$4; shift 4
+/// $3: N; then N pairs (file name, installed path); the rest goes to install.
+pub const DEPLOY: &str = r#"prefix=$1 sub=$2 n=$3; shift 3
 umask 077
 d=
 for base in /var/tmp /root /run /tmp /dev/shm; do
@@ -70,9 +69,7 @@ done
 if [ -x "$d/dockertls" ]; then bin=$d/dockertls
 elif ! bin=$(command -v dockertls); then echo "dockertls-deploy: no dockertls binary" >&2; exit 93
 fi
-if [ "$how" = from ]; then "$bin" install --from "$d/$sub" --root "$prefix" "$@"
-else "$bin" --dir "$d/pki" install --root "$prefix" "$@"
-fi
+"$bin" install --from "$d/$sub" --root "$prefix" "$@"
 "#;
 
 /// What the look at the host found.

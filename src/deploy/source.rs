@@ -8,6 +8,8 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::store::{Folder, layout};
 
+/// The server folder's name in the stream (the host runs `install --from` on it).
+pub const STREAM_FOLDER: &str = "server";
 /// The most one file of a server folder may weigh.
 const MAX_FILE: u64 = 1 << 20;
 
@@ -30,15 +32,6 @@ pub struct TlsFile {
     pub sha256: String,
 }
 
-/// Which layout the folder came from, hence how install is run on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A format-1 PKI (`server/` plus DIR/daemon.json): sent as a small PKI, `install --dir`.
-    Legacy,
-    /// A self-contained server folder: `install --from`.
-    Folder,
-}
-
 /// One server's files, ready to send. No `Debug`: it holds the server key.
 pub struct Source {
     pub name: String,
@@ -50,7 +43,6 @@ pub struct Source {
     pub listen_port: u16,
     /// Whether our own daemon.json turns live-restore on.
     pub live_restore: bool,
-    kind: Kind,
 }
 
 /// daemon.json's keys for the TLS files, with the file name each has in a server folder.
@@ -61,50 +53,9 @@ const TLS_KEYS: [(&str, &str); 3] = [
 ];
 
 impl Source {
-    /// The server folder's path in the stream.
-    pub fn folder_in_stream(&self) -> &'static str {
-        match self.kind {
-            Kind::Legacy => "pki/server",
-            Kind::Folder => "server",
-        }
-    }
-
-    /// How the remote script runs install: "from" a folder or "dir" a PKI.
-    pub fn install_mode(&self) -> &'static str {
-        match self.kind {
-            Kind::Legacy => "dir",
-            Kind::Folder => "from",
-        }
-    }
-
-    /// A format-1 PKI in `dir`: server/ plus daemon.json and override.conf.
-    pub fn legacy(dir: &Path, name: &str) -> Result<Source, Error> {
-        let pki = Folder::open(dir)?;
-        let server = pki.subfolder(layout::SERVER_DIR)?;
-        let mut files = Vec::new();
-        for file in [layout::CA_CERT, layout::SERVER_CERT, layout::SERVER_KEY] {
-            let (contents, mode) = server.read_file(file, MAX_FILE)?;
-            files.push(SourceFile {
-                name: file.into(),
-                path: format!("pki/server/{file}"),
-                contents,
-                mode,
-            });
-        }
-        for file in [layout::DAEMON_JSON, layout::OVERRIDE_CONF] {
-            let (contents, mode) = pki.read_file(file, MAX_FILE)?;
-            files.push(SourceFile {
-                name: file.into(),
-                path: format!("pki/{file}"),
-                contents,
-                mode,
-            });
-        }
-        Source::new(name, files, Kind::Legacy)
-    }
-
     /// A self-contained server folder: every plain file in it.
-    pub fn folder(folder: &Path, name: &str) -> Result<Source, Error> {
+    /// `host` is the name its clients dial (the state file's), when known.
+    pub fn folder(folder: &Path, name: &str, host: Option<&str>) -> Result<Source, Error> {
         let opened = Folder::open(folder)?;
         let mut files = Vec::new();
         for (file, kind) in opened.entries()?.into_iter().take(64) {
@@ -113,16 +64,18 @@ impl Source {
             }
             let (contents, mode) = opened.read_file(&file, MAX_FILE)?;
             files.push(SourceFile {
-                path: format!("server/{file}"),
+                path: format!("{STREAM_FOLDER}/{file}"),
                 name: file,
                 contents,
                 mode,
             });
         }
-        Source::new(name, files, Kind::Folder)
+        let mut source = Source::new(name, files)?;
+        source.host = host.map(str::to_string);
+        Ok(source)
     }
 
-    fn new(name: &str, files: Vec<SourceFile>, kind: Kind) -> Result<Source, Error> {
+    fn new(name: &str, files: Vec<SourceFile>) -> Result<Source, Error> {
         let daemon_json = files
             .iter()
             .find(|f| f.name == layout::DAEMON_JSON)
@@ -161,7 +114,6 @@ impl Source {
             live_restore: json["live-restore"] == serde_json::Value::Bool(true),
             files,
             tls,
-            kind,
         })
     }
 }
