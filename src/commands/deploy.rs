@@ -29,52 +29,36 @@ pub fn run(dir: &Path, args: &DeployArgs, now: OffsetDateTime) -> Result<Outcome
         .iter()
         .map(|o| SshOption::parse(o))
         .collect::<Result<Vec<_>, _>>()?;
+    // A host given on the command line is checked before the PKI is even read.
+    if let Some(host) = &args.host {
+        Target::parse(host)?;
+    }
     let mut settings = settings(dir, args)?;
     let state = registry::open(dir, now)?;
-    let pairs = targets(dir, args, &state, &options)?;
+    let jobs = targets(dir, args, &state, &options)?;
     if args.all {
-        let (jobs, roots): (Vec<(Source, Ssh)>, Vec<String>) = pairs.into_iter().unzip();
-        let reports = run_all(&jobs, &roots, &settings, args.jobs as usize);
-        remember(dir, now, &reports, &jobs, &roots);
+        let pairs: Vec<(&Source, &Ssh, &str)> = jobs
+            .iter()
+            .map(|j| (&j.source, &j.ssh, j.root.as_str()))
+            .collect();
+        let reports = deploy::deploy_all(&pairs, &settings, args.jobs as usize);
+        remember(dir, now, &reports, &jobs);
         return Ok(many(&reports, args.format));
     }
-    let Some(((source, ssh), root)) = pairs.into_iter().next() else {
+    let Some(job) = jobs.first() else {
         return Err(Error::refused("nothing to deploy"));
     };
-    settings.remote_root = root.clone();
-    let report = deploy::deploy(&source, &ssh, &settings);
-    let roots = [root];
-    let jobs = [(source, ssh)];
-    remember(dir, now, std::slice::from_ref(&report), &jobs, &roots);
+    settings.remote_root = job.root.clone();
+    let report = deploy::deploy(&job.source, &job.ssh, &settings);
+    remember(dir, now, std::slice::from_ref(&report), &jobs);
     Ok(single(report, args.format))
 }
 
-/// Every host of an --all run, each with its own remembered --remote-root.
-fn run_all(
-    jobs: &[(Source, Ssh)],
-    roots: &[String],
-    settings: &Settings,
-    threads: usize,
-) -> Vec<HostReport> {
-    // Hosts that share a remote root run together; nearly always one group (`/`).
-    let mut reports: Vec<Option<HostReport>> = jobs.iter().map(|_| None).collect();
-    let mut distinct: Vec<&String> = roots.iter().collect();
-    distinct.sort();
-    distinct.dedup();
-    for root in distinct {
-        let group: Vec<usize> = (0..jobs.len()).filter(|&i| &roots[i] == root).collect();
-        let mut group_settings = settings.clone();
-        group_settings.remote_root = root.clone();
-        let subset: Vec<&(Source, Ssh)> = group.iter().map(|&i| &jobs[i]).collect();
-        for (i, report) in
-            group
-                .iter()
-                .zip(deploy::deploy_all_refs(&subset, &group_settings, threads))
-        {
-            reports[*i] = Some(report);
-        }
-    }
-    reports.into_iter().flatten().collect()
+/// One host to deploy: the server's folder, how to reach the host, install's root there.
+struct Job {
+    source: Source,
+    ssh: Ssh,
+    root: String,
 }
 
 /// The (server folder, ssh, remote root) of each host to deploy, all checked before any host
@@ -84,7 +68,7 @@ fn targets(
     args: &DeployArgs,
     state: &State,
     options: &[SshOption],
-) -> Result<Vec<((Source, Ssh), String)>, Error> {
+) -> Result<Vec<Job>, Error> {
     let pki = store::Pki::new(dir);
     let names: Vec<String> = if args.all {
         let remembered: Vec<String> = state
@@ -102,8 +86,18 @@ fn targets(
         }
         remembered
     } else {
-        let wanted = args.name.as_deref().unwrap_or_default();
-        vec![state.resolve_server(dir, Some(wanted))?]
+        let wanted = args.name.clone().unwrap_or_default();
+        if !state.servers().contains_key(&wanted) {
+            let known: Vec<&str> = state.servers().keys().map(String::as_str).collect();
+            return Err(Error::refused(format!(
+                "deploy {}: {} has no such server (servers: {})",
+                crate::escape::field(&format!("{wanted:?}")),
+                dir.display(),
+                known.join(", ")
+            ))
+            .hint("dockertls server list shows them"));
+        }
+        vec![wanted]
     };
     let mut out = Vec::new();
     for name in names {
@@ -131,7 +125,7 @@ fn targets(
             target,
             options: options.to_vec(),
         };
-        out.push(((source, ssh), root));
+        out.push(Job { source, ssh, root });
     }
     Ok(out)
 }
@@ -139,13 +133,7 @@ fn targets(
 /// After the run, under the PKI lock: each host that succeeded is remembered for its server
 /// (and its remote root, when not `/`). Failing to record it is a warning, not a failure: the
 /// hosts are deployed.
-fn remember(
-    dir: &Path,
-    now: OffsetDateTime,
-    reports: &[HostReport],
-    jobs: &[(Source, Ssh)],
-    roots: &[String],
-) {
+fn remember(dir: &Path, now: OffsetDateTime, reports: &[HostReport], jobs: &[Job]) {
     let done: Vec<(usize, &HostReport)> = reports
         .iter()
         .enumerate()
@@ -159,9 +147,9 @@ fn remember(
         let mut state = registry::State::load_in(ws.dir())?.unwrap_or_default();
         let mut changed = false;
         for (i, report) in done {
-            let root = (roots[i] != "/").then(|| serde_json::Value::from(roots[i].clone()));
+            let root = (jobs[i].root != "/").then(|| serde_json::Value::from(jobs[i].root.clone()));
             if let Some(entry) = state.servers.get_mut(&report.server) {
-                let host = Some(jobs[i].1.target.display());
+                let host = Some(jobs[i].ssh.target.display());
                 if entry.deploy != host || entry.extra.get(REMOTE_ROOT_KEY) != root.as_ref() {
                     entry.deploy = host;
                     match root {
@@ -278,6 +266,12 @@ fn probe_client(dir: &Path) -> Result<(String, std::path::PathBuf), Error> {
 /// One host's result as the command's outcome: its lines on stdout, its error on stderr.
 fn single(report: HostReport, format: Format) -> Outcome {
     let stdout = match format {
+        // A failure's line is the error on stderr; stdout keeps what was done before it.
+        Format::Text if report.error.is_some() => report
+            .lines
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect(),
         Format::Text => text(&report),
         Format::Json => format!("{}\n", json(&report)),
     };

@@ -509,9 +509,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Deploys each (server, host) pair, `jobs` at a time; the reports in the order given.
-pub fn deploy_all_refs(
-    pairs: &[&(Source, Ssh)],
+/// Deploys each (server, host, remote root) `jobs` at a time; the reports in the order given.
+pub fn deploy_all(
+    pairs: &[(&Source, &Ssh, &str)],
     settings: &Settings,
     jobs: usize,
 ) -> Vec<HostReport> {
@@ -524,10 +524,12 @@ pub fn deploy_all_refs(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((source, ssh)) = pairs.get(i).copied() else {
+                    let Some((source, ssh, root)) = pairs.get(i) else {
                         break;
                     };
-                    let report = deploy(source, ssh, settings);
+                    let mut settings = settings.clone();
+                    settings.remote_root = root.to_string();
+                    let report = deploy(source, ssh, &settings);
                     if let Ok(mut done) = done.lock() {
                         done[i] = Some(report);
                     }
