@@ -18,7 +18,9 @@ ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.soc
 /// started by an earlier run (its pid in PREFIX/docker.pid) is stopped first.
 const RESTART_SCRIPT: &str = r#"#!/bin/bash
 set -eu
-P=$1 S=$2
+# The prefix and the daemon's state folder: as arguments, or from the ssh session (sshd's SetEnv,
+# one pair per host, for deploy --all).
+P=${1:-$DT_PREFIX} S=${2:-$DT_STATE}
 if [ -f "$P/docker.pid" ]; then
   pid=$(cat "$P/docker.pid"); kill "$pid" 2>/dev/null || true
   for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -78,6 +80,15 @@ impl HostRoot {
                 self.state.path().to_str().unwrap(),
             ]),
         ]
+    }
+
+    /// sshd_config lines that give this host's prefix and state folder to the restart script.
+    fn set_env(&self) -> String {
+        format!(
+            "SetEnv DT_PREFIX={} DT_STATE={}",
+            self.prefix(),
+            self.state.path().display()
+        )
     }
 
     fn dockerd_log(&self) -> String {
@@ -520,4 +531,120 @@ fn a_daemon_that_fails_the_probe_after_the_restart_is_an_error() {
     );
     assert!(stderr.contains("the new files are installed"), "{stderr}");
     assert!(host.prefix.join("etc/docker/tls/server-cert.pem").exists());
+}
+
+/// The state file's entry of server `name`.
+fn state_entry(dir: &Path, name: &str) -> serde_json::Value {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("dockertls.json")).unwrap()).unwrap();
+    state["servers"][name].clone()
+}
+
+#[test]
+fn the_host_is_remembered_and_deploy_all_reports_a_record_per_host() {
+    let work = private_tempdir();
+    let host = HostRoot::new(work.path(), "host");
+    let Some(mut sshd) = Sshd::start_with(&host.set_env()) else {
+        return;
+    };
+    let port = free_port();
+    let dir = pki(work.path(), port);
+    let target = sshd.target("root");
+    let refused = deploy(&dir, &sshd, &["--all"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", streams(&refused));
+    assert_eq!(
+        state_entry(&dir, "docker1.test")["deploy"],
+        serde_json::Value::Null
+    );
+
+    let script = host.script.to_str().unwrap();
+    let first = deploy(
+        &dir,
+        &sshd,
+        &[
+            "docker1.test",
+            &target,
+            "--remote-root",
+            host.prefix(),
+            "--restart",
+            "--restart-command",
+            script,
+            "--force",
+        ],
+    );
+    assert!(
+        first.status.success(),
+        "{}\n{}",
+        streams(&first),
+        host.dockerd_log()
+    );
+    let entry = state_entry(&dir, "docker1.test");
+    assert_eq!(entry["deploy"], serde_json::json!(target), "{entry}");
+    assert_eq!(
+        entry["remote-root"],
+        serde_json::json!(host.prefix()),
+        "{entry}"
+    );
+
+    // The remembered host and root: no host argument needed, then --all with a restart, which
+    // (nothing having changed) does not restart but probes the daemon.
+    let again = deploy(&dir, &sshd, &["docker1.test"]);
+    assert!(again.status.success(), "{}", streams(&again));
+    assert!(
+        text(&again.stdout).contains("already current"),
+        "{}",
+        streams(&again)
+    );
+    let all = deploy(
+        &dir,
+        &sshd,
+        &[
+            "--all",
+            "--jobs",
+            "2",
+            "--format",
+            "json",
+            "--restart",
+            "--restart-command",
+            script,
+            "--force",
+        ],
+    );
+    assert!(
+        all.status.success(),
+        "{}\n{}",
+        streams(&all),
+        host.dockerd_log()
+    );
+    let records: Vec<serde_json::Value> = text(&all.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{}", streams(&all));
+    assert_eq!(records[0]["server"], "docker1.test");
+    assert_eq!(records[0]["host"], serde_json::json!(target));
+    assert_eq!(records[0]["ok"], true);
+    let details = records[0]["details"].to_string();
+    assert!(details.contains("dockerd was not restarted"), "{details}");
+    assert!(
+        details.contains(&format!("probe of tcp://127.0.0.1:{port} as alice: ok")),
+        "{details}"
+    );
+
+    // A host that is down: exit 1, its record says so and that nothing changed there.
+    sshd.stop();
+    let down = deploy(&dir, &sshd, &["--all", "--format", "json"]);
+    assert_eq!(down.status.code(), Some(1), "{}", streams(&down));
+    let record: serde_json::Value = serde_json::from_str(text(&down.stdout).trim()).unwrap();
+    assert_eq!(
+        (record["ok"].clone(), record["state"].clone()),
+        (serde_json::json!(false), serde_json::json!("unchanged"))
+    );
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing listens there"),
+        "{record}"
+    );
 }

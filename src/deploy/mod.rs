@@ -274,6 +274,9 @@ fn send_and_install(
     ));
     let state = judge_install(ssh, &ran)?;
     lines.extend(ran.stdout.lines().map(str::to_string));
+    if settings.restart && state == HostState::Current {
+        lines.push("nothing changed there, so dockerd was not restarted".into());
+    }
     lines.extend(
         ran.stderr
             .lines()
