@@ -648,3 +648,28 @@ fn the_host_is_remembered_and_deploy_all_reports_a_record_per_host() {
         "{record}"
     );
 }
+
+#[test]
+fn a_pki_in_the_first_layout_is_migrated_and_deployed() {
+    let Some(sshd) = Sshd::start() else { return };
+    let work = private_tempdir();
+    let dir = work.path().join("old");
+    format1_pki(&dir);
+    let host = HostRoot::new(work.path(), "host");
+    let target = sshd.target("root");
+    let out = deploy(
+        &dir,
+        &sshd,
+        &["old.example", &target, "--remote-root", host.prefix()],
+    );
+    assert!(out.status.success(), "{}", streams(&out));
+    let key = std::fs::read(dir.join("servers/old.example/server-key.pem")).unwrap();
+    assert_eq!(
+        std::fs::read(host.prefix.join("etc/docker/tls/server-key.pem")).unwrap(),
+        key
+    );
+    assert_eq!(
+        state_entry(&dir, "old.example")["deploy"],
+        serde_json::json!(target)
+    );
+}
