@@ -115,6 +115,75 @@ pub enum Command {
     /// Copy a server's folder to its daemon host over SSH and run dockertls install there (as
     /// root, or through sudo -n).
     Deploy(DeployArgs),
+    /// Add, list or remove servers: one self-contained folder servers/NAME per daemon, all
+    /// under the same CA (every client folder trusts them all).
+    #[command(subcommand)]
+    Server(ServerCommand),
+}
+
+// fleet-core (issue 12): `server add|list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Issue a server certificate from the existing CA and write its folder servers/NAME.
+    Add(ServerAddArgs),
+    /// List the servers with their host, port and expiry.
+    List(ServerListArgs),
+    /// Move a server's folder to the backup and forget it.
+    Remove(ServerRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerAddArgs {
+    /// The server's name: its folder servers/NAME (letters, digits, '.', '_', '-').
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The name or IP address clients dial: the certificate's CN and first SAN.
+    #[arg(long, value_name = "NAME", required = true)]
+    pub host: String,
+
+    /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
+    #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
+    /// Do not add 127.0.0.1 to the server certificate.
+    #[arg(long)]
+    pub no_loopback: bool,
+
+    /// Validity in days.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 365,
+        allow_negative_numbers = true
+    )]
+    pub days: i64,
+
+    /// The address and port dockerd listens on, for daemon.json's "hosts".
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:2376")]
+    pub listen: String,
+
+    /// Where the server files will live on the daemon host.
+    #[arg(long, value_name = "PATH", default_value = "/etc/docker/tls")]
+    pub install_dir: PathBuf,
+
+    /// dockerd's path on the daemon host, for the systemd override.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/dockerd")]
+    pub dockerd: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerListArgs {
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerRemoveArgs {
+    /// The server to remove.
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 /// `deploy` (issue 12).
@@ -339,6 +408,11 @@ pub struct ProbeArgs {
     /// Use clients/NAME of the PKI in --dir.
     #[arg(long, value_name = "NAME")]
     pub client: Option<String>,
+
+    /// Dial servers/NAME of the PKI in --dir (its host and port) [default with --client and
+    /// no endpoint: the only server].
+    #[arg(long, value_name = "NAME", conflicts_with = "endpoint")]
+    pub server: Option<String>,
 
     /// Seconds the whole probe may take: every connection, handshake and answer.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]

@@ -75,6 +75,9 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Backup(command) => commands::backup::run(&cli.dir, command, now),
         cli::Command::Deploy(args) => commands::deploy::run(&cli.dir, args, now),
+        cli::Command::Server(command) => {
+            commands::server::run(&cli.dir, command, passphrase_file, now)
+        }
     }
 }
 

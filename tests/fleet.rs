@@ -324,3 +324,183 @@ fn install_reads_a_format_1_pki_without_changing_it() {
         "install changed the PKI"
     );
 }
+
+/// A PKI with two servers, `a` (init) and `b` (server add), and the client alice.
+fn two_servers(pki: &Path) {
+    init_ok(
+        pki,
+        &["--host", "localhost", "--name", "a", "--client", "alice"],
+    );
+    ok_in(pki, &["server", "add", "b", "--host", "localhost"]);
+}
+
+#[test]
+fn one_client_folder_talks_to_two_daemons_and_to_a_server_added_later() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(
+        &pki,
+        &["--host", "localhost", "--name", "a", "--client", "alice"],
+    );
+    let alice = pki.join("clients/alice");
+    let made = tree(&alice);
+    // b comes after alice's folder was made: the same CA signs it, so alice trusts it.
+    let out = ok_in(&pki, &["server", "add", "b", "--host", "localhost"]);
+    assert!(out.contains("added server b"), "{out}");
+    let Some(docker) = common::find_tool("docker", "install docker.io for the docker CLI") else {
+        return;
+    };
+    let Some(a) = common::Dockerd::start(&pki.join("servers/a")) else {
+        return;
+    };
+    let Some(b) = common::Dockerd::start(&pki.join("servers/b")) else {
+        return;
+    };
+    assert_ne!(a.port, b.port);
+    for (name, daemon) in [("a", &a), ("b", &b)] {
+        let host = format!("tcp://localhost:{}", daemon.port);
+        let output = common::docker_version(&docker, &host, &alice);
+        assert!(
+            output.status.success(),
+            "alice to {name}: {}\n{}",
+            stderr(&output),
+            daemon.log()
+        );
+        let probe = run_in(&pki, &["probe", &host, "--client", "alice"]);
+        assert_eq!(probe.status.code(), Some(0), "{}", common::streams(&probe));
+    }
+    assert_eq!(
+        tree_diff(&made, &tree(&alice)),
+        "",
+        "alice's folder changed"
+    );
+    // Each daemon serves its own certificate: b's key is not a's.
+    assert_ne!(
+        read(&pki.join("servers/a/server-key.pem")),
+        read(&pki.join("servers/b/server-key.pem"))
+    );
+}
+
+#[test]
+fn with_several_servers_the_one_meant_must_be_named() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    two_servers(&pki);
+    // env: refused, listing them; with --server, that server's host and port.
+    let output = run_in(&pki, &["env", "alice"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_one_error(&stderr(&output), "2 servers (a, b)");
+    assert!(stderr(&output).contains("2 servers (a, b)"));
+    let out = ok_in(&pki, &["env", "alice", "--server", "b"]);
+    assert!(out.contains("DOCKER_HOST=tcp://localhost:2376"), "{out}");
+    // probe: the same refusal with exit 3.
+    let output = run_in(&pki, &["probe", "--client", "alice"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert_one_error(&stderr(&output), "2 servers (a, b)");
+    // rotate --server without a name: every server.
+    let out = ok_in(&pki, &["rotate", "--server", "--all"]);
+    assert!(
+        out.contains("re-issued server a") && out.contains("re-issued server b"),
+        "{out}"
+    );
+    let out = ok_in(&pki, &["rotate", "--server", "b", "--allow", "10.1.1.1"]);
+    assert!(out.contains("re-issued server b (adds 10.1.1.1)"), "{out}");
+    assert!(!out.contains("server a"), "{out}");
+    // server list names both; verify audits both.
+    let list = ok_in(&pki, &["server", "list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let names: Vec<&str> = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let audit = run_in(&pki, &["verify", "--format", "json", "--warn-days", "0"]);
+    let audit: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let servers = audit.to_string().matches("servers/").count();
+    assert!(servers >= 2, "{audit:#}");
+    // remove: to the backup; then one server is left and nothing needs naming.
+    let out = ok_in(&pki, &["server", "remove", "a"]);
+    assert!(out.contains("removed server a"), "{out}");
+    assert!(!pki.join("servers/a").exists());
+    ok_in(&pki, &["env", "alice"]);
+}
+
+#[test]
+fn bad_input_to_the_fleet_commands_is_one_line_and_changes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    two_servers(&pki);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["server", "add", "../x", "--host", "h"],
+            2,
+            "server name '../x'",
+        ),
+        (&["server", "add", "-x", "--host", "h"], 2, ""),
+        (
+            &["server", "add", "B", "--host", "h"],
+            2,
+            "a server 'b' already",
+        ),
+        (&["server", "add", "c", "--host", "bad host"], 2, "--host"),
+        (
+            &["server", "add", "c", "--host", "h", "--days", "0"],
+            2,
+            "--days 0",
+        ),
+        (
+            &["server", "add", "c", "--host", "h", "--listen", "x"],
+            2,
+            "--listen 'x'",
+        ),
+        (
+            &["server", "add", "c", "--host", "h", "--install-dir", "rel"],
+            2,
+            "--install-dir",
+        ),
+        (
+            &["server", "add", "c", "--host", "h", "--dockerd", "dockerd"],
+            2,
+            "--dockerd",
+        ),
+        (
+            &["server", "add", "c", "--host", "h", "--allow", "a b"],
+            2,
+            "--allow",
+        ),
+        (&["server", "add", "c"], 2, "--host"),
+        (&["server", "remove", "nope"], 2, "no server 'nope'"),
+        (&["server", "remove", "a/b"], 2, "server name 'a/b'"),
+        (&["env", "alice", "--server", "nope"], 2, "no server 'nope'"),
+        (&["env", "alice", "--server", ""], 2, "--server is empty"),
+        (&["rotate", "--server", "nope"], 2, "no server 'nope'"),
+        (&["rotate", "--server", "x y"], 2, "--server 'x y'"),
+        (
+            &["rotate", "--server", "--allow", "10.0.0.9"],
+            2,
+            "2 servers",
+        ),
+        (
+            &["probe", "--server", "nope", "--client", "alice"],
+            3,
+            "no server 'nope'",
+        ),
+        (&["probe", "tcp://h:1", "--server", "a"], 3, ""),
+        (&["install", "--server", "a", "--from", "/tmp"], 2, ""),
+    ];
+    let before = tree(&pki);
+    for (args, code, what) in cases {
+        let output = run_in(&pki, args);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(*code), "{args:?}: {err}");
+        assert_one_error(&err, what);
+        assert!(err.contains(what), "{args:?}: {err}");
+        assert_eq!(
+            tree_diff(&before, &tree(&pki)),
+            "",
+            "{args:?} changed the PKI"
+        );
+    }
+}

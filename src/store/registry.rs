@@ -298,7 +298,11 @@ pub fn needs_migration(dir: &Folder) -> Result<bool, Error> {
             return Ok(true);
         }
     }
-    let staging = |(name, _): &(String, FileType)| name.starts_with(crate::store::STAGING_PREFIX);
+    // Another process's staging folder (this one's belongs to a Workspace it holds).
+    let own = format!("{}{}-", crate::store::STAGING_PREFIX, std::process::id());
+    let staging = |(name, _): &(String, FileType)| {
+        name.starts_with(crate::store::STAGING_PREFIX) && !name.starts_with(&own)
+    };
     Ok(dir.entries()?.iter().any(staging))
 }
 
