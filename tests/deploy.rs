@@ -625,7 +625,10 @@ fn the_host_is_remembered_and_deploy_all_reports_a_record_per_host() {
     assert_eq!(records[0]["host"], serde_json::json!(target));
     assert_eq!(records[0]["ok"], true);
     let details = records[0]["details"].to_string();
-    assert!(details.contains("dockerd was not restarted"), "{details}");
+    assert!(
+        details.contains("dockerd serves these files: not restarted"),
+        "{details}"
+    );
     assert!(
         details.contains(&format!("probe of tcp://127.0.0.1:{port} as alice: ok")),
         "{details}"
@@ -671,5 +674,135 @@ fn a_pki_in_the_first_layout_is_migrated_and_deployed() {
     assert_eq!(
         state_entry(&dir, "old.example")["deploy"],
         serde_json::json!(target)
+    );
+}
+
+#[test]
+fn deploy_all_puts_two_servers_on_two_hosts_and_one_client_folder_talks_to_both() {
+    let Some(docker) = find_tool("docker", "install docker.io for the docker CLI") else {
+        return;
+    };
+    let work = private_tempdir();
+    let hosts = [
+        HostRoot::new(work.path(), "a"),
+        HostRoot::new(work.path(), "b"),
+    ];
+    let Some(sshd_a) = Sshd::start_with(&hosts[0].set_env()) else {
+        return;
+    };
+    let Some(sshd_b) = Sshd::start_with(&hosts[1].set_env()) else {
+        return;
+    };
+    let ports = [free_port(), free_port()];
+    let dir = work.path().join("pki");
+    let listen = |p: u16| format!("127.0.0.1:{p}");
+    init_ok(
+        &dir,
+        &[
+            "--host",
+            "a.test",
+            "--name",
+            "a",
+            "--client",
+            "alice",
+            "--listen",
+            &listen(ports[0]),
+        ],
+    );
+    ok_in(
+        &dir,
+        &[
+            "server",
+            "add",
+            "b",
+            "--host",
+            "b.test",
+            "--listen",
+            &listen(ports[1]),
+        ],
+    );
+    let client_before = tree(&dir.join("clients/alice"));
+    // Each server to its host once (no restart yet), then the fleet in one run.
+    for (name, sshd, host) in [("a", &sshd_a, &hosts[0]), ("b", &sshd_b, &hosts[1])] {
+        let target = sshd.target("root");
+        let out = deploy(&dir, sshd, &[name, &target, "--remote-root", host.prefix()]);
+        assert!(out.status.success(), "{name}: {}", streams(&out));
+    }
+    // Both hosts' keys in one known_hosts and one identity: what an operator's ssh has.
+    let known = [&sshd_a, &sshd_b]
+        .iter()
+        .map(|s| std::fs::read_to_string(s.path("known_hosts")).unwrap())
+        .collect::<String>();
+    std::fs::write(work.path().join("known_hosts"), known).unwrap();
+    std::fs::copy(sshd_a.path("userkey"), work.path().join("userkey")).unwrap();
+    std::fs::write(
+        sshd_b.path("authorized_keys"),
+        std::fs::read(sshd_a.path("userkey.pub")).unwrap(),
+    )
+    .unwrap();
+    let script = hosts[0].script.to_str().unwrap();
+    let out = dockertls()
+        .arg("--dir")
+        .arg(&dir)
+        .args([
+            "deploy",
+            "--all",
+            "--jobs",
+            "2",
+            "--restart",
+            "--restart-command",
+            script,
+            "--force",
+        ])
+        .args([
+            "--ssh-option",
+            &format!("IdentityFile={}", work.path().join("userkey").display()),
+        ])
+        .args(["--ssh-option", "IdentitiesOnly=yes"])
+        .args([
+            "--ssh-option",
+            &format!(
+                "UserKnownHostsFile={}",
+                work.path().join("known_hosts").display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let logs = || format!("{}\n{}", hosts[0].dockerd_log(), hosts[1].dockerd_log());
+    assert!(out.status.success(), "{}\n{}", streams(&out), logs());
+    let stdout = text(&out.stdout);
+    for (name, port) in [("a", ports[0]), ("b", ports[1])] {
+        assert!(
+            stdout.contains(&format!("(server {name}): done")),
+            "{stdout}"
+        );
+        // Deployed before without --restart: current files, but not yet served.
+        assert_eq!(
+            stdout
+                .matches("did not serve these files: restarted it")
+                .count(),
+            2,
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("probe of tcp://127.0.0.1:{port} as alice: ok")),
+            "{stdout}"
+        );
+        let version = docker_version(
+            &docker,
+            &format!("tcp://127.0.0.1:{port}"),
+            &dir.join("clients/alice"),
+        );
+        assert!(
+            version.status.success(),
+            "{name}: {}\n{}",
+            text(&version.stderr),
+            logs()
+        );
+    }
+    assert_same_tree(
+        &client_before,
+        &tree(&dir.join("clients/alice")),
+        "the client folder",
     );
 }

@@ -111,11 +111,76 @@ pub fn deploy(source: &Source, ssh: &Ssh, settings: &Settings) -> HostReport {
         Err((state, e)) => return HostReport::failed(source, ssh, state, e),
     };
     if settings.restart
-        && let Err(e) = probe_after_restart(source, &hostname, settings, &mut report.lines)
+        && let Err(e) = restart_and_probe(source, ssh, &hostname, settings, &mut report)
     {
         report.error = Some(e);
     }
     report
+}
+
+/// After install with `--restart`: install restarted dockerd if it changed something; a host
+/// that was already current is restarted only when its daemon does not serve this server
+/// certificate yet (a deploy without --restart before, say), so a timer's run stops nothing.
+/// Then the probe from here.
+fn restart_and_probe(
+    source: &Source,
+    ssh: &Ssh,
+    hostname: &str,
+    settings: &Settings,
+    report: &mut HostReport,
+) -> Result<(), Error> {
+    if report.state == HostState::Current {
+        if serves_ours(source, hostname, settings) {
+            report
+                .lines
+                .push("nothing changed there and dockerd serves these files: not restarted".into());
+        } else {
+            restart_remote(ssh, settings)?;
+            report.lines.push(
+                "nothing changed there, but dockerd did not serve these files: restarted it".into(),
+            );
+        }
+    }
+    probe_after_restart(source, hostname, settings, &mut report.lines)
+}
+
+/// Whether the daemon answers with exactly the server certificate of `source`.
+fn serves_ours(source: &Source, hostname: &str, settings: &Settings) -> bool {
+    let Some((_, folder)) = &settings.probe_client else {
+        return false;
+    };
+    let Some(ours) = source.server_cert_sha256() else {
+        return false;
+    };
+    let endpoint = crate::probe::Endpoint {
+        host: probe_host(source, hostname),
+        port: source.listen_port,
+    };
+    let hint = |_: &[String], _: &str| String::new();
+    let now = ::time::OffsetDateTime::now_utc();
+    let report = crate::probe::probe(&endpoint, folder, Duration::from_secs(10), now, &hint);
+    report.server_cert.is_some_and(|c| c.der_sha256 == ours)
+}
+
+/// Restarts dockerd on the host: systemctl, or the `--restart-command` words.
+fn restart_remote(ssh: &Ssh, settings: &Settings) -> Result<(), Error> {
+    let words = match &settings.restart_command {
+        Some(command) => shell_words::split(command).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut args = vec![remote::RESTART];
+    args.extend(words.iter().map(String::as_str));
+    let ran = ssh.run(&ssh::remote_command(remote::AS_ROOT, &args), b"")?;
+    match ran.status {
+        Some(0) => Ok(()),
+        Some(255) => Err(ssh::connection_error(&ssh.target, &ran.stderr)),
+        _ => Err(Error::failed(format!(
+            "restarting dockerd on {} failed: {}; its files are current",
+            ssh.target.display(),
+            first_line(&ran.stderr)
+        ))
+        .hint("see the daemon's log there (journalctl -u docker)")),
+    }
 }
 
 /// The look at the host: who we are there, its system, and what is installed.

@@ -33,6 +33,10 @@ p=$prefix/etc/docker/daemon.json
 if [ -f "$p" ] && [ ! -L "$p" ]; then echo "daemon.json"; head -c 65536 "$p"; fi
 "#;
 
+/// Restarts dockerd: the words given ($@, install's --restart-command), else systemd.
+pub const RESTART: &str = r#"if [ $# -gt 0 ]; then exec "$@"; fi
+systemctl daemon-reload && exec systemctl restart docker"#;
+
 /// Exit statuses of the deploy script itself (install's own are 0, 1, 2).
 pub const NO_EXEC_DIR: i32 = 90;
 pub const UNPACK_FAILED: i32 = 91;

@@ -75,6 +75,18 @@ impl Source {
         Ok(source)
     }
 
+    /// The SHA-256 of the server certificate's DER, if the folder has one.
+    pub fn server_cert_sha256(&self) -> Option<[u8; 32]> {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let file = self.files.iter().find(|f| f.name == layout::SERVER_CERT)?;
+        let der = CertificateDer::from_pem_slice(&file.contents).ok()?;
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der)
+            .as_ref()
+            .try_into()
+            .ok()
+    }
+
     fn new(name: &str, files: Vec<SourceFile>) -> Result<Source, Error> {
         let daemon_json = files
             .iter()
