@@ -806,3 +806,44 @@ fn deploy_all_puts_two_servers_on_two_hosts_and_one_client_folder_talks_to_both(
         "the client folder",
     );
 }
+
+#[test]
+fn a_key_that_lives_on_the_host_is_taken_from_there_never_sent() {
+    let Some(sshd) = Sshd::start() else { return };
+    let work = private_tempdir();
+    let dir = pki(work.path(), free_port());
+    let host = HostRoot::new(work.path(), "host");
+    let target = sshd.target("root");
+    let args = [
+        "docker1.test",
+        target.as_str(),
+        "--remote-root",
+        host.prefix(),
+    ];
+    // A host without the key, and a folder without it: refused, nothing changed.
+    let key = dir.join("servers/docker1.test/server-key.pem");
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let line = fails_unchanged(&dir, &sshd, &host, &args, 2);
+    assert!(line.contains("has no server-key.pem here"), "{line}");
+    // The key in place on the host (as `request` run there leaves it): the rest is deployed.
+    let installed = host.prefix.join("etc/docker/tls/server-key.pem");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::set_permissions(
+        installed.parent().unwrap(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::write(&installed, &saved).unwrap();
+    std::fs::set_permissions(
+        &installed,
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    let out = deploy(&dir, &sshd, &args);
+    assert!(out.status.success(), "{}", streams(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("not sent: server-key.pem"), "{stdout}");
+    assert!(host.prefix.join("etc/docker/tls/server-cert.pem").exists());
+    assert_eq!(std::fs::read(&installed).unwrap(), saved);
+}

@@ -255,9 +255,23 @@ struct Sending {
 fn plan_sending(source: &Source, ssh: &Ssh, host: &Host) -> Result<Sending, Error> {
     let mut current = Vec::new();
     for (file, installed) in source.tls.iter().zip(&host.installed) {
-        if installed.as_deref() == Some(file.sha256.as_str()) {
-            current.push((file.name.clone(), file.installed.clone()));
+        match (&file.sha256, installed) {
+            (Some(ours), Some(theirs)) if ours == theirs => {}
+            (Some(_), _) => continue,
+            // Not in the folder (a key that lives elsewhere): the host's own is used.
+            (None, Some(_)) => {}
+            (None, None) => {
+                return Err(Error::refused(format!(
+                    "server {} has no {} here (it lives elsewhere), and {} has none at {}; nothing was sent",
+                    source.name,
+                    file.name,
+                    ssh.target.display(),
+                    file.installed
+                ))
+                .hint("put the key made with dockertls request at that path on the host first, then deploy again"));
+            }
         }
+        current.push((file.name.clone(), file.installed.clone()));
     }
     let ours = own_binary()?;
     let mut notes = Vec::new();

@@ -29,7 +29,8 @@ pub struct TlsFile {
     pub name: String,
     /// The absolute path on the host (daemon.json's tlscacert, tlscert or tlskey).
     pub installed: String,
-    pub sha256: String,
+    /// None when the folder lacks it (a key that lives elsewhere: on the host, say).
+    pub sha256: Option<String>,
 }
 
 /// One server's files, ready to send. No `Debug`: it holds the server key.
@@ -111,13 +112,12 @@ impl Source {
                 ))
                 .hint("give the server folder the daemon.json dockertls wrote"));
             }
-            if let Some(local) = files.iter().find(|f| f.name == file) {
-                tls.push(TlsFile {
-                    name: file.into(),
-                    installed: installed.into(),
-                    sha256: super::sha256_hex(&local.contents),
-                });
-            }
+            let local = files.iter().find(|f| f.name == file);
+            tls.push(TlsFile {
+                name: file.into(),
+                installed: installed.into(),
+                sha256: local.map(|f| super::sha256_hex(&f.contents)),
+            });
         }
         Ok(Source {
             name: name.into(),
