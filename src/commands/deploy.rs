@@ -120,7 +120,14 @@ fn targets(
             _ => "/".to_string(),
         };
         check_remote_root(&root)?;
-        let source = Source::folder(&pki.server_dir(&name), &name, Some(&entry.host))?;
+        // What is sent must not be changeable by anyone else: the folder, its parents (DIR
+        // among them) and its files.
+        let folder = pki.server_dir(&name);
+        if let Some(problem) = store::folder_trust_problem(&folder) {
+            return Err(problem.into_error());
+        }
+        store::check_entries_trusted(&folder)?;
+        let source = Source::folder(&folder, &name, Some(&entry.host))?;
         let ssh = Ssh {
             target,
             options: options.to_vec(),
