@@ -850,19 +850,24 @@ fn a_key_that_lives_on_the_host_is_taken_from_there_never_sent() {
 
 #[test]
 fn a_server_folder_others_can_change_is_not_sent() {
+    use std::os::unix::fs::PermissionsExt;
     let Some(sshd) = Sshd::start() else { return };
     let work = private_tempdir();
     let dir = pki(work.path(), free_port());
     let host = HostRoot::new(work.path(), "host");
     let target = sshd.target("root");
-    let folder = dir.join("servers/docker1.test");
-    std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let args = [
         "docker1.test",
         target.as_str(),
         "--remote-root",
         host.prefix(),
     ];
-    let line = fails_unchanged(&dir, &sshd, &host, &args, 2);
-    assert!(line.contains("servers/docker1.test"), "{line}");
+    let folder = dir.join("servers/docker1.test");
+    for (path, bad) in [(folder.clone(), 0o777), (folder.join("daemon.json"), 0o666)] {
+        let good = mode(&path);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
+        let line = fails_unchanged(&dir, &sshd, &host, &args, 2);
+        assert!(line.contains(path.to_str().unwrap()), "{line}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(good)).unwrap();
+    }
 }
