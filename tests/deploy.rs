@@ -298,18 +298,17 @@ fn nothing_listening_and_a_changed_host_key_change_nothing() {
 
 #[test]
 fn a_sudo_that_wants_a_password_is_a_clear_error() {
-    // cloudsdk: this image's unprivileged user (locked password: sshd needs PAM to let it in
-    // with a key); sudo has no rule for it, so `sudo -n` wants a password.
-    let user = "cloudsdk";
-    let known = Command::new("id")
-        .arg(user)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !known || find_tool("sudo", "install sudo for the sudo test").is_none() {
-        assert!(!peers_required(), "user {user} and sudo are needed");
-        eprintln!("SKIPPED: no user {user} or no sudo");
+    // An unprivileged user with a shell (its password may be locked: sshd then needs PAM to
+    // let it in with a key); sudo has no rule for it, so `sudo -n` wants a password.
+    if find_tool("sudo", "install sudo for the sudo test").is_none() {
         return;
     }
+    let Some(user) = login_user() else {
+        assert!(!peers_required(), "no unprivileged user with a shell (uid >= 1000)");
+        eprintln!("SKIPPED: no unprivileged user with a shell (uid >= 1000) to log in as");
+        return;
+    };
+    let user = user.as_str();
     let Some(sshd) = Sshd::start_with("UsePAM yes") else {
         return;
     };
@@ -870,4 +869,18 @@ fn a_server_folder_others_can_change_is_not_sent() {
         assert!(line.contains(path.to_str().unwrap()), "{line}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(good)).unwrap();
     }
+}
+
+/// A user with uid >= 1000 and a login shell, if this machine has one (Debian images for CI
+/// often do; this one has `cloudsdk`).
+fn login_user() -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let uid: u32 = fields.get(2)?.parse().ok()?;
+        let shell = fields.get(6)?;
+        let home = Path::new(fields.get(5)?);
+        (uid >= 1000 && uid < 65534 && shell.ends_with("sh") && home.is_dir())
+            .then(|| fields[0].to_string())
+    })
 }
