@@ -149,7 +149,12 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn deploy_installs_restarts_and_a_client_folder_talks_to_the_daemon() {
-    let Some(sshd) = Sshd::start() else { return };
+    let work0 = private_tempdir();
+    let tmp = work0.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let Some(sshd) = Sshd::start_with(&format!("SetEnv TMPDIR={}", tmp.display())) else {
+        return;
+    };
     let Some(docker) = find_tool("docker", "install docker.io for the docker CLI") else {
         return;
     };
@@ -194,19 +199,11 @@ fn deploy_installs_restarts_and_a_client_folder_talks_to_the_daemon() {
         &dir.join("clients/alice"),
     );
     assert!(version.status.success(), "{}", text(&version.stderr));
-    // Nothing of the remote temporary folder is left behind.
-    for base in ["/var/tmp", "/root", "/run", "/tmp"] {
-        let left: Vec<_> = std::fs::read_dir(base)
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("dockertls-deploy.")
-            })
-            .collect();
-        assert!(left.is_empty(), "left in {base}: {left:?}");
-    }
+    // Nothing of the remote temporary folder is left behind (the session's TMPDIR, a
+    // private folder, is where the deploy script made it).
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "left in the host's TMPDIR: {left:?}");
+
 }
 
 #[test]

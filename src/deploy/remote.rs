@@ -43,16 +43,17 @@ pub const UNPACK_FAILED: i32 = 91;
 pub const COPY_FAILED: i32 = 92;
 pub const NO_BINARY: i32 = 93;
 
-/// Unpacks the stream on stdin into a private (0700) folder where programs may run (/tmp is
-/// often noexec: each candidate is tried by running a file), copies the files already current
+/// Unpacks the stream on stdin into a private (0700) folder where programs may run ($TMPDIR,
+/// /var/tmp, /root, /run, /tmp, /dev/shm: /tmp is often noexec, so each candidate is tried by
+/// running a file), copies the files already current
 /// on the host from their installed place (so they are not sent again), runs install, and
 /// removes the folder whatever happens. $1: prefix, $2: the server folder inside the stream,
 /// $3: N; then N pairs (file name, installed path); the rest goes to install.
 pub const DEPLOY: &str = r#"prefix=$1 sub=$2 n=$3; shift 3
 umask 077
 d=
-for base in /var/tmp /root /run /tmp /dev/shm; do
-  [ -d "$base" ] || continue
+for base in "${TMPDIR:-}" /var/tmp /root /run /tmp /dev/shm; do
+  [ -n "$base" ] && [ -d "$base" ] || continue
   d=$(mktemp -d "$base/dockertls-deploy.XXXXXXXX" 2>/dev/null) || { d=; continue; }
   if printf '#!/bin/sh\nexit 0\n' > "$d/.x" && chmod 700 "$d/.x" && "$d/.x" 2>/dev/null; then
     rm -f "$d/.x"; break
