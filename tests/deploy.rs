@@ -201,9 +201,12 @@ fn deploy_installs_restarts_and_a_client_folder_talks_to_the_daemon() {
     assert!(version.status.success(), "{}", text(&version.stderr));
     // Nothing of the remote temporary folder is left behind (the session's TMPDIR, a
     // private folder, is where the deploy script made it).
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(left.is_empty(), "left in the host's TMPDIR: {left:?}");
-
 }
 
 #[test]
@@ -301,7 +304,10 @@ fn a_sudo_that_wants_a_password_is_a_clear_error() {
         return;
     }
     let Some(user) = login_user() else {
-        assert!(!peers_required(), "no unprivileged user with a shell (uid >= 1000)");
+        assert!(
+            !peers_required(),
+            "no unprivileged user with a shell (uid >= 1000)"
+        );
         eprintln!("SKIPPED: no unprivileged user with a shell (uid >= 1000) to log in as");
         return;
     };
