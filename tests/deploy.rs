@@ -883,7 +883,7 @@ fn login_user() -> Option<String> {
         let uid: u32 = fields.get(2)?.parse().ok()?;
         let shell = fields.get(6)?;
         let home = Path::new(fields.get(5)?);
-        (uid >= 1000 && uid < 65534 && shell.ends_with("sh") && home.is_dir())
+        ((1000..65534).contains(&uid) && shell.ends_with("sh") && home.is_dir())
             .then(|| fields[0].to_string())
     })
 }
