@@ -66,8 +66,11 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
     }
     let mut out = report(&plan, &changing, &applied);
     if args.restart {
+        // From a server folder (--from, as deploy runs it) there is no client folder here to
+        // probe with: the probe is the caller's (deploy probes from the operator's machine).
+        let pki = args.from.is_none().then_some(dir);
         out.push_str(&restart(
-            dir,
+            pki,
             args.restart_command.as_deref(),
             plan.listen_port,
             now,
@@ -383,7 +386,7 @@ fn restart_commands(command: Option<&str>) -> Result<Vec<Vec<String>>, Error> {
 /// Restarts dockerd; a restart command that fails is an error (exit 1: the new files are in
 /// place, the daemon may not run them), then probes the daemon with a client of the PKI.
 fn restart(
-    dir: &Path,
+    dir: Option<&Path>,
     command: Option<&str>,
     port: u16,
     now: OffsetDateTime,
@@ -408,7 +411,10 @@ fn restart(
             }
         }
     }
-    Ok(probe_after_restart(dir, port, now, out))
+    match dir {
+        Some(dir) => Ok(probe_after_restart(dir, port, now, out)),
+        None => Ok(out),
+    }
 }
 
 /// After the restart: the daemon probed on 127.0.0.1 with the PKI's first client folder.
