@@ -187,6 +187,14 @@ fn deploy_installs_restarts_and_a_client_folder_talks_to_the_daemon() {
         stdout.contains("dockertls"),
         "the binary was sent: {stdout}"
     );
+    assert!(
+        stdout.contains("ran "),
+        "install ran the restart command: {stdout}"
+    );
+    assert!(
+        !stdout.contains("no client folder"),
+        "install probed on the host: {stdout}"
+    );
     let installed = host.prefix.join("etc/docker/tls/server-key.pem");
     assert_eq!(
         std::fs::read(&installed).unwrap(),
