@@ -118,6 +118,9 @@ pub enum Command {
     /// Write one man page per command (dockertls.1, dockertls-init.1, ...) into a folder.
     Man(ManArgs),
     // --- end eco ---
+    /// Copy a server's folder to its daemon host over SSH and run dockertls install there (as
+    /// root, or through sudo -n).
+    Deploy(DeployArgs),
     /// Add, list or remove servers: one self-contained folder servers/NAME per daemon, all
     /// under the same CA (every client folder trusts them all).
     #[command(subcommand)]
@@ -386,6 +389,60 @@ pub struct ManArgs {
 }
 // --- end eco ---
 
+/// `deploy` (issue 12).
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The server to deploy (its folder servers/NAME).
+    #[arg(value_name = "NAME", required_unless_present = "all")]
+    pub name: Option<String>,
+
+    /// Its daemon host, reached with ssh: [USER@]HOST[:PORT], IPv6 in brackets
+    /// ([2001:db8::1]:22) [default: the host it was last deployed to].
+    #[arg(value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Deploy every server whose host is remembered: a line (or JSON record) per host.
+    #[arg(long, conflicts_with_all = ["name", "host"])]
+    pub all: bool,
+
+    /// Hosts deployed at once with --all.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        allow_negative_numbers = true
+    )]
+    pub jobs: i64,
+
+    /// Then restart dockerd there (systemctl, or --restart-command) and probe it from here
+    /// with a client folder of the PKI.
+    #[arg(long)]
+    pub restart: bool,
+
+    /// Restart even though that stops the host's running containers (live-restore off), and
+    /// let install replace different "hosts" or tls* values in its daemon.json.
+    #[arg(long)]
+    pub force: bool,
+
+    /// An option for ssh, as Key=Value (repeatable); none that turns host-key checking off.
+    #[arg(long = "ssh-option", value_name = "OPT")]
+    pub ssh_options: Vec<String>,
+
+    /// The command that restarts dockerd on the host, instead of systemctl (hosts without
+    /// systemd, and tests).
+    #[arg(long, value_name = "CMD", requires = "restart")]
+    pub restart_command: Option<String>,
+
+    /// Run install on the host with --root PREFIX (for tests and containers; remembered with
+    /// the host) [default: /].
+    #[arg(long, value_name = "PREFIX")]
+    pub remote_root: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Delete all but the newest N backup folders (they hold old private keys).
@@ -426,6 +483,12 @@ pub struct InstallArgs {
     /// Put back what the last install replaced (from its backups) and remove what it created.
     #[arg(long, conflicts_with_all = ["dry_run", "force", "restart", "from", "server"])]
     pub rollback: bool,
+
+    /// With --restart: run CMD (split as a shell would, run without a shell) instead of
+    /// systemctl, for hosts without systemd and for tests; it must return once dockerd serves.
+    #[arg(long, value_name = "CMD", requires = "restart")]
+    pub restart_command: Option<String>,
+
     /// Install from this server folder (a copy of DIR/servers/NAME: ca.pem, server-cert.pem,
     /// server-key.pem, daemon.json) instead of the PKI in --dir.
     #[arg(long, value_name = "FOLDER", conflicts_with = "server")]

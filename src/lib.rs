@@ -20,6 +20,7 @@ pub mod cli;
 pub mod commands;
 // Issue 12 (csr): certificate signing requests, `request` and `sign`.
 pub mod csr;
+pub mod deploy;
 pub mod dockerd_hosts;
 pub mod dockerd_options;
 pub mod error;

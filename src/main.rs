@@ -80,6 +80,7 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         // Issue 12 (csr).
         cli::Command::Request(command) => commands::request::run(command),
         cli::Command::Sign(args) => commands::sign::run(&cli.dir, args, passphrase_file, now),
+        cli::Command::Deploy(args) => commands::deploy::run(&cli.dir, args, now),
         cli::Command::Server(command) => {
             commands::server::run(&cli.dir, command, passphrase_file, now)
         }

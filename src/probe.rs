@@ -268,6 +268,8 @@ pub struct ServerCertFacts {
     pub sans: Vec<String>,
     pub not_before: ::time::OffsetDateTime,
     pub not_after: ::time::OffsetDateTime,
+    /// The SHA-256 of its DER (deploy: does the daemon serve the certificate just installed?).
+    pub der_sha256: [u8; 32],
 }
 
 fn facts(der: &[u8]) -> Option<ServerCertFacts> {
@@ -282,6 +284,10 @@ fn facts(der: &[u8]) -> Option<ServerCertFacts> {
         sans,
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
+        der_sha256: aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)
+            .as_ref()
+            .try_into()
+            .unwrap_or([0; 32]),
     })
 }
 

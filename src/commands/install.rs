@@ -78,7 +78,15 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
     }
     let mut out = report(&plan, &changing, &applied);
     if args.restart {
-        out.push_str(&restart(dir, plan.listen_port, now));
+        // From a server folder (--from, as deploy runs it) there is no client folder here to
+        // probe with: the probe is the caller's (deploy probes from the operator's machine).
+        let pki = args.from.is_none().then_some(dir);
+        out.push_str(&restart(
+            pki,
+            args.restart_command.as_deref(),
+            plan.listen_port,
+            now,
+        )?);
     } else {
         out.push_str(&format!(
             "next: systemctl daemon-reload && systemctl restart docker, then from a client: dockertls probe tcp://HOST:{} --client NAME\n",
@@ -157,7 +165,7 @@ fn open_root(args: &InstallArgs) -> Result<Root, Error> {
             args.root.display()
         )));
     }
-    if args.restart && args.root != Path::new("/") {
+    if args.restart && args.restart_command.is_none() && args.root != Path::new("/") {
         return Err(Error::Refused(
             "--restart acts on this machine's systemd: it does not go with --root".into(),
         ));
@@ -367,27 +375,60 @@ fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     )))
 }
 
-fn restart(dir: &Path, port: u16, now: OffsetDateTime) -> String {
+/// The commands that restart dockerd: systemctl, or the operator's `--restart-command` (split
+/// as a shell would, run without one: for hosts without systemd, and tests).
+fn restart_commands(command: Option<&str>) -> Result<Vec<Vec<String>>, Error> {
+    let Some(command) = command else {
+        return Ok(vec![
+            vec!["systemctl".into(), "daemon-reload".into()],
+            vec!["systemctl".into(), "restart".into(), "docker".into()],
+        ]);
+    };
+    match shell_words::split(command) {
+        Ok(words) if !words.is_empty() && !command.chars().any(char::is_control) => Ok(vec![words]),
+        _ => Err(Error::refused(format!(
+            "--restart-command {}: give a command line without control characters; the files are installed",
+            crate::escape::field(&format!("{command:?}"))
+        ))),
+    }
+}
+
+/// Restarts dockerd; a restart command that fails is an error (exit 1: the new files are in
+/// place, the daemon may not run them), then probes the daemon with a client of the PKI.
+fn restart(
+    dir: Option<&Path>,
+    command: Option<&str>,
+    port: u16,
+    now: OffsetDateTime,
+) -> Result<String, Error> {
     let mut out = String::new();
-    for args in [&["daemon-reload"][..], &["restart", "docker"][..]] {
-        match Command::new("systemctl").args(args).output() {
-            Ok(o) if o.status.success() => {
-                out.push_str(&format!("ran systemctl {}\n", args.join(" ")))
-            }
+    for args in restart_commands(command)? {
+        let shown = shell_words::join(&args);
+        match Command::new(&args[0]).args(&args[1..]).output() {
+            Ok(o) if o.status.success() => out.push_str(&format!("ran {shown}\n")),
             Ok(o) => {
-                out.push_str(&format!(
-                    "systemctl {} failed: {}; see journalctl -u docker\n",
-                    args.join(" "),
+                return Err(Error::failed(format!(
+                    "{shown} failed ({}): {}; the new files are installed, dockerd may still run the old ones",
+                    o.status,
                     String::from_utf8_lossy(&o.stderr).trim()
-                ));
-                return out;
+                ))
+                .hint("see the daemon's log (journalctl -u docker), fix it, and restart dockerd"));
             }
             Err(e) => {
-                out.push_str(&format!("cannot run systemctl: {e}\n"));
-                return out;
+                return Err(Error::failed(format!(
+                    "cannot run {shown}: {e}; the new files are installed, dockerd was not restarted"
+                )));
             }
         }
     }
+    match dir {
+        Some(dir) => Ok(probe_after_restart(dir, port, now, out)),
+        None => Ok(out),
+    }
+}
+
+/// After the restart: the daemon probed on 127.0.0.1 with the PKI's first client folder.
+fn probe_after_restart(dir: &Path, port: u16, now: OffsetDateTime, mut out: String) -> String {
     let client = crate::store::state::client_names(dir).into_iter().next();
     let Some(client) = client else {
         out.push_str(&format!("no client folder in {} to probe with: from a client, run dockertls probe tcp://HOST:{port}\n", dir.display()));

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod client;
 // issue 14 (import)
 pub mod context;
+pub mod deploy;
 pub mod env;
 // issue 14 (import)
 pub mod import;

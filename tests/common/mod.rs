@@ -562,3 +562,4 @@ pub fn private_tempdir() -> tempfile::TempDir {
     };
     tempfile::tempdir_in(base).unwrap()
 }
+pub mod sshd;
