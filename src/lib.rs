@@ -18,6 +18,7 @@ macro_rules! eprintln {
 pub mod audit;
 pub mod cli;
 pub mod commands;
+pub mod crl;
 pub mod dockerd_hosts;
 pub mod dockerd_options;
 pub mod error;
