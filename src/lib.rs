@@ -16,6 +16,7 @@ macro_rules! eprintln {
 }
 
 pub mod audit;
+pub mod authz_policy;
 pub mod cli;
 pub mod commands;
 pub mod crl;

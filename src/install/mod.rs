@@ -3,6 +3,7 @@
 //! daemon host, merged with what is there (pure: unit-tested without a file system); the
 //! `transaction` applies it (driven by `commands::install`).
 
+pub mod authz;
 pub mod confined;
 pub mod daemon_json;
 pub mod systemd;
