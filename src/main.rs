@@ -77,6 +77,8 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Server(command) => {
             commands::server::run(&cli.dir, command, passphrase_file, now)
         }
+        cli::Command::Crl(command) => commands::crl::run(&cli.dir, command, passphrase_file, now),
+        cli::Command::Role(command) => commands::role::run(&cli.dir, command, now),
     }
 }
 

@@ -18,7 +18,8 @@ use crate::store::registry::{self, State};
 /// Runs `install`.
 pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     let root = open_root(args)?;
-    let source = source(dir, args)?;
+    let mut source = source(dir, args)?;
+    source.authz = args.authz;
     // The PKI it installs from must not be changeable by anyone else (checked again before
     // anything is written).
     check_source_trusted(&source)?;
@@ -66,10 +67,17 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
     }
     let mut out = report(&plan, &changing, &applied);
     if args.restart {
-        out.push_str(&restart(dir, plan.listen_port, now));
+        out.push_str(&restart(dir, plan.listen_port, args.authz, now));
     } else {
+        // The plugin's socket before docker: a dockerd whose daemon.json names a plugin it
+        // cannot reach exits at start.
+        let socket = if args.authz {
+            format!(" && systemctl enable --now {}", install::authz::SOCKET_NAME)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "next: systemctl daemon-reload && systemctl restart docker, then from a client: dockertls probe tcp://HOST:{} --client NAME\n",
+            "next: systemctl daemon-reload{socket} && systemctl restart docker, then from a client: dockertls probe tcp://HOST:{} --client NAME\n",
             plan.listen_port
         ));
     }
@@ -357,9 +365,15 @@ fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     )))
 }
 
-fn restart(dir: &Path, port: u16, now: OffsetDateTime) -> String {
+fn restart(dir: &Path, port: u16, authz: bool, now: OffsetDateTime) -> String {
     let mut out = String::new();
-    for args in [&["daemon-reload"][..], &["restart", "docker"][..]] {
+    let socket = ["enable", "--now", install::authz::SOCKET_NAME];
+    let steps = [
+        &["daemon-reload"][..],
+        &socket[..],
+        &["restart", "docker"][..],
+    ];
+    for args in steps.into_iter().filter(|a| authz || a[0] != "enable") {
         match Command::new("systemctl").args(args).output() {
             Ok(o) if o.status.success() => {
                 out.push_str(&format!("ran systemctl {}\n", args.join(" ")))

@@ -9,6 +9,9 @@
 
 use serde_json::Value;
 
+use crate::error::Error;
+use crate::store::layout::{AUTHZ_POLICY, CRL};
+
 /// The plugin's name: dockerd finds it as /run/docker/plugins/NAME.sock.
 pub const PLUGIN: &str = "dockertls";
 /// The socket dockerd dials.
@@ -32,7 +35,6 @@ pub fn socket_unit() -> String {
          # so dockerd finds it from boot and its calls wait (not fail) while the plugin restarts.\n\
          [Unit]\n\
          Description=dockertls authorization plugin socket for dockerd\n\
-         Documentation=man:dockertls(1)\n\
          Before=docker.service\n\
          \n\
          [Socket]\n\
@@ -54,7 +56,6 @@ pub fn service_unit(binary: &str, tls_dir: &str) -> String {
         "# Written by dockertls install --authz: the authorization plugin (see {SOCKET_UNIT}).\n\
          [Unit]\n\
          Description=dockertls authorization plugin for dockerd (revocation, roles, audit log)\n\
-         Documentation=man:dockertls(1)\n\
          Requires={SOCKET_NAME}\n\
          After={SOCKET_NAME}\n\
          \n\
@@ -118,6 +119,164 @@ pub fn check_exec_path(what: &str, path: &str) -> Result<(), String> {
             "{what} {path}: the plugin's unit names it in ExecStart, which needs an absolute path without spaces, quotes, '\\', '$', '%' or ';'"
         ))
     }
+}
+
+/// What `install --authz` read: the server folder's CRL and policy (checked against the ca.pem
+/// being installed) and the host's current version of every file it writes. No `Debug`, as the
+/// rest of install's reads.
+pub struct AuthzRead {
+    crl: Vec<u8>,
+    policy: Option<Vec<u8>>,
+    binary: String,
+    existing: std::collections::BTreeMap<String, super::FileRead>,
+    /// Said before the work (a CRL past its nextUpdate).
+    pub notes: Vec<String>,
+}
+
+/// The host paths `install --authz` writes, besides the TLS files, in switch order.
+fn unit_paths() -> [&'static str; 3] {
+    [SOCKET_UNIT, SERVICE_UNIT, DOCKER_DROPIN]
+}
+
+/// Reads the CRL and policy of the server folder `folder` (relative to `pki`; "" for the
+/// folder itself) and what the host has at every path install --authz writes. The CRL must be
+/// signed by `ca` (the ca.pem being installed at `ca_path`, whose folder the plugin reads): a
+/// CRL the plugin would refuse is not installed.
+pub fn read(
+    pki: &super::Root,
+    folder: &str,
+    ca: &[u8],
+    ca_path: &str,
+    host: &super::Root,
+    now: ::time::OffsetDateTime,
+) -> Result<AuthzRead, Error> {
+    let (tls_dir, ca_name) = ca_path.rsplit_once('/').unwrap_or(("", ca_path));
+    if ca_name != crate::store::layout::CA_CERT {
+        return Err(Error::Refused(format!(
+            "\"tlscacert\" is {ca_path}: the plugin reads ca.pem, crl.pem and authz.json from one folder, so install --authz needs the CA at FOLDER/ca.pem (init --install-dir FOLDER)"
+        )));
+    }
+    let path = |name: &str| {
+        if folder.is_empty() {
+            name.to_string()
+        } else {
+            format!("{folder}/{name}")
+        }
+    };
+    let crl_path = path(CRL);
+    let crl = pki
+        .read(&crl_path, super::Links::Refuse)?
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "{} is missing: install --authz puts the revocation list in place with the plugin",
+                pki.shown(&crl_path).display()
+            ))
+            .hint("on the machine with the CA run dockertls crl refresh, then bring the server folder here again")
+        })?;
+    let info = crate::crl::read(&crl.contents, ca).map_err(|why| {
+        Error::refused(format!(
+            "{} {why}: the plugin would not use it; nothing was changed",
+            pki.shown(&crl_path).display()
+        ))
+        .hint("on the machine with the CA run dockertls crl refresh, then bring the server folder here again")
+    })?;
+    let mut notes = Vec::new();
+    if info.next_update.is_some_and(|next| next < now) {
+        notes.push(format!(
+            "{} is past its nextUpdate: it still revokes what it lists; renew it with dockertls crl refresh where the CA is",
+            pki.shown(&crl_path).display()
+        ));
+    }
+    let policy_path = path(AUTHZ_POLICY);
+    let policy = pki.read(&policy_path, super::Links::Refuse)?;
+    if let Some(file) = &policy {
+        check_policy(&file.contents).map_err(|why| {
+            Error::refused(format!("{} {why}", pki.shown(&policy_path).display()))
+                .hint("make it again with dockertls client role or role add where the PKI is")
+        })?;
+    }
+    let binary = std::env::current_exe()
+        .map_err(|e| Error::Failed(format!("cannot tell where this dockertls is: {e}")))?
+        .display()
+        .to_string();
+    check_exec_path("this dockertls binary is at", &binary).map_err(Error::Refused)?;
+    check_exec_path("the TLS folder", tls_dir).map_err(Error::Refused)?;
+    let mut existing = std::collections::BTreeMap::new();
+    let targets = [
+        format!("{tls_dir}/{CRL}"),
+        format!("{tls_dir}/{AUTHZ_POLICY}"),
+    ];
+    for host_path in targets.iter().map(String::as_str).chain(unit_paths()) {
+        if let Some(file) = super::read_existing(host, host_path)? {
+            existing.insert(host_path.to_string(), file);
+        }
+    }
+    Ok(AuthzRead {
+        crl: crl.contents.to_vec(),
+        policy: policy.map(|p| p.contents.to_vec()),
+        binary,
+        existing,
+        notes,
+    })
+}
+
+/// The `authorization-plugins` value for daemon.json as it is now (`existing`), refused when
+/// it is not a list of names.
+pub fn plugins_for(existing: Option<&super::FileRead>) -> Result<Value, Error> {
+    let current = existing
+        .and_then(|file| serde_json::from_slice::<Value>(&file.contents).ok())
+        .and_then(|value| value.get(DAEMON_KEY).cloned());
+    plugins_value(current.as_ref()).ok_or_else(|| {
+        Error::refused(format!(
+            "{} has \"{DAEMON_KEY}\" that is not a list of plugin names: install --authz adds \"{PLUGIN}\" to that list; nothing was changed",
+            super::DAEMON_JSON
+        ))
+        .hint(format!("write it as a list, e.g. \"{DAEMON_KEY}\": [\"NAME\"], then run install again"))
+    })
+}
+
+/// A policy file the plugin would use: JSON, format 1, with a `clients` object.
+fn check_policy(bytes: &[u8]) -> Result<(), String> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("is not JSON ({e}): the plugin would not use it"))?;
+    if value["format"] != crate::authz_policy::POLICY_FORMAT || !value["clients"].is_object() {
+        return Err("is not a dockertls policy of format 1: the plugin would not use it".into());
+    }
+    Ok(())
+}
+
+/// The files install --authz writes, in switch order: the CRL and the policy beside ca.pem,
+/// then the units, then docker.service's drop-in (daemon.json, which names the plugin, comes
+/// after all of them).
+pub fn planned(read: AuthzRead, tls_dir: &str) -> Vec<super::Planned> {
+    let AuthzRead {
+        crl,
+        policy,
+        binary,
+        mut existing,
+        ..
+    } = read;
+    let mut files = vec![(format!("{tls_dir}/{CRL}"), crl, 0o444)];
+    if let Some(policy) = policy {
+        files.push((format!("{tls_dir}/{AUTHZ_POLICY}"), policy, 0o444));
+    }
+    files.push((SOCKET_UNIT.into(), socket_unit().into_bytes(), 0o644));
+    files.push((
+        SERVICE_UNIT.into(),
+        service_unit(&binary, tls_dir).into_bytes(),
+        0o644,
+    ));
+    files.push((DOCKER_DROPIN.into(), docker_dropin().into_bytes(), 0o644));
+    files
+        .into_iter()
+        .map(|(host_path, contents, mode)| super::Planned {
+            existing: existing.remove(&host_path),
+            host_path,
+            contents: zeroize::Zeroizing::new(contents),
+            mode,
+            secret: false,
+        })
+        .collect()
 }
 
 #[cfg(test)]

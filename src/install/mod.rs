@@ -190,6 +190,8 @@ pub struct Source {
     pub folder: String,
     /// daemon.json, relative to `root`.
     pub daemon_json: String,
+    /// `install --authz` (issue 13): also the plugin, its units, the CRL and the policy.
+    pub authz: bool,
 }
 
 impl Source {
@@ -199,6 +201,7 @@ impl Source {
             root: folder.to_path_buf(),
             folder: String::new(),
             daemon_json: layout::DAEMON_JSON.to_string(),
+            authz: false,
         }
     }
 
@@ -212,6 +215,7 @@ impl Source {
                 crate::store::Holder::server(name).folder(),
                 layout::DAEMON_JSON
             ),
+            authz: false,
         }
     }
 
@@ -221,6 +225,7 @@ impl Source {
             root: dir.to_path_buf(),
             folder: layout::Legacy::SERVER_DIR.to_string(),
             daemon_json: layout::Legacy::DAEMON_JSON.to_string(),
+            authz: false,
         }
     }
 
@@ -370,6 +375,8 @@ pub struct HostRead {
     existing: std::collections::BTreeMap<String, FileRead>,
     /// docker.service, its drop-ins and environment.
     units: systemd::UnitFiles,
+    /// `install --authz`: the CRL, the policy and the plugin's units.
+    authz: Option<authz::AuthzRead>,
 }
 
 /// The host path `ours` gives for `key` ("tlscert"...): checked to be a string by `our_keys`.
@@ -407,6 +414,15 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
     if let Some(file) = read_existing(root, DROPIN)? {
         existing.insert(DROPIN.to_string(), file);
     }
+    let authz = match source.authz {
+        true => {
+            let ca = tls_path(&ours, "tlscacert");
+            let read = authz::read(&pki, &source.folder, &server[0], &ca, root, now)?;
+            notes.extend(read.notes.iter().cloned());
+            Some(read)
+        }
+        false => None,
+    };
     Ok(HostRead {
         pki_daemon_json,
         ours,
@@ -414,6 +430,7 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
         server,
         existing,
         units,
+        authz,
     })
 }
 
@@ -421,11 +438,12 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
 pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
     let HostRead {
         pki_daemon_json,
-        ours,
+        mut ours,
         notes,
         server,
         mut existing,
         units,
+        authz,
     } = read;
     let listen_port = listen_port(&ours);
     let paths: Vec<String> = TLS_FILES
@@ -462,6 +480,17 @@ pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
         })
         .collect();
     let daemon_existing = existing.remove(DAEMON_JSON);
+    if let Some(read) = authz {
+        // Issue 13: the CRL, the policy, the plugin's units and docker's drop-in, switched
+        // before daemon.json, which names the plugin.
+        let ca_dir = Path::new(&tls_path(&ours, "tlscacert"))
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        files.extend(authz::planned(read, &ca_dir));
+        let plugins = authz::plugins_for(daemon_existing.as_ref())?;
+        ours.insert(authz::DAEMON_KEY.to_string(), plugins);
+    }
     let merged = merge_daemon_json(daemon_existing.as_ref(), &ours, force)?;
     // The unit and every drop-in and environment file that feeds ExecStart, as systemd
     // assembles them; refuses what would make dockerd fail to start with our daemon.json.
@@ -511,11 +540,16 @@ fn merge_daemon_json(
         })?),
         None => None,
     };
-    let merged = daemon_json::merge(existing_text, ours).map_err(|why| {
+    let mut merged = daemon_json::merge(existing_text, ours).map_err(|why| {
         Error::Refused(format!(
             "{DAEMON_JSON} {why}; fix it first, nothing was changed"
         ))
     })?;
+    // `install --authz` adds dockertls to the plugins daemon.json names, keeping them: not a
+    // value replaced.
+    merged
+        .conflicts
+        .retain(|(key, _, _)| key != authz::DAEMON_KEY);
     if !merged.conflicts.is_empty() && !force {
         let list: Vec<String> = merged
             .conflicts
@@ -564,6 +598,7 @@ mod tests {
                 .into_iter()
                 .map(|(path, f)| (path.to_string(), f))
                 .collect(),
+            authz: None,
             units: systemd::UnitFiles::from_texts(
                 ("/lib/systemd/system/docker.service", UNIT),
                 &[],
