@@ -291,3 +291,37 @@ fn bad_input_is_one_line_exit_2_and_changes_nothing() {
         "holds no dockertls PKI",
     );
 }
+
+#[test]
+fn every_server_folder_carries_the_list_through_server_add_and_rotate() {
+    let Some(openssl) = find_tool("openssl", "openssl reads and checks the CRL") else {
+        return;
+    };
+    let (_work, pki) = pki();
+    let bob = serial(&openssl, &pki.join("clients/bob/cert.pem"));
+    ok(&pki, &["client", "revoke", "bob"]);
+    ok(&pki, &["client", "role", "alice", "read-only"]);
+    ok(
+        &pki,
+        &["server", "add", "web2", "--host", "web2.example.com"],
+    );
+    let dirs = server_dirs(&pki);
+    assert_eq!(dirs.len(), 2);
+    for folder in &dirs {
+        assert!(
+            crl_text(&openssl, folder).contains(&bob),
+            "{}",
+            folder.display()
+        );
+        assert!(folder.join("authz.json").exists(), "{}", folder.display());
+    }
+    // A re-issued server keeps them; a new CA signs the list again (the old one would not
+    // verify against the new ca.pem).
+    ok(&pki, &["rotate", "--server", "web2", "--all"]);
+    ok(&pki, &["rotate", "--ca"]);
+    for folder in &server_dirs(&pki) {
+        let text = crl_text(&openssl, folder);
+        assert!(text.contains(&bob), "{text}");
+        assert!(folder.join("authz.json").exists(), "{}", folder.display());
+    }
+}

@@ -154,7 +154,7 @@ pub(crate) fn publish_policy(
 /// is revoked. Once authorization is in use (a CRL was signed, or roles), the CRL is signed
 /// again with `ca` (the new CA after `--ca`) and both files are written into every server
 /// folder: a server folder rotate swapped in was made without them. Returns what to report.
-pub(crate) fn after_rotate(
+pub(crate) fn republish(
     ws: &Workspace,
     ca: &Ca,
     replaced: &[(String, String)],

@@ -420,7 +420,7 @@ fn revocations(
         .iter()
         .filter_map(|i| Some((i.holder.client_name()?.to_string(), i.leaf.serial.clone())))
         .collect();
-    crate::commands::crl::after_rotate(ws, ca, &replaced, plan.revoke_old, now).unwrap_or_else(
+    crate::commands::crl::republish(ws, ca, &replaced, plan.revoke_old, now).unwrap_or_else(
         |err| {
             notices.push(Notice::Warning(format!(
                 "the new certificates are in place, but the revocation list was not updated: {err}; fix that, then run dockertls crl refresh{}",
