@@ -73,7 +73,8 @@ pub fn parse_rule(text: &str) -> Result<Rule, String> {
     })
 }
 
-/// A path pattern: starts with `/`; segments `*` (one segment) or `**` (any rest, last only),
+/// A path pattern: starts with `/`; segments `*` (one segment) or `**` (zero or more
+/// segments, at most once: what the plugin matches, e.g. `/images/**/json`),
 /// or literal text of printable ASCII without `%`, `?` or `#` (the plugin matches the decoded,
 /// cleaned path without its query, so those could never match).
 fn check_pattern(path: &str) -> Result<(), String> {
@@ -87,14 +88,15 @@ fn check_pattern(path: &str) -> Result<(), String> {
         return Ok(());
     }
     let segments: Vec<&str> = rest.split('/').collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
+    if segments.iter().filter(|s| **s == "**").count() > 1 {
+        return Err("'**' may appear once in a pattern".into());
+    }
+    for segment in &segments {
         match *segment {
             "" => {
                 return Err("a path pattern has no empty segment ('//' or a trailing '/')".into());
             }
             "." | ".." => return Err("a path pattern has no '.' or '..' segment".into()),
-            "**" if !last => return Err("'**' may only be the last segment".into()),
             "*" | "**" => {}
             literal if literal.contains('*') => {
                 return Err(format!(
@@ -346,6 +348,7 @@ mod tests {
         );
         assert!(parse_rule("*   /").is_ok());
         assert!(parse_rule("POST /containers/*/restart").is_ok());
+        assert!(parse_rule("GET /images/**/json").is_ok());
         for bad in [
             "",
             "GET",
@@ -354,7 +357,7 @@ mod tests {
             "GET x",
             "GET /a//b",
             "GET /a/",
-            "GET /**/a",
+            "GET /**/a/**",
             "GET /a*",
             "GET /../x",
             "GET /a%2f",

@@ -224,7 +224,7 @@ pub struct RoleAddArgs {
     pub name: String,
 
     /// A request the role allows: METHOD (GET, HEAD, POST, PUT, DELETE or *) and a path
-    /// pattern ('*' one segment, '**' at the end any rest), e.g. 'GET /containers/**'
+    /// pattern ('*' one segment, '**' once: any number of segments), e.g. 'GET /containers/**'
     /// (repeatable).
     #[arg(long = "allow", value_name = "RULE", required = true)]
     pub allow: Vec<String>,

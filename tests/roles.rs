@@ -158,7 +158,11 @@ fn bad_roles_and_rules_are_one_line_exit_2_and_change_nothing() {
         "not a role name",
     );
     refused(&pki, &["role", "add", "r", "--allow", "PATCH /x"], "PATCH");
-    refused(&pki, &["role", "add", "r", "--allow", "GET /**/x"], "'**'");
+    refused(
+        &pki,
+        &["role", "add", "r", "--allow", "GET /**/x/**"],
+        "'**'",
+    );
     refused(
         &pki,
         &["role", "add", "r", "--allow", "GET"],
