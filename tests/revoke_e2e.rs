@@ -154,6 +154,30 @@ fn a_revoked_client_is_refused_within_a_second_and_no_one_else_is() {
         "local socket: {}",
         common::streams(&local)
     );
+    // A role from the PKI's policy: read-only alice may read, not remove.
+    ok_in(&pki, &["client", "role", "alice", "read-only"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let version = as_client("alice");
+    assert!(
+        version.status.success(),
+        "read-only alice reads: {}",
+        common::streams(&version)
+    );
+    let remove = Command::new(&docker)
+        .args(["rm", "no-such-container"])
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", pki.join("clients/alice"))
+        .env("DOCKER_CONFIG", work.path().join(".no-docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&remove.stderr);
+    assert!(
+        !remove.status.success() && stderr.contains("authorization denied by plugin"),
+        "read-only alice removes: {}",
+        common::streams(&remove)
+    );
     drop(dockerd);
     drop(plugin);
 }
