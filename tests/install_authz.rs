@@ -219,6 +219,20 @@ fn no_crl_or_a_foreign_one_is_refused_and_nothing_changes() {
     std::fs::copy(server_dir(&other).join("crl.pem"), &crl).unwrap();
     refused(&h, "not signed by the CA");
     std::fs::write(&crl, good).unwrap();
+    // A policy the plugin could not use.
+    let policy = server_dir(&h.pki).join("authz.json");
+    let kept = std::fs::read(&policy).unwrap();
+    std::fs::write(&policy, "{\"format\": 9}").unwrap();
+    refused(&h, "not a dockertls policy");
+    std::fs::write(&policy, kept).unwrap();
+    // "authorization-plugins" that is not a list: dockertls cannot be added to it.
+    write(
+        &h.root,
+        "/etc/docker/daemon.json",
+        "{\"authorization-plugins\": \"opa\"}\n",
+    );
+    refused(&h, "not a list of plugin names");
+    std::fs::remove_file(h.root.join("etc/docker/daemon.json")).unwrap();
     let out = install(&h);
     assert!(out.status.success(), "{}", streams(&out));
 }

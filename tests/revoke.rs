@@ -325,3 +325,84 @@ fn every_server_folder_carries_the_list_through_server_add_and_rotate() {
         assert!(folder.join("authz.json").exists(), "{}", folder.display());
     }
 }
+
+/// The serials the CRL of a server folder lists, checked against its ca.pem (panics on a CRL
+/// that does not verify: a half-written or mixed file); None without a CRL.
+fn listed(folder: &Path) -> Option<Vec<String>> {
+    let crl = std::fs::read(folder.join("crl.pem")).ok()?;
+    let ca = std::fs::read(folder.join("ca.pem")).unwrap();
+    let info = dockertls::crl::read(&crl, &ca)
+        .unwrap_or_else(|why| panic!("{}: crl.pem {why}", folder.display()));
+    Some(info.serials)
+}
+
+/// `client revoke` killed at every write, rename and flush: each crl.pem is whole (it
+/// verifies) at every instant, and once the state file records the revocation, `crl refresh`
+/// puts it on every server's list; otherwise the revocation runs again. Never a revocation
+/// recorded and lost.
+#[test]
+fn revoke_survives_a_kill_at_any_write_or_rename() {
+    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
+        return;
+    };
+    let mut killed_runs = 0;
+    for syscall in ["write", "renameat2", "fsync", "syncfs"] {
+        for n in 1..200 {
+            let (_work, pki) = pki();
+            let bob = dockertls::store::state::read_leaf(&pki.join("clients/bob/cert.pem"))
+                .unwrap()
+                .serial;
+            let output = Command::new(&strace)
+                .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+                .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+                .arg(env!("CARGO_BIN_EXE_dockertls"))
+                .arg("--dir")
+                .arg(&pki)
+                .args(["client", "revoke", "bob"])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            if stderr.contains("ptrace") || stderr.contains("Operation not permitted") {
+                assert!(
+                    !common::peers_required(),
+                    "strace cannot trace here: {stderr}"
+                );
+                eprintln!("SKIPPED: strace cannot trace here");
+                return;
+            }
+            for folder in server_dirs(&pki) {
+                listed(&folder);
+            }
+            let killed = output.status.code().is_none() || output.status.code() == Some(137);
+            if !killed {
+                assert!(output.status.success(), "{syscall} #{n}: {stderr}");
+                break;
+            }
+            killed_runs += 1;
+            let recorded = state(&pki)["revoked"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|e| e["serial"] == bob.as_str()));
+            let again: &[&str] = if recorded {
+                &["crl", "refresh"]
+            } else {
+                &["client", "revoke", "bob"]
+            };
+            ok(&pki, again);
+            for folder in server_dirs(&pki) {
+                let serials = listed(&folder).expect("a CRL after the re-run");
+                assert!(serials.contains(&bob), "{syscall} #{n}: bob not listed");
+                let leftovers: Vec<_> = std::fs::read_dir(&folder)
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".new"))
+                    .collect();
+                assert!(leftovers.is_empty(), "{syscall} #{n}: {leftovers:?}");
+            }
+        }
+    }
+    assert!(
+        killed_runs > 0,
+        "no run was killed: the sweep tested nothing"
+    );
+    eprintln!("client revoke: {killed_runs} runs killed mid-way; no revocation lost");
+}
