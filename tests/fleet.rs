@@ -420,6 +420,16 @@ fn with_several_servers_the_one_meant_must_be_named() {
     let audit: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
     let servers = audit.to_string().matches("servers/").count();
     assert!(servers >= 2, "{audit:#}");
+    // A new CA re-issues every server; each folder keeps its configuration.
+    let config = read(&pki.join("servers/b/daemon.json"));
+    let out = ok_in(&pki, &["rotate", "--ca"]);
+    assert!(
+        out.contains("re-issued server a") && out.contains("re-issued server b"),
+        "{out}"
+    );
+    assert_eq!(read(&pki.join("servers/b/daemon.json")), config);
+    assert!(pki.join("servers/a/override.conf").is_file());
+    verify_ok(&pki);
     // remove: to the backup; then one server is left and nothing needs naming.
     let out = ok_in(&pki, &["server", "remove", "a"]);
     assert!(out.contains("removed server a"), "{out}");

@@ -115,7 +115,7 @@ fn a_ten_day_pki_is_renewed_once_when_due_and_never_flaps() {
     let message = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{message}");
     assert!(
-        message.starts_with("error: --within 10: server is valid for 10 days")
+        message.starts_with("error: --within 10: server docker.example.com is valid for 10 days")
             && message.contains("--days"),
         "{message}"
     );

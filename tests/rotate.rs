@@ -85,7 +85,7 @@ fn bad_input_changes_nothing() {
     // A dry run changes nothing either.
     let out = ok(&pki, &["rotate", "--all", "--dry-run"]);
     assert!(
-        out.contains("would re-issue server: --all")
+        out.contains("would re-issue server docker.example.com: --all")
             && out.contains("would re-issue client alice: --all"),
         "{out}"
     );

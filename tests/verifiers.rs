@@ -187,14 +187,14 @@ fn pkilint_finds_no_rfc5280_problem() {
         );
         for cert in [
             "ca/ca.pem",
-            "servers/example.com/server-cert.pem",
+            "servers/docker.example.com/server-cert.pem",
             "clients/client/cert.pem",
         ] {
             let (ok, text) = lint(&dir, "lint_pkix_cert", &[cert]);
             assert!(ok && text.trim().is_empty(), "{key_type} {cert}: {text}");
         }
         for leaf in [
-            "servers/example.com/server-cert.pem",
+            "servers/docker.example.com/server-cert.pem",
             "clients/client/cert.pem",
         ] {
             let (ok, text) = lint(

@@ -156,6 +156,14 @@ fn summary(
         .unwrap_or_default()
     };
     let sans: Vec<String> = plan.sans.iter().map(ToString::to_string).collect();
+    // The paths in one column, as wide as the longest (26 at least, as before many servers).
+    let width = pki
+        .clients
+        .iter()
+        .map(|(client, _)| Holder::client(client).cert().len())
+        .chain([Holder::server(name).cert().len(), 26])
+        .max()
+        .unwrap_or(26);
     let mut out = String::new();
     out.push_str(&format!(
         "Created a Docker TLS PKI in {} ({} keys)\n",
@@ -171,14 +179,14 @@ fn summary(
     }
     out.push('\n');
     out.push_str(&format!(
-        "  CA       {:<26} expires {}  ({}: keep offline)\n",
+        "  CA       {:<width$} expires {}  ({}: keep offline)\n",
         Holder::Ca.cert(),
         date(pki.ca.not_after),
         Holder::Ca.key()
     ));
     let server = Holder::server(name);
     out.push_str(&format!(
-        "  server   {:<26} expires {}  for {}\n",
+        "  server   {:<width$} expires {}  for {}\n",
         server.cert(),
         date(pki.server.not_after),
         sans.join(", ")
@@ -186,7 +194,7 @@ fn summary(
     for (name, client) in &pki.clients {
         let path = Holder::client(name).cert();
         out.push_str(&format!(
-            "  client   {path:<26} expires {}  user {name}\n",
+            "  client   {path:<width$} expires {}  user {name}\n",
             date(client.not_after)
         ));
     }
