@@ -406,3 +406,41 @@ fn revoke_survives_a_kill_at_any_write_or_rename() {
     );
     eprintln!("client revoke: {killed_runs} runs killed mid-way; no revocation lost");
 }
+
+#[test]
+fn remove_under_an_expired_ca_still_removes_and_says_it_did_not_revoke() {
+    let Some(faketime) = find_tool("faketime", "faketime runs remove after the CA's end") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(
+        &pki,
+        &[
+            "--host",
+            "docker.example.com",
+            "--client",
+            "alice,bob",
+            "--ca-days",
+            "30",
+            "--days",
+            "20",
+        ],
+    );
+    let out = Command::new(faketime)
+        .args(["-f", "+40d"])
+        .arg(env!("CARGO_BIN_EXE_dockertls"))
+        .arg("--dir")
+        .arg(&pki)
+        .args(["client", "remove", "bob"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", streams(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("NOT revoked") && stdout.contains("CA expired"),
+        "{stdout}"
+    );
+    assert!(!pki.join("clients/bob").exists());
+    assert!(!server_dirs(&pki)[0].join("crl.pem").exists());
+}

@@ -284,37 +284,47 @@ fn remove(
     workspace::require_pki(dir)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
-    check_ca_valid(&ca, now)?;
     let holder = Holder::client(&name);
     let mut ws = Workspace::open(dir, now)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
-    let leaf = read_client_cert(dir, &name)?;
     let mut state = load_state(&ws)?;
     let mut record = crate::store::authz::record(&state)?;
-    // Removed twice (a run killed after revoking, before moving the folder): revoked once.
-    if !record.is_revoked(&leaf.serial) {
-        record.revoked.push(Revocation {
-            serial: leaf.serial.clone(),
-            name: name.clone(),
-            at: now,
-            reason: Reason::CessationOfOperation,
-        });
-    }
     record.client_roles.remove(&name);
     state.clients.remove(&name);
-    let published = publish(&ws, &mut state, &mut record, &ca, now)?;
+    // An expired CA or an unreadable certificate cannot be put on a list: the folder still
+    // goes (as before revocation existed), and the report says it was not revoked.
+    let signable = check_ca_valid(&ca, now).and_then(|()| read_client_cert(dir, &name));
+    let revocation = match signable {
+        Ok(leaf) => {
+            // Removed twice (killed after revoking, before moving the folder): listed once.
+            if !record.is_revoked(&leaf.serial) {
+                record.revoked.push(Revocation {
+                    serial: leaf.serial.clone(),
+                    name: name.clone(),
+                    at: now,
+                    reason: Reason::CessationOfOperation,
+                });
+            }
+            let published = publish(&ws, &mut state, &mut record, &ca, now)?;
+            format!(
+                "revoked its certificate (serial {}): the dockertls authorization plugin refuses it once the new list is on each daemon host.\n{}\
+                 Without the plugin (dockertls install --authz), dockerd itself has no revocation: the certificate opens the daemon until {} for anyone who kept a copy.\n",
+                leaf.serial,
+                published.summary(),
+                date(leaf.not_after),
+            )
+        }
+        Err(why) => {
+            publish_policy(&ws, &mut state, &record)?;
+            format!("its certificate was NOT revoked: {}\n", why.message())
+        }
+    };
     let moved = ws.move_to_backup(&holder.folder())?;
     drop(ws);
-    let text = format!(
-        "removed client {name}: its files are in {}\n\
-         revoked its certificate (serial {}): the dockertls authorization plugin refuses it once the new list is on each daemon host.\n{}\
-         Without the plugin (dockertls install --authz), dockerd itself has no revocation: the certificate opens the daemon until {} for anyone who kept a copy.\n",
-        moved.display(),
-        leaf.serial,
-        published.summary(),
-        date(leaf.not_after),
-    );
-    Ok(Outcome::report(&text))
+    Ok(Outcome::report(&format!(
+        "removed client {name}: its files are in {}\n{revocation}",
+        moved.display()
+    )))
 }
 
 /// A client's certificate, read under the lock (its serial goes on the list).

@@ -151,9 +151,9 @@ pub(crate) fn publish_policy(
 /// `rotate`'s step, under its lock after its swaps. With `--revoke-old` (`grace_days`), the
 /// client certificates it replaced (`replaced`: name and old serial) are recorded as
 /// superseded, to be revoked once the grace has passed (at once for 0 days); whatever is due
-/// is revoked. Once authorization is in use (a CRL was signed, or roles), the CRL is signed
-/// again with `ca` (the new CA after `--ca`) and both files are written into every server
-/// folder: a server folder rotate swapped in was made without them. Returns what to report.
+/// is revoked. Once a CRL was signed, it is signed again with `ca` (the new CA after `--ca`);
+/// both files (or the policy alone, when roles are used without a CRL) are written into every
+/// server folder, so a folder `server add` made has them too. Returns what to report.
 pub(crate) fn republish(
     ws: &Workspace,
     ca: &Ca,
@@ -184,11 +184,17 @@ pub(crate) fn republish(
     for name in &due {
         out.push_str(&format!("revoked the replaced certificate of {name}\n"));
     }
-    let in_use = record.crl_number > 0 || record.roles_in_use() || !record.superseded.is_empty();
-    if !in_use && due.is_empty() {
-        return Ok(out);
+    // A list exists (or is needed now): signed again, by the CA that signs from now on.
+    if record.crl_number > 0 || !record.superseded.is_empty() || !due.is_empty() {
+        let published = publish(ws, &mut state, &mut record, ca, now)?;
+        out.push_str(&published.summary());
+    } else if record.roles_in_use() {
+        // Roles without a list: the policy only (the state is unchanged).
+        let policy = ServerFiles {
+            crl: None,
+            policy: record.policy(),
+        };
+        files::write_server_files(ws, &state, &policy)?;
     }
-    let published = publish(ws, &mut state, &mut record, ca, now)?;
-    out.push_str(&published.summary());
     Ok(out)
 }
