@@ -121,6 +121,27 @@ fn install_authz_puts_the_plugin_in_place() {
     let Some(h) = host() else {
         return;
     };
+    // The dry run lists every file, changes nothing.
+    let before = tree(&h.root);
+    let dry = dockertls()
+        .arg("--dir")
+        .arg(&h.pki)
+        .args(["install", "--authz", "--dry-run", "--root"])
+        .arg(&h.root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.status.success(), "{}", streams(&dry));
+    assert!(
+        text.contains("/etc/docker/tls/crl.pem (0444, root:root): a certificate revocation list"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ListenStream=/run/docker/plugins/dockertls.sock"),
+        "{text}"
+    );
+    assert!(text.contains("\"authorization-plugins\""), "{text}");
+    assert_eq!(tree(&h.root), before, "the dry run changed files");
     let out = install(&h);
     assert!(out.status.success(), "{}", streams(&out));
     let server = server_dir(&h.pki);

@@ -256,6 +256,8 @@ fn describe(file: &Planned) -> String {
     if file.secret || file.host_path.ends_with(".pem") {
         let what = if file.secret {
             "a private key, not shown"
+        } else if file.host_path.ends_with(crate::store::layout::CRL) {
+            "a certificate revocation list"
         } else {
             "a certificate"
         };
