@@ -117,6 +117,14 @@ fn revoke_puts_the_certificate_on_a_crl_openssl_checks() {
         let (ok_alice, why) = verify_with_crl(&openssl, &folder, &alice);
         assert!(ok_alice, "{why}");
     }
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&pki, &["client", "list", "--format", "json"])).unwrap();
+    let status = |i: usize| listed["clients"][i]["status"].as_str().unwrap().to_string();
+    assert_eq!(
+        (status(0), status(1)),
+        ("ok".into(), "revoked".into()),
+        "{listed}"
+    );
     let recorded = state(&pki);
     assert_eq!(recorded["revoked"][0]["name"], "bob");
     assert_eq!(recorded["revoked"][0]["reason"], "key-compromise");

@@ -213,12 +213,20 @@ fn check_names_are_new(dir: &Path, plan: &ClientAddPlan) -> Result<(), Error> {
 
 fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     workspace::require_pki(dir)?;
+    // Revocations, as recorded (read only: a list never migrates or writes anything).
+    let record = crate::store::registry::State::load(dir)
+        .ok()
+        .flatten()
+        .and_then(|state| crate::store::authz::record(&state).ok())
+        .unwrap_or_default();
     let mut rows = Vec::new();
     for name in state::client_names(dir) {
         match state::read_cert(dir, &Holder::client(&name)) {
             Ok(leaf) => {
                 let days = pki::days_left(now, leaf.not_after);
-                let status = if leaf.not_after < now {
+                let status = if record.is_revoked(&leaf.serial) {
+                    "revoked"
+                } else if leaf.not_after < now {
                     "expired"
                 } else if now < leaf.not_before {
                     "not-yet-valid"
@@ -357,7 +365,7 @@ fn revoke(
                 entry.serial,
                 date(entry.at)
             ))
-            .hint("to re-sign the list with new dates: dockertls crl refresh; to let the user in again: dockertls rotate --client NAME --all issues a new certificate")),
+            .hint(format!("to re-sign the list with new dates: dockertls crl refresh; to let the user in again: dockertls rotate --client {name} --all issues a new certificate"))),
             None => Ok(()),
         }
     };
