@@ -452,3 +452,58 @@ fn remove_under_an_expired_ca_still_removes_and_says_it_did_not_revoke() {
     assert!(!pki.join("clients/bob").exists());
     assert!(!server_dirs(&pki)[0].join("crl.pem").exists());
 }
+
+/// A PKI made by dockertls before many servers (format 1): the first revocation migrates it,
+/// then lists the certificate in the one server folder.
+#[test]
+fn revoke_on_a_pki_of_the_first_format() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    common::format1_pki(&pki);
+    let bob = dockertls::store::state::read_leaf(&pki.join("clients/bob/cert.pem"))
+        .unwrap()
+        .serial;
+    ok(&pki, &["client", "revoke", "bob"]);
+    let folders = server_dirs(&pki);
+    assert_eq!(folders.len(), 1);
+    assert_eq!(listed(&folders[0]), Some(vec![bob]));
+    common::verify_ok(&pki);
+}
+
+/// An encrypted CA key: the passphrase file unlocks it; without it (and no terminal) the
+/// revocation is refused and nothing changes.
+#[test]
+fn revoke_with_an_encrypted_ca_key() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    let pass = work.path().join("pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = common::dockertls()
+        .arg("--dir")
+        .arg(&pki)
+        .arg("--ca-passphrase-file")
+        .arg(&pass)
+        .args([
+            "init",
+            "--host",
+            "docker.example.com",
+            "--client",
+            "alice,bob",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", streams(&out));
+    ok(&pki, &["client", "role", "alice", "read-only"]);
+    refused(&pki, &["client", "revoke", "bob"], "encrypted");
+    let out = common::dockertls()
+        .arg("--dir")
+        .arg(&pki)
+        .arg("--ca-passphrase-file")
+        .arg(&pass)
+        .args(["client", "revoke", "bob"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(listed(&server_dirs(&pki)[0]).is_some_and(|s| s.len() == 1));
+}
