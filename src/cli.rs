@@ -140,6 +140,12 @@ pub enum Command {
     /// Create or update a docker context for a client (CA, certificate and key together);
     /// rotate keeps it in step.
     Context(ContextArgs),
+    /// The certificate revocation list the dockertls authorization plugin enforces.
+    #[command(subcommand)]
+    Crl(CrlCommand),
+    /// Custom roles for the dockertls authorization plugin (admin and read-only are built in).
+    #[command(subcommand)]
+    Role(RoleCommand),
 }
 
 // issue 14 (import): `import` and `context`.
@@ -443,6 +449,61 @@ pub struct DeployArgs {
     pub format: Format,
 }
 
+/// Why a certificate is revoked (RFC 5280 reason codes), for `client revoke --reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RevokeReason {
+    Unspecified,
+    KeyCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    PrivilegeWithdrawn,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrlCommand {
+    /// Re-sign the revocation list with new dates (where the CA key is; run it from a timer)
+    /// and write it, with the policy, into every server folder.
+    Refresh,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Define a role as an allow-list of METHOD /path rules.
+    Add(RoleAddArgs),
+    /// Delete a custom role that no client has.
+    Remove(RoleRemoveArgs),
+    /// List the roles and who has each.
+    List(RoleListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RoleAddArgs {
+    /// The role's name (letters, digits, '-', '_', '.').
+    #[arg(value_name = "ROLE")]
+    pub name: String,
+
+    /// A request the role allows: METHOD (GET, HEAD, POST, PUT, DELETE or *) and a path
+    /// pattern ('*' one segment, '**' once: any number of segments), e.g. 'GET /containers/**'
+    /// (repeatable).
+    #[arg(long = "allow", value_name = "RULE", required = true)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RoleRemoveArgs {
+    /// The custom role to delete.
+    #[arg(value_name = "ROLE")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RoleListArgs {
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Delete all but the newest N backup folders (they hold old private keys).
@@ -497,6 +558,11 @@ pub struct InstallArgs {
     /// Install DIR/servers/NAME [default: the only server of the PKI].
     #[arg(long, value_name = "NAME")]
     pub server: Option<String>,
+
+    /// Also put the dockertls authorization plugin in place: its systemd socket and service,
+    /// the revocation list and the policy, and "authorization-plugins" in daemon.json.
+    #[arg(long)]
+    pub authz: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -505,8 +571,34 @@ pub enum ClientCommand {
     Add(ClientAddArgs),
     /// List client certificates with their expiry.
     List(ClientListArgs),
-    /// Move a client's files to the backup (dockerd has no revocation: see the message).
+    /// Move a client's files to the backup and revoke its certificate.
     Remove(ClientRemoveArgs),
+    /// Revoke a client's certificate (its folder is kept): the authorization plugin refuses it.
+    Revoke(ClientRevokeArgs),
+    /// Give a client a role (admin, read-only, or one made with dockertls role add).
+    Role(ClientRoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientRevokeArgs {
+    /// The client whose certificate to revoke.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Why, as the revocation list records it.
+    #[arg(long, value_name = "REASON", value_enum, default_value_t = RevokeReason::Unspecified)]
+    pub reason: RevokeReason,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientRoleArgs {
+    /// The client.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The role: admin, read-only, or a custom role.
+    #[arg(value_name = "ROLE")]
+    pub role: String,
 }
 
 #[derive(Debug, Args)]
@@ -524,6 +616,10 @@ pub struct ClientAddArgs {
         allow_negative_numbers = true
     )]
     pub days: i64,
+
+    /// The role the authorization plugin gives them [default: admin].
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -600,6 +696,21 @@ pub struct RotateArgs {
     /// Say what would change and why, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Revoke the client certificates this run replaces, once --grace days have passed (by
+    /// the next rotate or crl refresh), so their users have time to take their new folders.
+    #[arg(long)]
+    pub revoke_old: bool,
+
+    /// Days before the replaced client certificates are revoked (0: at once).
+    #[arg(
+        long,
+        value_name = "DAYS",
+        requires = "revoke_old",
+        default_value_t = 7,
+        allow_negative_numbers = true
+    )]
+    pub grace: i64,
 }
 
 #[derive(Debug, Args)]

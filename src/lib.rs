@@ -16,11 +16,13 @@ macro_rules! eprintln {
 }
 
 pub mod audit;
+pub mod authz_policy;
 pub mod cli;
 pub mod commands;
 // Issue 12 (csr): certificate signing requests, `request` and `sign`.
 pub mod csr;
 pub mod deploy;
+pub mod crl;
 pub mod dockerd_hosts;
 pub mod dockerd_options;
 pub mod error;

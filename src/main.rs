@@ -87,6 +87,8 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         // issue 14 (import)
         cli::Command::Import(args) => commands::import::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Context(args) => commands::context::run(&cli.dir, args, now),
+        cli::Command::Crl(command) => commands::crl::run(&cli.dir, command, passphrase_file, now),
+        cli::Command::Role(command) => commands::role::run(&cli.dir, command, now),
     }
 }
 

@@ -531,6 +531,16 @@ pub struct Signed {
     pub cut_to_ca: bool,
 }
 
+impl Ca {
+    /// Signs a certificate revocation list with the CA's key (see `crl`).
+    pub fn sign_crl(
+        &self,
+        params: &rcgen::CertificateRevocationListParams,
+    ) -> Result<rcgen::CertificateRevocationList, rcgen::Error> {
+        params.signed_by(&self.issuer)
+    }
+}
+
 /// The RFC 8410 (PKCS#8 v1) prefix of an Ed25519 private key; the 32-byte seed follows.
 const ED25519_PKCS8_V1_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,

@@ -243,6 +243,9 @@ pub struct RotatePlan {
     pub dry_run: bool,
     /// How the input was read (normalised addresses).
     pub notes: Vec<String>,
+    /// `--revoke-old --grace DAYS` (issue 13): revoke the replaced client certificates after
+    /// that many days.
+    pub revoke_old: Option<i64>,
 }
 
 impl RotatePlan {
@@ -291,6 +294,10 @@ impl RotatePlan {
             allow,
             dry_run: args.dry_run,
             notes,
+            revoke_old: args
+                .revoke_old
+                .then(|| check_days("--grace", args.grace, 0))
+                .transpose()?,
         })
     }
 }

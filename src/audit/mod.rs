@@ -1,6 +1,7 @@
 //! `verify`'s engine: find cert dirs, run the checks on each, and report. Check ids and the
 //! JSON shape are a contract (see README).
 
+pub mod authz;
 pub mod checks;
 pub mod daemon_json;
 pub mod discover;

@@ -5,7 +5,13 @@ use std::path::Path;
 use ::time::OffsetDateTime;
 use serde_json::json;
 
-use crate::cli::{ClientAddArgs, ClientCommand, ClientListArgs, ClientRemoveArgs, Format};
+use crate::authz_policy;
+use crate::cli::{
+    ClientAddArgs, ClientCommand, ClientListArgs, ClientRemoveArgs, ClientRevokeArgs,
+    ClientRoleArgs, Format, RevokeReason,
+};
+use crate::commands::crl::{load_state, publish, publish_policy};
+use crate::crl::{Reason, Revocation};
 use crate::error::Error;
 use crate::findings::Outcome;
 use crate::names;
@@ -25,7 +31,9 @@ pub fn run(
     match command {
         ClientCommand::Add(args) => add(dir, args, passphrase_file, now),
         ClientCommand::List(args) => list(dir, args, now),
-        ClientCommand::Remove(args) => remove(dir, args, now),
+        ClientCommand::Remove(args) => remove(dir, args, passphrase_file, now),
+        ClientCommand::Revoke(args) => revoke(dir, args, passphrase_file, now),
+        ClientCommand::Role(args) => role(dir, args, now),
     }
 }
 
@@ -40,13 +48,22 @@ fn add(
     // Before asking for the passphrase, and again under the lock (another run may have added
     // the same name meanwhile).
     check_names_are_new(dir, &plan)?;
+    if let Some(role) = &args.role {
+        let state = crate::store::registry::open(dir, now)?;
+        check_role(&crate::store::authz::record(&state)?, role)?;
+    }
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     check_ca_can_sign(&ca, plan.days, now)?;
-    let issued = issue_clients(dir, &ca, &plan, now)?;
+    let (issued, roles) = issue_clients(dir, &ca, &plan, args.role.as_deref(), now)?;
     let mut out = String::new();
     for (name, not_after) in &issued {
+        let role = roles
+            .as_ref()
+            .and_then(|r| r.get(name))
+            .map(|r| format!(", role {r}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "added client {name}: {} (expires {})\n",
+            "added client {name}: {} (expires {}{role})\n",
             Pki::new(dir).client_dir(name).display(),
             date(*not_after)
         ));
@@ -102,15 +119,26 @@ pub(crate) fn check_ca_valid(ca: &Ca, now: OffsetDateTime) -> Result<(), Error> 
     Ok(())
 }
 
-/// Issues and stages every client of the plan, then moves each folder into clients/.
+/// Each client's role, once roles are in use.
+type Roles = Option<std::collections::BTreeMap<String, String>>;
+
+/// Issues and stages every client of the plan, then moves each folder into clients/. Once
+/// roles are in use (or with `role`), records each new client's role (`role`, else admin) and
+/// writes the policy into every server folder.
 fn issue_clients(
     dir: &Path,
     ca: &Ca,
     plan: &ClientAddPlan,
+    role: Option<&str>,
     now: OffsetDateTime,
-) -> Result<Vec<(String, OffsetDateTime)>, Error> {
+) -> Result<(Vec<(String, OffsetDateTime)>, Roles), Error> {
     let ws = Workspace::open(dir, now)?;
     check_names_are_new(dir, plan)?;
+    let mut state = load_state(&ws)?;
+    let mut record = crate::store::authz::record(&state)?;
+    if let Some(role) = role {
+        check_role(&record, role)?;
+    }
     let keys = pki::generate_keys(ca.key_type, plan.names.len()).map_err(|e| {
         Error::Failed(format!(
             "cannot generate {} {} keys: {e}; nothing was changed",
@@ -139,7 +167,29 @@ fn issue_clients(
     for (name, _) in &issued {
         ws.add(&Holder::client(name).folder())?;
     }
-    Ok(issued)
+    if role.is_none() && !record.roles_in_use() {
+        return Ok((issued, None));
+    }
+    // Everyone else keeps what they have (admin, on first use); the new clients get theirs.
+    let others: Vec<String> = state::client_names(dir)
+        .into_iter()
+        .filter(|n| !plan.names.contains(n))
+        .collect();
+    record.start_roles(&others);
+    for name in &plan.names {
+        let role = role.unwrap_or(authz_policy::ADMIN);
+        record.client_roles.insert(name.clone(), role.to_string());
+    }
+    publish_policy(&ws, &mut state, &record)?;
+    Ok((issued, Some(record.client_roles)))
+}
+
+/// Refuses a role that is not defined, with the roles there are.
+fn check_role(record: &authz_policy::Record, role: &str) -> Result<(), Error> {
+    record.check_role_exists(role).map_err(|why| {
+        Error::refused(format!("--role {role}: {why}"))
+            .hint("define it with dockertls role add ROLE --allow 'METHOD /path', or use admin or read-only")
+    })
 }
 
 /// Refuses a name that is taken already, whatever its case.
@@ -172,13 +222,21 @@ fn list(dir: &Path, args: &ClientListArgs, now: OffsetDateTime) -> Result<Outcom
             .is_some_and(|e| e.key == crate::store::registry::KeyPlace::Elsewhere);
         if elsewhere { "elsewhere" } else { "here" }
     };
+    // Revocations, as recorded (read only: a list never migrates or writes anything).
+    let record = crate::store::registry::State::load(dir)
+        .ok()
+        .flatten()
+        .and_then(|state| crate::store::authz::record(&state).ok())
+        .unwrap_or_default();
     let mut rows = Vec::new();
     for name in state::client_names(dir) {
         let key = key_place(&name);
         match state::read_cert(dir, &Holder::client(&name)) {
             Ok(leaf) => {
                 let days = pki::days_left(now, leaf.not_after);
-                let status = if leaf.not_after < now {
+                let status = if record.is_revoked(&leaf.serial) {
+                    "revoked"
+                } else if leaf.not_after < now {
                     "expired"
                 } else if now < leaf.not_before {
                     "not-yet-valid"
@@ -244,24 +302,164 @@ fn status_text(row: &serde_json::Value) -> String {
     }
 }
 
-fn remove(dir: &Path, args: &ClientRemoveArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
+fn remove(
+    dir: &Path,
+    args: &ClientRemoveArgs,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
     workspace::require_pki(dir)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    let (ca, _) = state::load_ca(dir, passphrase_file)?;
     let holder = Holder::client(&name);
-    let leaf = state::read_cert(dir, &holder).ok();
     let mut ws = Workspace::open(dir, now)?;
+    state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    let mut state = load_state(&ws)?;
+    let mut record = crate::store::authz::record(&state)?;
+    record.client_roles.remove(&name);
+    state.clients.remove(&name);
+    // An expired CA or an unreadable certificate cannot be put on a list: the folder still
+    // goes (as before revocation existed), and the report says it was not revoked.
+    let signable = check_ca_valid(&ca, now).and_then(|()| read_client_cert(dir, &name));
+    let revocation = match signable {
+        Ok(leaf) => {
+            // Removed twice (killed after revoking, before moving the folder): listed once.
+            if !record.is_revoked(&leaf.serial) {
+                record.revoked.push(Revocation {
+                    serial: leaf.serial.clone(),
+                    name: name.clone(),
+                    at: now,
+                    reason: Reason::CessationOfOperation,
+                });
+            }
+            let published = publish(&ws, &mut state, &mut record, &ca, now)?;
+            format!(
+                "revoked its certificate (serial {}): the dockertls authorization plugin refuses it once the new list is on each daemon host.\n{}\
+                 Without the plugin (dockertls install --authz), dockerd itself has no revocation: the certificate opens the daemon until {} for anyone who kept a copy.\n",
+                leaf.serial,
+                published.summary(),
+                date(leaf.not_after),
+            )
+        }
+        Err(why) => {
+            publish_policy(&ws, &mut state, &record)?;
+            format!("its certificate was NOT revoked: {}\n", why.message())
+        }
+    };
     let moved = ws.move_to_backup(&holder.folder())?;
     drop(ws);
-    let until = leaf
-        .map(|l| format!(" until {}", date(l.not_after)))
-        .unwrap_or_default();
-    let text = format!(
-        "removed client {name}: its files are in {}\n\
-         dockerd has no certificate revocation: that certificate still opens the daemon{until}, for anyone who kept a copy.\n\
-         To shut it out now, replace the CA (dockertls rotate --ca, then restart dockerd and give every other client its new folder),\n\
-         or deny the user {name} in an authorization plugin (the plugin sees the certificate's CN).\n",
+    Ok(Outcome::report(&format!(
+        "removed client {name}: its files are in {}\n{revocation}",
         moved.display()
-    );
-    Ok(Outcome::report(&text))
+    )))
+}
+
+/// A client's certificate, read under the lock (its serial goes on the list).
+fn read_client_cert(dir: &Path, name: &str) -> Result<state::Leaf, Error> {
+    state::read_cert(dir, &Holder::client(name)).map_err(|e| {
+        Error::refused(format!(
+            "cannot read the certificate of client {name}: {}",
+            e.message()
+        ))
+        .hint("restore clients/NAME/cert.pem from DIR/backup/, or replace the CA with dockertls rotate --ca to shut every old certificate out")
+    })
+}
+
+/// `client revoke NAME`: the certificate goes on the list; the folder stays (for the record,
+/// or to see what was revoked).
+fn revoke(
+    dir: &Path,
+    args: &ClientRevokeArgs,
+    passphrase_file: Option<&Path>,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
+    workspace::require_pki(dir)?;
+    state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    let leaf = read_client_cert(dir, &name)?;
+    let already = |record: &authz_policy::Record| -> Result<(), Error> {
+        match record.revoked.iter().find(|r| r.serial == leaf.serial) {
+            Some(entry) => Err(Error::refused(format!(
+                "client {name} is revoked already (serial {}, on {})",
+                entry.serial,
+                date(entry.at)
+            ))
+            .hint(format!("to re-sign the list with new dates: dockertls crl refresh; to let the user in again: dockertls rotate --client {name} --all issues a new certificate"))),
+            None => Ok(()),
+        }
+    };
+    already(&crate::store::authz::record(
+        &crate::store::registry::open(dir, now)?,
+    )?)?;
+    let (ca, _) = state::load_ca(dir, passphrase_file)?;
+    check_ca_valid(&ca, now)?;
+    let ws = Workspace::open(dir, now)?;
+    let leaf = read_client_cert(dir, &name)?;
+    let mut state = load_state(&ws)?;
+    let mut record = crate::store::authz::record(&state)?;
+    already(&record)?;
+    record.revoked.push(Revocation {
+        serial: leaf.serial.clone(),
+        name: name.clone(),
+        at: now,
+        reason: reason(args.reason),
+    });
+    let published = publish(&ws, &mut state, &mut record, &ca, now)?;
+    Ok(Outcome::report(&format!(
+        "revoked client {name} (serial {}, reason {}); its folder {} is kept\n{}",
+        leaf.serial,
+        reason(args.reason).name(),
+        Pki::new(dir).client_dir(&name).display(),
+        published.summary()
+    )))
+}
+
+fn reason(reason: RevokeReason) -> Reason {
+    match reason {
+        RevokeReason::Unspecified => Reason::Unspecified,
+        RevokeReason::KeyCompromise => Reason::KeyCompromise,
+        RevokeReason::AffiliationChanged => Reason::AffiliationChanged,
+        RevokeReason::Superseded => Reason::Superseded,
+        RevokeReason::CessationOfOperation => Reason::CessationOfOperation,
+        RevokeReason::PrivilegeWithdrawn => Reason::PrivilegeWithdrawn,
+    }
+}
+
+/// `client role NAME ROLE`: no CA key needed (the policy is not signed).
+fn role(dir: &Path, args: &ClientRoleArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
+    let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
+    workspace::require_pki(dir)?;
+    state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    let ws = Workspace::open(dir, now)?;
+    state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    let mut state = load_state(&ws)?;
+    let mut record = crate::store::authz::record(&state)?;
+    check_role(&record, &args.role).map_err(|e| {
+        Error::refused(e.message().replacen("--role ", "", 1))
+            .hint("define it with dockertls role add ROLE --allow 'METHOD /path', or use admin or read-only")
+    })?;
+    let first_use = !record.roles_in_use();
+    record
+        .set_role(&state::client_names(dir), &name, &args.role)
+        .map_err(Error::Refused)?;
+    let folders = publish_policy(&ws, &mut state, &record)?;
+    let mut out = format!("client {name} has the role {}\n", args.role);
+    if first_use {
+        out.push_str("roles are now in use: every other client was recorded as admin (what they were); a client without a role is refused\n");
+    }
+    out.push_str(&policy_written(&folders));
+    Ok(Outcome::report(&out))
+}
+
+/// Where the policy went, and the next step.
+pub(crate) fn policy_written(folders: &[std::path::PathBuf]) -> String {
+    let list: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
+    if list.is_empty() {
+        return "no server folder yet: the policy goes into each one as it is made\n".into();
+    }
+    format!(
+        "wrote the policy into {}\nnext: put each server folder on its host (dockertls install --authz there, or deploy): the plugin reloads it within a second\n",
+        list.join(", ")
+    )
 }

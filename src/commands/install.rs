@@ -24,7 +24,8 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
         out.push_str("next: systemctl daemon-reload && systemctl restart docker\n");
         return Ok(Outcome::report(&out));
     }
-    let source = source(dir, args)?;
+    let mut source = source(dir, args)?;
+    source.authz = args.authz;
     // The PKI it installs from must not be changeable by anyone else (checked again before
     // anything is written).
     check_source_trusted(&source)?;
@@ -85,11 +86,19 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
             pki,
             args.restart_command.as_deref(),
             plan.listen_port,
+            args.authz,
             now,
         )?);
     } else {
+        // The plugin's socket before docker: a dockerd whose daemon.json names a plugin it
+        // cannot reach exits at start.
+        let socket = if args.authz {
+            format!(" && systemctl enable --now {}", install::authz::SOCKET_NAME)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "next: systemctl daemon-reload && systemctl restart docker, then from a client: dockertls probe tcp://HOST:{} --client NAME\n",
+            "next: systemctl daemon-reload{socket} && systemctl restart docker, then from a client: dockertls probe tcp://HOST:{} --client NAME\n",
             plan.listen_port
         ));
     }
@@ -266,6 +275,8 @@ fn describe(file: &Planned) -> String {
     if file.secret || file.host_path.ends_with(".pem") {
         let what = if file.secret {
             "a private key, not shown"
+        } else if file.host_path.ends_with(crate::store::layout::CRL) {
+            "a certificate revocation list"
         } else {
             "a certificate"
         };
@@ -377,12 +388,21 @@ fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
 
 /// The commands that restart dockerd: systemctl, or the operator's `--restart-command` (split
 /// as a shell would, run without one: for hosts without systemd, and tests).
-fn restart_commands(command: Option<&str>) -> Result<Vec<Vec<String>>, Error> {
+/// With `authz`, the plugin's socket is started before docker: a dockerd whose daemon.json
+/// names a plugin it cannot reach exits at start.
+fn restart_commands(command: Option<&str>, authz: bool) -> Result<Vec<Vec<String>>, Error> {
     let Some(command) = command else {
-        return Ok(vec![
-            vec!["systemctl".into(), "daemon-reload".into()],
-            vec!["systemctl".into(), "restart".into(), "docker".into()],
-        ]);
+        let mut steps = vec![vec!["systemctl".into(), "daemon-reload".into()]];
+        if authz {
+            steps.push(vec![
+                "systemctl".into(),
+                "enable".into(),
+                "--now".into(),
+                install::authz::SOCKET_NAME.into(),
+            ]);
+        }
+        steps.push(vec!["systemctl".into(), "restart".into(), "docker".into()]);
+        return Ok(steps);
     };
     match shell_words::split(command) {
         Ok(words) if !words.is_empty() && !command.chars().any(char::is_control) => Ok(vec![words]),
@@ -399,10 +419,11 @@ fn restart(
     dir: Option<&Path>,
     command: Option<&str>,
     port: u16,
+    authz: bool,
     now: OffsetDateTime,
 ) -> Result<String, Error> {
     let mut out = String::new();
-    for args in restart_commands(command)? {
+    for args in restart_commands(command, authz)? {
         let shown = shell_words::join(&args);
         match Command::new(&args[0]).args(&args[1..]).output() {
             Ok(o) if o.status.success() => out.push_str(&format!("ran {shown}\n")),

@@ -5,6 +5,7 @@ pub mod client;
 // issue 14 (import)
 pub mod context;
 pub mod deploy;
+pub mod crl;
 pub mod env;
 // issue 14 (import)
 pub mod import;
@@ -13,6 +14,7 @@ pub mod install;
 pub mod probe;
 // Issue 12 (csr).
 pub mod request;
+pub mod role;
 pub mod rotate;
 pub mod server;
 pub mod sign;

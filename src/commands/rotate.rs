@@ -451,6 +451,7 @@ fn execute(
     ws.back_up_all(&folders)?;
     ws.swap_in_all(&folders)?;
     let backup = ws.backup_dir()?;
+    let authz = revocations(&ws, &ca, plan, selection, now, notices);
     // Everything is in place: only now are old backups (and their old keys) deleted. The
     // rotation is done whatever happens here: a failure to prune is a warning, not an error.
     let pruned = ws.prune_backups(plan.keep_backups).unwrap_or_else(|err| {
@@ -470,6 +471,7 @@ fn execute(
         backup,
     };
     let mut text = report(dir, &done, selection);
+    text.push_str(&authz);
     if !pruned.removed.is_empty() {
         text.push_str(&crate::commands::backup::report(&pruned));
     }
@@ -479,6 +481,38 @@ fn execute(
     text.push_str(&contexts);
     notices.extend(warnings.into_iter().map(Notice::Warning));
     Ok(text)
+}
+
+/// Issue 13, after the swaps: `--revoke-old` records the replaced client certificates (revoked
+/// after the grace), what is due is revoked, and the CRL and policy are written again into
+/// every server folder (signed by the new CA after `--ca`). The rotation is done whatever
+/// happens here: a failure is a warning with the command that finishes it.
+fn revocations(
+    ws: &Workspace,
+    ca: &Ca,
+    plan: &RotatePlan,
+    selection: &Selection,
+    now: OffsetDateTime,
+    notices: &mut Vec<Notice>,
+) -> String {
+    let replaced: Vec<(String, String)> = selection
+        .items
+        .iter()
+        .filter_map(|i| Some((i.holder.client_name()?.to_string(), i.leaf.serial.clone())))
+        .collect();
+    crate::commands::crl::republish(ws, ca, &replaced, plan.revoke_old, now).unwrap_or_else(
+        |err| {
+            notices.push(Notice::Warning(format!(
+                "the new certificates are in place, but the revocation list was not updated: {err}; fix that, then run dockertls crl refresh{}",
+                if plan.revoke_old.is_some() {
+                    " (the replaced certificates may not be recorded for revocation: look for \"superseded\" in dockertls.json)"
+                } else {
+                    ""
+                }
+            )));
+            String::new()
+        },
+    )
 }
 
 /// The CA that signs: a new one with --ca (with the old key's passphrase, if it had one), else

@@ -113,8 +113,22 @@ fn add(
     );
     // The commit point: from here on the server exists.
     state.save(&ws)?;
+    // Issue 13: the new folder gets the revocation list and the policy, once they are used.
+    let authz = crate::commands::crl::republish(&ws, &ca, &[], None, now);
     drop(ws);
-    Ok(Outcome::report(&added(dir, &name, &plan, &issued)))
+    let mut text = added(dir, &name, &plan, &issued);
+    let mut warning = None;
+    match authz {
+        Ok(more) => text.push_str(&more),
+        Err(err) => {
+            warning = Some(crate::findings::Notice::Warning(format!(
+                "the server is added, but its revocation list and policy were not written: {err}; fix that, then run dockertls crl refresh"
+            )))
+        }
+    }
+    let mut outcome = Outcome::report(&text);
+    outcome.notices.extend(warning);
+    Ok(outcome)
 }
 
 /// Issues the server certificate and stages servers/NAME whole.

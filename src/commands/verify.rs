@@ -145,6 +145,8 @@ fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport,
     {
         check_config_folder(&real, &mut findings);
     }
+    // Issue 13: the authorization plugin and its revocation list.
+    crate::audit::authz::judge(&bytes, &name.to_string(), options.now, &mut findings);
     let Some(files) = daemon_json::judge(&bytes, &name.to_string(), &mut findings) else {
         return Ok(empty(findings));
     };

@@ -3,6 +3,7 @@
 //! daemon host, merged with what is there (pure: unit-tested without a file system); the
 //! `transaction` applies it (driven by `commands::install`).
 
+pub mod authz;
 pub mod confined;
 pub mod daemon_json;
 // eco (issue 14): install --rollback.
@@ -191,6 +192,8 @@ pub struct Source {
     pub folder: String,
     /// daemon.json, relative to `root`.
     pub daemon_json: String,
+    /// `install --authz` (issue 13): also the plugin, its units, the CRL and the policy.
+    pub authz: bool,
 }
 
 impl Source {
@@ -200,6 +203,7 @@ impl Source {
             root: folder.to_path_buf(),
             folder: String::new(),
             daemon_json: layout::DAEMON_JSON.to_string(),
+            authz: false,
         }
     }
 
@@ -213,6 +217,7 @@ impl Source {
                 crate::store::Holder::server(name).folder(),
                 layout::DAEMON_JSON
             ),
+            authz: false,
         }
     }
 
@@ -222,6 +227,7 @@ impl Source {
             root: dir.to_path_buf(),
             folder: layout::Legacy::SERVER_DIR.to_string(),
             daemon_json: layout::Legacy::DAEMON_JSON.to_string(),
+            authz: false,
         }
     }
 
@@ -371,6 +377,8 @@ pub struct HostRead {
     existing: std::collections::BTreeMap<String, FileRead>,
     /// docker.service, its drop-ins and environment.
     units: systemd::UnitFiles,
+    /// `install --authz`: the CRL, the policy and the plugin's units.
+    authz: Option<authz::AuthzRead>,
 }
 
 /// The host path `ours` gives for `key` ("tlscert"...): checked to be a string by `our_keys`.
@@ -408,6 +416,15 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
     if let Some(file) = read_existing(root, DROPIN)? {
         existing.insert(DROPIN.to_string(), file);
     }
+    let authz = match source.authz {
+        true => {
+            let ca = tls_path(&ours, "tlscacert");
+            let read = authz::read(&pki, &source.folder, &server[0], &ca, root, now)?;
+            notes.extend(read.notes.iter().cloned());
+            Some(read)
+        }
+        false => None,
+    };
     Ok(HostRead {
         pki_daemon_json,
         ours,
@@ -415,6 +432,7 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
         server,
         existing,
         units,
+        authz,
     })
 }
 
@@ -422,11 +440,12 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
 pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
     let HostRead {
         pki_daemon_json,
-        ours,
+        mut ours,
         notes,
         server,
         mut existing,
         units,
+        authz,
     } = read;
     let listen_port = listen_port(&ours);
     let paths: Vec<String> = TLS_FILES
@@ -463,6 +482,17 @@ pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
         })
         .collect();
     let daemon_existing = existing.remove(DAEMON_JSON);
+    if let Some(read) = authz {
+        // Issue 13: the CRL, the policy, the plugin's units and docker's drop-in, switched
+        // before daemon.json, which names the plugin.
+        let ca_dir = Path::new(&tls_path(&ours, "tlscacert"))
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        files.extend(authz::planned(read, &ca_dir));
+        let plugins = authz::plugins_for(daemon_existing.as_ref())?;
+        ours.insert(authz::DAEMON_KEY.to_string(), plugins);
+    }
     let merged = merge_daemon_json(daemon_existing.as_ref(), &ours, force)?;
     // The unit and every drop-in and environment file that feeds ExecStart, as systemd
     // assembles them; refuses what would make dockerd fail to start with our daemon.json.
@@ -512,11 +542,16 @@ fn merge_daemon_json(
         })?),
         None => None,
     };
-    let merged = daemon_json::merge(existing_text, ours).map_err(|why| {
+    let mut merged = daemon_json::merge(existing_text, ours).map_err(|why| {
         Error::Refused(format!(
             "{DAEMON_JSON} {why}; fix it first, nothing was changed"
         ))
     })?;
+    // `install --authz` adds dockertls to the plugins daemon.json names, keeping them: not a
+    // value replaced.
+    merged
+        .conflicts
+        .retain(|(key, _, _)| key != authz::DAEMON_KEY);
     if !merged.conflicts.is_empty() && !force {
         let list: Vec<String> = merged
             .conflicts
@@ -565,6 +600,7 @@ mod tests {
                 .into_iter()
                 .map(|(path, f)| (path.to_string(), f))
                 .collect(),
+            authz: None,
             units: systemd::UnitFiles::from_texts(
                 ("/lib/systemd/system/docker.service", UNIT),
                 &[],

@@ -25,6 +25,7 @@ use crate::error::{Error, io_failed};
 use crate::pki::Issued;
 use crate::secret::Passphrase;
 
+pub mod authz;
 pub mod layout;
 pub mod registry;
 pub mod state;

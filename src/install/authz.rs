@@ -1,0 +1,315 @@
+//! `install --authz`: what puts the dockertls authorization plugin in place on the daemon host
+//! (pure: the unit texts and the daemon.json value; `install::plan` adds them to the plan).
+//!
+//! dockerd refuses every API call, the local socket's too, while a plugin it names does not
+//! answer, and a dockerd started while the plugin's socket is missing exits. So the plugin is
+//! socket-activated: systemd holds `/run/docker/plugins/dockertls.sock` open from boot (calls
+//! queue while the service restarts), docker.service requires and starts after that socket,
+//! and install switches daemon.json (which names the plugin) only after the units are in place.
+
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::store::layout::{AUTHZ_POLICY, CRL};
+
+/// The plugin's name: dockerd finds it as /run/docker/plugins/NAME.sock.
+pub const PLUGIN: &str = "dockertls";
+/// The socket dockerd dials.
+pub const SOCKET_PATH: &str = "/run/docker/plugins/dockertls.sock";
+/// The socket unit (host path).
+pub const SOCKET_UNIT: &str = "/etc/systemd/system/dockertls-authz.socket";
+/// The service unit (host path).
+pub const SERVICE_UNIT: &str = "/etc/systemd/system/dockertls-authz.service";
+/// docker.service's drop-in ordering it after the plugin's socket (host path). Its own file,
+/// beside zz-dockertls.conf, so `install` without --authz never touches it.
+pub const DOCKER_DROPIN: &str = "/etc/systemd/system/docker.service.d/zz-dockertls-authz.conf";
+/// daemon.json's key naming the plugins.
+pub const DAEMON_KEY: &str = "authorization-plugins";
+/// The socket unit's name (for systemctl).
+pub const SOCKET_NAME: &str = "dockertls-authz.socket";
+
+/// The socket unit.
+pub fn socket_unit() -> String {
+    format!(
+        "# Written by dockertls install --authz: the authorization plugin's socket, held by systemd\n\
+         # so dockerd finds it from boot and its calls wait (not fail) while the plugin restarts.\n\
+         [Unit]\n\
+         Description=dockertls authorization plugin socket for dockerd\n\
+         Before=docker.service\n\
+         \n\
+         [Socket]\n\
+         ListenStream={SOCKET_PATH}\n\
+         SocketUser=root\n\
+         SocketGroup=root\n\
+         SocketMode=0600\n\
+         DirectoryMode=0700\n\
+         \n\
+         [Install]\n\
+         WantedBy=sockets.target\n"
+    )
+}
+
+/// The service unit: `dockertls authz serve` from `binary`, reading `tls_dir`. Root without
+/// any capability (it owns the 0700 TLS folder), with no network and a read-only system.
+pub fn service_unit(binary: &str, tls_dir: &str) -> String {
+    format!(
+        "# Written by dockertls install --authz: the authorization plugin (see {SOCKET_UNIT}).\n\
+         [Unit]\n\
+         Description=dockertls authorization plugin for dockerd (revocation, roles, audit log)\n\
+         Requires={SOCKET_NAME}\n\
+         After={SOCKET_NAME}\n\
+         \n\
+         [Service]\n\
+         ExecStart={binary} authz serve --socket {SOCKET_PATH} --tls-dir {tls_dir}\n\
+         Restart=always\n\
+         RestartSec=100ms\n\
+         CapabilityBoundingSet=\n\
+         NoNewPrivileges=yes\n\
+         ProtectSystem=strict\n\
+         ProtectHome=yes\n\
+         PrivateTmp=yes\n\
+         PrivateDevices=yes\n\
+         PrivateNetwork=yes\n\
+         RestrictAddressFamilies=AF_UNIX\n\
+         ProtectKernelTunables=yes\n\
+         ProtectKernelModules=yes\n\
+         ProtectControlGroups=yes\n\
+         LockPersonality=yes\n\
+         RestrictRealtime=yes\n\
+         SystemCallArchitectures=native\n"
+    )
+}
+
+/// docker.service's drop-in: the plugin's socket first, and docker goes when it goes.
+pub fn docker_dropin() -> String {
+    format!(
+        "# Written by dockertls install --authz: dockerd exits if the plugin its daemon.json names\n\
+         # is missing at start, and refuses every call while it does not answer.\n\
+         [Unit]\n\
+         Requires={SOCKET_NAME}\n\
+         After={SOCKET_NAME}\n"
+    )
+}
+
+/// The `authorization-plugins` value daemon.json gets: the plugins it names already, then
+/// dockertls (dockerd asks each in turn; every one must allow). None when it is not a list of
+/// names (refused by the caller).
+pub fn plugins_value(existing: Option<&Value>) -> Option<Value> {
+    let mut names: Vec<Value> = match existing {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items.clone(),
+        Some(_) => return None,
+    };
+    if !names.iter().any(|n| n == PLUGIN) {
+        names.push(Value::String(PLUGIN.into()));
+    }
+    Some(Value::Array(names))
+}
+
+/// Refuses a binary path systemd would split or misread in ExecStart (`tls_dir` likewise).
+pub fn check_exec_path(what: &str, path: &str) -> Result<(), String> {
+    let plain = path.starts_with('/')
+        && path
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '\\' | '"' | '\'' | '$' | '%' | ';'));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {path}: the plugin's unit names it in ExecStart, which needs an absolute path without spaces, quotes, '\\', '$', '%' or ';'"
+        ))
+    }
+}
+
+/// What `install --authz` read: the server folder's CRL and policy (checked against the ca.pem
+/// being installed) and the host's current version of every file it writes. No `Debug`, as the
+/// rest of install's reads.
+pub struct AuthzRead {
+    crl: Vec<u8>,
+    policy: Option<Vec<u8>>,
+    binary: String,
+    existing: std::collections::BTreeMap<String, super::FileRead>,
+    /// Said before the work (a CRL past its nextUpdate).
+    pub notes: Vec<String>,
+}
+
+/// The host paths `install --authz` writes, besides the TLS files, in switch order.
+fn unit_paths() -> [&'static str; 3] {
+    [SOCKET_UNIT, SERVICE_UNIT, DOCKER_DROPIN]
+}
+
+/// Reads the CRL and policy of the server folder `folder` (relative to `pki`; "" for the
+/// folder itself) and what the host has at every path install --authz writes. The CRL must be
+/// signed by `ca` (the ca.pem being installed at `ca_path`, whose folder the plugin reads): a
+/// CRL the plugin would refuse is not installed.
+pub fn read(
+    pki: &super::Root,
+    folder: &str,
+    ca: &[u8],
+    ca_path: &str,
+    host: &super::Root,
+    now: ::time::OffsetDateTime,
+) -> Result<AuthzRead, Error> {
+    let (tls_dir, ca_name) = ca_path.rsplit_once('/').unwrap_or(("", ca_path));
+    if ca_name != crate::store::layout::CA_CERT {
+        return Err(Error::Refused(format!(
+            "\"tlscacert\" is {ca_path}: the plugin reads ca.pem, crl.pem and authz.json from one folder, so install --authz needs the CA at FOLDER/ca.pem (init --install-dir FOLDER)"
+        )));
+    }
+    let path = |name: &str| {
+        if folder.is_empty() {
+            name.to_string()
+        } else {
+            format!("{folder}/{name}")
+        }
+    };
+    let crl_path = path(CRL);
+    let crl = pki
+        .read(&crl_path, super::Links::Refuse)?
+        .ok_or_else(|| {
+            Error::refused(format!(
+                "{} is missing: install --authz puts the revocation list in place with the plugin",
+                pki.shown(&crl_path).display()
+            ))
+            .hint("on the machine with the CA run dockertls crl refresh, then bring the server folder here again")
+        })?;
+    let info = crate::crl::read(&crl.contents, ca).map_err(|why| {
+        Error::refused(format!(
+            "{} {why}: the plugin would not use it; nothing was changed",
+            pki.shown(&crl_path).display()
+        ))
+        .hint("on the machine with the CA run dockertls crl refresh, then bring the server folder here again")
+    })?;
+    let mut notes = Vec::new();
+    if info.next_update.is_some_and(|next| next < now) {
+        notes.push(format!(
+            "{} is past its nextUpdate: it still revokes what it lists; renew it with dockertls crl refresh where the CA is",
+            pki.shown(&crl_path).display()
+        ));
+    }
+    let policy_path = path(AUTHZ_POLICY);
+    let policy = pki.read(&policy_path, super::Links::Refuse)?;
+    if let Some(file) = &policy {
+        check_policy(&file.contents).map_err(|why| {
+            Error::refused(format!("{} {why}", pki.shown(&policy_path).display()))
+                .hint("make it again with dockertls client role or role add where the PKI is")
+        })?;
+    }
+    let binary = std::env::current_exe()
+        .map_err(|e| Error::Failed(format!("cannot tell where this dockertls is: {e}")))?
+        .display()
+        .to_string();
+    check_exec_path("this dockertls binary is at", &binary).map_err(Error::Refused)?;
+    check_exec_path("the TLS folder", tls_dir).map_err(Error::Refused)?;
+    let mut existing = std::collections::BTreeMap::new();
+    let targets = [
+        format!("{tls_dir}/{CRL}"),
+        format!("{tls_dir}/{AUTHZ_POLICY}"),
+    ];
+    for host_path in targets.iter().map(String::as_str).chain(unit_paths()) {
+        if let Some(file) = super::read_existing(host, host_path)? {
+            existing.insert(host_path.to_string(), file);
+        }
+    }
+    Ok(AuthzRead {
+        crl: crl.contents.to_vec(),
+        policy: policy.map(|p| p.contents.to_vec()),
+        binary,
+        existing,
+        notes,
+    })
+}
+
+/// The `authorization-plugins` value for daemon.json as it is now (`existing`), refused when
+/// it is not a list of names.
+pub fn plugins_for(existing: Option<&super::FileRead>) -> Result<Value, Error> {
+    let current = existing
+        .and_then(|file| serde_json::from_slice::<Value>(&file.contents).ok())
+        .and_then(|value| value.get(DAEMON_KEY).cloned());
+    plugins_value(current.as_ref()).ok_or_else(|| {
+        Error::refused(format!(
+            "{} has \"{DAEMON_KEY}\" that is not a list of plugin names: install --authz adds \"{PLUGIN}\" to that list; nothing was changed",
+            super::DAEMON_JSON
+        ))
+        .hint(format!("write it as a list, e.g. \"{DAEMON_KEY}\": [\"NAME\"], then run install again"))
+    })
+}
+
+/// A policy file the plugin would use: JSON, format 1, with a `clients` object.
+fn check_policy(bytes: &[u8]) -> Result<(), String> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("is not JSON ({e}): the plugin would not use it"))?;
+    if value["format"] != crate::authz_policy::POLICY_FORMAT || !value["clients"].is_object() {
+        return Err("is not a dockertls policy of format 1: the plugin would not use it".into());
+    }
+    Ok(())
+}
+
+/// The files install --authz writes, in switch order: the CRL and the policy beside ca.pem,
+/// then the units, then docker.service's drop-in (daemon.json, which names the plugin, comes
+/// after all of them).
+pub fn planned(read: AuthzRead, tls_dir: &str) -> Vec<super::Planned> {
+    let AuthzRead {
+        crl,
+        policy,
+        binary,
+        mut existing,
+        ..
+    } = read;
+    let mut files = vec![(format!("{tls_dir}/{CRL}"), crl, 0o444)];
+    if let Some(policy) = policy {
+        files.push((format!("{tls_dir}/{AUTHZ_POLICY}"), policy, 0o444));
+    }
+    files.push((SOCKET_UNIT.into(), socket_unit().into_bytes(), 0o644));
+    files.push((
+        SERVICE_UNIT.into(),
+        service_unit(&binary, tls_dir).into_bytes(),
+        0o644,
+    ));
+    files.push((DOCKER_DROPIN.into(), docker_dropin().into_bytes(), 0o644));
+    files
+        .into_iter()
+        .map(|(host_path, contents, mode)| super::Planned {
+            existing: existing.remove(&host_path),
+            host_path,
+            contents: zeroize::Zeroizing::new(contents),
+            mode,
+            secret: false,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dockertls_joins_the_plugins_daemon_json_names() {
+        assert_eq!(plugins_value(None), Some(json!(["dockertls"])));
+        assert_eq!(
+            plugins_value(Some(&json!(["opa"]))),
+            Some(json!(["opa", "dockertls"]))
+        );
+        assert_eq!(
+            plugins_value(Some(&json!(["dockertls", "opa"]))),
+            Some(json!(["dockertls", "opa"]))
+        );
+        assert_eq!(plugins_value(Some(&json!("opa"))), None);
+        assert_eq!(plugins_value(Some(&json!([1]))), None);
+    }
+
+    #[test]
+    fn units_name_the_socket_dockerd_dials() {
+        assert!(socket_unit().contains("ListenStream=/run/docker/plugins/dockertls.sock\n"));
+        let service = service_unit("/usr/bin/dockertls", "/etc/docker/tls");
+        assert!(service.contains(
+            "ExecStart=/usr/bin/dockertls authz serve --socket /run/docker/plugins/dockertls.sock --tls-dir /etc/docker/tls\n"
+        ));
+        assert!(docker_dropin().contains("Requires=dockertls-authz.socket\n"));
+        assert!(check_exec_path("x", "/usr/bin/dockertls").is_ok());
+        for bad in ["dockertls", "/a b", "/a$b", "/a%i", "/a\nb"] {
+            assert!(check_exec_path("x", bad).is_err(), "{bad}");
+        }
+    }
+}
