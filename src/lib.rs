@@ -16,6 +16,8 @@ macro_rules! eprintln {
 }
 
 pub mod audit;
+// issue 13: the authorization plugin server (authz-serve).
+pub mod authz;
 pub mod cli;
 pub mod commands;
 pub mod dockerd_hosts;

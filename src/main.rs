@@ -74,6 +74,8 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Env(args) => commands::env::run(&cli.dir, args),
         cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Backup(command) => commands::backup::run(&cli.dir, command, now),
+        // issue 13 (authz-serve)
+        cli::Command::Authz(command) => commands::authz::run(command),
     }
 }
 
