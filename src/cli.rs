@@ -113,7 +113,7 @@ pub enum Command {
     #[command(subcommand)]
     Backup(BackupCommand),
     /// Docker's authorization plugin: revocation (CRL), per-user roles and an audit log for
-    /// every API call (issue 13).
+    /// every API call.
     #[command(subcommand)]
     Authz(AuthzCommand),
 }

@@ -110,7 +110,7 @@ impl Files {
         let trust = ca
             .stamp_now(dir)
             .and_then(|stamp| {
-                ca.stamp = stamp;
+                ca.stamp = Some(stamp.ok_or("does not exist")?);
                 let bytes = read_bounded(dir, CA_FILE, MAX_SMALL_FILE)?;
                 Trust::parse(&bytes)
             })

@@ -200,6 +200,97 @@ mod tests {
         assert!(matches!(policy.lookup("Alice"), Lookup::NoRole));
     }
 
+    /// Whether read-only allows `method` on the URI dockerd passes.
+    fn read_only_allows(method: &str, uri: &str) -> bool {
+        let path = crate::authz::route::route_path(uri).unwrap();
+        read_only().allows(method, &path)
+    }
+
+    #[test]
+    fn each_row_of_the_read_only_table_allows_what_it_names() {
+        // One request per row of READ_ONLY_RULES (and of the README's table), in order.
+        let rows = [
+            ("GET", "/_ping"),
+            ("HEAD", "/_ping"),
+            ("GET", "/v1.41/version"),
+            ("GET", "/v1.41/info"),
+            ("GET", "/v1.41/events?since=1"),
+            ("GET", "/v1.41/system/df"),
+            ("GET", "/v1.41/containers/json?all=1"),
+            ("GET", "/v1.41/containers/web/json"),
+            ("GET", "/v1.41/containers/web/logs?stdout=1"),
+            ("GET", "/v1.41/containers/web/top"),
+            ("GET", "/v1.41/containers/web/stats?stream=0"),
+            ("GET", "/v1.41/containers/web/changes"),
+            ("GET", "/v1.41/images/json"),
+            ("GET", "/v1.41/images/registry:5000/team/app:1/json"),
+            ("GET", "/v1.41/images/alpine/history"),
+            ("GET", "/v1.41/networks/bridge"),
+            ("GET", "/v1.41/volumes/data"),
+        ];
+        assert_eq!(rows.len(), READ_ONLY_RULES.len());
+        for ((method, uri), (rule_method, rule_path)) in rows.iter().zip(READ_ONLY_RULES) {
+            assert!(read_only_allows(method, uri), "{method} {uri}");
+            let rule = Rule::parse(rule_method, rule_path).unwrap();
+            let path = crate::authz::route::route_path(uri).unwrap();
+            assert!(
+                rule.allows(method, &path),
+                "row {rule_method} {rule_path}: {uri}"
+            );
+        }
+        for (method, uri) in [
+            ("GET", "/networks"),
+            ("GET", "/networks/"),
+            ("GET", "/volumes"),
+        ] {
+            assert!(read_only_allows(method, uri), "{method} {uri}");
+        }
+    }
+
+    #[test]
+    fn read_only_refuses_changes_streams_and_the_reads_that_hand_out_secrets_or_data() {
+        let refused = [
+            ("POST", "/v1.41/containers/create"),
+            ("POST", "/v1.41/containers/web/start"),
+            ("POST", "/v1.41/containers/web/exec"),
+            ("POST", "/v1.41/exec/abc/start"),
+            ("GET", "/v1.41/exec/abc/json"),
+            ("POST", "/v1.41/containers/web/attach?stream=1"),
+            ("GET", "/v1.41/containers/web/attach/ws"),
+            ("GET", "/v1.41/containers/web/export"),
+            ("GET", "/v1.41/containers/web/archive?path=/etc"),
+            ("HEAD", "/v1.41/containers/web/archive?path=/etc"),
+            ("PUT", "/v1.41/containers/web/archive?path=/"),
+            ("DELETE", "/v1.41/containers/web"),
+            ("GET", "/v1.41/images/get?names=alpine"),
+            ("GET", "/v1.41/images/alpine/get"),
+            ("POST", "/v1.41/images/create?fromImage=alpine"),
+            ("POST", "/v1.41/build"),
+            ("GET", "/v1.41/swarm"),
+            ("GET", "/v1.41/services"),
+            ("GET", "/v1.41/secrets"),
+            ("GET", "/v1.41/plugins"),
+            ("POST", "/v1.41/plugins/pull"),
+            ("GET", "/v1.41/distribution/alpine/json"),
+            ("POST", "/v1.41/volumes/create"),
+            ("POST", "/v1.41/networks/create"),
+            ("DELETE", "/v1.41/networks/bridge"),
+            ("POST", "/v1.41/session"),
+            // The path tricks resolve to what dockerd routes: still refused.
+            ("GET", "/v1.41/containers/x/../../swarm"),
+            ("GET", "/v1.41/containers/x/%2e%2e/%2e%2e/images/get"),
+            ("GET", "//swarm"),
+            ("GET", "/v1.41/containers/web/attach/ws/"),
+            ("GET", "/v1.41/containers/web%2fexport"),
+            ("GET", "/v1.41/Containers/web/export"),
+            ("get", "/v1.41/containers/json"),
+            ("GET", "/v1.41/containers/a/b/json"),
+        ];
+        for (method, uri) in refused {
+            assert!(!read_only_allows(method, uri), "{method} {uri}");
+        }
+    }
+
     #[test]
     fn bad_policies_are_refused_with_the_reason() {
         let cases = [

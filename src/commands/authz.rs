@@ -42,7 +42,11 @@ fn serve(args: &AuthzServeArgs) -> Result<Outcome, Error> {
         })?;
         check_socket_path(socket)?;
     }
-    let mut files = Files::open(&args.tls_dir, unix_flag, &log)?;
+    // What the files say is logged once the server starts: a refusal stays one line.
+    let startup = std::cell::RefCell::new(Vec::new());
+    let mut files = Files::open(&args.tls_dir, unix_flag, &|line: &str| {
+        startup.borrow_mut().push(line.to_string())
+    })?;
     let audit = match &args.audit_log {
         Some(path) => AuditLog::file(path, args.audit_log_max_mib << 20)?,
         None => AuditLog::stderr(),
@@ -54,6 +58,9 @@ fn serve(args: &AuthzServeArgs) -> Result<Outcome, Error> {
             (bind(path)?, Some(path.to_path_buf()))
         }
     };
+    for line in startup.into_inner() {
+        log(&line);
+    }
     let plugin = Arc::new(Plugin {
         snapshot: RwLock::new(Arc::new(files.snapshot().clone())),
         audit,
