@@ -68,7 +68,7 @@ pub enum Format {
 #[derive(Debug, Parser)]
 #[command(name = "dockertls", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// The PKI folder: ca/, server/, clients/NAME/, daemon.json, override.conf.
+    /// The PKI folder: dockertls.json, ca/, servers/NAME/, clients/NAME/, backup/.
     #[arg(
         long,
         global = true,
@@ -112,10 +112,79 @@ pub enum Command {
     /// Manage DIR/backup: the folders each change fills with the files it replaced.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Add, list or remove servers: one self-contained folder servers/NAME per daemon, all
+    /// under the same CA (every client folder trusts them all).
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// Docker's authorization plugin: revocation (CRL), per-user roles and an audit log for
     /// every API call.
     #[command(subcommand)]
     Authz(AuthzCommand),
+}
+
+// fleet-core (issue 12): `server add|list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Issue a server certificate from the existing CA and write its folder servers/NAME.
+    Add(ServerAddArgs),
+    /// List the servers with their host, port and expiry.
+    List(ServerListArgs),
+    /// Move a server's folder to the backup and forget it.
+    Remove(ServerRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerAddArgs {
+    /// The server's name: its folder servers/NAME (letters, digits, '.', '_', '-').
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The name or IP address clients dial: the certificate's CN and first SAN.
+    #[arg(long, value_name = "NAME", required = true)]
+    pub host: String,
+
+    /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
+    #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
+    /// Do not add 127.0.0.1 to the server certificate.
+    #[arg(long)]
+    pub no_loopback: bool,
+
+    /// Validity in days.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 365,
+        allow_negative_numbers = true
+    )]
+    pub days: i64,
+
+    /// The address and port dockerd listens on, for daemon.json's "hosts".
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:2376")]
+    pub listen: String,
+
+    /// Where the server files will live on the daemon host.
+    #[arg(long, value_name = "PATH", default_value = "/etc/docker/tls")]
+    pub install_dir: PathBuf,
+
+    /// dockerd's path on the daemon host, for the systemd override.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/dockerd")]
+    pub dockerd: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerListArgs {
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerRemoveArgs {
+    /// The server to remove.
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 // --- authz (issue 13, authz-serve) ---
@@ -196,6 +265,15 @@ pub struct InstallArgs {
     /// Then run systemctl daemon-reload and systemctl restart docker, and probe the daemon.
     #[arg(long)]
     pub restart: bool,
+
+    /// Install from this server folder (a copy of DIR/servers/NAME: ca.pem, server-cert.pem,
+    /// server-key.pem, daemon.json) instead of the PKI in --dir.
+    #[arg(long, value_name = "FOLDER", conflicts_with = "server")]
+    pub from: Option<PathBuf>,
+
+    /// Install DIR/servers/NAME [default: the only server of the PKI].
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +330,10 @@ pub struct EnvArgs {
     /// Print the `docker context create` command instead.
     #[arg(long)]
     pub context: bool,
+
+    /// The server to dial (servers/NAME) [default: the only one].
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -274,15 +356,17 @@ pub struct RotateArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Select the server certificate.
-    #[arg(long)]
-    pub server: bool,
+    /// Select the server certificates: every server, or the NAMEs given (repeatable or
+    /// comma-separated).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, value_delimiter = ',')]
+    pub server: Option<Vec<String>>,
 
     /// Select this client (repeatable).
     #[arg(long = "client", value_name = "NAME", value_delimiter = ',')]
     pub clients: Vec<String>,
 
-    /// Add a SAN to the server certificate (with --server; repeatable or comma-separated).
+    /// Add a SAN to the server certificate (with --server, of one server; repeatable or
+    /// comma-separated).
     #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]
     pub allow: Vec<String>,
 
@@ -309,6 +393,11 @@ pub struct ProbeArgs {
     /// Use clients/NAME of the PKI in --dir.
     #[arg(long, value_name = "NAME")]
     pub client: Option<String>,
+
+    /// Dial servers/NAME of the PKI in --dir (its host and port) [default with --client and
+    /// no endpoint: the only server].
+    #[arg(long, value_name = "NAME", conflicts_with = "endpoint")]
+    pub server: Option<String>,
 
     /// Seconds the whole probe may take: every connection, handshake and answer.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -350,6 +439,10 @@ pub struct InitArgs {
     /// Without it, on a terminal, a wizard asks for everything.
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
+
+    /// The server's name: its folder servers/NAME [default: the --host, made a folder name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Another address or DNS name the daemon is reached at (repeatable, or comma-separated).
     #[arg(long = "allow", value_name = "ADDR", value_delimiter = ',')]

@@ -71,9 +71,12 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
             commands::client::run(&cli.dir, command, passphrase_file, now)
         }
         cli::Command::Install(args) => commands::install::run(&cli.dir, args, now),
-        cli::Command::Env(args) => commands::env::run(&cli.dir, args),
+        cli::Command::Env(args) => commands::env::run(&cli.dir, args, now),
         cli::Command::Rotate(args) => commands::rotate::run(&cli.dir, args, passphrase_file, now),
         cli::Command::Backup(command) => commands::backup::run(&cli.dir, command, now),
+        cli::Command::Server(command) => {
+            commands::server::run(&cli.dir, command, passphrase_file, now)
+        }
         // issue 13 (authz-serve)
         cli::Command::Authz(command) => commands::authz::run(command),
     }

@@ -232,8 +232,10 @@ pub struct RotatePlan {
     pub keep_backups: usize,
     /// `--all`: re-issue every selected certificate whatever its expiry.
     pub all: bool,
-    /// `--server`.
+    /// `--server` (with or without names).
     pub server: bool,
+    /// `--server NAME` names, distinct (empty: every server).
+    pub servers: Vec<String>,
     /// `--client` names, distinct.
     pub clients: Vec<String>,
     /// SANs to add to the server certificate, distinct.
@@ -251,12 +253,13 @@ impl RotatePlan {
             .map(|days| check_days("--within", days, 0))
             .transpose()?;
         let keep_backups = check_keep("--keep-backups", args.keep_backups)?;
-        if !args.allow.is_empty() && !args.server {
+        let server = args.server.is_some();
+        if !args.allow.is_empty() && !server {
             return Err(Error::Refused(
                 "--allow adds SANs to the server certificate: add --server".into(),
             ));
         }
-        let selected = args.server || !args.clients.is_empty();
+        let selected = server || !args.clients.is_empty();
         if args.ca && (selected || args.all || !args.allow.is_empty()) {
             return Err(Error::Refused(
                 "--ca re-issues everything under a new CA: drop --server, --client, --all and --allow"
@@ -282,13 +285,26 @@ impl RotatePlan {
             within,
             keep_backups,
             all: args.all,
-            server: args.server,
+            server,
+            servers: selected_servers(args.server.as_deref().unwrap_or_default())?,
             clients: selected_clients(&args.clients).map_err(Error::Refused)?,
             allow,
             dry_run: args.dry_run,
             notes,
         })
     }
+}
+
+/// The `--server NAME` names of rotate, checked, each once.
+fn selected_servers(inputs: &[String]) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    for input in inputs {
+        let name = crate::store::registry::parse_server_name("--server", input)?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 fn parse_listen(input: &str) -> Result<SocketAddr, Error> {

@@ -64,6 +64,8 @@ pub fn override_conf(dockerd: &Path) -> String {
 /// What the operator does next, with absolute paths ready to paste.
 pub struct NextSteps<'a> {
     pub dir: &'a Path,
+    /// The server's name (its folder servers/NAME).
+    pub server: &'a str,
     pub install_dir: &'a Path,
     pub docker_host: &'a str,
     pub client: &'a str,
@@ -89,7 +91,10 @@ pub fn next_steps(steps: &NextSteps<'_>) -> String {
     fill(
         NEXT_STEPS,
         &[
-            ("dir", &path(steps.dir)),
+            (
+                "server_dir",
+                &path(&Pki::new(steps.dir).server_dir(steps.server)),
+            ),
             ("install_dir", &path(steps.install_dir)),
             ("client_dir", &path(&client_dir)),
             ("docker_host", &shell_quote(steps.docker_host)),
@@ -101,19 +106,35 @@ pub fn next_steps(steps: &NextSteps<'_>) -> String {
 
 /// What re-issues a server certificate with more SANs: in a dockertls PKI, the `rotate`
 /// command that adds `missing` (keeping the CA and every other SAN); elsewhere, the SANs the
-/// new certificate needs.
-pub fn reissue_hint(pki: Option<&Path>, missing: &[String], all: &[String]) -> String {
+/// new certificate needs. `place` is the server folder (DIR/servers/NAME, or format 1's
+/// DIR/server) or the PKI folder itself.
+pub fn reissue_hint(place: Option<&Path>, missing: &[String], all: &[String]) -> String {
     let missing: Vec<&str> = missing
         .iter()
         .map(String::as_str)
         .filter(|m| !m.is_empty())
         .collect();
-    match pki.filter(|dir| {
-        Pki::new(dir).key(&Holder::Ca).is_file() && Pki::new(dir).server_dir().is_dir()
-    }) {
-        Some(dir) if !missing.is_empty() => format!(
-            "dockertls --dir {} rotate --server --allow {} (then restart dockerd)",
+    let is_pki = |dir: &Path| Pki::new(dir).key(&Holder::Ca).is_file();
+    let found = place.and_then(|place| {
+        let parent = place.parent().filter(|p| !p.as_os_str().is_empty());
+        let grandparent = parent.and_then(Path::parent);
+        let name = place.file_name().map(|n| n.to_string_lossy().into_owned());
+        match (parent, grandparent) {
+            (Some(servers), Some(dir))
+                if servers.file_name() == Some(layout::SERVERS_DIR.as_ref()) && is_pki(dir) =>
+            {
+                Some((dir.to_path_buf(), name))
+            }
+            (Some(dir), _) if is_pki(dir) => Some((dir.to_path_buf(), None)),
+            _ if is_pki(place) => Some((place.to_path_buf(), None)),
+            _ => None,
+        }
+    });
+    match found {
+        Some((dir, server)) if !missing.is_empty() => format!(
+            "dockertls --dir {} rotate --server{} --allow {} (then restart dockerd)",
             shell_quote(&dir.display().to_string()),
+            server.map_or(String::new(), |s| format!(" {}", shell_quote(&s))),
             shell_quote(&missing.join(","))
         ),
         _ => format!("a new server certificate with the SANs {}", all.join(", ")),
@@ -254,6 +275,7 @@ mod tests {
     fn next_steps_fill_every_placeholder() {
         let text = next_steps(&NextSteps {
             dir: Path::new("/home/op/docker tls"),
+            server: "example.com",
             install_dir: Path::new("/etc/docker/tls"),
             docker_host: "tcp://example.com:2376",
             client: "alice",
@@ -270,12 +292,17 @@ mod tests {
     fn next_steps_lead_with_install_and_name_the_drop_in_install_writes() {
         let text = next_steps(&NextSteps {
             dir: Path::new("/home/op/pki"),
+            server: "example.com",
             install_dir: Path::new("/srv/docker-tls"),
             docker_host: "tcp://example.com:2376",
             client: "alice",
             context: "example.com",
         });
-        let dry_run = text.find("dockertls install --dir /root/dockertls --dry-run");
+        let dry_run = text.find("dockertls install --from /root/dockertls --dry-run");
+        assert!(
+            text.contains("/home/op/pki/servers/example.com ("),
+            "{text}"
+        );
         let by_hand = text.find("install -d -m 0700");
         assert!(
             dry_run.is_some() && dry_run < by_hand && by_hand.is_some(),

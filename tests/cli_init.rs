@@ -6,7 +6,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{dockertls, find_tool, init, init_ok, is_root, mode, peers_required, tree};
+use common::{
+    dockertls, find_tool, init, init_ok, is_root, mode, peers_required, server_file, server_folder,
+    tree,
+};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -17,22 +20,24 @@ fn stdout(output: &Output) -> String {
 }
 
 /// Every file `init` writes, with its exact mode.
-const LAYOUT: [(&str, u32); 16] = [
+const LAYOUT: [(&str, u32); 18] = [
     ("", 0o700),
+    ("dockertls.json", 0o644),
     ("ca", 0o700),
     ("ca/ca.pem", 0o444),
     ("ca/ca-key.pem", 0o400),
-    ("server", 0o700),
-    ("server/ca.pem", 0o444),
-    ("server/server-cert.pem", 0o444),
-    ("server/server-key.pem", 0o400),
+    ("servers", 0o700),
+    ("servers/example.com", 0o700),
+    ("servers/example.com/ca.pem", 0o444),
+    ("servers/example.com/server-cert.pem", 0o444),
+    ("servers/example.com/server-key.pem", 0o400),
+    ("servers/example.com/daemon.json", 0o644),
+    ("servers/example.com/override.conf", 0o644),
     ("clients", 0o700),
     ("clients/alice", 0o700),
     ("clients/alice/ca.pem", 0o444),
     ("clients/alice/cert.pem", 0o444),
     ("clients/alice/key.pem", 0o400),
-    ("daemon.json", 0o644),
-    ("override.conf", 0o644),
     (".dockertls.lock", 0o600),
 ];
 
@@ -128,8 +133,9 @@ fn no_file_is_ever_created_readable_by_group_or_other() {
             assert!(allowed.iter().any(|m| line.contains(m)), "{line}");
         }
     }
-    // 2 CA, 3 server and 2x3 client files, daemon.json, override.conf, the lock.
-    assert_eq!(created, 14, "{trace}");
+    // 2 CA, 3 server and 2x3 client files, daemon.json, override.conf, the state file, the
+    // lock.
+    assert_eq!(created, 15, "{trace}");
 }
 
 #[test]
@@ -148,7 +154,7 @@ fn writes_daemon_json_override_and_a_summary_without_secrets() {
         ],
     );
     let daemon: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("daemon.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(server_file(&dir, "daemon.json")).unwrap()).unwrap();
     assert_eq!(
         daemon,
         serde_json::json!({
@@ -160,12 +166,12 @@ fn writes_daemon_json_override_and_a_summary_without_secrets() {
             "tlskey": "/etc/docker/tls/server-key.pem"
         })
     );
-    let text = std::fs::read_to_string(dir.join("daemon.json")).unwrap();
+    let text = std::fs::read_to_string(server_file(&dir, "daemon.json")).unwrap();
     assert!(
         text.lines()
             .any(|l| l.contains("\"hosts\"") && l.contains("tcp://0.0.0.0:2376"))
     );
-    let unit = std::fs::read_to_string(dir.join("override.conf")).unwrap();
+    let unit = std::fs::read_to_string(server_file(&dir, "override.conf")).unwrap();
     assert!(unit.contains(
         "\nExecStart=\nExecStart=/usr/bin/dockerd --containerd=/run/containerd/containerd.sock\n"
     ));
@@ -192,7 +198,7 @@ fn writes_daemon_json_override_and_a_summary_without_secrets() {
     assert!(!all_output.contains("PRIVATE KEY"));
     for key in [
         "ca/ca-key.pem",
-        "server/server-key.pem",
+        "servers/example.com/server-key.pem",
         "clients/alice/key.pem",
     ] {
         let pem = std::fs::read_to_string(dir.join(key)).unwrap();
@@ -241,13 +247,13 @@ fn options_shape_the_certificates() {
         summary.contains("DOCKER_HOST='tcp://[2001:db8::1]:12376'"),
         "{summary}"
     );
-    let daemon = std::fs::read_to_string(dir.join("daemon.json")).unwrap();
+    let daemon = std::fs::read_to_string(server_file(&dir, "daemon.json")).unwrap();
     assert!(
         daemon.contains("\"tcp://[::]:12376\"") && daemon.contains("\"/srv/tls/server-key.pem\""),
         "{daemon}"
     );
     assert!(
-        std::fs::read_to_string(dir.join("override.conf"))
+        std::fs::read_to_string(server_file(&dir, "override.conf"))
             .unwrap()
             .contains("ExecStart=/usr/sbin/dockerd ")
     );
@@ -259,7 +265,13 @@ fn options_shape_the_certificates() {
         let v = cert.validity();
         (v.not_after.timestamp() - v.not_before.timestamp()) / 60
     };
-    assert_eq!(validity("server/server-cert.pem"), 30 * 24 * 60 + 5);
+    assert_eq!(
+        validity(&format!(
+            "servers/{}/server-cert.pem",
+            server_folder(&dir).file_name().unwrap().to_string_lossy()
+        )),
+        30 * 24 * 60 + 5
+    );
     assert_eq!(validity("clients/client/cert.pem"), 30 * 24 * 60 + 5);
     assert_eq!(validity("ca/ca.pem"), 90 * 24 * 60 + 5);
 }
@@ -492,7 +504,15 @@ fn symlinks_are_refused_never_followed() {
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("elsewhere");
     std::fs::create_dir(&target).unwrap();
-    for entry in ["ca", "server", "clients", "daemon.json", "override.conf"] {
+    for entry in [
+        "ca",
+        "servers",
+        "clients",
+        "dockertls.json",
+        "server",
+        "daemon.json",
+        "override.conf",
+    ] {
         for force in [false, true] {
             let dir = work.path().join(format!("pki-{entry}-{force}"));
             std::fs::create_dir(&dir).unwrap();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{dockertls, find_tool, init_ok};
+use common::{server_file, server_folder};
 
 /// Runs dockertls on `pki` and checks that it neither panicked nor printed a panic.
 fn run(pki: &Path, args: &[&str]) -> Output {
@@ -164,7 +165,7 @@ fn pki_with_dates(
         None,
         &ca_dir.join("ca.pem"),
     );
-    let server_dir = pki.join("server");
+    let server_dir = server_folder(&pki);
     signer.sign(
         &server_dir.join("server-key.pem"),
         "docker.example.com",
@@ -265,12 +266,12 @@ fn a_ca_and_leaves_valid_from_1950_to_9999_rotate_and_sign() {
     let out = ok(&pki, &["rotate", "--all"]);
     assert!(out.contains("re-issued server"), "{out}");
     assert!(
-        out.contains("note: server was valid from 1950-01-01 to 9999-12-31"),
+        out.contains("note: server docker.example.com was valid from 1950-01-01 to 9999-12-31"),
         "{out}"
     );
     assert!(openssl_verifies(
         &pki,
-        &pki.join("server/server-cert.pem"),
+        &server_file(&pki, "server-cert.pem"),
         "sslserver"
     ));
 
@@ -283,7 +284,7 @@ fn a_ca_and_leaves_valid_from_1950_to_9999_rotate_and_sign() {
     );
     assert!(!dates(&pki.join("ca/ca.pem")).contains("9999"));
     for (cert, purpose) in [
-        ("server/server-cert.pem", "sslserver"),
+        ("servers/docker.example.com/server-cert.pem", "sslserver"),
         ("clients/alice/cert.pem", "sslclient"),
         ("clients/carol/cert.pem", "sslclient"),
     ] {
@@ -387,7 +388,7 @@ fn an_expired_ca_is_refused_for_signing_and_replaced_by_rotate_ca() {
     assert!(out.contains("created a new CA"), "{out}");
     assert!(openssl_verifies(
         &pki,
-        &pki.join("server/server-cert.pem"),
+        &server_file(&pki, "server-cert.pem"),
         "sslserver"
     ));
     ok(&pki, &["client", "add", "carol"]);
@@ -436,7 +437,7 @@ fn init_client_add_and_rotate_at_the_edges_of_time() {
     );
     for file in [
         "ca/ca.pem",
-        "server/server-cert.pem",
+        "servers/docker.example.com/server-cert.pem",
         "clients/client/cert.pem",
     ] {
         let d = dates(&late.join(file));

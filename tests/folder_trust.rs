@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server_folder;
 use common::{dockertls, files, init_ok, is_root, tree};
 
 /// The uid of `nobody`: a user other than the caller.
@@ -209,7 +210,7 @@ fn a_folder_inside_the_pki_owned_by_another_user_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("pki");
     pki(&dir);
-    let server = dir.join("server");
+    let server = server_folder(&dir);
     chown(&server, OTHER_UID);
     assert_all_refused(
         &dir,
@@ -373,7 +374,7 @@ fn a_link_in_place_of_a_pki_folder_is_refused() {
         assert_link_refused(&dir, &alice, &args);
     }
     std::fs::rename(&saved, &alice).unwrap();
-    let server = dir.join("server");
+    let server = server_folder(&dir);
     let saved = work.path().join("server");
     std::fs::rename(&server, &saved).unwrap();
     for args in [vec!["rotate", "--server"], vec!["env", "alice"]] {

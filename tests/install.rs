@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{
-    Dockerd, docker_version, dockertls, find_tool, init_ok, is_root, mode, peers_required, tree,
+    Dockerd, docker_version, dockertls, find_tool, init_ok, is_root, mode, peers_required,
+    server_file, server_folder, tree,
 };
 
 const DOCKER_UNIT: &str = "[Unit]\nDescription=Docker Application Container Engine\nRequires=docker.socket\n\n[Service]\nType=notify\n\
@@ -119,7 +120,7 @@ fn docker_packages_unit_and_no_daemon_json() {
         assert_eq!(mode(&tls.join(file)), expected, "{file}");
         assert_eq!(
             std::fs::read(tls.join(file)).unwrap(),
-            std::fs::read(h.pki.join("server").join(file)).unwrap()
+            std::fs::read(server_folder(&h.pki).join(file)).unwrap()
         );
     }
     assert_eq!(mode(&h.root.join("etc/docker/daemon.json")), 0o644);
@@ -248,7 +249,7 @@ fn dry_run_shows_diffs_and_changes_nothing() {
         out.contains("server-key.pem (0400, root:root): a private key, not shown"),
         "{out}"
     );
-    let key = std::fs::read_to_string(h.pki.join("server/server-key.pem")).unwrap();
+    let key = std::fs::read_to_string(server_file(&h.pki, "server-key.pem")).unwrap();
     assert!(
         !out.contains(key.lines().nth(1).unwrap()),
         "the key was printed"
@@ -307,7 +308,7 @@ fn a_folder_with_only_server_is_enough() {
     std::fs::create_dir_all(copied.join("server")).unwrap();
     for file in ["ca.pem", "server-cert.pem", "server-key.pem"] {
         std::fs::copy(
-            h.pki.join("server").join(file),
+            server_folder(&h.pki).join(file),
             copied.join("server").join(file),
         )
         .unwrap();
@@ -356,10 +357,10 @@ fn refusals_name_the_problem() {
     let output = install(&h, &["--restart"]);
     assert_eq!(output.status.code(), Some(2));
     // A server pair that does not match is never installed.
-    std::fs::remove_file(h.pki.join("server/server-key.pem")).unwrap();
+    std::fs::remove_file(server_file(&h.pki, "server-key.pem")).unwrap();
     std::fs::copy(
         h.pki.join("clients/alice/key.pem"),
-        h.pki.join("server/server-key.pem"),
+        server_file(&h.pki, "server-key.pem"),
     )
     .unwrap();
     let output = install(&h, &[]);
@@ -369,7 +370,7 @@ fn refusals_name_the_problem() {
     // The check runs on a private copy of what is installed; the message names the PKI.
     assert!(
         !message.contains("/proc/")
-            && message.contains(&h.pki.join("server/server-key.pem").display().to_string()),
+            && message.contains(&server_file(&h.pki, "server-key.pem").display().to_string()),
         "{message}"
     );
     assert!(!h.root.join("etc/docker").exists());
@@ -642,13 +643,13 @@ fn links_fifos_devices_and_hard_links_on_the_way_are_refused_and_nothing_leaves_
     std::fs::create_dir_all(copied.join("server")).unwrap();
     for file in ["ca.pem", "server-cert.pem"] {
         std::fs::copy(
-            h.pki.join("server").join(file),
+            server_folder(&h.pki).join(file),
             copied.join("server").join(file),
         )
         .unwrap();
     }
     symlink(
-        h.pki.join("server/server-key.pem"),
+        server_file(&h.pki, "server-key.pem"),
         &copied.join("server/server-key.pem"),
     );
     let output = install_within(&copied, &h.root, &[], 30);
@@ -1278,7 +1279,8 @@ fn tls_paths_that_would_overwrite_each_other_are_refused() {
         return;
     };
     let generated: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(h.pki.join("daemon.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(server_file(&h.pki, "daemon.json")).unwrap())
+            .unwrap();
     let cases = [
         ("tlskey", "/etc/docker/tls/ca.pem", "named twice"),
         ("tlskey", "/etc/docker/daemon.json", "named twice"),
@@ -1310,11 +1312,11 @@ fn tls_paths_that_would_overwrite_each_other_are_refused() {
         let mut config = generated.clone();
         config[key] = serde_json::json!(value);
         std::fs::set_permissions(
-            h.pki.join("daemon.json"),
+            server_file(&h.pki, "daemon.json"),
             std::os::unix::fs::PermissionsExt::from_mode(0o644),
         )
         .unwrap();
-        std::fs::write(h.pki.join("daemon.json"), config.to_string()).unwrap();
+        std::fs::write(server_file(&h.pki, "daemon.json"), config.to_string()).unwrap();
         let output = install(&h, &[]);
         let message = stderr_of(&output);
         assert_eq!(output.status.code(), Some(2), "{key}={value:?}: {message}");
@@ -1529,7 +1531,7 @@ fn a_merged_daemon_json_dockerd_would_refuse_is_not_installed() {
     let Some(h) = host("/lib/systemd/system/docker.service", DEBIAN_UNIT) else {
         return;
     };
-    let pki_json = h.pki.join("daemon.json");
+    let pki_json = server_file(&h.pki, "daemon.json");
     let original = std::fs::read_to_string(&pki_json).unwrap();
     let cases: [(&str, Option<&str>, &str); 3] = [
         ("a TCP:// host in the PKI", None, "TCP://"),

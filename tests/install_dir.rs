@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Output;
 
+use common::server_file;
 use common::{dockertls, init_ok, is_root, peers_required};
 
 const UNIT: &str = "[Service]\nType=notify\nExecStart=/usr/bin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n";
@@ -44,7 +45,7 @@ fn init_and_install_accept_and_refuse_the_same_install_dirs() {
     // A PKI whose daemon.json is edited by hand below.
     let edited = work.path().join("edited");
     init_ok(&edited, &["--host", "localhost"]);
-    let original = std::fs::read_to_string(edited.join("daemon.json")).unwrap();
+    let original = std::fs::read_to_string(server_file(&edited, "daemon.json")).unwrap();
 
     let candidates: Vec<(&[u8], bool)> = vec![
         (b"/etc/docker/tls", true),
@@ -104,7 +105,7 @@ fn init_and_install_accept_and_refuse_the_same_install_dirs() {
                 .unwrap_or(dir);
             let json = serde_json::Value::String(dir.to_string()).to_string();
             let edited_json = original.replace("/etc/docker/tls", json.trim_matches('"'));
-            std::fs::write(edited.join("daemon.json"), edited_json).unwrap();
+            std::fs::write(server_file(&edited, "daemon.json"), edited_json).unwrap();
             let installed = install_dry_run(&edited, &root);
             let stderr = text(&installed.stderr);
             assert_ne!(installed.status.code(), Some(101), "{stderr}");

@@ -9,6 +9,7 @@ mod refusal;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::server_file;
 use common::{dockertls, files, find_tool, init};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -60,7 +61,10 @@ fn an_encrypted_ca_key_is_readable_by_openssl_and_unlocks_signing() {
         "{key}"
     );
     // Server and client keys are never encrypted.
-    for leaf in ["server/server-key.pem", "clients/client/key.pem"] {
+    for leaf in [
+        "servers/docker.example.com/server-key.pem",
+        "clients/client/key.pem",
+    ] {
         assert!(
             std::fs::read_to_string(pki.join(leaf))
                 .unwrap()
@@ -667,7 +671,7 @@ fn devices_and_fifos_are_refused_at_once() {
     );
     assert_eq!(files(&pki), before);
     // env reads the server certificate.
-    let server = pki.join("server/server-cert.pem");
+    let server = server_file(&pki, "server-cert.pem");
     std::fs::remove_file(&server).unwrap();
     mkfifo(&server);
     let output = run_within(&pki, &["env", "carol"], 20);

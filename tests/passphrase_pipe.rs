@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::server_file;
 use common::{dockertls, find_tool};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -194,7 +195,7 @@ fn overlapping_rotations_never_undo_each_other() {
     assert!(stdout.contains("slow=0"), "{stdout}");
     let sans = Command::new(&openssl)
         .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
-        .arg(work.path().join("pki/server/server-cert.pem"))
+        .arg(server_file(&work.path().join("pki"), "server-cert.pem"))
         .output()
         .unwrap();
     let sans = String::from_utf8_lossy(&sans.stdout);

@@ -7,6 +7,7 @@ mod refusal;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::server_file;
 use common::{Dockerd, dockertls, find_tool, free_port, init_ok};
 
 fn probe(pki: &Path, args: &[&str]) -> Output {
@@ -447,6 +448,7 @@ fn unusable_client_files_and_bad_arguments() {
 // thread of its own, for as long as the test process lives.
 
 mod hostile {
+    use crate::common::server_file;
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
     use std::path::Path;
@@ -482,15 +484,15 @@ mod hostile {
     /// client certificate from the PKI's CA, as dockerd with tlsverify does.
     pub fn daemon_tls(pki: &Path, client_auth: bool) -> Arc<ServerConfig> {
         let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(pki.join("server/server-cert.pem"))
+            CertificateDer::pem_file_iter(server_file(pki, "server-cert.pem"))
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
-        let key = PrivateKeyDer::from_pem_file(pki.join("server/server-key.pem")).unwrap();
+        let key = PrivateKeyDer::from_pem_file(server_file(pki, "server-key.pem")).unwrap();
         tls_config(
             chain,
             key,
-            client_auth.then(|| pki.join("server/ca.pem")).as_deref(),
+            client_auth.then(|| server_file(pki, "ca.pem")).as_deref(),
         )
     }
 
@@ -982,7 +984,7 @@ fn the_deadline_covers_the_version_request_and_the_anonymous_check() {
     );
 
     // Everything at once for a client with a certificate; silence for one without.
-    let ca = pki.join("server/ca.pem");
+    let ca = server_file(&pki, "ca.pem");
     let config = {
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
@@ -1003,15 +1005,17 @@ fn the_deadline_covers_the_version_request_and_the_anonymous_check() {
                 .unwrap()
                 .with_client_cert_verifier(verifier)
                 .with_single_cert(
-                    rustls::pki_types::CertificateDer::pem_file_iter(
-                        pki.join("server/server-cert.pem"),
-                    )
+                    rustls::pki_types::CertificateDer::pem_file_iter(server_file(
+                        &pki,
+                        "server-cert.pem",
+                    ))
                     .unwrap()
                     .map(Result::unwrap)
                     .collect(),
-                    rustls::pki_types::PrivateKeyDer::from_pem_file(
-                        pki.join("server/server-key.pem"),
-                    )
+                    rustls::pki_types::PrivateKeyDer::from_pem_file(server_file(
+                        &pki,
+                        "server-key.pem",
+                    ))
                     .unwrap(),
                 )
                 .unwrap(),

@@ -56,7 +56,7 @@ fn a_ten_day_pki_is_renewed_once_when_due_and_never_flaps() {
         assert!(out.starts_with("nothing to rotate"), "run {run}: {out}");
         // Each kept certificate says when it becomes due: 10 days + 5 minutes, a third left.
         assert!(
-            out.contains("server: valid until 2026-06-11, due on 2026-06-08"),
+            out.contains("server docker.example.com: valid until 2026-06-11, due on 2026-06-08"),
             "{out}"
         );
         let diff = tree_diff(&made, &files(&pki));
@@ -92,7 +92,10 @@ fn a_ten_day_pki_is_renewed_once_when_due_and_never_flaps() {
         "{out}"
     );
     let renewed = files(&pki);
-    for cert in ["server/server-cert.pem", "clients/alice/cert.pem"] {
+    for cert in [
+        "servers/docker.example.com/server-cert.pem",
+        "clients/alice/cert.pem",
+    ] {
         let now = renewed.iter().find(|(p, _, _)| p == cert).unwrap();
         let then = made.iter().find(|(p, _, _)| p == cert).unwrap();
         assert_ne!(now.2, then.2, "{cert} was not re-issued");
@@ -112,7 +115,7 @@ fn a_ten_day_pki_is_renewed_once_when_due_and_never_flaps() {
     let message = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{message}");
     assert!(
-        message.starts_with("error: --within 10: server is valid for 10 days")
+        message.starts_with("error: --within 10: server docker.example.com is valid for 10 days")
             && message.contains("--days"),
         "{message}"
     );

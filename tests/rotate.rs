@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::server_file;
 use common::{
     Dockerd, docker_version, files, find_tool, init_ok, is_root, kill_sweep, mode, ok_in as ok,
     peers_required, run_in as run, tree, verify_ok,
@@ -84,7 +85,7 @@ fn bad_input_changes_nothing() {
     // A dry run changes nothing either.
     let out = ok(&pki, &["rotate", "--all", "--dry-run"]);
     assert!(
-        out.contains("would re-issue server: --all")
+        out.contains("would re-issue server docker.example.com: --all")
             && out.contains("would re-issue client alice: --all"),
         "{out}"
     );
@@ -124,7 +125,7 @@ fn rotate_reissues_what_expires_within_the_window() {
         ],
     );
     ok(&pki, &["client", "add", "carol", "--days", "200"]);
-    let server_before = std::fs::read(pki.join("server/server-cert.pem")).unwrap();
+    let server_before = std::fs::read(server_file(&pki, "server-cert.pem")).unwrap();
     // 300 days on: only carol (expired) is due... and nobody else within 30 days.
     let Some(output) = faketime("+300d", &pki, &["rotate", "--dry-run"]) else {
         return;
@@ -139,7 +140,12 @@ fn rotate_reissues_what_expires_within_the_window() {
     let output = faketime("+340d", &pki, &["rotate"]).unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", stderr(&output));
-    for label in ["server", "client alice", "client bob", "client carol"] {
+    for label in [
+        "server docker.example.com",
+        "client alice",
+        "client bob",
+        "client carol",
+    ] {
         assert!(
             out.contains(&format!("re-issued {label} (expires on")),
             "{label}: {out}"
@@ -147,7 +153,7 @@ fn rotate_reissues_what_expires_within_the_window() {
     }
     assert!(out.contains("restart dockerd"), "{out}");
     // The SANs and subject are kept; the key is fresh; the old files are in the backup.
-    let server_after = std::fs::read(pki.join("server/server-cert.pem")).unwrap();
+    let server_after = std::fs::read(server_file(&pki, "server-cert.pem")).unwrap();
     assert_ne!(server_before, server_after);
     let (_, pem) = x509_parser::pem::parse_x509_pem(&server_after).unwrap();
     let cert = pem.parse_x509().unwrap();
@@ -173,10 +179,13 @@ fn rotate_reissues_what_expires_within_the_window() {
         .unwrap()
         .path();
     assert_eq!(
-        std::fs::read(backup.join("server/server-cert.pem")).unwrap(),
+        std::fs::read(backup.join("servers/docker.example.com/server-cert.pem")).unwrap(),
         server_before
     );
-    assert_eq!(mode(&backup.join("server/server-key.pem")), 0o400);
+    assert_eq!(
+        mode(&backup.join("servers/docker.example.com/server-key.pem")),
+        0o400
+    );
     // Right after: nothing to rotate.
     let output = faketime("+340d", &pki, &["rotate"]).unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("nothing to rotate"));
@@ -264,8 +273,8 @@ fn the_restart_hint_names_the_install_dir_of_the_pki() {
     );
     let out = ok(&pki, &["rotate", "--server", "--all"]);
     assert!(
-        out.contains("install -m 0400 -o root -g root server/server-key.pem '/srv/docker tls/'")
-            && out.contains("server/ca.pem server/server-cert.pem '/srv/docker tls/'"),
+        out.contains("install -m 0400 -o root -g root servers/docker.example.com/server-key.pem '/srv/docker tls/'")
+            && out.contains("servers/docker.example.com/ca.pem servers/docker.example.com/server-cert.pem '/srv/docker tls/'"),
         "{out}"
     );
     assert!(!out.contains("/etc/docker/tls"), "{out}");
@@ -274,7 +283,7 @@ fn the_restart_hint_names_the_install_dir_of_the_pki() {
     init_ok(&other, &["--host", "docker.example.com"]);
     let out = ok(&other, &["rotate", "--server", "--all"]);
     assert!(
-        out.contains("server/server-key.pem /etc/docker/tls/\n"),
+        out.contains("servers/docker.example.com/server-key.pem /etc/docker/tls/\n"),
         "{out}"
     );
 }

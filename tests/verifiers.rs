@@ -68,7 +68,7 @@ fn openssl_strict_verification_accepts_every_key_type() {
         ] {
             check(
                 &["-purpose", "sslserver", flag, name],
-                "server/server-cert.pem",
+                "servers/example.com/server-cert.pem",
                 true,
             );
         }
@@ -80,19 +80,23 @@ fn openssl_strict_verification_accepts_every_key_type() {
                 "-verify_hostname",
                 "other.example.com",
             ],
-            "server/server-cert.pem",
+            "servers/example.com/server-cert.pem",
             false,
         );
         check(
             &["-purpose", "sslserver", "-verify_ip", "192.168.1.2"],
-            "server/server-cert.pem",
+            "servers/example.com/server-cert.pem",
             false,
         );
-        check(&["-purpose", "sslclient"], "server/server-cert.pem", false);
+        check(
+            &["-purpose", "sslclient"],
+            "servers/example.com/server-cert.pem",
+            false,
+        );
         check(&["-purpose", "sslclient"], "clients/alice/cert.pem", true);
         check(&["-purpose", "sslserver"], "clients/alice/cert.pem", false);
         // Each folder's ca.pem is the CA; another init's CA does not verify these leaves.
-        for ca_copy in ["server/ca.pem", "clients/alice/ca.pem"] {
+        for ca_copy in ["servers/example.com/ca.pem", "clients/alice/ca.pem"] {
             assert_eq!(
                 std::fs::read(dir.join(ca_copy)).unwrap(),
                 std::fs::read(dir.join("ca/ca.pem")).unwrap()
@@ -105,7 +109,7 @@ fn openssl_strict_verification_accepts_every_key_type() {
                 "verify",
                 "-CAfile",
                 other_ca.to_str().unwrap(),
-                "server/server-cert.pem",
+                "servers/example.com/server-cert.pem",
             ],
             &dir,
         );
@@ -117,7 +121,10 @@ fn openssl_strict_verification_accepts_every_key_type() {
         // Keys are unencrypted PKCS#8 and belong to their certificates.
         for (cert, key) in [
             ("ca/ca.pem", "ca/ca-key.pem"),
-            ("server/server-cert.pem", "server/server-key.pem"),
+            (
+                "servers/example.com/server-cert.pem",
+                "servers/example.com/server-key.pem",
+            ),
             ("clients/alice/cert.pem", "clients/alice/key.pem"),
         ] {
             let pem = std::fs::read_to_string(dir.join(key)).unwrap();
@@ -180,13 +187,16 @@ fn pkilint_finds_no_rfc5280_problem() {
         );
         for cert in [
             "ca/ca.pem",
-            "server/server-cert.pem",
+            "servers/docker.example.com/server-cert.pem",
             "clients/client/cert.pem",
         ] {
             let (ok, text) = lint(&dir, "lint_pkix_cert", &[cert]);
             assert!(ok && text.trim().is_empty(), "{key_type} {cert}: {text}");
         }
-        for leaf in ["server/server-cert.pem", "clients/client/cert.pem"] {
+        for leaf in [
+            "servers/docker.example.com/server-cert.pem",
+            "clients/client/cert.pem",
+        ] {
             let (ok, text) = lint(
                 &dir,
                 "lint_pkix_signer_signee_cert_chain",

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{dockertls, find_tool, init_ok, is_root, peers_required};
+use common::{server_file, server_folder};
 
 fn verify(args: &[&str]) -> Output {
     dockertls().arg("verify").args(args).output().unwrap()
@@ -295,7 +296,7 @@ fn host_must_be_covered_by_a_san() {
         &pki,
         &["--host", "docker.example.com", "--allow", "10.0.0.1"],
     );
-    let server = pki.join("server");
+    let server = server_folder(&pki);
     let server = server.to_str().unwrap();
     for covered in [
         "docker.example.com",
@@ -339,7 +340,8 @@ fn host_must_be_covered_by_a_san() {
         "{message}"
     );
     assert!(
-        message.contains("dockertls --dir") && message.contains("rotate --server --allow 10.0.0.2"),
+        message.contains("dockertls --dir")
+            && message.contains("rotate --server docker.example.com --allow 10.0.0.2"),
         "{message}"
     );
 }
@@ -405,7 +407,7 @@ fn exit_status_follows_the_monitoring_convention() {
     assert_eq!(verify(&[p, "--warn-days", "10"]).status.code(), Some(0));
     // A failure.
     std::fs::set_permissions(
-        pki.join("server/server-key.pem"),
+        server_file(&pki, "server-key.pem"),
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
@@ -505,7 +507,7 @@ fn installed(work: &Path, config: &str) -> (PathBuf, PathBuf) {
         ("server-cert.pem", 0o444),
         ("server-key.pem", 0o400),
     ] {
-        std::fs::copy(pki.join("server").join(name), tls.join(name)).unwrap();
+        std::fs::copy(server_folder(&pki).join(name), tls.join(name)).unwrap();
         std::fs::set_permissions(tls.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let daemon = work.join("daemon.json");
@@ -799,7 +801,7 @@ fn a_folder_that_fits_two_roles_says_which_role_its_certificate_fails() {
     // A server certificate (serverAuth only) in what may be meant as a DOCKER_CERT_PATH folder.
     let server = folder(
         "meant-as-client",
-        &pki.join("server"),
+        &server_folder(&pki),
         "server-cert.pem",
         "server-key.pem",
     );
@@ -972,7 +974,7 @@ fn backups_are_not_audited_when_the_pki_is_incomplete() {
     assert_eq!(paths.len(), 2, "{paths:?}");
     assert!(paths.iter().all(|p| !p.contains("backup")), "{paths:?}");
     // Nothing live left (a killed init --force, say): nothing to check, not "all ok".
-    std::fs::remove_dir_all(pki.join("server")).unwrap();
+    std::fs::remove_dir_all(server_folder(&pki)).unwrap();
     std::fs::remove_dir_all(pki.join("clients")).unwrap();
     let output = dockertls()
         .arg("--dir")

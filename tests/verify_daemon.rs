@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server_folder;
 use common::{dockertls, find_tool, free_port, init_ok, is_root, peers_required};
 
 /// One daemon.json form: SOCK is a private unix socket, PORT a free 127.0.0.1 port, TLS the
@@ -399,7 +400,7 @@ fn verify_verdicts_hold_for_a_real_dockerd_started_from_each_form() {
         ("server-cert.pem", 0o444),
         ("server-key.pem", 0o400),
     ] {
-        std::fs::copy(pki.join("server").join(name), tls.join(name)).unwrap();
+        std::fs::copy(server_folder(&pki).join(name), tls.join(name)).unwrap();
         std::fs::set_permissions(tls.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let client = pki.join("clients/alice");

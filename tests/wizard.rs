@@ -57,7 +57,10 @@ fn exit_code(session: &mut PtySession) -> String {
 fn facts(pki: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for (cert, key) in [
-        ("server/server-cert.pem", "server/server-key.pem"),
+        (
+            "servers/docker.example.com/server-cert.pem",
+            "servers/docker.example.com/server-key.pem",
+        ),
         ("clients/alice/cert.pem", "clients/alice/key.pem"),
         ("clients/bob/cert.pem", "clients/bob/key.pem"),
     ] {

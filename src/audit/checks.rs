@@ -802,7 +802,7 @@ fn check_sans(
             .and_then(|cn| cn.as_str().ok())
             .unwrap_or("")
             .to_string();
-        findings.fail("san", format!("no subjectAltName, only CN={cn}: Go (dockerd's clients, the docker CLI) refuses it; re-issue with SANs, e.g. {}", crate::render::reissue_hint(target.path.parent(), std::slice::from_ref(&cn), std::slice::from_ref(&cn))));
+        findings.fail("san", format!("no subjectAltName, only CN={cn}: Go (dockerd's clients, the docker CLI) refuses it; re-issue with SANs, e.g. {}", crate::render::reissue_hint(Some(&target.path), std::slice::from_ref(&cn), std::slice::from_ref(&cn))));
     } else {
         findings.ok("san", listed.join(", "));
     }
@@ -882,7 +882,7 @@ fn check_hosts(
                 .chain(ips.iter().map(ToString::to_string))
                 .collect();
             names.push(wanted.to_string());
-            findings.fail("host", format!("{wanted} is not among the SANs ({}): clients dialling it get \"certificate is valid for ..., not {wanted}\"; re-issue with it, e.g. {}", if listed.is_empty() { "none".to_string() } else { listed.join(", ") }, crate::render::reissue_hint(target.path.parent(), &[wanted.to_string()], &names)));
+            findings.fail("host", format!("{wanted} is not among the SANs ({}): clients dialling it get \"certificate is valid for ..., not {wanted}\"; re-issue with it, e.g. {}", if listed.is_empty() { "none".to_string() } else { listed.join(", ") }, crate::render::reissue_hint(Some(&target.path), &[wanted.to_string()], &names)));
         }
     }
 }

@@ -9,8 +9,8 @@ use x509_parser::prelude::FromDer;
 
 use super::{Kind, Target};
 use crate::store::layout::{
-    BACKUP_DIR, CA_CERT, CA_DIR, CA_KEY, CLIENT_CERT, CLIENT_KEY, CLIENTS_DIR, LOCK_FILE,
-    SERVER_CERT, SERVER_DIR, SERVER_KEY, STAGING_PREFIX,
+    BACKUP_DIR, CA_CERT, CA_DIR, CA_KEY, CLIENT_CERT, CLIENT_KEY, CLIENTS_DIR, LOCK_FILE, Legacy,
+    SERVER_CERT, SERVER_KEY, SERVERS_DIR, STAGING_PREFIX, STATE_FILE,
 };
 
 /// What was found under the given paths.
@@ -48,9 +48,12 @@ pub fn find(root: &Path, found: &mut Found) {
         }
         // A dockertls PKI by its lock file (init leaves it, and it outlives a ca/ moved
         // offline or a run killed half-way), or by its layout.
-        let is_pki_root = files.iter().any(|f| f == LOCK_FILE)
+        // Either format: format 2 by its state file or servers/, format 1 by server/.
+        let is_pki_root = files.iter().any(|f| f == LOCK_FILE || f == STATE_FILE)
             || (subdirs.iter().any(|n| n == CA_DIR)
-                && subdirs.iter().any(|n| n == SERVER_DIR || n == CLIENTS_DIR));
+                && subdirs
+                    .iter()
+                    .any(|n| n == Legacy::SERVER_DIR || n == SERVERS_DIR || n == CLIENTS_DIR));
         for name in subdirs {
             let text = name.to_string_lossy();
             // A dockertls PKI's backups and unfinished staging folders are not live material.

@@ -16,10 +16,10 @@ use crate::error::Error;
 
 /// The CA bundle's name (the install folder's and a server folder's `ca.pem`).
 pub const CA_FILE: &str = crate::store::layout::CA_CERT;
-/// The CRL's name beside ca.pem (fleet-core's `layout::CRL`).
-pub const CRL_FILE: &str = "crl.pem";
-/// The policy's name beside ca.pem (fleet-core's `layout::AUTHZ_POLICY`).
-pub const POLICY_FILE: &str = "authz.json";
+/// The CRL's name beside ca.pem.
+pub const CRL_FILE: &str = crate::store::layout::CRL;
+/// The policy's name beside ca.pem.
+pub const POLICY_FILE: &str = crate::store::layout::AUTHZ_POLICY;
 
 /// The largest ca.pem and authz.json read.
 const MAX_SMALL_FILE: u64 = 1 << 20;

@@ -8,11 +8,14 @@ use crate::findings::Outcome;
 use crate::names;
 use crate::render::{docker_context_value, fish_quote, powershell_quote, shell_quote};
 use crate::store::layout::{CA_CERT, CLIENT_CERT, CLIENT_KEY};
-use crate::store::{Holder, Pki, state, workspace};
+use crate::store::{Holder, Pki, registry, state, workspace};
 
 /// Prints the lines for `args.name`.
-pub fn run(dir: &Path, args: &EnvArgs) -> Result<Outcome, Error> {
+pub fn run(dir: &Path, args: &EnvArgs, now: ::time::OffsetDateTime) -> Result<Outcome, Error> {
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
+    if let Some(server) = &args.server {
+        registry::parse_server_name("--server", server)?;
+    }
     workspace::require_pki(dir)?;
     let client = Pki::new(dir).client_dir(&name);
     let folder = std::path::absolute(&client).unwrap_or(client);
@@ -26,7 +29,9 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<Outcome, Error> {
             folder.display()
         ))
     })?;
-    let server = state::read_cert(dir, &Holder::server())?;
+    let server_name = registry::resolve_server(dir, args.server.as_deref(), now)?;
+    let holder = Holder::server(&server_name);
+    let server = state::read_cert(dir, &holder)?;
     // The name clients dial: the server certificate's CN when it is one of its SANs.
     let host = server
         .sans
@@ -34,8 +39,8 @@ pub fn run(dir: &Path, args: &EnvArgs) -> Result<Outcome, Error> {
         .find(|a| a.to_string() == server.cn)
         .or(server.sans.first())
         .cloned()
-        .ok_or_else(|| Error::Refused(format!("{}: the server certificate has no SAN to dial; add one with dockertls rotate --server --allow HOST", Pki::new(dir).cert(&Holder::server()).display())))?;
-    let docker_host = names::docker_host(&host, state::listen_port(dir));
+        .ok_or_else(|| Error::Refused(format!("{}: the server certificate has no SAN to dial; add one with dockertls rotate --server {server_name} --allow HOST", Pki::new(dir).cert(&holder).display())))?;
+    let docker_host = names::docker_host(&host, state::listen_port(dir, &server_name));
     let text = if args.context {
         if path.chars().any(char::is_control) {
             return Err(Error::Refused(format!(

@@ -13,7 +13,8 @@ use crate::pki::{self, PkiRequest};
 use crate::plan::InitPlan;
 use crate::render;
 use crate::secret::{self, Passphrase};
-use crate::store::layout::{CLIENTS_DIR, DAEMON_JSON, OVERRIDE_CONF};
+use crate::store::layout::{CLIENTS_DIR, DAEMON_JSON, INIT_ENTRIES, OVERRIDE_CONF, STATE_FILE};
+use crate::store::registry::{self, ClientEntry, KeyPlace, ServerEntry, State};
 use crate::store::{self, CONFIG_FILE, Holder, Stage, Staging};
 use crate::wizard;
 
@@ -34,6 +35,7 @@ pub fn run(
     // Refuse bad input and an occupied --dir before asking for a passphrase; `create` checks
     // again (it is also the wizard's way in).
     let plan = InitPlan::from_args(dir, args)?;
+    server_name(args, &plan)?;
     store::check_output_dir(&plan.dir, plan.force)?;
     let passphrase = if args.encrypt_ca_key || passphrase_file.is_some() {
         if args.yes && passphrase_file.is_none() {
@@ -63,6 +65,7 @@ pub fn create(
     now: OffsetDateTime,
 ) -> Result<Outcome, Error> {
     let plan = InitPlan::from_args(dir, args)?;
+    let name = server_name(args, &plan)?;
     let present = store::check_output_dir(&plan.dir, plan.force)?;
     for note in &plan.notes {
         eprintln!("note: {note}");
@@ -87,21 +90,42 @@ pub fn create(
     })?;
 
     staging.write_ca(&pki.ca, passphrase.as_ref())?;
-    staging.write_pair(&Holder::server(), &pki.ca.cert_pem, &pki.server)?;
+    let server = Holder::server(&name);
+    staging.write_pair(&server, &pki.ca.cert_pem, &pki.server)?;
     staging.mkdir(CLIENTS_DIR)?;
-    for (name, client) in &pki.clients {
-        staging.write_pair(&Holder::client(name), &pki.ca.cert_pem, client)?;
+    let mut state = State::default();
+    for (client_name, client) in &pki.clients {
+        staging.write_pair(&Holder::client(client_name), &pki.ca.cert_pem, client)?;
+        state
+            .clients
+            .insert(client_name.clone(), ClientEntry::default());
     }
     let daemon_json = render::daemon_json(plan.listen, &plan.install_dir);
-    staging.write(DAEMON_JSON, daemon_json.as_bytes(), CONFIG_FILE)?;
+    let folder = server.folder();
     staging.write(
-        OVERRIDE_CONF,
+        &format!("{folder}/{DAEMON_JSON}"),
+        daemon_json.as_bytes(),
+        CONFIG_FILE,
+    )?;
+    staging.write(
+        &format!("{folder}/{OVERRIDE_CONF}"),
         render::override_conf(&plan.dockerd).as_bytes(),
         CONFIG_FILE,
     )?;
-    let backup = staging.commit(&store::PKI_ENTRIES, now)?;
+    state.servers.insert(
+        name.clone(),
+        ServerEntry {
+            host: plan.host.to_string(),
+            key: KeyPlace::Here,
+            deploy: None,
+            extra: Default::default(),
+        },
+    );
+    staging.write(STATE_FILE, state.to_text()?.as_bytes(), CONFIG_FILE)?;
+    // The state file goes last: it is what makes DIR a (format 2) PKI.
+    let backup = staging.commit(&INIT_ENTRIES, now)?;
 
-    let mut summary = summary(&plan, &pki, &present, backup.as_deref());
+    let mut summary = summary(&plan, &name, &pki, &present, backup.as_deref());
     if passphrase.is_some() {
         summary.push_str(&format!("{} is encrypted: dockertls client add and rotate ask for its passphrase (or read --ca-passphrase-file).\n", Holder::Ca.key()));
     }
@@ -109,7 +133,21 @@ pub fn create(
     Ok(Outcome::report(&summary))
 }
 
-fn summary(plan: &InitPlan, pki: &pki::Pki, present: &[&str], backup: Option<&Path>) -> String {
+/// The server's name: `--name`, else made from the first --host.
+fn server_name(args: &InitArgs, plan: &InitPlan) -> Result<String, Error> {
+    match &args.name {
+        Some(name) => registry::parse_server_name("--name", name),
+        None => Ok(registry::server_name_for(&plan.host.to_string())),
+    }
+}
+
+fn summary(
+    plan: &InitPlan,
+    name: &str,
+    pki: &pki::Pki,
+    present: &[&str],
+    backup: Option<&Path>,
+) -> String {
     let dir = absolute(&plan.dir);
     let date = |t: OffsetDateTime| {
         t.format(format_description!(
@@ -118,6 +156,14 @@ fn summary(plan: &InitPlan, pki: &pki::Pki, present: &[&str], backup: Option<&Pa
         .unwrap_or_default()
     };
     let sans: Vec<String> = plan.sans.iter().map(ToString::to_string).collect();
+    // The paths in one column, as wide as the longest (26 at least, as before many servers).
+    let width = pki
+        .clients
+        .iter()
+        .map(|(client, _)| Holder::client(client).cert().len())
+        .chain([Holder::server(name).cert().len(), 26])
+        .max()
+        .unwrap_or(26);
     let mut out = String::new();
     out.push_str(&format!(
         "Created a Docker TLS PKI in {} ({} keys)\n",
@@ -133,29 +179,34 @@ fn summary(plan: &InitPlan, pki: &pki::Pki, present: &[&str], backup: Option<&Pa
     }
     out.push('\n');
     out.push_str(&format!(
-        "  CA       {:<26} expires {}  ({}: keep offline)\n",
+        "  CA       {:<width$} expires {}  ({}: keep offline)\n",
         Holder::Ca.cert(),
         date(pki.ca.not_after),
         Holder::Ca.key()
     ));
+    let server = Holder::server(name);
     out.push_str(&format!(
-        "  server   {:<26} expires {}  for {}\n",
-        Holder::server().cert(),
+        "  server   {:<width$} expires {}  for {}\n",
+        server.cert(),
         date(pki.server.not_after),
         sans.join(", ")
     ));
     for (name, client) in &pki.clients {
         let path = Holder::client(name).cert();
         out.push_str(&format!(
-            "  client   {path:<26} expires {}  user {name}\n",
+            "  client   {path:<width$} expires {}  user {name}\n",
             date(client.not_after)
         ));
     }
-    out.push_str(&format!("  config   {DAEMON_JSON}, {OVERRIDE_CONF}\n\n"));
+    let folder = server.folder();
+    out.push_str(&format!(
+        "  config   {folder}/{DAEMON_JSON}, {folder}/{OVERRIDE_CONF}\n\n"
+    ));
 
     let docker_host = names::docker_host(&plan.host, plan.listen.port());
     out.push_str(&render::next_steps(&render::NextSteps {
         dir: &dir,
+        server: name,
         install_dir: &plan.install_dir,
         docker_host: &docker_host,
         client: &plan.clients[0],

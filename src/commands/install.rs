@@ -10,15 +10,18 @@ use crate::error::Error;
 use crate::findings::Outcome;
 use crate::install::confined::Root;
 use crate::install::transaction::{self, Change};
-use crate::install::{self, Plan, Planned};
+use crate::install::{self, Plan, Planned, Source};
 use crate::store;
+use crate::store::layout::Legacy;
+use crate::store::registry::{self, State};
 
 /// Runs `install`.
 pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcome, Error> {
     let root = open_root(args)?;
+    let source = source(dir, args)?;
     // The PKI it installs from must not be changeable by anyone else (checked again before
     // anything is written).
-    store::check_trusted(dir)?;
+    check_source_trusted(&source)?;
     let pending = transaction::pending(&root)?;
     if args.dry_run {
         if let Some(journal) = &pending {
@@ -27,11 +30,11 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
                 "would first finish or undo the install interrupted at {journal}: run dockertls install, then --dry-run again for the diff\ndry run: nothing was changed\n"
             )));
         }
-        return dry_run(dir, &root, args.force, now);
+        return dry_run(&source, &root, args.force, now);
     }
     // Everything is checked before anything is created (a refusal changes nothing) ...
     if pending.is_none() {
-        let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
+        let plan = install::plan(install::read(&source, &root, now)?, args.force)?;
         install::check_host_folders(&root, &plan)?;
         judge_merged(&plan)?;
         if !plan.files.iter().any(Planned::changes) {
@@ -43,7 +46,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
     if let Some(line) = transaction::recover(&root, &journal_dir)? {
         eprintln!("note: {line}");
     }
-    let plan = install::plan(install::read(dir, &root, now)?, args.force)?;
+    let plan = install::plan(install::read(&source, &root, now)?, args.force)?;
     let changing: Vec<&Planned> = plan.files.iter().filter(|f| f.changes()).collect();
     if changing.is_empty() {
         return Ok(nothing_to_change(&plan));
@@ -55,7 +58,7 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
     judge_merged(&plan)?;
     validate_daemon_json(&plan)?;
     // Again just before writing: the source must not have become changeable meanwhile.
-    store::check_trusted(dir)?;
+    check_source_trusted(&source)?;
     let changes = changes_of(&plan, &changing);
     let applied = transaction::apply(&root, &journal_dir, &changes, &store::backup_stamp(now))?;
     for note in &applied.notes {
@@ -71,6 +74,69 @@ pub fn run(dir: &Path, args: &InstallArgs, now: OffsetDateTime) -> Result<Outcom
         ));
     }
     Ok(Outcome::report(&out))
+}
+
+/// Where the server files come from: `--from FOLDER` (a self-contained server folder), or
+/// the PKI in DIR: `--server NAME`, its only server, a PKI of the first format (read as it
+/// is: install, run as root on the daemon host, never rewrites the PKI), or DIR itself when
+/// it is a server folder. Nothing is written.
+fn source(dir: &Path, args: &InstallArgs) -> Result<Source, Error> {
+    if let Some(from) = &args.from {
+        let meta = std::fs::symlink_metadata(from);
+        if !meta.as_ref().is_ok_and(std::fs::Metadata::is_dir) {
+            let what = match meta {
+                Ok(m) if m.file_type().is_symlink() => {
+                    "is a symbolic link, which dockertls does not follow"
+                }
+                Ok(_) => "is not a folder",
+                Err(_) => "does not exist",
+            };
+            return Err(Error::refused(format!("--from {}: {what}", from.display())).hint(
+                "give the server folder to install: a copy of DIR/servers/NAME (ca.pem, server-cert.pem, server-key.pem, daemon.json)",
+            ));
+        }
+        return Ok(Source::server_folder(from));
+    }
+    if let Some(name) = &args.server {
+        registry::parse_server_name("--server", name)?;
+    }
+    let pki = store::Pki::new(dir);
+    let exists = |p: std::path::PathBuf| std::fs::symlink_metadata(p).is_ok();
+    if exists(pki.state_file()) {
+        store::check_trusted(dir)?;
+        let state = State::load(dir)?.unwrap_or_default();
+        let name = state.resolve_server(dir, args.server.as_deref())?;
+        return Ok(Source::pki_server(dir, &name));
+    }
+    if let Some(name) = &args.server {
+        return Err(Error::refused(format!(
+            "--server {name}: {} has no state file ({}), so no named servers",
+            dir.display(),
+            pki.state_file().display()
+        ))
+        .hint("give the PKI folder that holds servers/NAME with --dir, or the server folder with --from"));
+    }
+    if exists(pki.path(Legacy::SERVER_DIR)) {
+        return Ok(Source::legacy(dir));
+    }
+    if exists(dir.join(store::layout::SERVER_CERT)) {
+        return Ok(Source::server_folder(dir));
+    }
+    Err(Error::refused(format!(
+        "--dir {} holds no server folder to install",
+        dir.display()
+    ))
+    .hint("give the server folder with --from FOLDER (a copy of DIR/servers/NAME), or the PKI with --dir"))
+}
+
+/// The folder install reads must be one no one else could change: the folder and its
+/// parents, and every entry in it (the PKI's folders, or the server folder's files).
+fn check_source_trusted(source: &Source) -> Result<(), Error> {
+    store::check_trusted(&source.root)?;
+    if source.folder.is_empty() {
+        store::check_entries_trusted(&source.root)?;
+    }
+    Ok(())
 }
 
 /// The root folder install works under, after checking the flags that go with it.
@@ -148,8 +214,13 @@ fn report(plan: &Plan, changing: &[&Planned], applied: &transaction::Applied) ->
 }
 
 /// --dry-run: the diffs, nothing written or created.
-fn dry_run(dir: &Path, root: &Root, force: bool, now: OffsetDateTime) -> Result<Outcome, Error> {
-    let plan = install::plan(install::read(dir, root, now)?, force)?;
+fn dry_run(
+    source: &Source,
+    root: &Root,
+    force: bool,
+    now: OffsetDateTime,
+) -> Result<Outcome, Error> {
+    let plan = install::plan(install::read(source, root, now)?, force)?;
     install::check_host_folders(root, &plan)?;
     judge_merged(&plan)?;
     for note in &plan.notes {

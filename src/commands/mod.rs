@@ -9,4 +9,5 @@ pub mod init;
 pub mod install;
 pub mod probe;
 pub mod rotate;
+pub mod server;
 pub mod verify;

@@ -13,15 +13,22 @@ use crate::probe::{self, Endpoint};
 /// Runs `probe` at time `now`. A refusal (no endpoint, bad arguments, an unusable `--client`)
 /// is an error, which `main` reports with exit 3; otherwise the report and its exit code.
 pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> Result<Outcome, Error> {
-    let endpoint = match args
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("DOCKER_HOST").ok())
-    {
+    let given = match &args.server {
+        Some(_) => None,
+        None => args
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok()),
+    };
+    let endpoint = match given {
         Some(text) => Endpoint::parse(&text).map_err(Error::Refused)?,
+        None if args.server.is_some() || args.client.is_some() => {
+            Endpoint::parse(&server_endpoint(dir, args.server.as_deref(), now)?)
+                .map_err(Error::Refused)?
+        }
         None => {
             return Err(Error::refused("no daemon to probe")
-                .hint("give tcp://HOST:PORT or set DOCKER_HOST"));
+                .hint("give tcp://HOST:PORT or --server NAME, or set DOCKER_HOST"));
         }
     };
     if !(args.timeout > 0.0 && args.timeout <= 600.0) {
@@ -52,6 +59,28 @@ pub fn run(dir: &Path, args: &ProbeArgs, now: ::time::OffsetDateTime) -> Result<
         notices: Vec::new(),
         exit: outcome.status().exit(),
     })
+}
+
+/// The endpoint of a server of the PKI in `dir`: `wanted`, or the only one (refused, listing
+/// them, when there are several).
+fn server_endpoint(
+    dir: &Path,
+    wanted: Option<&str>,
+    now: ::time::OffsetDateTime,
+) -> Result<String, Error> {
+    if let Some(name) = wanted {
+        crate::store::registry::parse_server_name("--server", name)?;
+    }
+    let state = crate::store::registry::open(dir, now)?;
+    let name = state.resolve_server(dir, wanted)?;
+    let host = &state.servers()[&name].host;
+    let address = crate::names::parse_address("--server", host)
+        .map_err(|why| Error::Refused(format!("server {name}: its host in the state file: {why}")))?
+        .address;
+    Ok(crate::names::docker_host(
+        &address,
+        crate::store::state::listen_port(dir, &name),
+    ))
 }
 
 /// --cert-path, --client NAME, DOCKER_CERT_PATH, or ~/.docker, as the docker CLI does.

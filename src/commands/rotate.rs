@@ -17,7 +17,8 @@ use crate::names::Address;
 use crate::pki::{self, Ca, Issued, KeyType, LeafRequest, Role, Window};
 use crate::plan::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, MAX_DAYS, RotatePlan, RotateScope};
 use crate::secret::Passphrase;
-use crate::store::layout::CLIENTS_DIR;
+use crate::store::layout::{CLIENTS_DIR, SERVERS_DIR};
+use crate::store::registry;
 use crate::store::state::{self, Leaf, date};
 use crate::store::workspace::{self, Workspace};
 use crate::store::{Holder, Pki, Stage};
@@ -101,7 +102,31 @@ fn read_and_select(
     state::require_clients(dir, "--client", &plan.clients)?;
     let readable =
         |holder: &Holder| state::read_cert(dir, holder).map_err(|e| Error::Refused(e.to_string()));
-    let server = readable(&Holder::server())?;
+    let registry = registry::open(dir, now)?;
+    let server_names = match plan.scope {
+        RotateScope::Selected if !plan.servers.is_empty() => {
+            for name in &plan.servers {
+                registry.resolve_server(dir, Some(name))?;
+            }
+            plan.servers.clone()
+        }
+        _ => registry.server_names(),
+    };
+    if !plan.allow.is_empty() && server_names.len() != 1 {
+        return Err(Error::refused(format!(
+            "--allow adds SANs to one server's certificate, and {} has {} servers ({})",
+            dir.display(),
+            server_names.len(),
+            server_names.join(", ")
+        ))
+        .hint("name it: dockertls rotate --server NAME --allow ADDR"));
+    }
+    let mut servers = Vec::new();
+    if plan.scope != RotateScope::Selected || plan.server {
+        for name in &server_names {
+            servers.push((name.clone(), readable(&Holder::server(name))?));
+        }
+    }
     let known = state::client_names(dir);
     let names = match plan.scope {
         RotateScope::Selected => &plan.clients,
@@ -112,19 +137,19 @@ fn read_and_select(
         clients.push((name.clone(), readable(&Holder::client(name))?));
     }
     let ca = readable(&Holder::Ca)?;
-    let selection = select(plan, &ca, &server, &clients, now)?;
+    let selection = select(plan, &ca, &servers, &clients, now)?;
     Ok((selection, !known.is_empty()))
 }
 
-/// Which certificates to re-issue at `now`, and why: pure, no I/O. `clients` are the clients
-/// in scope (the selected ones, or all). A certificate is due by the renewal rule
+/// Which certificates to re-issue at `now`, and why: pure, no I/O. `servers` and `clients`
+/// are those in scope (the selected ones, or all). A certificate is due by the renewal rule
 /// (`pki::Window::Rule`), or `--within N` when given; a run never selects what its own
 /// re-issue would leave due: `--within N` at or over a certificate's lifetime is refused, and
 /// a leaf that a new issue would cut to a CA about to end is left for `rotate --ca`.
 pub fn select(
     plan: &RotatePlan,
     ca: &Leaf,
-    server: &Leaf,
+    servers: &[(String, Leaf)],
     clients: &[(String, Leaf)],
     now: OffsetDateTime,
 ) -> Result<Selection, Error> {
@@ -149,7 +174,9 @@ pub fn select(
         due_reason(plan, ca, holder, leaf, now, &mut selection.blocked)
     };
     let mut chosen: Vec<(Holder, &Leaf, Option<String>)> = Vec::new();
-    if plan.scope != RotateScope::Selected || plan.server {
+    let servers_in_scope = plan.scope != RotateScope::Selected || plan.server;
+    for (name, server) in servers.iter().filter(|_| servers_in_scope) {
+        let holder = Holder::server(name);
         let new_sans: Vec<String> = plan
             .allow
             .iter()
@@ -160,9 +187,9 @@ pub fn select(
         let reason = forced.clone().filter(|_| new_ca).or(adds);
         let reason = match reason.or_else(|| forced.clone()) {
             Some(reason) => Some(reason),
-            None => due(&Holder::server(), server)?,
+            None => due(&holder, server)?,
         };
-        chosen.push((Holder::server(), server, reason));
+        chosen.push((holder, server, reason));
     }
     for (name, leaf) in clients {
         let holder = Holder::client(name);
@@ -331,7 +358,12 @@ fn execute(
     // an interrupted run never leaves a CA folder older than what it signed); otherwise each
     // re-issued folder.
     let folders: Vec<String> = if new_ca.is_some() {
-        let mut folders = vec![Holder::Ca.folder(), Holder::server().folder()];
+        let any_server = selection
+            .items
+            .iter()
+            .any(|i| i.holder.server_name().is_some());
+        let mut folders = vec![Holder::Ca.folder()];
+        folders.extend(any_server.then(|| SERVERS_DIR.to_string()));
         folders.extend(any_client.then(|| CLIENTS_DIR.to_string()));
         folders
     } else {
@@ -469,7 +501,11 @@ fn reissue(
             request.cn
         ))
     })?;
-    ws.write_pair(&item.holder, &ca.cert_pem, &cert)?;
+    match item.holder.server_name() {
+        // A server folder keeps what else it holds (daemon.json, override.conf, ...).
+        Some(name) => ws.write_server_pair(name, &ca.cert_pem, &cert)?,
+        None => ws.write_pair(&item.holder, &ca.cert_pem, &cert)?,
+    }
     let line = format!(
         "re-issued {label} ({}): {} and {}, expires {}",
         item.reason,
@@ -506,8 +542,8 @@ fn report(dir: &Path, done: &Done, selection: &Selection) -> String {
         ));
     }
     let holders: Vec<&Holder> = selection.items.iter().map(|i| &i.holder).collect();
-    if holders.iter().any(|h| h.client_name().is_none()) {
-        out.push_str(&restart_hint(dir));
+    for name in holders.iter().filter_map(|h| h.server_name()) {
+        out.push_str(&restart_hint(dir, name));
     }
     let changed: Vec<String> = holders
         .iter()
@@ -528,13 +564,13 @@ fn report(dir: &Path, done: &Done, selection: &Selection) -> String {
     out
 }
 
-/// How to put the new server/ in place: into the install dir that DIR/daemon.json names
-/// (`init --install-dir`), /etc/docker/tls if it names none.
-fn restart_hint(dir: &Path) -> String {
-    let install_dir =
-        state::install_dir(dir).map_or("/etc/docker/tls".to_string(), |p| p.display().to_string());
+/// How to put the new servers/NAME/ in place: into the install dir that its daemon.json
+/// names (`init --install-dir`), /etc/docker/tls if it names none.
+fn restart_hint(dir: &Path, name: &str) -> String {
+    let install_dir = state::install_dir(dir, name)
+        .map_or("/etc/docker/tls".to_string(), |p| p.display().to_string());
     let target = crate::render::shell_quote(&format!("{install_dir}/"));
-    let server = Holder::server();
+    let server = Holder::server(name);
     let folder = server.folder();
     let ca_cert = format!("{folder}/{}", crate::store::layout::CA_CERT);
     format!(
@@ -605,7 +641,12 @@ mod tests {
     }
 
     fn pick(plan: &RotatePlan, server: &Leaf, clients: &[(String, Leaf)]) -> Selection {
-        select(plan, &ca(), server, clients, NOW).unwrap()
+        select(plan, &ca(), &one(server), clients, NOW).unwrap()
+    }
+
+    /// The one server, `h`, in scope.
+    fn one(server: &Leaf) -> Vec<(String, Leaf)> {
+        vec![("h".to_string(), server.clone())]
     }
 
     fn chosen(selection: &Selection) -> Vec<(String, String)> {
@@ -627,7 +668,7 @@ mod tests {
             chosen(&selection),
             [
                 (
-                    "server".into(),
+                    "server h".into(),
                     "expires on 2026-06-30 (29 days left, less than a third of its 365 days or 30)"
                         .into()
                 ),
@@ -662,7 +703,7 @@ mod tests {
         assert_eq!(
             chosen(&selection),
             [(
-                "server".into(),
+                "server h".into(),
                 "expires on 2026-07-30 (59 days left, within 60)".into()
             )]
         );
@@ -678,7 +719,7 @@ mod tests {
         let clients = [("alice".to_string(), cert(10, 8))];
         for within in ["10", "30"] {
             let plan = plan(&["--within", within]);
-            let err = select(&plan, &ca(), &leaf(200), &clients, NOW).unwrap_err();
+            let err = select(&plan, &ca(), &one(&leaf(200)), &clients, NOW).unwrap_err();
             assert_eq!(err.exit().code(), 2);
             let message = err.to_string();
             assert!(
@@ -713,7 +754,7 @@ mod tests {
             // ...until two thirds of its life (or all but 30 days) have passed.
             let later = pki::renewal_due(made.not_before, made.not_after, Window::Rule)
                 + Duration::seconds(1);
-            let selection = select(&plan(&[]), &ca(), &fresh, &clients, later).unwrap();
+            let selection = select(&plan(&[]), &ca(), &one(&fresh), &clients, later).unwrap();
             assert_eq!(selection.items.len(), 2, "{days}");
         }
     }
@@ -725,12 +766,12 @@ mod tests {
         let server = cert(365, 20);
         // A 9-day client still fits well before the CA's end.
         let clients = [("alice".to_string(), cert(9, 2))];
-        let selection = select(&plan(&[]), &ca, &server, &clients, NOW).unwrap();
+        let selection = select(&plan(&[]), &ca, &one(&server), &clients, NOW).unwrap();
         assert_eq!(selection.items.len(), 1);
         assert_eq!(selection.items[0].holder, Holder::client("alice"));
         assert_eq!(selection.blocked.len(), 1);
         assert!(
-            selection.blocked[0].starts_with("server (due since 2026-05-22)"),
+            selection.blocked[0].starts_with("server h (due since 2026-05-22)"),
             "{:?}",
             selection.blocked
         );
@@ -739,10 +780,10 @@ mod tests {
         // An expired CA is not "due" but gone: the leaves are selected, and signing refuses
         // with the command that replaces it.
         let expired = cert(3650, -2);
-        let selection = select(&plan(&[]), &expired, &server, &clients, NOW).unwrap();
+        let selection = select(&plan(&[]), &expired, &one(&server), &clients, NOW).unwrap();
         assert_eq!(selection.items.len(), 2);
         // rotate --ca replaces everything whatever the dates.
-        let selection = select(&plan(&["--ca"]), &ca, &server, &clients, NOW).unwrap();
+        let selection = select(&plan(&["--ca"]), &ca, &one(&server), &clients, NOW).unwrap();
         assert_eq!(selection.items.len(), 2);
         assert!(selection.blocked.is_empty() && selection.ca_due.is_none());
     }
@@ -759,7 +800,7 @@ mod tests {
         let selection = pick(&allow, &leaf(300), &[]);
         assert_eq!(
             chosen(&selection),
-            [("server".into(), "adds 10.0.0.5".into())]
+            [("server h".into(), "adds 10.0.0.5".into())]
         );
         // A SAN the certificate has already changes nothing.
         let same = plan(&["--server", "--allow", "h.example"]);

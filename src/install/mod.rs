@@ -179,20 +179,74 @@ fn our_keys(
     Ok(ours)
 }
 
+/// Where install reads the server's files: a folder (opened as a confined root), the
+/// subfolder of it holding ca.pem, server-cert.pem and server-key.pem, and its daemon.json.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The folder opened (the PKI, or the server folder itself).
+    pub root: std::path::PathBuf,
+    /// The folder of the three files, relative to `root` (empty: `root` itself).
+    pub folder: String,
+    /// daemon.json, relative to `root`.
+    pub daemon_json: String,
+}
+
+impl Source {
+    /// A self-contained server folder (`install --from`, or DIR/servers/NAME): every file in it.
+    pub fn server_folder(folder: &Path) -> Source {
+        Source {
+            root: folder.to_path_buf(),
+            folder: String::new(),
+            daemon_json: layout::DAEMON_JSON.to_string(),
+        }
+    }
+
+    /// A server folder of the PKI in `dir` (`install --server NAME`).
+    pub fn pki_server(dir: &Path, name: &str) -> Source {
+        Source {
+            root: dir.to_path_buf(),
+            folder: crate::store::Holder::server(name).folder(),
+            daemon_json: format!(
+                "{}/{}",
+                crate::store::Holder::server(name).folder(),
+                layout::DAEMON_JSON
+            ),
+        }
+    }
+
+    /// A PKI of the first format (or a copy of its server/ and daemon.json): read as it is.
+    pub fn legacy(dir: &Path) -> Source {
+        Source {
+            root: dir.to_path_buf(),
+            folder: layout::Legacy::SERVER_DIR.to_string(),
+            daemon_json: layout::Legacy::DAEMON_JSON.to_string(),
+        }
+    }
+
+    /// `name` in the folder of the three files, relative to `root`.
+    fn file(&self, name: &str) -> String {
+        if self.folder.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}/{name}", self.folder)
+        }
+    }
+}
+
 /// The server files, read once from the PKI (no link followed) and verified as read: what is
 /// installed is exactly what was checked.
 fn server_files(
-    dir: &Path,
+    source: &Source,
     pki: &Root,
     now: ::time::OffsetDateTime,
 ) -> Result<Vec<Zeroizing<Vec<u8>>>, Error> {
     let names = [layout::CA_CERT, layout::SERVER_CERT, layout::SERVER_KEY];
     let mut read = Vec::new();
     for name in names {
-        let host = format!("{}/{name}", layout::SERVER_DIR);
+        let host = source.file(name);
         let file = pki.read(&host, Links::Refuse)?.ok_or_else(|| {
             Error::Refused(format!(
-                "{} is missing: install needs the server/ folder that dockertls init wrote (--dir)",
+                "{} is missing: install needs a server folder as dockertls init or server add wrote it (servers/NAME), with ca.pem, server-cert.pem and server-key.pem",
                 pki.shown(&host).display()
             ))
         })?;
@@ -231,16 +285,12 @@ fn server_files(
         for (copy, name) in copies.iter().zip(names) {
             message = message.replace(
                 &format!("{}", copy.path().display()),
-                &format!(
-                    "{}",
-                    pki.shown(&format!("{}/{name}", layout::SERVER_DIR))
-                        .display()
-                ),
+                &format!("{}", pki.shown(&source.file(name)).display()),
             );
         }
         return Err(Error::Refused(format!(
             "{} fails verification ({}: {message}); fix it before installing",
-            crate::store::Pki::new(dir).server_dir().display(),
+            pki.shown(&source.folder).display(),
             check.id,
         )));
     }
@@ -333,14 +383,14 @@ const TLS_FILES: [(&str, u32, bool); 3] = [
     ("tlskey", 0o400, true),
 ];
 
-/// Reads what install needs from `dir` (a PKI, or a folder holding server/ and daemon.json)
-/// and from the host under `root`, every path through a confined root. Reads only.
-pub fn read(dir: &Path, root: &Root, now: ::time::OffsetDateTime) -> Result<HostRead, Error> {
+/// Reads what install needs from `source` (a server folder) and from the host under `root`,
+/// every path through a confined root. Reads only.
+pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result<HostRead, Error> {
     let mut notes = Vec::new();
-    let pki = Root::open(dir)?;
-    let server = server_files(dir, &pki, now)?;
-    let pki_daemon_json = pki.shown(layout::DAEMON_JSON);
-    let generated = pki.read(layout::DAEMON_JSON, Links::Refuse)?;
+    let pki = Root::open(&source.root)?;
+    let server = server_files(source, &pki, now)?;
+    let pki_daemon_json = pki.shown(&source.daemon_json);
+    let generated = pki.read(&source.daemon_json, Links::Refuse)?;
     let text = generated
         .as_ref()
         .map(|file| String::from_utf8_lossy(&file.contents).into_owned());

@@ -2,30 +2,37 @@
 //! layout; every other module asks [`Pki`] or [`Holder`]:
 //!
 //! ```text
+//! DIR/dockertls.json                                 the state file (format 2)
 //! DIR/ca/ca.pem, ca-key.pem                           the CA
-//! DIR/server/ca.pem, server-cert.pem, server-key.pem  the daemon's files
+//! DIR/servers/NAME/ca.pem, server-cert.pem, server-key.pem, daemon.json, override.conf
+//!                                                     one self-contained folder a daemon
 //! DIR/clients/NAME/ca.pem, cert.pem, key.pem          one folder a user (DOCKER_CERT_PATH)
-//! DIR/daemon.json, DIR/override.conf                  the daemon's configuration
 //! DIR/backup/<UTC stamp>/                             what a change replaced
 //! DIR/.dockertls.lock, DIR/.dockertls-staging-*       one run at a time; work in progress
 //! ```
 //!
-//! Many servers (`servers/NAME/`) will be a new [`Holder`] variant and a `Pki::server_dir`
-//! argument: callers that name `Holder::server()` keep working.
+//! Format 1 (before many servers) had `DIR/server/` and `DIR/daemon.json`,
+//! `DIR/override.conf`; `store::registry` migrates it (see [`Legacy`]).
 
 use std::path::{Path, PathBuf};
 
 /// The CA's folder.
 pub const CA_DIR: &str = "ca";
-/// The daemon's folder.
-pub const SERVER_DIR: &str = "server";
+/// The folder of the server folders (format 2).
+pub const SERVERS_DIR: &str = "servers";
+/// The state file (format 2): its presence means format 2.
+pub const STATE_FILE: &str = "dockertls.json";
+/// A server's certificate revocation list, in its server folder.
+pub const CRL: &str = "crl.pem";
+/// A server's authorization policy, in its server folder.
+pub const AUTHZ_POLICY: &str = "authz.json";
 /// The folder of the client folders.
 pub const CLIENTS_DIR: &str = "clients";
 /// The folder of backups, one subfolder a run.
 pub const BACKUP_DIR: &str = "backup";
-/// The daemon.json fragment `init` writes.
+/// The daemon.json fragment `init` writes (in each server folder).
 pub const DAEMON_JSON: &str = "daemon.json";
-/// The systemd drop-in `init` writes.
+/// The systemd drop-in `init` writes (in each server folder).
 pub const OVERRIDE_CONF: &str = "override.conf";
 /// The lock file: one run changes DIR at a time.
 pub const LOCK_FILE: &str = ".dockertls.lock";
@@ -45,34 +52,74 @@ pub const CLIENT_CERT: &str = "cert.pem";
 /// A client key's name.
 pub const CLIENT_KEY: &str = "key.pem";
 
-/// The entries of DIR that make up a PKI; their presence means "a PKI is here".
-pub const PKI_ENTRIES: [&str; 5] = [CA_DIR, SERVER_DIR, CLIENTS_DIR, DAEMON_JSON, OVERRIDE_CONF];
+/// The entries of DIR that make up a PKI (either format); their presence means "a PKI is
+/// here". `init --force` moves those present to the backup.
+pub const PKI_ENTRIES: [&str; 7] = [
+    CA_DIR,
+    SERVERS_DIR,
+    CLIENTS_DIR,
+    STATE_FILE,
+    Legacy::SERVER_DIR,
+    Legacy::DAEMON_JSON,
+    Legacy::OVERRIDE_CONF,
+];
+
+/// What `init` writes into DIR, the state file last (the commit point).
+pub const INIT_ENTRIES: [&str; 4] = [CA_DIR, SERVERS_DIR, CLIENTS_DIR, STATE_FILE];
 
 /// Everything dockertls keeps directly in DIR (what folder trust checks).
-pub const KEPT_ENTRIES: [&str; 6] = [
+pub const KEPT_ENTRIES: [&str; 8] = [
     CA_DIR,
-    SERVER_DIR,
+    SERVERS_DIR,
     CLIENTS_DIR,
     BACKUP_DIR,
-    DAEMON_JSON,
-    OVERRIDE_CONF,
+    STATE_FILE,
+    Legacy::SERVER_DIR,
+    Legacy::DAEMON_JSON,
+    Legacy::OVERRIDE_CONF,
 ];
+
+/// The format-1 layout (one server): what migration reads and then moves to the backup.
+pub struct Legacy;
+
+impl Legacy {
+    /// `DIR/server/`: the one daemon's ca.pem, server-cert.pem, server-key.pem.
+    pub const SERVER_DIR: &'static str = "server";
+    /// `DIR/daemon.json`.
+    pub const DAEMON_JSON: &'static str = DAEMON_JSON;
+    /// `DIR/override.conf`.
+    pub const OVERRIDE_CONF: &'static str = OVERRIDE_CONF;
+    /// The entries of DIR that only format 1 has, in the order migration moves them away.
+    pub const ENTRIES: [&'static str; 3] =
+        [Self::SERVER_DIR, Self::DAEMON_JSON, Self::OVERRIDE_CONF];
+}
+
+/// The files of a self-contained server folder, in the order they are listed.
+pub const SERVER_FILES: [&str; 5] = [CA_CERT, SERVER_CERT, SERVER_KEY, DAEMON_JSON, OVERRIDE_CONF];
 
 /// A folder of the PKI that holds one certificate and its key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holder {
     /// `ca/`: the CA certificate and key.
     Ca,
-    /// `server/`: the daemon's certificate, key and CA.
-    Server,
+    /// `servers/NAME/`: one daemon's certificate, key, CA and configuration.
+    Server(String),
     /// `clients/NAME/`: one user's certificate, key and CA.
     Client(String),
 }
 
 impl Holder {
-    /// The daemon's folder.
-    pub fn server() -> Holder {
-        Holder::Server
+    /// A server's folder.
+    pub fn server(name: &str) -> Holder {
+        Holder::Server(name.to_string())
+    }
+
+    /// The server's name, for a server.
+    pub fn server_name(&self) -> Option<&str> {
+        match self {
+            Holder::Server(name) => Some(name),
+            _ => None,
+        }
     }
 
     /// A client's folder.
@@ -88,11 +135,11 @@ impl Holder {
         }
     }
 
-    /// The folder, relative to DIR (`server`, `clients/NAME`).
+    /// The folder, relative to DIR (`servers/NAME`, `clients/NAME`).
     pub fn folder(&self) -> String {
         match self {
             Holder::Ca => CA_DIR.to_string(),
-            Holder::Server => SERVER_DIR.to_string(),
+            Holder::Server(name) => format!("{SERVERS_DIR}/{name}"),
             Holder::Client(name) => format!("{CLIENTS_DIR}/{name}"),
         }
     }
@@ -101,7 +148,7 @@ impl Holder {
     pub fn cert_name(&self) -> &'static str {
         match self {
             Holder::Ca => CA_CERT,
-            Holder::Server => SERVER_CERT,
+            Holder::Server(_) => SERVER_CERT,
             Holder::Client(_) => CLIENT_CERT,
         }
     }
@@ -110,7 +157,7 @@ impl Holder {
     pub fn key_name(&self) -> &'static str {
         match self {
             Holder::Ca => CA_KEY,
-            Holder::Server => SERVER_KEY,
+            Holder::Server(_) => SERVER_KEY,
             Holder::Client(_) => CLIENT_KEY,
         }
     }
@@ -125,11 +172,11 @@ impl Holder {
         format!("{}/{}", self.folder(), self.key_name())
     }
 
-    /// How messages name it: `the CA`, `server`, `client NAME`.
+    /// How messages name it: `the CA`, `server NAME`, `client NAME`.
     pub fn label(&self) -> String {
         match self {
             Holder::Ca => "the CA".to_string(),
-            Holder::Server => "server".to_string(),
+            Holder::Server(name) => format!("server {name}"),
             Holder::Client(name) => format!("client {name}"),
         }
     }
@@ -179,9 +226,24 @@ impl Pki {
         self.folder(&Holder::Ca)
     }
 
-    /// DIR/server.
-    pub fn server_dir(&self) -> PathBuf {
-        self.folder(&Holder::server())
+    /// DIR/servers.
+    pub fn servers_dir(&self) -> PathBuf {
+        self.path(SERVERS_DIR)
+    }
+
+    /// DIR/servers/NAME: the self-contained folder of one daemon.
+    pub fn server_dir(&self, name: &str) -> PathBuf {
+        self.folder(&Holder::server(name))
+    }
+
+    /// DIR/servers/NAME/FILE (one of [`SERVER_FILES`], [`CRL`], [`AUTHZ_POLICY`]).
+    pub fn server_file(&self, name: &str, file: &str) -> PathBuf {
+        self.server_dir(name).join(file)
+    }
+
+    /// DIR/dockertls.json.
+    pub fn state_file(&self) -> PathBuf {
+        self.path(STATE_FILE)
     }
 
     /// DIR/clients.
@@ -204,14 +266,14 @@ impl Pki {
         self.backups().join(stamp)
     }
 
-    /// DIR/daemon.json.
-    pub fn daemon_json(&self) -> PathBuf {
-        self.path(DAEMON_JSON)
+    /// DIR/servers/NAME/daemon.json.
+    pub fn daemon_json(&self, name: &str) -> PathBuf {
+        self.server_file(name, DAEMON_JSON)
     }
 
-    /// DIR/override.conf.
-    pub fn override_conf(&self) -> PathBuf {
-        self.path(OVERRIDE_CONF)
+    /// DIR/servers/NAME/override.conf.
+    pub fn override_conf(&self, name: &str) -> PathBuf {
+        self.server_file(name, OVERRIDE_CONF)
     }
 
     /// DIR/.dockertls.lock.
@@ -239,9 +301,11 @@ mod tests {
         assert_eq!(pki.cert(&Holder::Ca), Path::new("/p/ca/ca.pem"));
         assert_eq!(pki.key(&Holder::Ca), Path::new("/p/ca/ca-key.pem"));
         assert_eq!(
-            pki.key(&Holder::server()),
-            Path::new("/p/server/server-key.pem")
+            pki.key(&Holder::server("a")),
+            Path::new("/p/servers/a/server-key.pem")
         );
+        assert_eq!(pki.daemon_json("a"), Path::new("/p/servers/a/daemon.json"));
+        assert_eq!(pki.state_file(), Path::new("/p/dockertls.json"));
         assert_eq!(
             pki.cert(&Holder::client("alice")),
             Path::new("/p/clients/alice/cert.pem")

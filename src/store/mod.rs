@@ -26,6 +26,7 @@ use crate::pki::Issued;
 use crate::secret::Passphrase;
 
 pub mod layout;
+pub mod registry;
 pub mod state;
 pub mod workspace;
 
@@ -867,6 +868,18 @@ pub fn check_trusted(dir: &Path) -> Result<(), Error> {
     }
 }
 
+/// Refuses a folder (a self-contained server folder) one of whose entries is a link, or is
+/// owned or writable by someone other than the caller or root.
+pub fn check_entries_trusted(folder: &Path) -> Result<(), Error> {
+    let entries: Vec<PathBuf> = fs::read_dir(folder)
+        .map(|entries| entries.flatten().take(10_000).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    match entries_problem(entries) {
+        Some(problem) => Err(problem.into_error()),
+        None => Ok(()),
+    }
+}
+
 /// The first reason `dir` (a PKI folder) cannot be trusted, if any.
 pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
     if let Some(problem) = folder_trust_problem(dir) {
@@ -885,11 +898,23 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
             .unwrap_or_default()
     };
     let clients = list(&pki.clients_dir());
-    for folder in [pki.ca_dir(), pki.server_dir()].iter().chain(&clients) {
+    let servers = list(&pki.servers_dir());
+    let legacy = pki.path(layout::Legacy::SERVER_DIR);
+    for folder in [pki.ca_dir(), legacy]
+        .iter()
+        .chain(&servers)
+        .chain(&clients)
+    {
         inside.extend(list(folder));
     }
+    inside.extend(servers);
     inside.extend(clients);
-    for path in inside {
+    entries_problem(inside)
+}
+
+/// The first of `paths` that is a link, or that someone else owns or may write.
+fn entries_problem(paths: Vec<PathBuf>) -> Option<TrustProblem> {
+    for path in paths {
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };

@@ -183,23 +183,23 @@ pub fn require_clients(dir: &Path, flag: &str, wanted: &[String]) -> Result<(), 
     }))
 }
 
-/// DIR/daemon.json as written by `init` (null when it is missing or unreadable).
-fn daemon_json(dir: &Path) -> serde_json::Value {
-    read_pki_file(&Pki::new(dir).daemon_json())
+/// DIR/servers/NAME/daemon.json as written by `init` (null when it is missing or unreadable).
+fn daemon_json(dir: &Path, server: &str) -> serde_json::Value {
+    read_pki_file(&Pki::new(dir).daemon_json(server))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default()
 }
 
-/// The tcp port in DIR/daemon.json's hosts (2376 if none).
-pub fn listen_port(dir: &Path) -> u16 {
-    crate::dockerd_hosts::first_tcp_port(&daemon_json(dir)["hosts"]).unwrap_or(2376)
+/// The tcp port in the server's daemon.json's hosts (2376 if none).
+pub fn listen_port(dir: &Path, server: &str) -> u16 {
+    crate::dockerd_hosts::first_tcp_port(&daemon_json(dir, server)["hosts"]).unwrap_or(2376)
 }
 
-/// Where the server files live on the daemon host: the folder of DIR/daemon.json's
+/// Where the server files live on the daemon host: the folder of the server's daemon.json's
 /// `tlscert` (`init --install-dir`), if it names one.
-pub fn install_dir(dir: &Path) -> Option<std::path::PathBuf> {
-    let cert = daemon_json(dir)["tlscert"].as_str()?.to_string();
+pub fn install_dir(dir: &Path, server: &str) -> Option<std::path::PathBuf> {
+    let cert = daemon_json(dir, server)["tlscert"].as_str()?.to_string();
     Path::new(&cert).parent().map(Path::to_path_buf)
 }
 

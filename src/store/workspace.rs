@@ -14,7 +14,7 @@ use ::time::OffsetDateTime;
 use rustix::fs::{FileType, RenameFlags};
 
 use crate::error::Error;
-use crate::store::{self, Folder, Holder, Stage, StagingArea, ensure_parents};
+use crate::store::{self, Folder, Holder, Stage, StagingArea, ensure_parents, registry};
 
 /// A locked PKI folder being changed. Every path below DIR is reached from DIR's opened
 /// descriptor, one name at a time, never through a link.
@@ -34,7 +34,7 @@ impl Stage for Workspace {
 
 impl Workspace {
     /// Locks DIR, which must hold a PKI that no one else can change, and makes a staging
-    /// folder.
+    /// folder. A format-1 PKI is migrated to format 2 first (`registry::migrate`).
     pub fn open(dir: &Path, now: OffsetDateTime) -> Result<Workspace, Error> {
         require_pki(dir)?;
         let folder = Folder::open(dir)?;
@@ -42,13 +42,69 @@ impl Workspace {
         // Checked again under the lock, just before anything is written.
         require_pki(dir)?;
         let staging = StagingArea::create(&folder)?;
-        Ok(Workspace {
+        let mut ws = Workspace {
             dir: folder,
             staging,
             now,
             backup: None,
             _lock: lock,
-        })
+        };
+        if let Some(backup) = registry::migrate(&mut ws)? {
+            eprintln!(
+                "note: {} now has one folder per server ({}/NAME/) and a state file ({}); the files of the old layout are in {}",
+                dir.display(),
+                store::layout::SERVERS_DIR,
+                store::layout::STATE_FILE,
+                backup.display()
+            );
+        }
+        Ok(ws)
+    }
+
+    /// DIR, opened.
+    pub fn dir(&self) -> &Folder {
+        &self.dir
+    }
+
+    /// The staged folder `relative` (created by [`Stage::mkdir`] or [`Workspace::copy_in`]).
+    pub fn staged(&self, relative: &str) -> Result<Folder, Error> {
+        self.staging().subfolder(relative)
+    }
+
+    /// Stages servers/NAME with a new CA certificate, certificate and key, and a copy of
+    /// everything else its live folder holds (daemon.json, override.conf, ...): swapped in,
+    /// the folder loses nothing but the old pair.
+    pub fn write_server_pair(
+        &self,
+        name: &str,
+        ca_pem: &str,
+        issued: &crate::pki::Issued,
+    ) -> Result<(), Error> {
+        let holder = Holder::server(name);
+        let folder = holder.folder();
+        let live = self.dir.subfolder(&folder)?;
+        self.copy_in(&live, &folder)?;
+        let staged = self.staged(&folder)?;
+        let files = [
+            store::layout::CA_CERT,
+            holder.cert_name(),
+            holder.key_name(),
+        ];
+        for file in files {
+            if staged.entry_stat(file)?.is_some() {
+                staged.remove_tree(file)?;
+            }
+        }
+        staged.write_new_file(files[0], ca_pem.as_bytes(), store::CERT_FILE)?;
+        staged.write_new_file(files[1], issued.cert_pem.as_bytes(), store::CERT_FILE)?;
+        staged.write_new_file(files[2], issued.key_pem.as_bytes(), store::KEY_FILE)
+    }
+
+    /// Copies the folder `from` (files with their modes, never through a link) to `relative`
+    /// in the staging folder.
+    pub fn copy_in(&self, from: &Folder, relative: &str) -> Result<(), Error> {
+        ensure_parents(self.staging(), relative)?;
+        copy_tree(from, self.staging(), relative, 0)
     }
 
     fn staging(&self) -> &Folder {
@@ -229,8 +285,10 @@ pub fn require_pki(dir: &Path) -> Result<(), Error> {
     }
     let required = [ca.folder(), ca.cert(), ca.key()];
     let optional = [
-        Holder::server().folder(),
+        store::layout::SERVERS_DIR.to_string(),
         store::layout::CLIENTS_DIR.to_string(),
+        store::layout::STATE_FILE.to_string(),
+        store::layout::Legacy::SERVER_DIR.to_string(),
     ];
     for entry in required.iter().chain(&optional) {
         let path = dir.join(entry);

@@ -103,18 +103,20 @@ impl Dockerd {
 
     /// Starts dockerd after `edit` has changed the (already sandboxed) daemon.json.
     pub fn start_with(pki: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Option<Dockerd> {
-        let generated = std::fs::read_to_string(pki.join("daemon.json")).unwrap();
+        // The PKI's only server folder (or a server folder itself).
+        let folder = server_folder(pki);
+        let generated = std::fs::read_to_string(folder.join("daemon.json")).unwrap();
         let mut config: serde_json::Value = serde_json::from_str(&generated).unwrap();
         // The generated file points at the install dir on a daemon host; point it at the PKI.
         for (key, file) in [
-            ("tlscacert", "server/ca.pem"),
-            ("tlscert", "server/server-cert.pem"),
-            ("tlskey", "server/server-key.pem"),
+            ("tlscacert", "ca.pem"),
+            ("tlscert", "server-cert.pem"),
+            ("tlskey", "server-key.pem"),
         ] {
             let installed = config[key].as_str().unwrap().to_string();
             let name = Path::new(&installed).file_name().unwrap();
             assert_eq!(name, Path::new(file).file_name().unwrap(), "{key}");
-            config[key] = serde_json::json!(pki.join(file));
+            config[key] = serde_json::json!(folder.join(file));
         }
         edit(&mut config);
         Dockerd::start_config(config)
@@ -400,6 +402,22 @@ pub fn kill_sweep(args: &[&str], syscalls: &[&str]) {
 
 /// As `kill_sweep`, with the re-run's arguments computed from the PKI a killed run left.
 pub fn kill_sweep_with(args: &[&str], syscalls: &[&str], rerun: impl Fn(&Path) -> Vec<String>) {
+    let setup = |pki: &Path| {
+        init_ok(
+            pki,
+            &["--host", "docker.example.com", "--client", "alice,bob"],
+        );
+    };
+    kill_sweep_from(setup, args, syscalls, rerun);
+}
+
+/// fleet-core: as `kill_sweep_with`, on the PKI `setup` makes at the path it is given.
+pub fn kill_sweep_from(
+    setup: impl Fn(&Path),
+    args: &[&str],
+    syscalls: &[&str],
+    rerun: impl Fn(&Path) -> Vec<String>,
+) {
     let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
         return;
     };
@@ -408,10 +426,7 @@ pub fn kill_sweep_with(args: &[&str], syscalls: &[&str], rerun: impl Fn(&Path) -
         for n in 1..400 {
             let work = tempfile::tempdir().unwrap();
             let pki = work.path().join("pki");
-            init_ok(
-                &pki,
-                &["--host", "docker.example.com", "--client", "alice,bob"],
-            );
+            setup(&pki);
             let output = Command::new(&strace)
                 .args(["-f", "-qq", "-o", "/dev/null", "-e"])
                 .arg(format!("inject={syscall}:signal=KILL:when={n}"))
@@ -456,6 +471,69 @@ pub fn kill_sweep_with(args: &[&str], syscalls: &[&str], rerun: impl Fn(&Path) -
         "no run was killed: the sweep tested nothing"
     );
     eprintln!("{args:?}: {killed_runs} runs killed mid-way, every pair consistent after each");
+}
+
+/// fleet-core: the server folder of a PKI with one server (DIR/servers/NAME), or `pki`
+/// itself when it is a server folder (holds server-cert.pem).
+pub fn server_folder(pki: &Path) -> PathBuf {
+    if pki.join("server-cert.pem").exists() {
+        return pki.to_path_buf();
+    }
+    let mut names: Vec<PathBuf> = std::fs::read_dir(pki.join("servers"))
+        .unwrap_or_else(|e| panic!("{}/servers: {e}", pki.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "{} has not exactly one server",
+        pki.display()
+    );
+    names.pop().unwrap()
+}
+
+/// fleet-core: `relative` in the PKI's only server folder (`server_file(pki, "daemon.json")`).
+pub fn server_file(pki: &Path, relative: &str) -> PathBuf {
+    server_folder(pki).join(relative)
+}
+
+/// fleet-core: copies the format-1 PKI fixture (made by dockertls 0e3a3bd, server CN
+/// old.example, clients alice and bob) to `dest`, with the modes git does not keep.
+pub fn format1_pki(dest: &Path) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-pki");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&fixture)
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for entry in walk(dest) {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        let mode = if entry.is_dir() {
+            0o700
+        } else if name.contains("key") {
+            0o400
+        } else if name.ends_with(".pem") {
+            0o444
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// A temporary folder none of whose parents group or others can write, not even a sticky

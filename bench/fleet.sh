@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Benchmark (issue 12): a PKI of SERVERS servers and CLIENTS clients (P-256).
+#   - `server add` per call, at full size (the median of the last 20 calls),
+#   - `verify` of the whole PKI (median of RUNS runs),
+#   - `rotate --all`: every leaf re-issued (median of RUNS runs, each on a fresh copy).
+#
+#   bench/fleet.sh [SERVERS] [CLIENTS] [RUNS]      (defaults: 200, 1000 and 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+servers=${1:-200}
+clients=${2:-1000}
+runs=${3:-3}
+cargo build --release --quiet
+bin=$PWD/target/release/dockertls
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+chmod 700 "$work"
+pki=$work/pki
+names=$(seq -f 'user%g' 1 "$clients" | paste -sd, -)
+
+ms() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", (e - s) * 1000 }'; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+"$bin" --dir "$pki" init --host server1.example --name server1 --client "$names" --yes >/dev/null
+last=()
+for ((i = 2; i <= servers; i++)); do
+  start=$EPOCHREALTIME
+  "$bin" --dir "$pki" server add "server$i" --host "server$i.example" >/dev/null
+  end=$EPOCHREALTIME
+  if ((i > servers - 20)); then last+=("$(ms "$start" "$end")"); fi
+done
+add=$(printf '%s\n' "${last[@]}" | median)
+
+times=()
+for ((r = 0; r < runs; r++)); do
+  start=$EPOCHREALTIME
+  "$bin" --dir "$pki" verify --warn-days 0 >/dev/null
+  end=$EPOCHREALTIME
+  times+=("$(ms "$start" "$end")")
+done
+verify=$(printf '%s\n' "${times[@]}" | median)
+
+times=()
+for ((r = 0; r < runs; r++)); do
+  rm -rf "$work/copy"
+  cp -a "$pki" "$work/copy"
+  start=$EPOCHREALTIME
+  "$bin" --dir "$work/copy" rotate --all --keep-backups 1 >/dev/null
+  end=$EPOCHREALTIME
+  times+=("$(ms "$start" "$end")")
+done
+rotate=$(printf '%s\n' "${times[@]}" | median)
+
+echo "a PKI of $servers servers and $clients clients, P-256 ($(nproc) cores)"
+printf '  %-44s %9s ms\n' "server add, one call at full size (median of 20)" "$add"
+printf '  %-44s %9s ms\n' "verify of the whole PKI (median of $runs)" "$verify"
+printf '  %-44s %9s ms\n' "rotate --all, $((servers + clients)) leaves (median of $runs)" "$rotate"
