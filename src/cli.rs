@@ -146,6 +146,10 @@ pub enum Command {
     /// Custom roles for the dockertls authorization plugin (admin and read-only are built in).
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Docker's authorization plugin: revocation (CRL), per-user roles and an audit log for
+    /// every API call.
+    #[command(subcommand)]
+    Authz(AuthzCommand),
 }
 
 // issue 14 (import): `import` and `context`.
@@ -502,6 +506,49 @@ pub struct RoleListArgs {
     /// Output format.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+// --- authz (issue 13, authz-serve) ---
+
+#[derive(Debug, Subcommand)]
+pub enum AuthzCommand {
+    /// Serve the authorization plugin on a unix socket (or the one systemd passes): every API
+    /// call over TLS is allowed only for a certificate of the CA that is not revoked and whose
+    /// role allows it.
+    Serve(AuthzServeArgs),
+}
+
+/// Whether requests without a client certificate (the local unix socket) are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnixSocketRequests {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthzServeArgs {
+    /// The unix socket to listen on; dockerd finds it through /etc/docker/plugins/NAME.spec
+    /// (unix:///PATH) or at /run/docker/plugins/NAME.sock. Not needed when systemd passes the
+    /// socket.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// The folder of ca.pem, crl.pem and authz.json (re-read when they change).
+    #[arg(long, value_name = "DIR", default_value = "/etc/docker/tls")]
+    pub tls_dir: PathBuf,
+
+    /// Requests without a client certificate (the local unix socket): allowed unless this or
+    /// authz.json's "unix_socket_requests" says deny; this flag wins.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub unix_socket_requests: Option<UnixSocketRequests>,
+
+    /// Append the audit lines (one JSON line per decision) to FILE instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Rotate the audit log to FILE.1 when it would grow past this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub audit_log_max_mib: u64,
 }
 
 #[derive(Debug, Subcommand)]

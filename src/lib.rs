@@ -17,6 +17,8 @@ macro_rules! eprintln {
 
 pub mod audit;
 pub mod authz_policy;
+// issue 13: the authorization plugin server (authz-serve).
+pub mod authz;
 pub mod cli;
 pub mod commands;
 // Issue 12 (csr): certificate signing requests, `request` and `sign`.

@@ -89,6 +89,8 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Context(args) => commands::context::run(&cli.dir, args, now),
         cli::Command::Crl(command) => commands::crl::run(&cli.dir, command, passphrase_file, now),
         cli::Command::Role(command) => commands::role::run(&cli.dir, command, now),
+        // issue 13 (authz-serve)
+        cli::Command::Authz(command) => commands::authz::run(command),
     }
 }
 

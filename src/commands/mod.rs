@@ -1,5 +1,7 @@
 //! One module per subcommand: the only layer that prints.
 
+// issue 13: `authz serve` (authz-serve).
+pub mod authz;
 pub mod backup;
 pub mod client;
 // issue 14 (import)

@@ -1,0 +1,156 @@
+//! The trust the plugin decides from: the CA bundle (`ca.pem`) a client certificate must chain
+//! to, and the CA-signed CRL (`crl.pem`) that revokes certificates by serial.
+
+use std::collections::HashMap;
+
+use rustls_pki_types::pem::{PemObject, SectionKind};
+use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+/// The CA certificates of `ca.pem` (a rollover bundle may hold several).
+#[derive(Debug, Clone)]
+pub struct Trust {
+    cas: Vec<Vec<u8>>,
+}
+
+impl Trust {
+    /// Reads a PEM bundle of CA certificates.
+    pub fn parse(bytes: &[u8]) -> Result<Trust, String> {
+        let bundle = crate::audit::material::parse_certificates(bytes)?;
+        if bundle.holds_private_key {
+            return Err("holds a private key: it must hold only CA certificates".into());
+        }
+        for der in &bundle.ders {
+            X509Certificate::from_der(der)
+                .map_err(|_| "holds a certificate that does not parse".to_string())?;
+        }
+        Ok(Trust { cas: bundle.ders })
+    }
+
+    /// Checks that `leaf` is signed by one of the CAs and that both are valid at `now`.
+    pub fn verify(&self, leaf: &X509Certificate<'_>, now: ASN1Time) -> Result<(), String> {
+        let mut issuer_seen = false;
+        for der in &self.cas {
+            let Ok((_, ca)) = X509Certificate::from_der(der) else {
+                continue;
+            };
+            if ca.subject().as_raw() != leaf.issuer().as_raw() {
+                continue;
+            }
+            issuer_seen = true;
+            if leaf.verify_signature(Some(ca.public_key())).is_err() {
+                continue;
+            }
+            if !ca.validity().is_valid_at(now) {
+                return Err("its CA certificate is not valid now".into());
+            }
+            if !leaf.validity().is_valid_at(now) {
+                return Err("it is not valid now (expired or not yet valid)".into());
+            }
+            return Ok(());
+        }
+        Err(if issuer_seen {
+            "its signature does not verify against the CA in ca.pem".into()
+        } else {
+            "it was not issued by the CA in ca.pem".into()
+        })
+    }
+
+    /// The CA in the bundle that signed `crl`, if any.
+    fn signer_of(&self, crl: &CertificateRevocationList<'_>) -> Option<()> {
+        self.cas.iter().find_map(|der| {
+            let (_, ca) = X509Certificate::from_der(der).ok()?;
+            (ca.subject().as_raw() == crl.issuer().as_raw()
+                && crl.verify_signature(ca.public_key()).is_ok())
+            .then_some(())
+        })
+    }
+}
+
+/// A verified CRL: the revoked serials of one CA.
+#[derive(Debug, Clone)]
+pub struct Crl {
+    issuer: Vec<u8>,
+    /// Serial (big-endian, no leading zeros) → the revocation reason, when given.
+    revoked: HashMap<Vec<u8>, Option<String>>,
+    /// nextUpdate, when present.
+    pub next_update: Option<ASN1Time>,
+    /// thisUpdate.
+    pub this_update: ASN1Time,
+}
+
+/// The largest CRL file read (a CRL of a few hundred thousand serials).
+pub const MAX_CRL_BYTES: u64 = 16 << 20;
+
+impl Crl {
+    /// Reads one PEM `X509 CRL` and checks its signature against `trust`.
+    pub fn parse(bytes: &[u8], trust: &Trust) -> Result<Crl, String> {
+        let mut ders = Vec::new();
+        for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
+            match section {
+                Ok((SectionKind::Crl, der)) => ders.push(der),
+                Ok(_) => {}
+                Err(_) => return Err("has a malformed PEM block".into()),
+            }
+        }
+        let der = match ders.as_slice() {
+            [one] => one,
+            [] => return Err("holds no X509 CRL block".into()),
+            _ => return Err("holds more than one X509 CRL block".into()),
+        };
+        let (_, crl) = CertificateRevocationList::from_der(der)
+            .map_err(|_| "holds a CRL that does not parse".to_string())?;
+        if trust.signer_of(&crl).is_none() {
+            return Err("is not signed by the CA in ca.pem (signature does not verify)".into());
+        }
+        let revoked = crl
+            .iter_revoked_certificates()
+            .map(|entry| {
+                let reason = entry.reason_code().map(|(_, code)| code.to_string());
+                (normal_serial(entry.raw_serial()), reason)
+            })
+            .collect();
+        Ok(Crl {
+            issuer: crl.issuer().as_raw().to_vec(),
+            revoked,
+            next_update: crl.next_update(),
+            this_update: crl.last_update(),
+        })
+    }
+
+    /// Whether `cert` is on this CRL: same issuer, same serial; with the reason when given.
+    pub fn revocation(&self, cert: &X509Certificate<'_>) -> Option<Option<&str>> {
+        if cert.issuer().as_raw() != self.issuer.as_slice() {
+            return None;
+        }
+        self.revoked
+            .get(&normal_serial(cert.raw_serial()))
+            .map(|reason| reason.as_deref())
+    }
+
+    /// How many serials it revokes.
+    pub fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
+    /// Whether it revokes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+}
+
+/// A serial's DER integer bytes without leading zero bytes (the sign padding).
+pub fn normal_serial(raw: &[u8]) -> Vec<u8> {
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    raw[start..].to_vec()
+}
+
+/// A serial as lower-case hex, no leading zeros (as `openssl x509 -serial` shows it, in
+/// lower case).
+pub fn serial_hex(raw: &[u8]) -> String {
+    let serial = normal_serial(raw);
+    if serial.is_empty() {
+        return "00".into();
+    }
+    serial.iter().map(|b| format!("{b:02x}")).collect()
+}
