@@ -22,9 +22,9 @@ pub mod authz;
 pub mod cli;
 pub mod commands;
 // Issue 12 (csr): certificate signing requests, `request` and `sign`.
+pub mod crl;
 pub mod csr;
 pub mod deploy;
-pub mod crl;
 pub mod dockerd_hosts;
 pub mod dockerd_options;
 pub mod error;

@@ -6,8 +6,8 @@ pub mod backup;
 pub mod client;
 // issue 14 (import)
 pub mod context;
-pub mod deploy;
 pub mod crl;
+pub mod deploy;
 pub mod env;
 // issue 14 (import)
 pub mod import;
