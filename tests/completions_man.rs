@@ -49,7 +49,8 @@ fn bash_completes_subcommands_flags_and_values() {
             .collect()
     };
     assert_eq!(offered(&["dockertls", "cl"]), ["client"]);
-    assert_eq!(offered(&["dockertls", "co"]), ["completions"]);
+    assert_eq!(offered(&["dockertls", "co"]), ["completions", "context"]);
+    assert_eq!(offered(&["dockertls", "comp"]), ["completions"]);
     assert_eq!(
         offered(&["dockertls", "verify", "--format", ""]),
         ["text", "json", "prometheus"]
