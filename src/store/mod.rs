@@ -485,11 +485,14 @@ pub trait Stage {
     /// key, with Docker's modes.
     fn write_pair(&self, holder: &Holder, ca_pem: &str, issued: &Issued) -> Result<(), Error> {
         let folder = holder.folder();
-        self.mkdir(&folder)?;
-        let ca_cert = format!("{folder}/{}", layout::CA_CERT);
-        self.write(&ca_cert, ca_pem.as_bytes(), CERT_FILE)?;
-        self.write(&holder.cert(), issued.cert_pem.as_bytes(), CERT_FILE)?;
-        self.write(&holder.key(), issued.key_pem.as_bytes(), KEY_FILE)
+        let area = self.area()?;
+        ensure_parents(area, &folder)?;
+        // The new folder, opened once for its three files (a rotation of 1,200 leaves opens
+        // 1,200 folders, not 3,600 paths).
+        let staged = area.create_dir(&folder)?;
+        staged.write_new_file(layout::CA_CERT, ca_pem.as_bytes(), CERT_FILE)?;
+        staged.write_new_file(holder.cert_name(), issued.cert_pem.as_bytes(), CERT_FILE)?;
+        staged.write_new_file(holder.key_name(), issued.key_pem.as_bytes(), KEY_FILE)
     }
 
     /// Stages `ca/`: the certificate and the key, encrypted with `passphrase` when given.
