@@ -514,3 +514,31 @@ fn bad_input_to_the_fleet_commands_is_one_line_and_changes_nothing() {
         );
     }
 }
+
+/// The trust check walks the folders, not every file of every folder (issue 12's speed): a
+/// file of another user is refused by the commands that read it.
+#[test]
+fn a_file_of_another_user_is_refused_when_it_is_read() {
+    if !is_root() {
+        assert!(!peers_required(), "chown needs root");
+        eprintln!("SKIPPED: chown needs root");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "h.example", "--client", "alice,bob"]);
+    let cert = pki.join("clients/alice/cert.pem");
+    std::os::unix::fs::lchown(&cert, Some(65534), None).unwrap();
+    let before = tree(&pki);
+    for args in [
+        &["env", "alice"][..],
+        &["rotate", "--client", "alice", "--all"],
+    ] {
+        let output = run_in(&pki, args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_one_error(&stderr(&output), "owned by uid 65534");
+        assert!(stderr(&output).contains(&format!("{} is owned by uid 65534", cert.display())));
+        assert_eq!(tree_diff(&before, &tree(&pki)), "", "{args:?}");
+    }
+    ok_in(&pki, &["env", "bob"]);
+}

@@ -90,9 +90,20 @@ fn commands(root: &Path) -> Vec<Vec<String>> {
 /// `permissions` check naming `culprit` (or a warning for a foreign owner) when
 /// `verify_status` is given.
 fn assert_all_refused(dir: &Path, culprit: &Path, fix: &str, verify_status: Option<&str>) {
+    assert_refused_by(dir, culprit, fix, verify_status, |_| true);
+}
+
+/// As `assert_all_refused`, for the commands `which` picks.
+fn assert_refused_by(
+    dir: &Path,
+    culprit: &Path,
+    fix: &str,
+    verify_status: Option<&str>,
+    which: impl Fn(&[String]) -> bool,
+) {
     let root = install_root();
     let installed = tree(root.path());
-    for args in commands(root.path()) {
+    for args in commands(root.path()).into_iter().filter(|a| which(a)) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let before = files(dir);
         let output = run(dir, &args);
@@ -219,10 +230,20 @@ fn a_folder_inside_the_pki_owned_by_another_user_is_refused() {
         Some("warn"),
     );
     chown(&server, 0);
-    // A file of another user in a folder of ours: its owner can rewrite it in place.
+    // A file of another user in a folder of ours: its owner can rewrite it in place. Every
+    // command that reads it refuses (the folders are checked by every command; a file when it
+    // is read: the check of a PKI of 1,000 clients stays one stat a folder).
     let cert = server.join("server-cert.pem");
     chown(&cert, OTHER_UID);
-    assert_all_refused(&dir, &cert, &format!("chown 0 {}", cert.display()), None);
+    let reads_the_server =
+        |args: &[String]| ["env", "rotate", "install"].contains(&args[0].as_str());
+    assert_refused_by(
+        &dir,
+        &cert,
+        &format!("chown 0 {}", cert.display()),
+        None,
+        reads_the_server,
+    );
     chown(&cert, 0);
     let alice = dir.join("clients/alice");
     chmod(&alice, 0o757);

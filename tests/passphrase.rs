@@ -617,12 +617,26 @@ fn devices_and_fifos_are_refused_at_once() {
         assert!(!fresh.exists());
     }
 
-    // A client's cert.pem that is a link to /dev/zero: refused at once (the store never follows
-    // a link inside the PKI folder), naming the link; nothing read from it.
+    // A client's cert.pem that is a link to /dev/zero: never followed (the store opens every
+    // file with O_NOFOLLOW), reported at once as unreadable, naming the link; nothing read
+    // from it. (The trust check stats folders; a file is checked as it is read: issue 12.)
     let alice = pki.join("clients/alice/cert.pem");
     std::fs::remove_file(&alice).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &alice).unwrap();
     let output = run_within(&pki, &["client", "list", "--format", "json"], 20);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let row = &json["clients"][0];
+    assert_eq!(row["status"], "unreadable", "{row}");
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap()
+            .contains("clients/alice/cert.pem is a symbolic link"),
+        "{row}"
+    );
+    // env reads it: refused, naming the link.
+    let output = run_within(&pki, &["env", "alice"], 20);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("clients/alice/cert.pem is a symbolic link"),

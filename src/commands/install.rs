@@ -141,10 +141,8 @@ fn source(dir: &Path, args: &InstallArgs) -> Result<Source, Error> {
 /// parents, and every entry in it (the PKI's folders, or the server folder's files).
 fn check_source_trusted(source: &Source) -> Result<(), Error> {
     store::check_trusted(&source.root)?;
-    if source.folder.is_empty() {
-        store::check_entries_trusted(&source.root)?;
-    }
-    Ok(())
+    // The files install reads: those of the server folder (the PKI's check covers folders).
+    store::check_entries_trusted(&source.root.join(&source.folder))
 }
 
 /// The root folder install works under, after checking the flags that go with it.

@@ -369,12 +369,8 @@ fn execute(
     } else {
         selection.items.iter().map(|i| i.holder.folder()).collect()
     };
-    for folder in &folders {
-        ws.back_up(folder)?;
-    }
-    for folder in &folders {
-        ws.swap_in(folder)?;
-    }
+    ws.back_up_all(&folders)?;
+    ws.swap_in_all(&folders)?;
     let backup = ws.backup_dir()?;
     let authz = revocations(&ws, &ca, plan, selection, now, notices);
     // Everything is in place: only now are old backups (and their old keys) deleted. The

@@ -16,7 +16,7 @@ use crate::render;
 use crate::store::layout::{DAEMON_JSON, OVERRIDE_CONF, SERVERS_DIR};
 use crate::store::registry::{self, KeyPlace, ServerEntry, State};
 use crate::store::state::{self, date};
-use crate::store::workspace::{self, Workspace};
+use crate::store::workspace::Workspace;
 use crate::store::{CONFIG_FILE, Folder, Holder, Pki, Stage};
 
 /// Runs a `server` subcommand.
@@ -84,7 +84,7 @@ fn add(
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    workspace::require_pki(dir)?;
+    // registry::open checks the PKI (and migrates a format-1 one).
     check_new(dir, &registry::open(dir, now)?, &name)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     crate::commands::client::check_ca_valid(&ca, now)?;

@@ -301,6 +301,11 @@ impl Folder {
                 path.display()
             )));
         }
+        // A file someone else owns or may write could be rewritten in place: checked here, as
+        // it is read, for every file of the PKI (`check_trusted` checks the folders).
+        if let Some(problem) = owner_mode_problem(&path, stat.st_uid, stat.st_mode, false, false) {
+            return Err(problem.into_error());
+        }
         let mut bytes = Zeroizing::new(Vec::new());
         File::from(fd)
             .take(limit)
@@ -898,18 +903,15 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
             .map(|entries| entries.flatten().take(10_000).map(|e| e.path()).collect())
             .unwrap_or_default()
     };
-    let clients = list(&pki.clients_dir());
-    let servers = list(&pki.servers_dir());
+    // Every folder of a server or a client is checked itself (a link, another owner, writable
+    // by others); the files in it are checked when a command reads them (`Folder::read_file`):
+    // the check costs one stat a folder, not a walk of every folder, whatever the PKI's size.
     let legacy = pki.path(layout::Legacy::SERVER_DIR);
-    for folder in [pki.ca_dir(), legacy]
-        .iter()
-        .chain(&servers)
-        .chain(&clients)
-    {
-        inside.extend(list(folder));
+    for folder in [pki.ca_dir(), legacy] {
+        inside.extend(list(&folder));
     }
-    inside.extend(servers);
-    inside.extend(clients);
+    inside.extend(list(&pki.servers_dir()));
+    inside.extend(list(&pki.clients_dir()));
     entries_problem(inside)
 }
 
@@ -1048,14 +1050,21 @@ fn parents_problem(absolute: &Path, existing: &Path, folder_exists: bool) -> Opt
 /// is root and SUDO_UID is set) those of the user who ran sudo, who is the operator: that
 /// keeps `sudo dockertls install --dir ~/pki` working, while a third user's folder is refused.
 fn trusted_owner(uid: u32) -> bool {
-    let me = rustix::process::geteuid().as_raw();
-    uid == me
-        || uid == 0
-        || (me == 0
-            && std::env::var("SUDO_UID")
-                .ok()
-                .and_then(|v| v.parse::<u32>().ok())
-                == Some(uid))
+    let (me, sudo) = owners();
+    uid == me || uid == 0 || (me == 0 && sudo == Some(uid))
+}
+
+/// The caller's uid and SUDO_UID: asked once a process (a check of a large PKI asks for
+/// every folder).
+fn owners() -> (u32, Option<u32>) {
+    static OWNERS: std::sync::OnceLock<(u32, Option<u32>)> = std::sync::OnceLock::new();
+    *OWNERS.get_or_init(|| {
+        let me = rustix::process::geteuid().as_raw();
+        let sudo = std::env::var("SUDO_UID")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok());
+        (me, sudo)
+    })
 }
 
 /// The problem with one folder's or file's owner or mode, if any. For a parent, group/other
@@ -1077,7 +1086,7 @@ fn owner_mode_problem(
     is_dir: bool,
     parent: bool,
 ) -> Option<TrustProblem> {
-    let me = rustix::process::geteuid().as_raw();
+    let me = owners().0;
     let mode = mode & 0o7777;
     let quoted = quote(path);
     let what = if parent {
