@@ -2,16 +2,25 @@
 //! to, and the CA-signed CRL (`crl.pem`) that revokes certificates by serial.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use x509_parser::prelude::{ASN1Time, FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
-/// The CA certificates of `ca.pem` (a rollover bundle may hold several).
-#[derive(Debug, Clone)]
+/// The CA certificates of `ca.pem` (a rollover bundle may hold several), and the client
+/// certificates whose signature has been checked against them (a certificate's DER → the
+/// validity of its CA): every API call of a client carries the same certificate, and a
+/// signature check is the costliest step of a decision. Dates are checked on every call.
+#[derive(Debug)]
 pub struct Trust {
     cas: Vec<Vec<u8>>,
+    verified: Mutex<HashMap<Vec<u8>, (i64, i64)>>,
 }
+
+/// The most signature results kept; past it the cache starts again (a fleet has fewer
+/// client certificates; a flood of distinct ones costs a signature check each, no memory).
+const MAX_VERIFIED: usize = 10_000;
 
 impl Trust {
     /// Reads a PEM bundle of CA certificates.
@@ -24,11 +33,46 @@ impl Trust {
             X509Certificate::from_der(der)
                 .map_err(|_| "holds a certificate that does not parse".to_string())?;
         }
-        Ok(Trust { cas: bundle.ders })
+        Ok(Trust {
+            cas: bundle.ders,
+            verified: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Checks that `leaf` is signed by one of the CAs and that both are valid at `now`.
     pub fn verify(&self, leaf: &X509Certificate<'_>, now: ASN1Time) -> Result<(), String> {
+        let cached = self.cache().get(leaf.as_raw()).copied();
+        let (ca_from, ca_until) = match cached {
+            Some(validity) => validity,
+            None => {
+                let validity = self.check_signature(leaf)?;
+                let mut cache = self.cache();
+                if cache.len() >= MAX_VERIFIED {
+                    cache.clear();
+                }
+                cache.insert(leaf.as_raw().to_vec(), validity);
+                validity
+            }
+        };
+        let at = now.timestamp();
+        if at < ca_from || at > ca_until {
+            return Err("its CA certificate is not valid now".into());
+        }
+        if !leaf.validity().is_valid_at(now) {
+            return Err("it is not valid now (expired or not yet valid)".into());
+        }
+        Ok(())
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, (i64, i64)>> {
+        match self.verified.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The validity (not before, not after) of the CA whose signature `leaf` carries.
+    fn check_signature(&self, leaf: &X509Certificate<'_>) -> Result<(i64, i64), String> {
         let mut issuer_seen = false;
         for der in &self.cas {
             let Ok((_, ca)) = X509Certificate::from_der(der) else {
@@ -41,13 +85,11 @@ impl Trust {
             if leaf.verify_signature(Some(ca.public_key())).is_err() {
                 continue;
             }
-            if !ca.validity().is_valid_at(now) {
-                return Err("its CA certificate is not valid now".into());
-            }
-            if !leaf.validity().is_valid_at(now) {
-                return Err("it is not valid now (expired or not yet valid)".into());
-            }
-            return Ok(());
+            let validity = ca.validity();
+            return Ok((
+                validity.not_before.timestamp(),
+                validity.not_after.timestamp(),
+            ));
         }
         Err(if issuer_seen {
             "its signature does not verify against the CA in ca.pem".into()

@@ -74,8 +74,9 @@ fn serve(args: &AuthzServeArgs) -> Result<Outcome, Error> {
             }
         }
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a decision takes microseconds, so requests never wait on each other's CPU,
+    // and no request hops between threads (measured: a lower latency than two workers).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|err| Error::failed(format!("cannot start the server's runtime: {err}")))?;
