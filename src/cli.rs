@@ -438,6 +438,12 @@ pub struct DeployArgs {
     #[arg(long = "ssh-option", value_name = "OPT")]
     pub ssh_options: Vec<String>,
 
+    /// Also put the authorization plugin in place there (install --authz: the CRL, the
+    /// policy, the plugin's units); remembered for the server, so later deploys keep them
+    /// current.
+    #[arg(long)]
+    pub authz: bool,
+
     /// The command that restarts dockerd on the host, instead of systemctl (hosts without
     /// systemd, and tests).
     #[arg(long, value_name = "CMD", requires = "restart")]

@@ -895,3 +895,58 @@ fn login_user() -> Option<String> {
             .then(|| fields[0].to_string())
     })
 }
+
+#[test]
+fn deploy_authz_puts_the_plugin_in_place_and_later_deploys_keep_its_crl_current() {
+    let Some(sshd) = Sshd::start() else { return };
+    let work = private_tempdir();
+    let dir = pki(work.path(), free_port());
+    ok_in(&dir, &["client", "add", "bob"]);
+    ok_in(&dir, &["crl", "refresh"]);
+    let host = HostRoot::new(work.path(), "host");
+    let target = sshd.target("root");
+    let first = deploy(
+        &dir,
+        &sshd,
+        &[
+            "docker1.test",
+            &target,
+            "--remote-root",
+            host.prefix(),
+            "--authz",
+        ],
+    );
+    assert!(first.status.success(), "{}", streams(&first));
+    let on_host = |path: &str| host.prefix.join(path.trim_start_matches('/'));
+    for unit in [
+        "/etc/systemd/system/dockertls-authz.socket",
+        "/etc/systemd/system/dockertls-authz.service",
+        "/etc/systemd/system/docker.service.d/zz-dockertls-authz.conf",
+    ] {
+        assert!(
+            on_host(unit).is_file(),
+            "{unit} missing: {}",
+            streams(&first)
+        );
+    }
+    let daemon_json = std::fs::read_to_string(on_host("/etc/docker/daemon.json")).unwrap();
+    assert!(
+        daemon_json.contains("\"authorization-plugins\""),
+        "{daemon_json}"
+    );
+    let crl = || {
+        std::fs::read_to_string(on_host("/etc/docker/tls/crl.pem")).expect("crl.pem on the host")
+    };
+    let ours = || std::fs::read_to_string(server_file(&dir, "crl.pem")).unwrap();
+    assert_eq!(crl(), ours());
+    assert_eq!(state_entry(&dir, "docker1.test")["authz"], true);
+
+    // A revocation later, deployed without --authz (as `deploy --all` from a timer): the
+    // server remembers it, so the new list reaches the host.
+    ok_in(&dir, &["client", "revoke", "bob"]);
+    let before = crl();
+    assert_ne!(before, ours(), "the revocation re-signed the list");
+    let again = deploy(&dir, &sshd, &["docker1.test"]);
+    assert!(again.status.success(), "{}", streams(&again));
+    assert_eq!(crl(), ours(), "the host has the list that revokes bob");
+}

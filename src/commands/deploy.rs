@@ -19,6 +19,9 @@ const PROBE_WAIT: Duration = Duration::from_secs(15);
 /// The state file's key, in a server's entry, for the `--remote-root` it was deployed with
 /// (only when not `/`: tests and containers).
 const REMOTE_ROOT_KEY: &str = "remote-root";
+/// The state file's key, in a server's entry, set once it was deployed with `--authz`: later
+/// deploys (`deploy --all` from a timer) keep installing its CRL and policy.
+const AUTHZ_KEY: &str = "authz";
 /// The most hosts deployed at once.
 const MAX_JOBS: i64 = 64;
 
@@ -127,7 +130,8 @@ fn targets(
             return Err(problem.into_error());
         }
         store::check_entries_trusted(&folder)?;
-        let source = Source::folder(&folder, &name, Some(&entry.host))?;
+        let mut source = Source::folder(&folder, &name, Some(&entry.host))?;
+        source.authz = args.authz || entry.extra.get(AUTHZ_KEY) == Some(&true.into());
         let ssh = Ssh {
             target,
             options: options.to_vec(),
@@ -157,6 +161,10 @@ fn remember(dir: &Path, now: OffsetDateTime, reports: &[HostReport], jobs: &[Job
             let root = (jobs[i].root != "/").then(|| serde_json::Value::from(jobs[i].root.clone()));
             if let Some(entry) = state.servers.get_mut(&report.server) {
                 let host = Some(jobs[i].ssh.target.display());
+                if jobs[i].source.authz && entry.extra.get(AUTHZ_KEY) != Some(&true.into()) {
+                    entry.extra.insert(AUTHZ_KEY.into(), true.into());
+                    changed = true;
+                }
                 if entry.deploy != host || entry.extra.get(REMOTE_ROOT_KEY) != root.as_ref() {
                     entry.deploy = host;
                     match root {

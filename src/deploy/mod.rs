@@ -330,7 +330,7 @@ fn send_and_install(
         });
     }
     let stream = remote::bundle(&entries).map_err(unchanged)?;
-    let command = deploy_command(settings, plan);
+    let command = deploy_command(settings, source, plan);
     let words: Vec<&str> = command.iter().map(String::as_str).collect();
     let ran = ssh
         .run(&ssh::remote_command(remote::AS_ROOT, &words), &stream)
@@ -373,7 +373,7 @@ fn send_and_install(
 
 /// The deploy script's arguments: prefix, folder, install mode, the files to copy there, and
 /// install's flags.
-fn deploy_command(settings: &Settings, plan: &Sending) -> Vec<String> {
+fn deploy_command(settings: &Settings, source: &Source, plan: &Sending) -> Vec<String> {
     let mut words = vec![
         remote::DEPLOY.to_string(),
         settings.remote_root.clone(),
@@ -386,6 +386,9 @@ fn deploy_command(settings: &Settings, plan: &Sending) -> Vec<String> {
     }
     if settings.force {
         words.push("--force".into());
+    }
+    if source.authz {
+        words.push("--authz".into());
     }
     if settings.restart {
         words.push("--restart".into());

@@ -44,6 +44,8 @@ pub struct Source {
     pub listen_port: u16,
     /// Whether our own daemon.json turns live-restore on.
     pub live_restore: bool,
+    /// Whether install runs with `--authz` there (the plugin, its CRL and policy).
+    pub authz: bool,
 }
 
 /// daemon.json's keys for the TLS files, with the file name each has in a server folder.
@@ -124,6 +126,7 @@ impl Source {
             host: None,
             listen_port: crate::dockerd_hosts::first_tcp_port(&json["hosts"]).unwrap_or(2376),
             live_restore: json["live-restore"] == serde_json::Value::Bool(true),
+            authz: false,
             files,
             tls,
         })
