@@ -91,41 +91,31 @@ pub enum Command {
     /// Create a CA, a server certificate, client certificates, daemon.json and the systemd
     /// override.
     Init(InitArgs),
-    /// Audit Docker TLS cert dirs (ours, Docker docs', docker-machine's, dind's, a fleet):
-    /// exit 0 ok, 1 warning, 2 failure, 3 nothing could be checked.
-    Verify(VerifyArgs),
-    /// Connect to a live daemon with a client certificate and say exactly what is wrong:
-    /// exit 0 ok, 1 warning, 2 failure, 3 could not run.
-    Probe(ProbeArgs),
-    /// Add, list or remove client certificates.
+    /// Add, list, revoke or remove client certificates, or set a client's role.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Add, list or remove servers: one self-contained folder servers/NAME per daemon, all
+    /// under the same CA (every client folder trusts them all).
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// Print the DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH lines for a client (or the
     /// docker context command).
     Env(EnvArgs),
     /// Re-issue expiring certificates with fresh keys, add SANs to the server certificate, or
     /// replace the CA.
     Rotate(RotateArgs),
-    /// On the daemon host, as root: put server/ in place, merge the TLS keys into
+    /// On the daemon host, as root: put a server's files in place, merge the TLS keys into
     /// /etc/docker/daemon.json and write the systemd drop-in, without clobbering anything.
     Install(InstallArgs),
-    /// Manage DIR/backup: the folders each change fills with the files it replaced.
-    #[command(subcommand)]
-    Backup(BackupCommand),
-    // --- eco (issue 14) ---
-    /// Print a shell completion script (bash, zsh, fish, powershell) on stdout.
-    Completions(CompletionsArgs),
-    /// Write one man page per command (dockertls.1, dockertls-init.1, ...) into a folder.
-    Man(ManArgs),
-    // --- end eco ---
     /// Copy a server's folder to its daemon host over SSH and run dockertls install there (as
     /// root, or through sudo -n).
     Deploy(DeployArgs),
-    /// Add, list or remove servers: one self-contained folder servers/NAME per daemon, all
-    /// under the same CA (every client folder trusts them all).
-    #[command(subcommand)]
-    Server(ServerCommand),
-    // Issue 12 (csr): keys born where they live.
+    /// Audit Docker TLS cert dirs (ours, Docker docs', docker-machine's, dind's, a fleet):
+    /// exit 0 ok, 1 warning, 2 failure, 3 nothing could be checked.
+    Verify(VerifyArgs),
+    /// Connect to a live daemon with a client certificate and say exactly what is wrong:
+    /// exit 0 ok, 1 warning, 2 failure, 3 could not run.
+    Probe(ProbeArgs),
     /// Where a key will live: make the key and a certificate signing request (CSR) for the CA
     /// (no CA needed here).
     #[command(subcommand)]
@@ -133,7 +123,6 @@ pub enum Command {
     /// Where the CA is: sign a CSR for a server or a client whose key lives elsewhere; the CA
     /// decides every extension.
     Sign(SignArgs),
-    // issue 14 (import): adopt an existing PKI; docker contexts kept in step.
     /// Adopt a PKI made elsewhere (Docker's openssl recipe, docker-machine, dind) into --dir,
     /// keeping its CA and certificates, and say what to fix.
     Import(ImportArgs),
@@ -150,6 +139,13 @@ pub enum Command {
     /// every API call.
     #[command(subcommand)]
     Authz(AuthzCommand),
+    /// Manage DIR/backup: the folders each change fills with the files it replaced.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Write one man page per command (dockertls.1, dockertls-init.1, ...) into a folder.
+    Man(ManArgs),
 }
 
 // issue 14 (import): `import` and `context`.
