@@ -97,3 +97,51 @@ fn review_install_rollback_does_not_unrevoke() {
         streams(&rollback).trim()
     );
 }
+
+/// `install --authz` writes the RUNNING binary's path into a root service's ExecStart without
+/// looking at who may change that file: run once from a world-writable place (a download
+/// folder, a build tree, /tmp), any local user can later replace the binary and systemd runs
+/// it as root at the next start. It should refuse (exit 2, nothing written) a binary, or a
+/// folder on its path, that is not root's or that group/others may write.
+#[test]
+fn review_install_authz_refuses_a_binary_others_can_replace() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !is_root() {
+        assert!(!peers_required(), "install needs root");
+        eprintln!("SKIPPED: install sets root ownership, which needs root");
+        return;
+    }
+    let work = private_tempdir();
+    let pki = work.path().join("pki");
+    let root = work.path().join("root");
+    let unit = root.join("lib/systemd/system/docker.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, "[Service]\nExecStart=/usr/sbin/dockerd -H fd://\n").unwrap();
+    init_ok(&pki, &["--host", "h1.example", "--client", "alice"]);
+    ok_in(&pki, &["crl", "refresh"]);
+    let bin_dir = work.path().join("shared");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = bin_dir.join("dockertls");
+    std::fs::copy(env!("CARGO_BIN_EXE_dockertls"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let before = tree(&root);
+    let out = Command::new(&bin)
+        .arg("--dir")
+        .arg(&pki)
+        .args(["install", "--authz", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let service = root.join("etc/systemd/system/dockertls-authz.service");
+    let exec = std::fs::read_to_string(&service).unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "install --authz from a world-writable binary succeeded; the root service runs {}",
+        exec.lines()
+            .find(|l| l.starts_with("ExecStart="))
+            .unwrap_or("?")
+    );
+    assert_eq!(tree_diff(&before, &tree(&root)), "");
+}
