@@ -62,4 +62,10 @@ if command -v strace >/dev/null; then
   grep -q '"ops"' p/dockertls.json && ! grep -q '"ops"' p/servers/h1.example/authz.json \
     && defect "7: a killed role add leaves the role in dockertls.json but not in authz.json, and the re-run refuses"
 fi
+# 8. `role add` takes a rule with the API version prefix ('GET /v1.41/info'), which can never
+#    match: the plugin strips /vX.Y before matching (src/authz/route.rs route_path/strip_version;
+#    the rule check in Rule::parse / the role command does not refuse it). The role silently
+#    allows nothing; a refusal with "patterns are matched without the /vX.Y prefix" is wanted.
+out=$("$B" --dir p role add vv --allow 'GET /v1.41/info' 2>&1); rc=$?
+[ $rc -eq 0 ] && defect "8: role add accepted 'GET /v1.41/info', a rule that can never match (exit 0)"
 exit $found
