@@ -2,7 +2,8 @@
 # Red-team review: smaller confirmed defects, one block each. Prints "DEFECT n: ..." for each
 # one still present; exits 1 if any is. Usage: review/minor.sh [path/to/dockertls]
 set -u
-B=${1:-$(cd "$(dirname "$0")/.." && pwd)/target/debug/dockertls}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=${1:-$ROOT/target/debug/dockertls}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 cd "$W"
 found=0
@@ -34,7 +35,7 @@ fi
 
 # 4. Migration writes client folder names that `client add` refuses ("bad name", an escape
 #    sequence) into dockertls.json (src/store/registry.rs client_entries: no name check).
-cp -a "$(cd "$(dirname "$0")/.." && pwd)/tests/fixtures/format1-pki" f1
+cp -a "$ROOT/tests/fixtures/format1-pki" f1
 cp -a f1/clients/alice "f1/clients/bad name"
 "$B" --dir f1 server list >/dev/null 2>&1
 grep -q '"bad name"' f1/dockertls.json && defect "4: migration recorded the client 'bad name', a name dockertls refuses everywhere else"
