@@ -31,3 +31,39 @@ fn review_a_bulk_rotate_does_not_reinstate_a_revoked_client() {
         );
     }
 }
+
+/// The plain `rotate` a timer runs: 20 days into a 30-day lifetime every certificate is due,
+/// and the revoked bob is re-issued with the rest.
+#[test]
+fn review_a_due_rotate_does_not_reinstate_a_revoked_client() {
+    let Some(faketime) = find_tool("faketime", "moves the clock to when certificates are due")
+    else {
+        return;
+    };
+    let work = private_tempdir();
+    let pki = work.path().join("pki");
+    init_ok(
+        &pki,
+        &[
+            "--host",
+            "h1.example",
+            "--client",
+            "alice,bob",
+            "--days",
+            "30",
+        ],
+    );
+    ok_in(&pki, &["client", "revoke", "bob"]);
+    let out = std::process::Command::new(faketime)
+        .args(["-f", "+20d", env!("CARGO_BIN_EXE_dockertls"), "--dir"])
+        .arg(&pki)
+        .arg("rotate")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", streams(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("re-issued client bob"),
+        "a due rotate re-issued the revoked bob:\n{stdout}"
+    );
+}
