@@ -871,7 +871,28 @@ impl TrustProblem {
 /// then no one else can rename DIR away. A DIR that does not exist yet is checked from its
 /// nearest existing parent. Called by every command that reads or writes the PKI.
 pub fn check_trusted(dir: &Path) -> Result<(), Error> {
-    match trust_problem(dir) {
+    check_trusted_within(dir, Reach::All)
+}
+
+/// Which folders of a PKI a command reads or writes, so that the trust check stats those (and
+/// DIR, its parents and the folders kept in DIR) and not the folders it never opens: a
+/// `server add` in a PKI of 1,000 clients has no reason to look at 1,000 client folders. Every
+/// file is still checked as it is read (`Folder::read_file`) and every folder entered to write
+/// is checked as it is entered (`Folder::ensure_dir`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every folder of every server and client (the default of every command).
+    All,
+    /// DIR's own entries and the CA folder: what is read before the CA key is used.
+    Ca,
+    /// The CA folder and every server folder (`server add`: the new folder, and the revocation
+    /// list and policy written into each server folder), not the client folders.
+    Servers,
+}
+
+/// [`check_trusted`] of the folders `reach` names.
+pub fn check_trusted_within(dir: &Path, reach: Reach) -> Result<(), Error> {
+    match trust_problem_within(dir, reach) {
         Some(problem) => Err(problem.into_error()),
         None => Ok(()),
     }
@@ -891,6 +912,12 @@ pub fn check_entries_trusted(folder: &Path) -> Result<(), Error> {
 
 /// The first reason `dir` (a PKI folder) cannot be trusted, if any.
 pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
+    trust_problem_within(dir, Reach::All)
+}
+
+/// [`trust_problem`] of the folders `reach` names (DIR, its parents and what DIR keeps are
+/// always checked).
+pub fn trust_problem_within(dir: &Path, reach: Reach) -> Option<TrustProblem> {
     if let Some(problem) = folder_trust_problem(dir) {
         return Some(problem);
     }
@@ -913,8 +940,12 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
     for folder in [pki.ca_dir(), legacy] {
         inside.extend(list(&folder));
     }
-    inside.extend(list(&pki.servers_dir()));
-    inside.extend(list(&pki.clients_dir()));
+    if reach != Reach::Ca {
+        inside.extend(list(&pki.servers_dir()));
+    }
+    if reach == Reach::All {
+        inside.extend(list(&pki.clients_dir()));
+    }
     entries_problem(inside)
 }
 

@@ -36,6 +36,16 @@ impl Workspace {
     /// Locks DIR, which must hold a PKI that no one else can change, and makes a staging
     /// folder. A format-1 PKI is migrated to format 2 first (`registry::migrate`).
     pub fn open(dir: &Path, now: OffsetDateTime) -> Result<Workspace, Error> {
+        Workspace::open_within(dir, now, store::Reach::All)
+    }
+
+    /// [`Workspace::open`] for a command that reads and writes only the folders `reach`
+    /// names: the check under the lock stats those (and DIR, its parents and what DIR keeps).
+    pub fn open_within(
+        dir: &Path,
+        now: OffsetDateTime,
+        reach: store::Reach,
+    ) -> Result<Workspace, Error> {
         // DIR, its parents and its layout before the lock file is created in it; the whole
         // check under the lock.
         require_layout(dir)?;
@@ -43,7 +53,7 @@ impl Workspace {
         let folder = Folder::open(dir)?;
         let lock = store::lock_folder(&folder)?;
         // Checked again under the lock, just before anything is written.
-        require_pki(dir)?;
+        require_pki_within(dir, reach)?;
         let staging = StagingArea::create(&folder)?;
         let mut ws = Workspace {
             dir: folder,
@@ -302,8 +312,13 @@ fn parent_and_name<'a>(base: &Folder, relative: &'a str) -> Result<(Folder, &'a 
 /// someone other than the caller or root could change (`store::check_trusted`). Every
 /// command that reads or writes an existing PKI calls this first.
 pub fn require_pki(dir: &Path) -> Result<(), Error> {
+    require_pki_within(dir, store::Reach::All)
+}
+
+/// [`require_pki`] for a command that reads or writes only the folders `reach` names.
+pub fn require_pki_within(dir: &Path, reach: store::Reach) -> Result<(), Error> {
     require_layout(dir)?;
-    store::check_trusted(dir)
+    store::check_trusted_within(dir, reach)
 }
 
 /// The layout part of [`require_pki`]: a PKI is there, without a link where dockertls writes.
