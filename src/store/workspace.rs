@@ -149,13 +149,18 @@ impl Workspace {
     }
 
     /// Copies each folder DIR/relative into the backup, then flushes them all at once (one
-    /// syncfs: 1,200 folders cost one flush, not 1,200).
+    /// syncfs: 1,200 folders cost one flush, not 1,200). The files are hard-linked, not
+    /// written again (issue 12's speed: a rotation of 1,200 leaves creates 4,000 fewer files):
+    /// dockertls never changes a file in place, it replaces it whole, and each folder backed
+    /// up is swapped out and removed right after, so the backup is then the old file's only
+    /// name. (The live files a swap keeps, daemon.json and the like, are copied, never
+    /// linked: a user may edit those in place, which must not change the backup.)
     pub fn back_up_all(&mut self, relatives: &[String]) -> Result<(), Error> {
         let backup = self.backup()?.try_clone()?;
         for relative in relatives {
             let from = self.dir.subfolder(relative)?;
             ensure_parents(&backup, relative)?;
-            copy_tree(&from, &backup, relative, 0)?;
+            link_tree(&from, &backup, relative, 0)?;
         }
         backup.sync_filesystem()
     }
@@ -375,6 +380,26 @@ fn require_layout(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// [`copy_tree`] with each regular file hard-linked (`Folder::link_file`), copied only where
+/// the file system cannot link it.
+fn link_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(), Error> {
+    if depth > 8 {
+        return Err(Error::Refused(format!(
+            "{} is nested too deep for a PKI folder",
+            from.path().display()
+        )));
+    }
+    let target = to.create_dir(relative)?;
+    for (name, kind) in from.entries()? {
+        if kind == FileType::Directory {
+            link_tree(&from.subfolder(&name)?, &target, &name, depth + 1)?;
+        } else if kind == FileType::RegularFile && !from.link_file(&name, &target, &name)? {
+            copy_file(from, &target, &name)?;
+        }
+    }
+    Ok(())
+}
+
 /// Copies the folder `from` to `relative` in `to` (regular files and folders only, never
 /// through a link), keeping file modes.
 fn copy_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(), Error> {
@@ -389,19 +414,24 @@ fn copy_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(
         if kind == FileType::Directory {
             copy_tree(&from.subfolder(&name)?, &target, &name, depth + 1)?;
         } else if kind == FileType::RegularFile {
-            let limit = crate::audit::material::MAX_FILE_SIZE;
-            let (contents, mode) = from.read_file(&name, limit + 1)?;
-            // A backup is never silently cut short.
-            if contents.len() as u64 > limit {
-                return Err(Error::Refused(format!(
-                    "{} is over 1 MiB, not PKI material: move it out of the PKI folder",
-                    from.path().join(&name).display()
-                )));
-            }
-            target.write_new_file(&name, &contents, mode)?;
+            copy_file(from, &target, &name)?;
         }
     }
     Ok(())
+}
+
+/// Copies the regular file `name` of `from` into `to`, with its mode.
+fn copy_file(from: &Folder, to: &Folder, name: &str) -> Result<(), Error> {
+    let limit = crate::audit::material::MAX_FILE_SIZE;
+    let (contents, mode) = from.read_file(name, limit + 1)?;
+    // A backup is never silently cut short.
+    if contents.len() as u64 > limit {
+        return Err(Error::Refused(format!(
+            "{} is over 1 MiB, not PKI material: move it out of the PKI folder",
+            from.path().join(name).display()
+        )));
+    }
+    to.write_new_file(name, &contents, mode)
 }
 
 #[cfg(test)]
