@@ -95,8 +95,8 @@ fn add(
     let mut state = State::load_in(ws.dir())?.unwrap_or_default();
     check_new(dir, &state, &name)?;
     let issued = issue(&ws, &ca, &plan, &name, now)?;
-    ws.flush()?;
     let folder = Holder::server(&name).folder();
+    ws.flush_one(&folder)?;
     // A folder of that name not in the state file was left by a run killed before it wrote
     // the state file: it goes to the backup, never deleted.
     let leftover = ws.dir().entry_stat(&folder)?.is_some();

@@ -416,6 +416,32 @@ impl Folder {
         rfs::fsync(&self.fd).map_err(|e| io_failed("cannot flush", &self.path, &e.into()))
     }
 
+    /// fsync(2) of the regular file `name` of this folder (opened without following a link):
+    /// its contents are durable. One file costs one journal commit, not a flush of everything
+    /// other programs have written on the file system (syncfs).
+    pub fn sync_file(&self, name: &str) -> Result<(), Error> {
+        let path = self.path.join(name);
+        let fd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| open_error(&path, e))?;
+        rfs::fsync(&fd).map_err(|e| io_failed("cannot flush", &path, &e.into()))
+    }
+
+    /// fsync(2) of every regular file of this folder and of the folder itself (a few files: a
+    /// staged server or client folder).
+    pub fn sync_files(&self) -> Result<(), Error> {
+        for (name, kind) in self.entries()? {
+            if kind == FileType::RegularFile {
+                self.sync_file(&name)?;
+            }
+        }
+        self.sync()
+    }
+
     /// Makes everything written on this folder's file system durable with one syncfs(2): the
     /// same guarantee as an fsync of every staged file and folder, at the cost of one flush.
     pub fn sync_filesystem(&self) -> Result<(), Error> {

@@ -223,7 +223,7 @@ pub(crate) fn write_state(dir: &Folder, state: &State) -> Result<(), Error> {
         dir.remove_tree(&temp)?;
     }
     dir.write_new_file(&temp, text.as_bytes(), 0o644)?;
-    dir.sync_filesystem()?;
+    dir.sync_file(&temp)?;
     dir.rename(&temp, dir, STATE_FILE, RenameFlags::empty())?;
     dir.sync()
 }

@@ -129,6 +129,15 @@ impl Workspace {
         self.staging().sync_filesystem()
     }
 
+    /// Flushes the one staged folder `relative` (its files, the folder and the staging folder
+    /// holding it), where a few files are staged: a few fsyncs cost less than a syncfs, which
+    /// waits for everything other programs wrote on the file system (issue 12: `server add`).
+    pub fn flush_one(&self, relative: &str) -> Result<(), Error> {
+        let (parent, _) = parent_and_name(self.staging(), relative)?;
+        self.staged(relative)?.sync_files()?;
+        parent.sync()
+    }
+
     fn backup(&mut self) -> Result<&Folder, Error> {
         if self.backup.is_none() {
             self.backup = Some(store::new_backup_dir(&self.dir, self.now)?);
