@@ -5,13 +5,19 @@
 #   - `rotate --all`: every leaf re-issued (median of RUNS runs, each on a fresh copy).
 #
 #   bench/fleet.sh [SERVERS] [CLIENTS] [RUNS]      (defaults: 200, 1000 and 3)
+#   DOCKERTLS_BIN=/tmp/dockertls-before bench/fleet.sh    (a given binary, not this tree's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 servers=${1:-200}
 clients=${2:-1000}
 runs=${3:-3}
-cargo build --release --quiet
-bin=$PWD/target/release/dockertls
+# DOCKERTLS_BIN=path: time that binary (e.g. a copy built from another commit) instead.
+if [[ -n ${DOCKERTLS_BIN:-} ]]; then
+  bin=$DOCKERTLS_BIN
+else
+  cargo build --release --quiet
+  bin=$PWD/target/release/dockertls
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 700 "$work"

@@ -17,7 +17,7 @@ use crate::store::layout::{DAEMON_JSON, OVERRIDE_CONF, SERVERS_DIR};
 use crate::store::registry::{self, KeyPlace, ServerEntry, State};
 use crate::store::state::{self, date};
 use crate::store::workspace::Workspace;
-use crate::store::{CONFIG_FILE, Folder, Holder, Pki, Stage};
+use crate::store::{CONFIG_FILE, Folder, Holder, Pki, Reach, Stage};
 
 /// Runs a `server` subcommand.
 pub fn run(
@@ -84,17 +84,19 @@ fn add(
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    // registry::open checks the PKI (and migrates a format-1 one).
-    check_new(dir, &registry::open(dir, now)?, &name)?;
+    // registry::open checks DIR and the CA folder before the CA key is read (and migrates a
+    // format-1 PKI); the server folders are checked once, under the lock, before anything is
+    // written. The client folders are neither read nor written: not walked (issue 12's speed).
+    check_new(dir, &registry::open_within(dir, now, Reach::Ca)?, &name)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     crate::commands::client::check_ca_valid(&ca, now)?;
-    let mut ws = Workspace::open(dir, now)?;
+    let mut ws = Workspace::open_within(dir, now, Reach::Servers)?;
     // Again under the lock: another run may have added it meanwhile.
     let mut state = State::load_in(ws.dir())?.unwrap_or_default();
     check_new(dir, &state, &name)?;
     let issued = issue(&ws, &ca, &plan, &name, now)?;
-    ws.flush()?;
     let folder = Holder::server(&name).folder();
+    ws.flush_one(&folder)?;
     // A folder of that name not in the state file was left by a run killed before it wrote
     // the state file: it goes to the backup, never deleted.
     let leftover = ws.dir().entry_stat(&folder)?.is_some();

@@ -314,6 +314,34 @@ impl Folder {
         Ok((bytes, stat.st_mode & 0o7777))
     }
 
+    /// Gives the regular file `name` of this folder a second name, `to` in `target` (a hard
+    /// link: the same file, its mode and contents, with no copy written). Never through a link
+    /// (linkat without AT_SYMLINK_FOLLOW), and only a plain file of the caller or root that no
+    /// one else may write, as [`Folder::read_file`] requires. Returns false, having done
+    /// nothing, where the file system cannot link it (another file system, too many links):
+    /// the caller copies it then.
+    pub fn link_file(&self, name: &str, target: &Folder, to: &str) -> Result<bool, Error> {
+        let path = self.path.join(name);
+        let stat = rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| open_error(&path, e))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(Error::Refused(format!(
+                "{} is not a regular file: dockertls reads only plain files in the PKI folder",
+                path.display()
+            )));
+        }
+        if let Some(problem) = owner_mode_problem(&path, stat.st_uid, stat.st_mode, false, false) {
+            return Err(problem.into_error());
+        }
+        match rfs::linkat(&self.fd, name, &target.fd, to, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::XDEV | rustix::io::Errno::MLINK | rustix::io::Errno::PERM) => {
+                Ok(false)
+            }
+            Err(e) => Err(io_failed("cannot link", &target.path.join(to), &e.into())),
+        }
+    }
+
     /// The names in this folder with their types (without following links), sorted.
     pub fn entries(&self) -> Result<Vec<(String, FileType)>, Error> {
         let dir = rfs::Dir::read_from(&self.fd)
@@ -386,6 +414,32 @@ impl Folder {
     /// fsync(2) of the folder itself: its entries are durable.
     pub fn sync(&self) -> Result<(), Error> {
         rfs::fsync(&self.fd).map_err(|e| io_failed("cannot flush", &self.path, &e.into()))
+    }
+
+    /// fsync(2) of the regular file `name` of this folder (opened without following a link):
+    /// its contents are durable. One file costs one journal commit, not a flush of everything
+    /// other programs have written on the file system (syncfs).
+    pub fn sync_file(&self, name: &str) -> Result<(), Error> {
+        let path = self.path.join(name);
+        let fd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| open_error(&path, e))?;
+        rfs::fsync(&fd).map_err(|e| io_failed("cannot flush", &path, &e.into()))
+    }
+
+    /// fsync(2) of every regular file of this folder and of the folder itself (a few files: a
+    /// staged server or client folder).
+    pub fn sync_files(&self) -> Result<(), Error> {
+        for (name, kind) in self.entries()? {
+            if kind == FileType::RegularFile {
+                self.sync_file(&name)?;
+            }
+        }
+        self.sync()
     }
 
     /// Makes everything written on this folder's file system durable with one syncfs(2): the
@@ -871,7 +925,28 @@ impl TrustProblem {
 /// then no one else can rename DIR away. A DIR that does not exist yet is checked from its
 /// nearest existing parent. Called by every command that reads or writes the PKI.
 pub fn check_trusted(dir: &Path) -> Result<(), Error> {
-    match trust_problem(dir) {
+    check_trusted_within(dir, Reach::All)
+}
+
+/// Which folders of a PKI a command reads or writes, so that the trust check stats those (and
+/// DIR, its parents and the folders kept in DIR) and not the folders it never opens: a
+/// `server add` in a PKI of 1,000 clients has no reason to look at 1,000 client folders. Every
+/// file is still checked as it is read (`Folder::read_file`) and every folder entered to write
+/// is checked as it is entered (`Folder::ensure_dir`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every folder of every server and client (the default of every command).
+    All,
+    /// DIR's own entries and the CA folder: what is read before the CA key is used.
+    Ca,
+    /// The CA folder and every server folder (`server add`: the new folder, and the revocation
+    /// list and policy written into each server folder), not the client folders.
+    Servers,
+}
+
+/// [`check_trusted`] of the folders `reach` names.
+pub fn check_trusted_within(dir: &Path, reach: Reach) -> Result<(), Error> {
+    match trust_problem_within(dir, reach) {
         Some(problem) => Err(problem.into_error()),
         None => Ok(()),
     }
@@ -891,6 +966,12 @@ pub fn check_entries_trusted(folder: &Path) -> Result<(), Error> {
 
 /// The first reason `dir` (a PKI folder) cannot be trusted, if any.
 pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
+    trust_problem_within(dir, Reach::All)
+}
+
+/// [`trust_problem`] of the folders `reach` names (DIR, its parents and what DIR keeps are
+/// always checked).
+pub fn trust_problem_within(dir: &Path, reach: Reach) -> Option<TrustProblem> {
     if let Some(problem) = folder_trust_problem(dir) {
         return Some(problem);
     }
@@ -913,8 +994,12 @@ pub fn trust_problem(dir: &Path) -> Option<TrustProblem> {
     for folder in [pki.ca_dir(), legacy] {
         inside.extend(list(&folder));
     }
-    inside.extend(list(&pki.servers_dir()));
-    inside.extend(list(&pki.clients_dir()));
+    if reach != Reach::Ca {
+        inside.extend(list(&pki.servers_dir()));
+    }
+    if reach == Reach::All {
+        inside.extend(list(&pki.clients_dir()));
+    }
     entries_problem(inside)
 }
 

@@ -223,7 +223,7 @@ pub(crate) fn write_state(dir: &Folder, state: &State) -> Result<(), Error> {
         dir.remove_tree(&temp)?;
     }
     dir.write_new_file(&temp, text.as_bytes(), 0o644)?;
-    dir.sync_filesystem()?;
+    dir.sync_file(&temp)?;
     dir.rename(&temp, dir, STATE_FILE, RenameFlags::empty())?;
     dir.sync()
 }
@@ -410,7 +410,17 @@ fn client_entries(dir: &Folder) -> Result<BTreeMap<String, ClientEntry>, Error> 
 /// The state of the PKI in `dir`, migrating a format-1 PKI first (under the lock). Every
 /// command that reads the model calls this (or opens a [`Workspace`], which migrates too).
 pub fn open(dir: &Path, now: ::time::OffsetDateTime) -> Result<State, Error> {
-    crate::store::workspace::require_pki(dir)?;
+    open_within(dir, now, crate::store::Reach::All)
+}
+
+/// [`open`] for a command that reads or writes only the folders `reach` names (the trust
+/// check stats those; a migration checks everything).
+pub fn open_within(
+    dir: &Path,
+    now: ::time::OffsetDateTime,
+    reach: crate::store::Reach,
+) -> Result<State, Error> {
+    crate::store::workspace::require_pki_within(dir, reach)?;
     let folder = Folder::open(dir)?;
     if needs_migration(&folder)? {
         drop(Workspace::open(dir, now)?);
