@@ -121,6 +121,47 @@ pub fn check_exec_path(what: &str, path: &str) -> Result<(), String> {
     }
 }
 
+/// Refuses a binary the root plugin service would run that anyone but root could replace: the
+/// file and every folder above it must be owned by root and writable by neither group nor others
+/// (a root-owned sticky folder such as /tmp is fine: nobody else may rename or remove root's
+/// entries in it). The path is `current_exe()`, which Linux gives with links resolved.
+pub fn check_binary_owner(binary: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut at = Some(binary);
+    while let Some(path) = at {
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| format!("cannot inspect {}: {e}", crate::escape::path(path)))?;
+        let is_file = path == binary;
+        let sticky = !is_file && meta.mode() & 0o1000 != 0;
+        let who = if meta.uid() != 0 {
+            Some(format!("is owned by uid {}, not root", meta.uid()))
+        } else if meta.mode() & 0o022 != 0 && !sticky {
+            Some(format!(
+                "is writable by group or others (mode {:04o})",
+                meta.mode() & 0o7777
+            ))
+        } else if meta.file_type().is_symlink() {
+            Some("is a symbolic link".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = who {
+            let what = if is_file {
+                "this dockertls binary"
+            } else {
+                "the folder"
+            };
+            return Err(format!(
+                "{what} {} {why}: the root plugin service would run {} from there, and whoever can change it would run code as root; nothing was changed",
+                crate::escape::path(path),
+                crate::escape::path(binary)
+            ));
+        }
+        at = path.parent();
+    }
+    Ok(())
+}
+
 /// What `install --authz` read: the server folder's CRL and policy (checked against the ca.pem
 /// being installed) and the host's current version of every file it writes. No `Debug`, as the
 /// rest of install's reads.
@@ -200,6 +241,11 @@ pub fn read(
         .display()
         .to_string();
     check_exec_path("this dockertls binary is at", &binary).map_err(Error::Refused)?;
+    check_binary_owner(std::path::Path::new(&binary)).map_err(|why| {
+        Error::refused(why).hint(
+            "install dockertls where only root can change it (e.g. install -o root -m 0755 dockertls /usr/local/bin/) and run install --authz from there",
+        )
+    })?;
     check_exec_path("the TLS folder", tls_dir).map_err(Error::Refused)?;
     let mut existing = std::collections::BTreeMap::new();
     let targets = [
@@ -297,6 +343,45 @@ mod tests {
         );
         assert_eq!(plugins_value(Some(&json!("opa"))), None);
         assert_eq!(plugins_value(Some(&json!([1]))), None);
+    }
+
+    #[test]
+    fn a_binary_anyone_but_root_could_replace_is_refused() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("bin");
+        std::fs::create_dir(&folder).unwrap();
+        let bin = folder.join("dockertls");
+        std::fs::write(&bin, "").unwrap();
+        if std::fs::metadata(&bin).unwrap().uid() != 0 {
+            eprintln!("SKIPPED: a root-owned binary needs root");
+            return;
+        }
+        let mode = |path: &std::path::Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        mode(&bin, 0o755);
+        assert_eq!(check_binary_owner(&bin), Ok(()));
+        for (path, bad) in [
+            (&bin, 0o775),
+            (&bin, 0o757),
+            (&folder, 0o777),
+            (&folder, 0o775),
+        ] {
+            mode(path, bad);
+            let err = check_binary_owner(&bin).unwrap_err();
+            assert!(err.contains("writable by group or others"), "{err}");
+            mode(path, if path == &bin { 0o755 } else { 0o700 });
+        }
+        // A root-owned sticky folder (as /tmp) lets nobody else replace root's entries.
+        mode(&folder, 0o1777);
+        assert_eq!(check_binary_owner(&bin), Ok(()));
+        mode(&folder, 0o700);
+        std::os::unix::fs::chown(&bin, Some(1000), None).unwrap();
+        assert!(check_binary_owner(&bin).unwrap_err().contains("not root"));
+        std::os::unix::fs::chown(&bin, Some(0), None).unwrap();
+        std::os::unix::fs::chown(&folder, Some(1000), None).unwrap();
+        assert!(check_binary_owner(&bin).unwrap_err().contains("not root"));
     }
 
     #[test]
