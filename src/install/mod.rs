@@ -258,6 +258,9 @@ fn server_files(
                 pki.shown(&host).display()
             ))
         })?;
+        if name == layout::SERVER_KEY {
+            check_key_mode(&pki.shown(&host), file.mode)?;
+        }
         read.push(file.contents);
     }
     // Never install a server pair that dockerd would refuse: audit the bytes read, held in
@@ -303,6 +306,23 @@ fn server_files(
         )));
     }
     Ok(read)
+}
+
+/// Refuses a server key that group or others could read (or change) where it is: it may be
+/// known to someone else already, as `verify` says and `deploy` refuses.
+fn check_key_mode(shown: &Path, mode: u32) -> Result<(), Error> {
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "{} is mode {:04o}: group or others can read the server key there, so it may be known already; nothing was changed",
+        crate::escape::path(shown),
+        mode & 0o7777
+    ))
+    .hint(format!(
+        "if nobody else could have read it, chmod 600 {} and install again; else give the server a new key where the CA is (dockertls rotate)",
+        crate::escape::field(&crate::render::shell_quote(&shown.display().to_string()))
+    )))
 }
 
 /// A file held in memory (memfd), for a check that reads a path: /proc/self/fd/N.
