@@ -336,6 +336,8 @@ fn stage_format_1(ws: &mut Workspace) -> Result<State, Error> {
     let mut state = State::default();
     let dir = ws.dir().try_clone()?;
     let pki = Pki::new(dir.path());
+    // First, before anything is staged: a client folder name dockertls refuses stops it.
+    state.clients = client_entries(&dir)?;
     if dir.entry_stat(SERVERS_DIR)?.is_some() {
         ws.move_to_backup(SERVERS_DIR)?;
     }
@@ -377,7 +379,6 @@ fn stage_format_1(ws: &mut Workspace) -> Result<State, Error> {
             },
         );
     }
-    state.clients = client_entries(&dir)?;
     Ok(state)
 }
 
@@ -391,6 +392,14 @@ fn client_entries(dir: &Folder) -> Result<BTreeMap<String, ClientEntry>, Error> 
     for (name, kind) in folder.entries()? {
         if kind != FileType::Directory {
             continue;
+        }
+        if let Err(why) = crate::names::parse_client_name(&name) {
+            let reason = why.split_once("': ").map_or(why.as_str(), |(_, r)| r);
+            return Err(Error::refused(format!(
+                "{} is not a client name dockertls keeps ({reason}): the PKI was not moved to the current layout, nothing was changed",
+                crate::escape::path(&dir.path().join(CLIENTS_DIR).join(&name))
+            ))
+            .hint("rename that folder to letters, digits, '.', '_', '-', '@' (at most 64, not starting with '.' or '-'), or move it out of clients/, then run the command again"));
         }
         let key = match folder.subfolder(&name)?.entry_stat(CLIENT_KEY)? {
             Some(_) => KeyPlace::Here,
@@ -413,6 +422,10 @@ pub fn open(dir: &Path, now: ::time::OffsetDateTime) -> Result<State, Error> {
     crate::store::workspace::require_pki(dir)?;
     let folder = Folder::open(dir)?;
     if needs_migration(&folder)? {
+        // A format-1 PKI that cannot be migrated is refused before the lock file is made.
+        if folder.entry_stat(STATE_FILE)?.is_none() {
+            client_entries(&folder)?;
+        }
         drop(Workspace::open(dir, now)?);
     }
     State::load_in(&folder)?.ok_or_else(|| {
