@@ -940,6 +940,22 @@ fn deploy_authz_puts_the_plugin_in_place_and_later_deploys_keep_its_crl_current(
     let ours = || std::fs::read_to_string(server_file(&dir, "crl.pem")).unwrap();
     assert_eq!(crl(), ours());
     assert_eq!(state_entry(&dir, "docker1.test")["authz"], true);
+    // The plugin's unit runs a binary that outlives the deploy (not the one sent into the
+    // temporary folder the deploy script removes), root-owned, 0755.
+    let service =
+        std::fs::read_to_string(on_host("/etc/systemd/system/dockertls-authz.service")).unwrap();
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(!exec.contains("dockertls-deploy."), "{exec}");
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(&exec).unwrap_or_else(|e| panic!("{exec}: {e}"));
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o755), "{exec}");
+    }
 
     // A revocation later, deployed without --authz (as `deploy --all` from a timer): the
     // server remembers it, so the new list reaches the host.

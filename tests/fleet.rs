@@ -542,3 +542,42 @@ fn a_file_of_another_user_is_refused_when_it_is_read() {
     }
     ok_in(&pki, &["env", "bob"]);
 }
+
+/// Review m4: a format-1 client folder whose name dockertls refuses everywhere else (a space,
+/// an escape sequence, a leading '-') stops the migration with one error naming it (escaped):
+/// it is never written into dockertls.json, and nothing changes; once renamed, it migrates.
+#[test]
+fn a_client_folder_name_dockertls_refuses_is_never_migrated() {
+    for bad in ["bad name", "x\u{1b}[2Jy", "-rf", "a:b"] {
+        let work = tempfile::tempdir().unwrap();
+        let pki = work.path().join("pki");
+        format1_pki(&pki);
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(pki.join("clients/alice"))
+            .arg(pki.join("clients").join(bad))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let before = tree(&pki);
+        let output = run_in(&pki, &["server", "list"]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            stderr(&output)
+        );
+        assert_one_error(&stderr(&output), "migration");
+        assert!(
+            stderr(&output).contains("is not a client name"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains('\u{1b}'), "{}", stderr(&output));
+        assert_eq!(tree_diff(&before, &tree(&pki)), "", "{bad:?}");
+        std::fs::rename(pki.join("clients").join(bad), pki.join("clients/carol")).unwrap();
+        let output = run_in(&pki, &["server", "list"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(state(&pki)["clients"]["carol"]["key"], "here");
+    }
+}

@@ -1576,3 +1576,37 @@ fn a_merged_daemon_json_dockerd_would_refuse_is_not_installed() {
         }
     }
 }
+
+/// Review m3: a server folder whose server-key.pem group or others can read is refused by
+/// install (--from and from the PKI), as deploy refuses it and verify fails it; nothing changes.
+#[test]
+fn a_server_key_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(h) = host("/lib/systemd/system/docker.service", DOCKER_UNIT) else {
+        return;
+    };
+    let folder = h.root.parent().unwrap().join("carried");
+    std::fs::create_dir(&folder).unwrap();
+    for file in ["ca.pem", "server-cert.pem", "server-key.pem", "daemon.json"] {
+        std::fs::copy(server_folder(&h.pki).join(file), folder.join(file)).unwrap();
+    }
+    let key = folder.join("server-key.pem");
+    let from = ["--from", folder.to_str().unwrap()];
+    for bad in [0o644, 0o640, 0o604, 0o620] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(bad)).unwrap();
+        let before = tree(&h.root);
+        let output = install(&h, &from);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(2), "{bad:o}: {stderr}");
+        common::assert_one_error(&stderr, "install --from");
+        assert!(stderr.contains(&format!("mode {bad:04o}")), "{stderr}");
+        assert!(stderr.contains("hint: "), "{stderr}");
+        assert_eq!(tree(&h.root), before, "{bad:o}: a refusal changed files");
+    }
+    let pki_key = server_file(&h.pki, "server-key.pem");
+    std::fs::set_permissions(&pki_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(install(&h, &[]).status.code(), Some(2));
+    std::fs::set_permissions(&pki_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+    ok(&h, &from);
+}

@@ -324,3 +324,111 @@ fn verify_daemon_config_reports_authorization_and_the_crl() {
         "{forged:?}"
     );
 }
+
+/// `install ARGS --root` (no --authz).
+fn plain_install(h: &Host, args: &[&str]) -> Output {
+    dockertls()
+        .arg("--dir")
+        .arg(&h.pki)
+        .arg("install")
+        .args(args)
+        .arg("--root")
+        .arg(&h.root)
+        .output()
+        .unwrap()
+}
+
+/// Review item 1: once the plugin is in place, every later install (plain, `--from`, and so
+/// deploy's) keeps its revocation list and policy current without --authz, and says so; the
+/// units stay as install --authz wrote them. A host without the plugin gets no list.
+#[test]
+fn a_plain_install_keeps_the_plugins_lists_current_where_the_plugin_is_in_place() {
+    let Some(h) = host() else {
+        return;
+    };
+    let out = install(&h);
+    assert!(out.status.success(), "{}", streams(&out));
+    let service = read(&h.root, "/etc/systemd/system/dockertls-authz.service");
+    let host_crl = "/etc/docker/tls/crl.pem";
+    let first_crl = std::fs::read(server_dir(&h.pki).join("crl.pem")).unwrap();
+    // daemon.json names the plugin: a plain install from the PKI brings alice's revocation.
+    ok_in(&h.pki, &["client", "revoke", "alice"]);
+    let folder_crl = server_dir(&h.pki).join("crl.pem");
+    assert_ne!(
+        read(&h.root, host_crl),
+        std::fs::read_to_string(&folder_crl).unwrap()
+    );
+    let out = plain_install(&h, &[]);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(
+        streams(&out).contains("plugin is in place"),
+        "{}",
+        streams(&out)
+    );
+    assert_eq!(
+        read(&h.root, host_crl),
+        std::fs::read_to_string(&folder_crl).unwrap()
+    );
+    assert_eq!(
+        read(&h.root, "/etc/systemd/system/dockertls-authz.service"),
+        service
+    );
+    // Only the units tell (daemon.json no longer names it): install --from does the same.
+    write(&h.root, "/etc/docker/daemon.json", "{}\n");
+    let folder = server_dir(&h.pki);
+    let before = read(&h.root, host_crl);
+    ok_in(&h.pki, &["client", "role", "bob", "admin"]);
+    ok_in(&h.pki, &["crl", "refresh"]);
+    let out = plain_install(&h, &["--from", folder.to_str().unwrap(), "--force"]);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert_eq!(
+        read(&h.root, host_crl),
+        std::fs::read_to_string(&folder_crl).unwrap()
+    );
+    assert_ne!(
+        read(&h.root, host_crl),
+        before,
+        "crl refresh made a new list"
+    );
+    assert_eq!(
+        read(&h.root, "/etc/docker/tls/authz.json"),
+        std::fs::read_to_string(folder.join("authz.json")).unwrap()
+    );
+    assert!(!read(&h.root, "/etc/docker/daemon.json").contains("authorization-plugins"));
+    // An older list in the folder never replaces the host's newer one (it would let alice in).
+    let current = read(&h.root, host_crl);
+    std::fs::write(&folder_crl, &first_crl).unwrap();
+    for authz in [&[][..], &["--authz"][..]] {
+        let mut args = vec!["--from", folder.to_str().unwrap(), "--force"];
+        args.extend(authz);
+        let out = plain_install(&h, &args);
+        assert!(out.status.success(), "{}", streams(&out));
+        assert!(streams(&out).contains("is kept"), "{}", streams(&out));
+        assert_eq!(read(&h.root, host_crl), current, "{args:?}");
+    }
+    // A folder with no CRL is refused there, and nothing changes.
+    std::fs::remove_file(&folder_crl).unwrap();
+    let before = tree(&h.root);
+    let out = plain_install(&h, &["--from", folder.to_str().unwrap(), "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    common::assert_one_error(&stderr, "install");
+    assert!(stderr.contains("plugin is in place"), "{stderr}");
+    assert_eq!(tree(&h.root), before, "a refusal changed files");
+    // A host without the plugin: no list, no unit.
+    let fresh = h.root.parent().unwrap().join("fresh");
+    write(&fresh, "/lib/systemd/system/docker.service", UNIT);
+    let h2 = Host {
+        _work: common::private_tempdir(),
+        pki: h.pki.clone(),
+        root: fresh.clone(),
+    };
+    let out = plain_install(&h2, &[]);
+    assert!(out.status.success(), "{}", streams(&out));
+    assert!(!fresh.join("etc/docker/tls/crl.pem").exists());
+    assert!(
+        !fresh
+            .join("etc/systemd/system/dockertls-authz.service")
+            .exists()
+    );
+}

@@ -93,8 +93,8 @@ fn targets(
         if !state.servers().contains_key(&wanted) {
             let known: Vec<&str> = state.servers().keys().map(String::as_str).collect();
             return Err(Error::refused(format!(
-                "deploy {}: {} has no such server (servers: {})",
-                crate::escape::field(&format!("{wanted:?}")),
+                "deploy '{}': {} has no such server (servers: {})",
+                crate::escape::field(&wanted),
                 dir.display(),
                 known.join(", ")
             ))
@@ -192,8 +192,8 @@ fn remember(dir: &Path, now: OffsetDateTime, reports: &[HostReport], jobs: &[Job
 fn check_remote_root(root: &str) -> Result<(), Error> {
     if !root.starts_with('/') || root.chars().any(char::is_control) {
         return Err(Error::refused(format!(
-            "--remote-root {}: give an absolute path on the host",
-            crate::escape::field(&format!("{root:?}"))
+            "--remote-root '{}': give an absolute path on the host",
+            crate::escape::field(root)
         )));
     }
     Ok(())
@@ -236,8 +236,8 @@ fn settings(dir: &Path, args: &DeployArgs) -> Result<Settings, Error> {
         let words = shell_words::split(command).unwrap_or_default();
         if words.is_empty() || command.chars().any(char::is_control) {
             return Err(Error::refused(format!(
-                "--restart-command {}: give a command line without control characters",
-                crate::escape::field(&format!("{command:?}"))
+                "--restart-command '{}': give a command line without control characters",
+                crate::escape::field(command)
             ))
             .hint("e.g. --restart-command 'service docker restart'"));
         }

@@ -407,8 +407,8 @@ fn restart_commands(command: Option<&str>, authz: bool) -> Result<Vec<Vec<String
     match shell_words::split(command) {
         Ok(words) if !words.is_empty() && !command.chars().any(char::is_control) => Ok(vec![words]),
         _ => Err(Error::refused(format!(
-            "--restart-command {}: give a command line without control characters; the files are installed",
-            crate::escape::field(&format!("{command:?}"))
+            "--restart-command '{}': give a command line without control characters; the files are installed",
+            crate::escape::field(command)
         ))),
     }
 }

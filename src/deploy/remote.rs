@@ -72,6 +72,15 @@ while [ "$n" -gt 0 ]; do
   shift 2; n=$((n - 1))
 done
 if [ -x "$d/dockertls" ]; then bin=$d/dockertls
+  for a in "$@"; do
+    [ "$a" = --authz ] || continue
+    # The plugin's unit runs the binary install --authz runs from: one that outlives $d.
+    l=$prefix/usr/local/lib/dockertls
+    { mkdir -p "$l" && chmod 755 "$l" && cp "$bin" "$l/.dockertls.new" &&
+      chmod 755 "$l/.dockertls.new" && mv -f "$l/.dockertls.new" "$l/dockertls"; } ||
+      { echo "dockertls-deploy: cannot keep the plugin's binary at $l/dockertls" >&2; exit 92; }
+    bin=$l/dockertls
+  done
 elif ! bin=$(command -v dockertls); then echo "dockertls-deploy: no dockertls binary" >&2; exit 93
 fi
 "$bin" install --from "$d/$sub" --root "$prefix" "$@"

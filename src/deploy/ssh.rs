@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::Ipv6Addr;
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::error::Error;
@@ -30,8 +31,8 @@ impl Target {
     pub fn parse(text: &str) -> Result<Target, Error> {
         let bad = |why: &str| {
             Error::refused(format!(
-                "host {}: {why}",
-                crate::escape::field(&format!("{text:?}"))
+                "host '{}': {why}",
+                crate::escape::field(text)
             ))
             .hint("give [USER@]HOST[:PORT], e.g. root@docker1.example.com or admin@[2001:db8::1]:2222")
         };
@@ -139,8 +140,8 @@ impl SshOption {
     pub fn parse(text: &str) -> Result<SshOption, Error> {
         let bad = |why: &str| {
             Error::refused(format!(
-                "--ssh-option {}: {why}",
-                crate::escape::field(&format!("{text:?}"))
+                "--ssh-option '{}': {why}",
+                crate::escape::field(text)
             ))
             .hint("give one ssh option as Key=Value, e.g. --ssh-option IdentityFile=~/.ssh/deploy_ed25519 (ssh_config(5) lists them)")
         };
@@ -199,10 +200,41 @@ fn refusal(key: &str, value: &str) -> Option<&'static str> {
     }
 }
 
-/// Whether a known-hosts file list contains a file that forgets every key.
+/// Whether a known-hosts file list contains a file that forgets every key: `none`, /dev/null
+/// however spelled (`/dev//null`, `/dev/./null`, `/dev/../dev/null`), or any path that is a
+/// character device (a link to /dev/null, /dev/zero, ...).
 fn known_hosts_off(list: &str) -> bool {
-    list.split_whitespace()
-        .any(|file| file == "/dev/null" || file.eq_ignore_ascii_case("none"))
+    list.split_whitespace().any(|file| {
+        file.eq_ignore_ascii_case("none")
+            || lexical(file) == Path::new("/dev/null")
+            || is_char_device(file)
+    })
+}
+
+/// A path with `.`, `..` and repeated slashes resolved by its text alone (no link followed).
+fn lexical(file: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in Path::new(file).components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Whether `file` (a leading `~/` meaning $HOME, as ssh reads it) is, after links, a character
+/// device: ssh would read no key from it and write none to it.
+fn is_char_device(file: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let path = match (file.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(file),
+    };
+    std::fs::metadata(path).is_ok_and(|meta| meta.file_type().is_char_device())
 }
 
 /// How to run ssh towards one target. Cheap to clone (one per host of `deploy --all`).
@@ -464,6 +496,13 @@ mod tests {
             "UserKnownHostsFile=/a /dev/null",
             "GlobalKnownHostsFile=/dev/null",
             "UserKnownHostsFile none",
+            // /dev/null spelled otherwise, and other character devices.
+            "UserKnownHostsFile=/dev//null",
+            "UserKnownHostsFile=/dev/./null",
+            "UserKnownHostsFile=/dev/../dev/null",
+            "GlobalKnownHostsFile=//dev/null/",
+            "UserKnownHostsFile=/dev/zero",
+            "UserKnownHostsFile=/dev/full",
             "KnownHostsCommand=/bin/true",
             "BatchMode=no",
             "Port=22 StrictHostKeyChecking=no",
@@ -491,6 +530,31 @@ mod tests {
             SshOption::parse("ConnectTimeout 3").unwrap().as_str(),
             "ConnectTimeout=3"
         );
+    }
+
+    #[test]
+    fn a_link_to_dev_null_is_a_known_hosts_file_that_forgets_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("known_hosts");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let option = format!("UserKnownHostsFile={}", link.display());
+        assert_eq!(SshOption::parse(&option).expect_err(&option).exit_code(), 2);
+        let plain = dir.path().join("kept");
+        std::fs::write(&plain, "").unwrap();
+        SshOption::parse(&format!("UserKnownHostsFile={}", plain.display())).unwrap();
+    }
+
+    #[test]
+    fn refused_values_are_escaped_never_debug_printed() {
+        let err = SshOption::parse("Foo=a\u{1b}b").unwrap_err();
+        assert!(
+            err.message().contains("'Foo=a\\u001bb'"),
+            "{}",
+            err.message()
+        );
+        assert!(!err.message().contains("\\u{1b}"), "{}", err.message());
+        let err = Target::parse("h\u{1b}x").unwrap_err();
+        assert!(err.message().contains("'h\\u001bx'"), "{}", err.message());
     }
 
     #[test]

@@ -121,16 +121,97 @@ pub fn check_exec_path(what: &str, path: &str) -> Result<(), String> {
     }
 }
 
+/// Refuses a binary the root plugin service would run that anyone but root could replace: the
+/// file and every folder above it must be owned by root and writable by neither group nor others
+/// (a root-owned sticky folder such as /tmp is fine: nobody else may rename or remove root's
+/// entries in it). The path is `current_exe()`, which Linux gives with links resolved.
+pub fn check_binary_owner(binary: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut at = Some(binary);
+    while let Some(path) = at {
+        let meta = std::fs::symlink_metadata(path)
+            .map_err(|e| format!("cannot inspect {}: {e}", crate::escape::path(path)))?;
+        let is_file = path == binary;
+        let sticky = !is_file && meta.mode() & 0o1000 != 0;
+        let who = if meta.uid() != 0 {
+            Some(format!("is owned by uid {}, not root", meta.uid()))
+        } else if meta.mode() & 0o022 != 0 && !sticky {
+            Some(format!(
+                "is writable by group or others (mode {:04o})",
+                meta.mode() & 0o7777
+            ))
+        } else if meta.file_type().is_symlink() {
+            Some("is a symbolic link".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = who {
+            let what = if is_file {
+                "this dockertls binary"
+            } else {
+                "the folder"
+            };
+            return Err(format!(
+                "{what} {} {why}: the root plugin service would run {} from there, and whoever can change it would run code as root; nothing was changed",
+                crate::escape::path(path),
+                crate::escape::path(binary)
+            ));
+        }
+        at = path.parent();
+    }
+    Ok(())
+}
+
 /// What `install --authz` read: the server folder's CRL and policy (checked against the ca.pem
 /// being installed) and the host's current version of every file it writes. No `Debug`, as the
 /// rest of install's reads.
 pub struct AuthzRead {
     crl: Vec<u8>,
     policy: Option<Vec<u8>>,
+    /// `install --authz`: the plugin's units too; else (the plugin already in place, see
+    /// [`in_place`]) only its lists, crl.pem and authz.json. Empty when not `full`.
     binary: String,
+    full: bool,
     existing: std::collections::BTreeMap<String, super::FileRead>,
     /// Said before the work (a CRL past its nextUpdate).
     pub notes: Vec<String>,
+}
+
+impl AuthzRead {
+    /// Whether this is `install --authz` (the units and daemon.json's plugin list as well).
+    pub fn full(&self) -> bool {
+        self.full
+    }
+}
+
+/// Why the dockertls plugin is already in place on the host, if it is: daemon.json's
+/// `authorization-plugins` names it, or one of its units exists. A plain install there keeps
+/// the plugin's lists (crl.pem, authz.json) current, as install --authz would: else a revoked
+/// client would stay in until someone remembered --authz.
+pub fn in_place(
+    daemon_json: Option<&super::FileRead>,
+    host: &super::Root,
+) -> Result<Option<String>, Error> {
+    let named = daemon_json
+        .and_then(|file| serde_json::from_slice::<Value>(&file.contents).ok())
+        .and_then(|value| value.get(DAEMON_KEY).cloned())
+        .is_some_and(|plugins| {
+            plugins
+                .as_array()
+                .is_some_and(|names| names.iter().any(|n| n == PLUGIN))
+        });
+    if named {
+        return Ok(Some(format!(
+            "{}'s \"{DAEMON_KEY}\" names \"{PLUGIN}\"",
+            super::DAEMON_JSON
+        )));
+    }
+    for unit in unit_paths() {
+        if super::read_existing(host, unit)?.is_some() {
+            return Ok(Some(format!("{unit} exists")));
+        }
+    }
+    Ok(None)
 }
 
 /// The host paths `install --authz` writes, besides the TLS files, in switch order.
@@ -149,6 +230,7 @@ pub fn read(
     ca_path: &str,
     host: &super::Root,
     now: ::time::OffsetDateTime,
+    full: bool,
 ) -> Result<AuthzRead, Error> {
     let (tls_dir, ca_name) = ca_path.rsplit_once('/').unwrap_or(("", ca_path));
     if ca_name != crate::store::layout::CA_CERT {
@@ -195,29 +277,87 @@ pub fn read(
                 .hint("make it again with dockertls client role or role add where the PKI is")
         })?;
     }
-    let binary = std::env::current_exe()
-        .map_err(|e| Error::Failed(format!("cannot tell where this dockertls is: {e}")))?
-        .display()
-        .to_string();
-    check_exec_path("this dockertls binary is at", &binary).map_err(Error::Refused)?;
-    check_exec_path("the TLS folder", tls_dir).map_err(Error::Refused)?;
+    let binary = if full {
+        plugin_binary(tls_dir)?
+    } else {
+        String::new()
+    };
     let mut existing = std::collections::BTreeMap::new();
     let targets = [
         format!("{tls_dir}/{CRL}"),
         format!("{tls_dir}/{AUTHZ_POLICY}"),
     ];
-    for host_path in targets.iter().map(String::as_str).chain(unit_paths()) {
+    let units = if full { &unit_paths()[..] } else { &[] };
+    for host_path in targets
+        .iter()
+        .map(String::as_str)
+        .chain(units.iter().copied())
+    {
         if let Some(file) = super::read_existing(host, host_path)? {
             existing.insert(host_path.to_string(), file);
         }
     }
+    let host_crl = format!("{tls_dir}/{CRL}");
+    let crl = newest_crl(
+        crl.contents.to_vec(),
+        info.number,
+        existing.get(&host_crl),
+        ca,
+        &host.shown(&host_crl).display().to_string(),
+        &mut notes,
+    );
     Ok(AuthzRead {
-        crl: crl.contents.to_vec(),
+        crl,
         policy: policy.map(|p| p.contents.to_vec()),
         binary,
+        full,
         existing,
         notes,
     })
+}
+
+/// The CRL to install: the server folder's, unless the host already has a newer list signed by
+/// the same CA (a higher CRL number): putting an older list back would let clients revoked
+/// since back in, so the host's is kept, and said.
+fn newest_crl(
+    folder_crl: Vec<u8>,
+    folder_number: Option<u64>,
+    host_crl: Option<&super::FileRead>,
+    ca: &[u8],
+    shown: &str,
+    notes: &mut Vec<String>,
+) -> Vec<u8> {
+    let Some(host_file) = host_crl else {
+        return folder_crl;
+    };
+    let Ok(host_info) = crate::crl::read(&host_file.contents, ca) else {
+        return folder_crl;
+    };
+    match (host_info.number, folder_number) {
+        (Some(theirs), Some(ours)) if theirs > ours => {
+            notes.push(format!(
+                "{shown} is revocation list #{theirs}, newer than the server folder's #{ours}: it is kept (an older list would let clients revoked since back in); bring a current server folder (dockertls crl refresh where the CA is)"
+            ));
+            host_file.contents.to_vec()
+        }
+        _ => folder_crl,
+    }
+}
+
+/// This binary's path, for the plugin's ExecStart: plain, and replaceable by root only.
+fn plugin_binary(tls_dir: &str) -> Result<String, Error> {
+    let binary = std::env::current_exe()
+        .map_err(|e| Error::Failed(format!("cannot tell where this dockertls is: {e}")))?
+        .display()
+        .to_string();
+    check_exec_path("this dockertls binary is at", &binary).map_err(Error::Refused)?;
+    check_binary_owner(std::path::Path::new(&binary)).map_err(|why| {
+        Error::refused(why).hint(
+            "install dockertls where only root can change it (e.g. install -o root -m 0755 dockertls /usr/local/bin/) and run install --authz from there",
+        )
+    })?;
+    check_exec_path("the TLS folder", tls_dir).map_err(Error::Refused)?;
+    Ok(binary)
 }
 
 /// The `authorization-plugins` value for daemon.json as it is now (`existing`), refused when
@@ -253,6 +393,7 @@ pub fn planned(read: AuthzRead, tls_dir: &str) -> Vec<super::Planned> {
         crl,
         policy,
         binary,
+        full,
         mut existing,
         ..
     } = read;
@@ -260,13 +401,15 @@ pub fn planned(read: AuthzRead, tls_dir: &str) -> Vec<super::Planned> {
     if let Some(policy) = policy {
         files.push((format!("{tls_dir}/{AUTHZ_POLICY}"), policy, 0o444));
     }
-    files.push((SOCKET_UNIT.into(), socket_unit().into_bytes(), 0o644));
-    files.push((
-        SERVICE_UNIT.into(),
-        service_unit(&binary, tls_dir).into_bytes(),
-        0o644,
-    ));
-    files.push((DOCKER_DROPIN.into(), docker_dropin().into_bytes(), 0o644));
+    if full {
+        files.push((SOCKET_UNIT.into(), socket_unit().into_bytes(), 0o644));
+        files.push((
+            SERVICE_UNIT.into(),
+            service_unit(&binary, tls_dir).into_bytes(),
+            0o644,
+        ));
+        files.push((DOCKER_DROPIN.into(), docker_dropin().into_bytes(), 0o644));
+    }
     files
         .into_iter()
         .map(|(host_path, contents, mode)| super::Planned {
@@ -297,6 +440,45 @@ mod tests {
         );
         assert_eq!(plugins_value(Some(&json!("opa"))), None);
         assert_eq!(plugins_value(Some(&json!([1]))), None);
+    }
+
+    #[test]
+    fn a_binary_anyone_but_root_could_replace_is_refused() {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("bin");
+        std::fs::create_dir(&folder).unwrap();
+        let bin = folder.join("dockertls");
+        std::fs::write(&bin, "").unwrap();
+        if std::fs::metadata(&bin).unwrap().uid() != 0 {
+            eprintln!("SKIPPED: a root-owned binary needs root");
+            return;
+        }
+        let mode = |path: &std::path::Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        mode(&bin, 0o755);
+        assert_eq!(check_binary_owner(&bin), Ok(()));
+        for (path, bad) in [
+            (&bin, 0o775),
+            (&bin, 0o757),
+            (&folder, 0o777),
+            (&folder, 0o775),
+        ] {
+            mode(path, bad);
+            let err = check_binary_owner(&bin).unwrap_err();
+            assert!(err.contains("writable by group or others"), "{err}");
+            mode(path, if path == &bin { 0o755 } else { 0o700 });
+        }
+        // A root-owned sticky folder (as /tmp) lets nobody else replace root's entries.
+        mode(&folder, 0o1777);
+        assert_eq!(check_binary_owner(&bin), Ok(()));
+        mode(&folder, 0o700);
+        std::os::unix::fs::chown(&bin, Some(1000), None).unwrap();
+        assert!(check_binary_owner(&bin).unwrap_err().contains("not root"));
+        std::os::unix::fs::chown(&bin, Some(0), None).unwrap();
+        std::os::unix::fs::chown(&folder, Some(1000), None).unwrap();
+        assert!(check_binary_owner(&bin).unwrap_err().contains("not root"));
     }
 
     #[test]

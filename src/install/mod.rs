@@ -258,6 +258,9 @@ fn server_files(
                 pki.shown(&host).display()
             ))
         })?;
+        if name == layout::SERVER_KEY {
+            check_key_mode(&pki.shown(&host), file.mode)?;
+        }
         read.push(file.contents);
     }
     // Never install a server pair that dockerd would refuse: audit the bytes read, held in
@@ -303,6 +306,23 @@ fn server_files(
         )));
     }
     Ok(read)
+}
+
+/// Refuses a server key that group or others could read (or change) where it is: it may be
+/// known to someone else already, as `verify` says and `deploy` refuses.
+fn check_key_mode(shown: &Path, mode: u32) -> Result<(), Error> {
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "{} is mode {:04o}: group or others can read the server key there, so it may be known already; nothing was changed",
+        crate::escape::path(shown),
+        mode & 0o7777
+    ))
+    .hint(format!(
+        "if nobody else could have read it, chmod 600 {} and install again; else give the server a new key where the CA is (dockertls rotate)",
+        crate::escape::field(&crate::render::shell_quote(&shown.display().to_string()))
+    )))
 }
 
 /// A file held in memory (memfd), for a check that reads a path: /proc/self/fd/N.
@@ -416,10 +436,27 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
     if let Some(file) = read_existing(root, DROPIN)? {
         existing.insert(DROPIN.to_string(), file);
     }
-    let authz = match source.authz {
+    // Without --authz, a host where the plugin is in place still gets its lists kept current.
+    let in_place = match source.authz {
+        true => None,
+        false => authz::in_place(existing.get(DAEMON_JSON), root)?,
+    };
+    let authz = match source.authz || in_place.is_some() {
         true => {
             let ca = tls_path(&ours, "tlscacert");
-            let read = authz::read(&pki, &source.folder, &server[0], &ca, root, now)?;
+            let read = authz::read(
+                &pki,
+                &source.folder,
+                &server[0],
+                &ca,
+                root,
+                now,
+                source.authz,
+            )
+            .map_err(|e| match &in_place {
+                Some(why) => in_place_error(&e, why),
+                None => e,
+            })?;
             notes.extend(read.notes.iter().cloned());
             Some(read)
         }
@@ -436,12 +473,29 @@ pub fn read(source: &Source, root: &Root, now: ::time::OffsetDateTime) -> Result
     })
 }
 
+/// A refusal of the plugin's lists, for a plain install on a host where the plugin is in place
+/// (`why`): said as such, with the same exit code and hint.
+fn in_place_error(error: &Error, why: &str) -> Error {
+    let message = format!(
+        "{} (the dockertls plugin is in place on this host: {why}; install keeps its crl.pem and authz.json current, so nothing was changed)",
+        error.message()
+    );
+    let base = match error.exit() {
+        crate::error::Exit::FailedOrWarning => Error::failed(message),
+        _ => Error::refused(message),
+    };
+    match error.hint_text() {
+        Some(hint) => base.hint(hint.to_string()),
+        None => base,
+    }
+}
+
 /// Everything install will do, decided from what was read (pure: no file is read).
 pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
     let HostRead {
         pki_daemon_json,
         mut ours,
-        notes,
+        mut notes,
         server,
         mut existing,
         units,
@@ -484,14 +538,24 @@ pub fn plan(read: HostRead, force: bool) -> Result<Plan, Error> {
     let daemon_existing = existing.remove(DAEMON_JSON);
     if let Some(read) = authz {
         // Issue 13: the CRL, the policy, the plugin's units and docker's drop-in, switched
-        // before daemon.json, which names the plugin.
+        // before daemon.json, which names the plugin. Without --authz (the plugin in place):
+        // the CRL and the policy only.
         let ca_dir = Path::new(&tls_path(&ours, "tlscacert"))
             .parent()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        files.extend(authz::planned(read, &ca_dir));
-        let plugins = authz::plugins_for(daemon_existing.as_ref())?;
-        ours.insert(authz::DAEMON_KEY.to_string(), plugins);
+        let full = read.full();
+        let lists = authz::planned(read, &ca_dir);
+        if full {
+            let plugins = authz::plugins_for(daemon_existing.as_ref())?;
+            ours.insert(authz::DAEMON_KEY.to_string(), plugins);
+        } else if lists.iter().any(Planned::changes) {
+            notes.push(format!(
+                "the dockertls plugin is in place on this host: {} kept current with the server folder (install --authz also renews its units)",
+                lists.iter().map(|f| f.host_path.as_str()).collect::<Vec<_>>().join(" and ")
+            ));
+        }
+        files.extend(lists);
     }
     let merged = merge_daemon_json(daemon_existing.as_ref(), &ours, force)?;
     // The unit and every drop-in and environment file that feeds ExecStart, as systemd

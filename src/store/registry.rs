@@ -140,6 +140,9 @@ impl State {
         };
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| not_ours(format!("is not valid JSON ({e})")))?;
+        // serde_json keeps the last of two equal keys: a second "servers" or "format" would
+        // silently hide the first (and drop it on the next rewrite).
+        serde_json::from_slice::<NoDuplicateKeys>(bytes).map_err(|e| not_ours(e.to_string()))?;
         match value.get("format").and_then(Value::as_u64) {
             Some(FORMAT) => {}
             Some(newer) if newer > FORMAT => {
@@ -226,6 +229,61 @@ pub(crate) fn write_state(dir: &Folder, state: &State) -> Result<(), Error> {
     dir.sync_file(&temp)?;
     dir.rename(&temp, dir, STATE_FILE, RenameFlags::empty())?;
     dir.sync()
+}
+
+/// A JSON document read only to refuse an object that names one key twice, at any depth.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "names the key \"{}\" twice in one object: which one holds is unclear",
+                    crate::escape::field(&key)
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
+    }
 }
 
 /// Checks a server name: one path component (it names the folder servers/NAME) of letters,
@@ -336,6 +394,8 @@ fn stage_format_1(ws: &mut Workspace) -> Result<State, Error> {
     let mut state = State::default();
     let dir = ws.dir().try_clone()?;
     let pki = Pki::new(dir.path());
+    // First, before anything is staged: a client folder name dockertls refuses stops it.
+    state.clients = client_entries(&dir)?;
     if dir.entry_stat(SERVERS_DIR)?.is_some() {
         ws.move_to_backup(SERVERS_DIR)?;
     }
@@ -377,7 +437,6 @@ fn stage_format_1(ws: &mut Workspace) -> Result<State, Error> {
             },
         );
     }
-    state.clients = client_entries(&dir)?;
     Ok(state)
 }
 
@@ -391,6 +450,14 @@ fn client_entries(dir: &Folder) -> Result<BTreeMap<String, ClientEntry>, Error> 
     for (name, kind) in folder.entries()? {
         if kind != FileType::Directory {
             continue;
+        }
+        if let Err(why) = crate::names::parse_client_name(&name) {
+            let reason = why.split_once("': ").map_or(why.as_str(), |(_, r)| r);
+            return Err(Error::refused(format!(
+                "{} is not a client name dockertls keeps ({reason}): the PKI was not moved to the current layout, nothing was changed",
+                crate::escape::path(&dir.path().join(CLIENTS_DIR).join(&name))
+            ))
+            .hint("rename that folder to letters, digits, '.', '_', '-', '@' (at most 64, not starting with '.' or '-'), or move it out of clients/, then run the command again"));
         }
         let key = match folder.subfolder(&name)?.entry_stat(CLIENT_KEY)? {
             Some(_) => KeyPlace::Here,
@@ -423,6 +490,10 @@ pub fn open_within(
     crate::store::workspace::require_pki_within(dir, reach)?;
     let folder = Folder::open(dir)?;
     if needs_migration(&folder)? {
+        // A format-1 PKI that cannot be migrated is refused before the lock file is made.
+        if folder.entry_stat(STATE_FILE)?.is_none() {
+            client_entries(&folder)?;
+        }
         drop(Workspace::open(dir, now)?);
     }
     State::load_in(&folder)?.ok_or_else(|| {
@@ -464,6 +535,23 @@ mod tests {
         assert_eq!(written["servers"]["web1"]["x"], 1);
         assert_eq!(written["clients"]["alice"]["role"], "admin");
         assert_eq!(state.clients["alice"].key, KeyPlace::Elsewhere);
+    }
+
+    #[test]
+    fn a_key_named_twice_is_refused_at_any_depth() {
+        let path = Path::new("dockertls.json");
+        for text in [
+            r#"{"format": 2, "format": 3, "servers": {}, "clients": {}}"#,
+            r#"{"format": 2, "servers": {"g": {"host": "g", "key": "here"}}, "servers": {}, "clients": {}}"#,
+            r#"{"format": 2, "servers": {"a": {"host": "a", "host": "b", "key": "here"}}, "clients": {}}"#,
+            r#"{"format": 2, "servers": {}, "clients": {}, "x": [{"k": 1, "k": 2}]}"#,
+        ] {
+            let err = State::parse(text.as_bytes(), path).expect_err(text);
+            assert!(err.message().contains("twice"), "{}", err.message());
+            assert_eq!(err.exit_code(), 2);
+        }
+        let fine = r#"{"format": 2, "servers": {"a": {"host": "a", "key": "here"}}, "clients": {"a": {"key": "here"}}}"#;
+        State::parse(fine.as_bytes(), path).unwrap();
     }
 
     #[test]
