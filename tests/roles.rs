@@ -174,3 +174,27 @@ fn bad_roles_and_rules_are_one_line_exit_2_and_change_nothing() {
     ok(&pki, &["client", "role", "bob", "ops"]);
     refused(&pki, &["role", "remove", "ops"], "given to bob");
 }
+
+/// Review item 4 (minor 7): `role add` of the same role with the same rules is a re-run of an
+/// add stopped after the state file: it writes the policy again (exit 0); other rules under
+/// that name are still refused.
+#[test]
+fn adding_the_same_role_again_writes_the_policy_again() {
+    let (_work, pki) = pki();
+    ok(&pki, &["role", "add", "ops", "--allow", "GET /**"]);
+    let written = policy(&pki).unwrap();
+    for entry in std::fs::read_dir(pki.join("servers")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path().join("authz.json")).unwrap();
+    }
+    let out = ok(&pki, &["role", "add", "ops", "--allow", "GET /**"]);
+    assert!(out.contains("exists already with these rules"), "{out}");
+    assert_eq!(
+        policy(&pki).expect("the re-run did not write the policy back"),
+        written
+    );
+    refused(
+        &pki,
+        &["role", "add", "ops", "--allow", "GET /info"],
+        "exists already",
+    );
+}

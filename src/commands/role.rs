@@ -63,6 +63,17 @@ fn add(dir: &Path, args: &RoleAddArgs, now: OffsetDateTime) -> Result<Outcome, E
     let ws = Workspace::open(dir, now)?;
     let mut state = load_state(&ws)?;
     let mut record = crate::store::authz::record(&state)?;
+    // Review item 4 (minor 7): the same role with the same rules is a re-run of an add that
+    // stopped after the state file (its commit point): the policy is written again.
+    if record.roles.get(&args.name) == Some(&role) {
+        let folders = publish_policy(&ws, &mut state, &record)?;
+        let mut out = format!(
+            "role {} exists already with these rules: wrote the policy into every server folder again (in case a run before stopped before that)\n",
+            args.name
+        );
+        out.push_str(&policy_written(&folders));
+        return Ok(Outcome::report(&out));
+    }
     if let Some(taken) = record
         .roles
         .keys()
