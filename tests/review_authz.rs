@@ -96,6 +96,12 @@ fn review_install_rollback_does_not_unrevoke() {
          plugin takes: bob is let in again",
         streams(&rollback).trim()
     );
+    assert!(rollback.status.success(), "{}", streams(&rollback));
+    let said = String::from_utf8_lossy(&rollback.stdout);
+    assert!(
+        said.contains("kept /etc/docker/tls/crl.pem") && said.contains("the older #1"),
+        "the rollback does not say it kept the newer list:\n{said}"
+    );
 }
 
 /// `install --authz` writes the RUNNING binary's path into a root service's ExecStart without
