@@ -328,10 +328,37 @@ impl Record {
         names
     }
 
-    /// The contents of `authz.json`, once roles are in use.
+    /// The contents of `authz.json`, once roles are in use, keyed by client name (= CN).
     pub fn policy(&self) -> Option<String> {
-        self.roles_in_use()
-            .then(|| render(&self.client_roles, &self.roles))
+        self.policy_by_cn(|name| name.to_string()).ok().flatten()
+    }
+
+    /// Review item 7: the contents of `authz.json`, once roles are in use, keyed by each
+    /// client's certificate CN (`cn_of` its name): the plugin knows a client only by its CN,
+    /// and an imported client's folder name may differ from it. Two clients with the same CN
+    /// and different roles are refused: the plugin could not tell them apart.
+    pub fn policy_by_cn(&self, cn_of: impl Fn(&str) -> String) -> Result<Option<String>, String> {
+        if !self.roles_in_use() {
+            return Ok(None);
+        }
+        let mut by_cn: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for (name, role) in &self.client_roles {
+            let cn = cn_of(name);
+            if let Some((other, other_role)) = by_cn.get(&cn)
+                && other_role != role
+            {
+                return Err(format!(
+                    "clients '{other}' and '{name}' have certificates with the same CN '{}' but different roles ({other_role}, {role}): the authorization plugin knows a client only by its CN",
+                    crate::escape::field(&cn)
+                ));
+            }
+            by_cn.insert(cn, (name.clone(), role.clone()));
+        }
+        let clients = by_cn
+            .into_iter()
+            .map(|(cn, (_, role))| (cn, role))
+            .collect();
+        Ok(Some(render(&clients, &self.roles)))
     }
 }
 
@@ -366,6 +393,35 @@ mod tests {
         ] {
             assert!(parse_rule(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Review item 7: the policy is keyed by certificate CN; two clients with one CN are fine
+    /// with the same role, refused with different ones.
+    #[test]
+    fn the_policy_is_keyed_by_cn_and_one_cn_has_one_role() {
+        let mut record = Record::default();
+        record.start_roles(&["docker-dind-client".to_string(), "ops".to_string()]);
+        let cn = |name: &str| match name {
+            "docker-dind-client" => "docker:dind client".to_string(),
+            other => other.to_string(),
+        };
+        let text = record.policy_by_cn(cn).unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["clients"]["docker:dind client"], ADMIN);
+        assert!(
+            json["clients"].get("docker-dind-client").is_none(),
+            "{text}"
+        );
+        let same = |_: &str| "twin".to_string();
+        assert!(record.policy_by_cn(same).is_ok());
+        record
+            .client_roles
+            .insert("ops".to_string(), READ_ONLY.to_string());
+        let why = record.policy_by_cn(same).unwrap_err();
+        assert!(
+            why.contains("same CN 'twin'") && why.contains("different roles"),
+            "{why}"
+        );
     }
 
     #[test]
