@@ -171,6 +171,53 @@ fn field<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// Minor 1: each entry of the list `key` has a hex `serial` and an RFC 3339 `date_key`, said
+/// in dockertls's own words (a library's message names neither the entry nor the fix).
+fn check_entries(
+    top: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    date_key: &str,
+) -> Result<(), String> {
+    let Some(serde_json::Value::Array(entries)) = top.get(key) else {
+        return Ok(());
+    };
+    let shown = |value: &serde_json::Value| {
+        let text = match value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let short: String = text.chars().take(64).collect();
+        let more = if short.len() < text.len() { "..." } else { "" };
+        format!("{}{more}", crate::escape::field(&short))
+    };
+    for (n, entry) in entries.iter().enumerate() {
+        let at = |k: &str| entry.get(k).unwrap_or(&serde_json::Value::Null);
+        let serial = at("serial");
+        if serial
+            .as_str()
+            .is_none_or(|s| crate::crl::parse_serial(s).is_err())
+        {
+            return Err(format!(
+                "its \"{key}\" entry #{} has the serial '{}', which is not a certificate serial in hex (as client list shows it)",
+                n + 1,
+                shown(serial)
+            ));
+        }
+        let date = at(date_key);
+        let parsed = date.as_str().map(|d| {
+            ::time::OffsetDateTime::parse(d, &::time::format_description::well_known::Rfc3339)
+        });
+        if !matches!(parsed, Some(Ok(_))) {
+            return Err(format!(
+                "its \"{key}\" entry #{} has the \"{date_key}\" '{}', which is not a date and time such as 2026-01-31T12:00:00Z",
+                n + 1,
+                shown(date)
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Record {
     /// Reads the record from the state file's top-level keys and client entries (`clients`
     /// gives each client's own keys).
@@ -178,6 +225,8 @@ impl Record {
         top: &serde_json::Map<String, serde_json::Value>,
         clients: impl Iterator<Item = (&'a String, &'a serde_json::Map<String, serde_json::Value>)>,
     ) -> Result<Record, String> {
+        check_entries(top, keys::REVOKED, "at")?;
+        check_entries(top, keys::SUPERSEDED, "revoke_after")?;
         let mut record = Record {
             revoked: field(top, keys::REVOKED)?,
             superseded: field(top, keys::SUPERSEDED)?,

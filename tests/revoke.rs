@@ -531,3 +531,31 @@ fn revoking_again_writes_the_list_into_every_server_folder_again() {
         "alice is no longer recorded as revoked"
     );
 }
+
+/// Minor 1: a malformed entry in the state file's "revoked" list is named in dockertls's own
+/// words, with the fix (not "replace the CA", not a date library's message); nothing changed.
+#[test]
+fn a_malformed_revoked_entry_is_named_with_its_fix() {
+    let (_work, pki) = pki();
+    ok(&pki, &["client", "revoke", "alice"]);
+    let path = pki.join("dockertls.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    for (entry, needle) in [
+        (
+            r#"{"serial": "zz", "name": "x", "at": "2026-01-01T00:00:00Z"}"#,
+            "entry #1 has the serial 'zz', which is not a certificate serial in hex",
+        ),
+        (
+            r#"{"serial": "0a", "name": "x", "at": "yesterday"}"#,
+            "entry #1 has the \"at\" 'yesterday', which is not a date and time",
+        ),
+    ] {
+        let mut state: serde_json::Value = serde_json::from_str(&good).unwrap();
+        state["revoked"] = serde_json::from_str(&format!("[{entry}]")).unwrap();
+        std::fs::write(&path, state.to_string()).unwrap();
+        refused(&pki, &["crl", "refresh"], needle);
+        let out = run_in(&pki, &["crl", "refresh"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("rotate --ca"), "{stderr}");
+    }
+}
