@@ -158,6 +158,14 @@ fn bad_roles_and_rules_are_one_line_exit_2_and_change_nothing() {
         "not a role name",
     );
     refused(&pki, &["role", "add", "r", "--allow", "PATCH /x"], "PATCH");
+    // Minor 8: the plugin strips /vX.Y before matching: such a rule could never match.
+    for versioned in ["GET /v1.41/info", "GET /v1.41", "* /v1/**"] {
+        refused(
+            &pki,
+            &["role", "add", "r", "--allow", versioned],
+            "matched without the /vX.Y prefix",
+        );
+    }
     refused(
         &pki,
         &["role", "add", "r", "--allow", "GET /**/x/**"],

@@ -50,6 +50,15 @@ fn parse_role(args: &RoleAddArgs) -> Result<CustomRole, Error> {
             Error::refused(why)
                 .hint("e.g. --allow 'GET /containers/**' --allow 'POST /containers/*/restart'")
         })?;
+        // Minor 8: the plugin matches the path without its /vX.Y prefix, so a pattern that
+        // starts with one could never match (a role that silently allows nothing).
+        if crate::authz::route::strip_version(&rule.path) != rule.path {
+            return Err(Error::refused(format!(
+                "--allow '{}': the pattern starts with an API version, and patterns are matched without the /vX.Y prefix, so it could never match",
+                crate::escape::field(text)
+            ))
+            .hint("leave the version out, e.g. --allow 'GET /info' (it matches /v1.41/info too)"));
+        }
         if !allow.contains(&rule) {
             allow.push(rule);
         }
