@@ -141,6 +141,9 @@ pub mod keys {
     pub const SUPERSEDED: &str = "superseded";
     /// The number of the last CRL signed (each new one is one more: RFC 5280's cRLNumber).
     pub const CRL_NUMBER: &str = "crl_number";
+    /// Review item 2: the revision of the last authz.json written (one more each time it is
+    /// written from a saved state): the plugin refuses a policy older than the one in force.
+    pub const POLICY_REVISION: &str = "policy_revision";
     /// `{"NAME": {"allow": [...]}}`: the custom roles.
     pub const ROLES: &str = "roles";
     /// A client entry's role.
@@ -154,6 +157,8 @@ pub struct Record {
     pub revoked: Vec<crate::crl::Revocation>,
     pub superseded: Vec<crate::crl::Superseded>,
     pub crl_number: u64,
+    /// The revision of the last authz.json written (its `"revision"` key).
+    pub policy_revision: u64,
     pub roles: BTreeMap<String, CustomRole>,
     /// Client name (CN) -> role, for the clients that have one.
     pub client_roles: BTreeMap<String, String>,
@@ -169,6 +174,17 @@ fn field<T: serde::de::DeserializeOwned + Default>(
         Some(value) => serde_json::from_value(value.clone())
             .map_err(|e| format!("its \"{key}\" is not what dockertls writes ({e})")),
     }
+}
+
+/// Review item 2: whether the authz.json `older` has a lower `"revision"` than `newer` (a
+/// file without one is revision 0; a file that does not parse is never called older).
+pub fn is_older(older: &[u8], newer: &[u8]) -> Option<(u64, u64)> {
+    let revision = |bytes: &[u8]| {
+        let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        Some(json.get("revision").and_then(|r| r.as_u64()).unwrap_or(0))
+    };
+    let (old, new) = (revision(older)?, revision(newer)?);
+    (old < new).then_some((old, new))
 }
 
 /// Minor 1: each entry of the list `key` has a hex `serial` and an RFC 3339 `date_key`, said
@@ -231,6 +247,7 @@ impl Record {
             revoked: field(top, keys::REVOKED)?,
             superseded: field(top, keys::SUPERSEDED)?,
             crl_number: field(top, keys::CRL_NUMBER)?,
+            policy_revision: field(top, keys::POLICY_REVISION)?,
             roles: field(top, keys::ROLES)?,
             client_roles: BTreeMap::new(),
         };
@@ -284,6 +301,11 @@ impl Record {
             keys::CRL_NUMBER,
             serde_json::json!(self.crl_number),
             self.crl_number == 0,
+        );
+        put(
+            keys::POLICY_REVISION,
+            serde_json::json!(self.policy_revision),
+            self.policy_revision == 0,
         );
         put(
             keys::ROLES,
@@ -407,7 +429,15 @@ impl Record {
             .into_iter()
             .map(|(cn, (_, role))| (cn, role))
             .collect();
-        Ok(Some(render(&clients, &self.roles)))
+        let mut text = render(&clients, &self.roles);
+        if self.policy_revision > 0 {
+            // An extra top-level key: a plugin that does not know it ignores it.
+            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            json["revision"] = serde_json::json!(self.policy_revision);
+            text = serde_json::to_string_pretty(&json).unwrap_or_default();
+            text.push('\n');
+        }
+        Ok(Some(text))
     }
 }
 
@@ -471,6 +501,22 @@ mod tests {
             why.contains("same CN 'twin'") && why.contains("different roles"),
             "{why}"
         );
+    }
+
+    /// Review item 2: a written policy carries its revision; a lower one is older.
+    #[test]
+    fn a_policy_carries_its_revision_and_a_lower_one_is_older() {
+        let mut record = Record::default();
+        record.start_roles(&["alice".to_string()]);
+        record.policy_revision = 7;
+        let seven = record.policy().unwrap();
+        record.policy_revision = 8;
+        let eight = record.policy().unwrap();
+        assert!(seven.contains("\"revision\": 7"), "{seven}");
+        assert_eq!(is_older(seven.as_bytes(), eight.as_bytes()), Some((7, 8)));
+        assert_eq!(is_older(eight.as_bytes(), seven.as_bytes()), None);
+        assert_eq!(is_older(eight.as_bytes(), eight.as_bytes()), None);
+        assert_eq!(is_older(b"junk", eight.as_bytes()), None);
     }
 
     #[test]

@@ -196,10 +196,14 @@ fn adding_the_same_role_again_writes_the_policy_again() {
     }
     let out = ok(&pki, &["role", "add", "ops", "--allow", "GET /**"]);
     assert!(out.contains("exists already with these rules"), "{out}");
+    let mut again = policy(&pki).expect("the re-run did not write the policy back");
+    // Each policy written carries a revision one higher (the plugin refuses an older one).
     assert_eq!(
-        policy(&pki).expect("the re-run did not write the policy back"),
-        written
+        (&written["revision"], &again["revision"]),
+        (&1.into(), &2.into())
     );
+    again["revision"] = written["revision"].clone();
+    assert_eq!(again, written);
     refused(
         &pki,
         &["role", "add", "ops", "--allow", "GET /info"],

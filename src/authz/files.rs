@@ -235,7 +235,14 @@ impl Files {
         self.policy.stamp = stamp;
         let parsed: Result<Policy, String> = match result {
             Ok(None) => return self.absent(Which::Policy, log, start),
-            Ok(Some(bytes)) => parse_policy(&bytes),
+            Ok(Some(bytes)) => parse_policy(&bytes).and_then(|policy| match &self.snapshot.policy {
+                // Review item 2: an older policy put back would undo the role changes since.
+                Loaded::Good(in_force) if policy.revision < in_force.revision => Err(format!(
+                    "is revision #{}, older than revision #{} in force (a policy put back would undo the role changes since)",
+                    policy.revision, in_force.revision
+                )),
+                _ => Ok(policy),
+            }),
             Err(why) => Err(why),
         };
         match parsed {

@@ -110,6 +110,9 @@ pub(crate) fn publish(
         Error::refused(format!("{why}; nothing was changed"))
             .hint("replace the CA with dockertls rotate --ca")
     })?;
+    if record.roles_in_use() {
+        record.policy_revision = record.policy_revision.saturating_add(1);
+    }
     let policy = files::policy(ws, record)?;
     record.crl_number = number;
     files::set_record(state, record);
@@ -137,6 +140,9 @@ pub(crate) fn publish_policy(
     state: &mut State,
     record: &Record,
 ) -> Result<Vec<PathBuf>, Error> {
+    let mut record = record.clone();
+    record.policy_revision = record.policy_revision.saturating_add(1);
+    let record = &record;
     let policy = files::policy(ws, record)?;
     files::set_record(state, record);
     state.save(ws)?;

@@ -272,7 +272,7 @@ pub fn run(root: &Root, stamp: &str) -> Result<String, Error> {
     Ok(report)
 }
 
-/// Review item 2: a crl.pem whose backup is an older list of the same CA than the installed
+/// Review item 2: a crl.pem (or authz.json) whose backup is an older list of the same CA than the installed
 /// one is kept (putting it back would let the clients revoked since in again); the line that
 /// says so.
 fn newer_crl_kept(
@@ -284,20 +284,20 @@ fn newer_crl_kept(
     let (Some(dir), Some(current)) = (dir, current) else {
         return Ok(None);
     };
-    if entry.name != crate::store::layout::CRL {
-        return Ok(None);
-    }
+    let older: fn(&[u8], &[u8]) -> Option<(u64, u64)> = match entry.name.as_str() {
+        crate::store::layout::CRL => crate::crl::is_older,
+        crate::store::layout::AUTHZ_POLICY => crate::authz_policy::is_older,
+        _ => return Ok(None),
+    };
     let Some(old) = dir.read(backup)? else {
         return Ok(None);
     };
-    Ok(
-        crate::crl::is_older(&old.contents, &current.contents).map(|(old, new)| {
-            format!(
-                "kept {}/{}: it is revocation list #{new}, and its backup {backup} is the older #{old}, which would let the clients revoked since in again (removed the backup)",
-                entry.dir, entry.name
-            )
-        }),
-    )
+    Ok(older(&old.contents, &current.contents).map(|(old, new)| {
+        format!(
+            "kept {}/{}: it is #{new}, and its backup {backup} is the older #{old}, which would let clients revoked since in again or undo the role changes since (removed the backup)",
+            entry.dir, entry.name
+        )
+    }))
 }
 
 /// A checked step of the rollback.
