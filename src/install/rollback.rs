@@ -272,6 +272,9 @@ pub fn run(root: &Root, stamp: &str) -> Result<String, Error> {
     Ok(report)
 }
 
+/// Whether a file is older than another: both numbers when it is.
+type Older = fn(&[u8], &[u8]) -> Option<(u64, u64)>;
+
 /// Review item 2: a crl.pem (or authz.json) whose backup is an older list of the same CA than the installed
 /// one is kept (putting it back would let the clients revoked since in again); the line that
 /// says so.
@@ -284,7 +287,7 @@ fn newer_crl_kept(
     let (Some(dir), Some(current)) = (dir, current) else {
         return Ok(None);
     };
-    let older: fn(&[u8], &[u8]) -> Option<(u64, u64)> = match entry.name.as_str() {
+    let older: Older = match entry.name.as_str() {
         crate::store::layout::CRL => crate::crl::is_older,
         crate::store::layout::AUTHZ_POLICY => crate::authz_policy::is_older,
         _ => return Ok(None),
