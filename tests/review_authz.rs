@@ -207,3 +207,43 @@ fn the_plugin_refuses_a_policy_older_than_the_one_in_force() {
         plugin.log()
     );
 }
+
+/// The same for authz.json: `install --rollback` keeps a policy with a higher revision than
+/// its backup (putting the older one back would undo `client role bob read-only`).
+#[test]
+fn install_rollback_keeps_a_newer_policy() {
+    if !is_root() {
+        assert!(!peers_required(), "install needs root");
+        eprintln!("SKIPPED: install sets root ownership, which needs root");
+        return;
+    }
+    let work = private_tempdir();
+    let pki = work.path().join("pki");
+    let root = work.path().join("root");
+    let unit = root.join("lib/systemd/system/docker.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, "[Service]\nExecStart=/usr/sbin/dockerd -H fd://\n").unwrap();
+    init_ok(&pki, &["--host", "h1.example", "--client", "alice,bob"]);
+    ok_in(&pki, &["crl", "refresh"]);
+    ok_in(&pki, &["client", "role", "alice", "admin"]);
+    let root_arg = root.to_str().unwrap();
+    ok_in(&pki, &["install", "--authz", "--root", root_arg]);
+    ok_in(&pki, &["client", "role", "bob", "read-only"]);
+    ok_in(&pki, &["install", "--authz", "--root", root_arg]);
+    let on_host = || std::fs::read_to_string(root.join("etc/docker/tls/authz.json")).unwrap();
+    let installed = on_host();
+    assert!(installed.contains("\"bob\": \"read-only\""), "{installed}");
+    let rollback = run_in(&pki, &["install", "--rollback", "--root", root_arg]);
+    assert!(rollback.status.success(), "{}", streams(&rollback));
+    assert_eq!(
+        on_host(),
+        installed,
+        "install --rollback put back an older authz.json ({})",
+        streams(&rollback).trim()
+    );
+    let said = String::from_utf8_lossy(&rollback.stdout);
+    assert!(
+        said.contains("kept /etc/docker/tls/authz.json: it is #2") && said.contains("the older #1"),
+        "{said}"
+    );
+}
