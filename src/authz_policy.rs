@@ -141,6 +141,9 @@ pub mod keys {
     pub const SUPERSEDED: &str = "superseded";
     /// The number of the last CRL signed (each new one is one more: RFC 5280's cRLNumber).
     pub const CRL_NUMBER: &str = "crl_number";
+    /// Review item 2: the revision of the last authz.json written (one more each time it is
+    /// written from a saved state): the plugin refuses a policy older than the one in force.
+    pub const POLICY_REVISION: &str = "policy_revision";
     /// `{"NAME": {"allow": [...]}}`: the custom roles.
     pub const ROLES: &str = "roles";
     /// A client entry's role.
@@ -154,6 +157,8 @@ pub struct Record {
     pub revoked: Vec<crate::crl::Revocation>,
     pub superseded: Vec<crate::crl::Superseded>,
     pub crl_number: u64,
+    /// The revision of the last authz.json written (its `"revision"` key).
+    pub policy_revision: u64,
     pub roles: BTreeMap<String, CustomRole>,
     /// Client name (CN) -> role, for the clients that have one.
     pub client_roles: BTreeMap<String, String>,
@@ -171,6 +176,64 @@ fn field<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// Review item 2: whether the authz.json `older` has a lower `"revision"` than `newer` (a
+/// file without one is revision 0; a file that does not parse is never called older).
+pub fn is_older(older: &[u8], newer: &[u8]) -> Option<(u64, u64)> {
+    let revision = |bytes: &[u8]| {
+        let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        Some(json.get("revision").and_then(|r| r.as_u64()).unwrap_or(0))
+    };
+    let (old, new) = (revision(older)?, revision(newer)?);
+    (old < new).then_some((old, new))
+}
+
+/// Minor 1: each entry of the list `key` has a hex `serial` and an RFC 3339 `date_key`, said
+/// in dockertls's own words (a library's message names neither the entry nor the fix).
+fn check_entries(
+    top: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    date_key: &str,
+) -> Result<(), String> {
+    let Some(serde_json::Value::Array(entries)) = top.get(key) else {
+        return Ok(());
+    };
+    let shown = |value: &serde_json::Value| {
+        let text = match value {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let short: String = text.chars().take(64).collect();
+        let more = if short.len() < text.len() { "..." } else { "" };
+        format!("{}{more}", crate::escape::field(&short))
+    };
+    for (n, entry) in entries.iter().enumerate() {
+        let at = |k: &str| entry.get(k).unwrap_or(&serde_json::Value::Null);
+        let serial = at("serial");
+        if serial
+            .as_str()
+            .is_none_or(|s| crate::crl::parse_serial(s).is_err())
+        {
+            return Err(format!(
+                "its \"{key}\" entry #{} has the serial '{}', which is not a certificate serial in hex (as client list shows it)",
+                n + 1,
+                shown(serial)
+            ));
+        }
+        let date = at(date_key);
+        let parsed = date.as_str().map(|d| {
+            ::time::OffsetDateTime::parse(d, &::time::format_description::well_known::Rfc3339)
+        });
+        if !matches!(parsed, Some(Ok(_))) {
+            return Err(format!(
+                "its \"{key}\" entry #{} has the \"{date_key}\" '{}', which is not a date and time such as 2026-01-31T12:00:00Z",
+                n + 1,
+                shown(date)
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Record {
     /// Reads the record from the state file's top-level keys and client entries (`clients`
     /// gives each client's own keys).
@@ -178,10 +241,13 @@ impl Record {
         top: &serde_json::Map<String, serde_json::Value>,
         clients: impl Iterator<Item = (&'a String, &'a serde_json::Map<String, serde_json::Value>)>,
     ) -> Result<Record, String> {
+        check_entries(top, keys::REVOKED, "at")?;
+        check_entries(top, keys::SUPERSEDED, "revoke_after")?;
         let mut record = Record {
             revoked: field(top, keys::REVOKED)?,
             superseded: field(top, keys::SUPERSEDED)?,
             crl_number: field(top, keys::CRL_NUMBER)?,
+            policy_revision: field(top, keys::POLICY_REVISION)?,
             roles: field(top, keys::ROLES)?,
             client_roles: BTreeMap::new(),
         };
@@ -235,6 +301,11 @@ impl Record {
             keys::CRL_NUMBER,
             serde_json::json!(self.crl_number),
             self.crl_number == 0,
+        );
+        put(
+            keys::POLICY_REVISION,
+            serde_json::json!(self.policy_revision),
+            self.policy_revision == 0,
         );
         put(
             keys::ROLES,
@@ -328,10 +399,45 @@ impl Record {
         names
     }
 
-    /// The contents of `authz.json`, once roles are in use.
+    /// The contents of `authz.json`, once roles are in use, keyed by client name (= CN).
     pub fn policy(&self) -> Option<String> {
-        self.roles_in_use()
-            .then(|| render(&self.client_roles, &self.roles))
+        self.policy_by_cn(|name| name.to_string()).ok().flatten()
+    }
+
+    /// Review item 7: the contents of `authz.json`, once roles are in use, keyed by each
+    /// client's certificate CN (`cn_of` its name): the plugin knows a client only by its CN,
+    /// and an imported client's folder name may differ from it. Two clients with the same CN
+    /// and different roles are refused: the plugin could not tell them apart.
+    pub fn policy_by_cn(&self, cn_of: impl Fn(&str) -> String) -> Result<Option<String>, String> {
+        if !self.roles_in_use() {
+            return Ok(None);
+        }
+        let mut by_cn: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for (name, role) in &self.client_roles {
+            let cn = cn_of(name);
+            if let Some((other, other_role)) = by_cn.get(&cn)
+                && other_role != role
+            {
+                return Err(format!(
+                    "clients '{other}' and '{name}' have certificates with the same CN '{}' but different roles ({other_role}, {role}): the authorization plugin knows a client only by its CN",
+                    crate::escape::field(&cn)
+                ));
+            }
+            by_cn.insert(cn, (name.clone(), role.clone()));
+        }
+        let clients = by_cn
+            .into_iter()
+            .map(|(cn, (_, role))| (cn, role))
+            .collect();
+        let mut text = render(&clients, &self.roles);
+        if self.policy_revision > 0 {
+            // An extra top-level key: a plugin that does not know it ignores it.
+            let mut json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            json["revision"] = serde_json::json!(self.policy_revision);
+            text = serde_json::to_string_pretty(&json).unwrap_or_default();
+            text.push('\n');
+        }
+        Ok(Some(text))
     }
 }
 
@@ -366,6 +472,51 @@ mod tests {
         ] {
             assert!(parse_rule(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Review item 7: the policy is keyed by certificate CN; two clients with one CN are fine
+    /// with the same role, refused with different ones.
+    #[test]
+    fn the_policy_is_keyed_by_cn_and_one_cn_has_one_role() {
+        let mut record = Record::default();
+        record.start_roles(&["docker-dind-client".to_string(), "ops".to_string()]);
+        let cn = |name: &str| match name {
+            "docker-dind-client" => "docker:dind client".to_string(),
+            other => other.to_string(),
+        };
+        let text = record.policy_by_cn(cn).unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["clients"]["docker:dind client"], ADMIN);
+        assert!(
+            json["clients"].get("docker-dind-client").is_none(),
+            "{text}"
+        );
+        let same = |_: &str| "twin".to_string();
+        assert!(record.policy_by_cn(same).is_ok());
+        record
+            .client_roles
+            .insert("ops".to_string(), READ_ONLY.to_string());
+        let why = record.policy_by_cn(same).unwrap_err();
+        assert!(
+            why.contains("same CN 'twin'") && why.contains("different roles"),
+            "{why}"
+        );
+    }
+
+    /// Review item 2: a written policy carries its revision; a lower one is older.
+    #[test]
+    fn a_policy_carries_its_revision_and_a_lower_one_is_older() {
+        let mut record = Record::default();
+        record.start_roles(&["alice".to_string()]);
+        record.policy_revision = 7;
+        let seven = record.policy().unwrap();
+        record.policy_revision = 8;
+        let eight = record.policy().unwrap();
+        assert!(seven.contains("\"revision\": 7"), "{seven}");
+        assert_eq!(is_older(seven.as_bytes(), eight.as_bytes()), Some((7, 8)));
+        assert_eq!(is_older(eight.as_bytes(), seven.as_bytes()), None);
+        assert_eq!(is_older(eight.as_bytes(), eight.as_bytes()), None);
+        assert_eq!(is_older(b"junk", eight.as_bytes()), None);
     }
 
     #[test]

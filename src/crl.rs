@@ -188,6 +188,25 @@ fn ca_key_id(cert_pem: &str) -> Option<KeyIdMethod> {
         })
 }
 
+/// Review item 2: whether the PEM CRL `older` is an older list of the same CA than `newer`
+/// (a lower CRL number, or none where `newer` has one); read without a signature check (both
+/// are files dockertls wrote; a file that does not parse is never called older).
+pub fn is_older(older: &[u8], newer: &[u8]) -> Option<(u64, u64)> {
+    use rustls_pki_types::pem::PemObject;
+    let parse = |pem: &[u8]| {
+        let der = rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem).ok()?;
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&der).ok()?;
+        let number = crl
+            .crl_number()
+            .map_or(Some(0), |n| u64::try_from(n.clone()).ok())?;
+        Some((crl.issuer().as_raw().to_vec(), number))
+    };
+    let (old_issuer, old_number) = parse(older)?;
+    let (new_issuer, new_number) = parse(newer)?;
+    (old_issuer == new_issuer && old_number < new_number).then_some((old_number, new_number))
+}
+
 /// What a CRL file says, once its signature has been checked against a CA.
 #[derive(Debug, Clone)]
 pub struct CrlInfo {
@@ -263,6 +282,16 @@ mod tests {
         let bundle = format!("{}{}", other.cert_pem, ca.cert_pem);
         assert!(read(crl.pem.as_bytes(), bundle.as_bytes()).is_ok());
         assert!(read(b"junk", ca.cert_pem.as_bytes()).is_err());
+        // Review item 2: a lower number of the same CA is older; another CA's never is.
+        let eight = issue(&ca, 8, &[], now).unwrap();
+        assert_eq!(
+            is_older(crl.pem.as_bytes(), eight.pem.as_bytes()),
+            Some((7, 8))
+        );
+        assert_eq!(is_older(eight.pem.as_bytes(), crl.pem.as_bytes()), None);
+        let foreign = issue(&other, 1, &[], now).unwrap();
+        assert_eq!(is_older(foreign.pem.as_bytes(), eight.pem.as_bytes()), None);
+        assert_eq!(is_older(b"junk", eight.pem.as_bytes()), None);
     }
 
     #[test]

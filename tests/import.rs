@@ -665,3 +665,49 @@ fn a_killed_import_is_completed_by_a_forced_rerun() {
     }
     assert!(killed > 0, "no run was killed: the sweep tested nothing");
 }
+
+/// Review item 7 (was review/import_cn_role.sh): an imported client whose CN is not a valid
+/// folder name ("docker:dind client" -> docker-dind-client) keeps its role in the plugin:
+/// authz.json is keyed by the certificate's CN, which is what the plugin looks up.
+#[test]
+fn an_imported_client_keeps_its_role_under_its_certificate_cn() {
+    if find_tool("openssl", "install openssl").is_none() {
+        return;
+    }
+    let work = private_tempdir();
+    let made = work.path().join("certs");
+    openssl_pki(&made, "docker", "docker:dind client");
+    for (from, to) in [
+        ("ca.pem", "ca/cert.pem"),
+        ("ca-key.pem", "ca/key.pem"),
+        ("s-cert.pem", "server/cert.pem"),
+        ("s-key.pem", "server/key.pem"),
+        ("c-cert.pem", "client/cert.pem"),
+        ("c-key.pem", "client/key.pem"),
+    ] {
+        mv(&made, from, to);
+    }
+    std::fs::copy(made.join("ca/cert.pem"), made.join("server/ca.pem")).unwrap();
+    std::fs::copy(made.join("ca/cert.pem"), made.join("client/ca.pem")).unwrap();
+    let pki = work.path().join("pki");
+    for args in [
+        &["import", made.to_str().unwrap()][..],
+        &["client", "add", "ops", "--days", "20"],
+        &["client", "role", "ops", "read-only"],
+    ] {
+        let out = dockertls_in(&pki, args);
+        assert!(out.status.success(), "{args:?}: {}", streams(&out));
+    }
+    assert!(pki.join("clients/docker-dind-client").is_dir());
+    let servers: Vec<_> = std::fs::read_dir(pki.join("servers")).unwrap().collect();
+    assert!(!servers.is_empty());
+    for server in servers {
+        let text = std::fs::read_to_string(server.unwrap().path().join("authz.json")).unwrap();
+        let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            policy["clients"]["docker:dind client"], "admin",
+            "the plugin looks the imported client up by its CN:\n{text}"
+        );
+        assert_eq!(policy["clients"]["ops"], "read-only", "{text}");
+    }
+}

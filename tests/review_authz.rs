@@ -96,6 +96,12 @@ fn review_install_rollback_does_not_unrevoke() {
          plugin takes: bob is let in again",
         streams(&rollback).trim()
     );
+    assert!(rollback.status.success(), "{}", streams(&rollback));
+    let said = String::from_utf8_lossy(&rollback.stdout);
+    assert!(
+        said.contains("kept /etc/docker/tls/crl.pem: it is #2") && said.contains("the older #1"),
+        "the rollback does not say it kept the newer list:\n{said}"
+    );
 }
 
 /// `install --authz` writes the RUNNING binary's path into a root service's ExecStart without
@@ -144,4 +150,100 @@ fn review_install_authz_refuses_a_binary_others_can_replace() {
             .unwrap_or("?")
     );
     assert_eq!(tree_diff(&before, &tree(&root)), "");
+}
+
+/// The same class for authz.json: each one written carries a `"revision"` one higher, and the
+/// plugin refuses a policy older than the one in force (putting back the file from before
+/// `client role bob read-only` must not make bob admin again).
+#[test]
+fn the_plugin_refuses_a_policy_older_than_the_one_in_force() {
+    let work = private_tempdir();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost", "--client", "alice,bob"]);
+    ok_in(&pki, &["client", "role", "alice", "admin"]);
+    let policy = server_folder(&pki).join("authz.json");
+    let old = std::fs::read(&policy).unwrap(); // bob admin
+    ok_in(&pki, &["client", "role", "bob", "read-only"]);
+    let new = std::fs::read(&policy).unwrap(); // bob read-only
+    let revision = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes).unwrap()["revision"].clone()
+    };
+    assert_eq!((revision(&old), revision(&new)), (1.into(), 2.into()));
+    let tls = work.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    std::fs::copy(pki.join("ca/ca.pem"), tls.join("ca.pem")).unwrap();
+    std::fs::write(tls.join("authz.json"), &new).unwrap();
+    let plugin = Plugin::start(&tls, &work.path().join("plugin.sock"), &[]);
+    let bob_stops = || {
+        let body = tls_request(
+            &client_cert(&pki, "bob"),
+            "bob",
+            "POST",
+            "/v1.41/containers/x/stop",
+        );
+        let (status, answer) = call(&plugin.socket, REQ, &body);
+        assert_eq!(status, 200, "{answer}");
+        answer["Allow"] == true
+    };
+    assert!(!bob_stops(), "bob is read-only by revision 2");
+    replace_file(&tls.join("authz.json"), &old);
+    // Waits (bounded) for the plugin to see the file: it logs why it refused it.
+    for _ in 0..50 {
+        if plugin.log().contains("older than revision #2") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        plugin
+            .log()
+            .contains("authz.json: is revision #1, older than revision #2 in force"),
+        "{}",
+        plugin.log()
+    );
+    assert!(
+        !bob_stops(),
+        "the older policy made bob admin again:\n{}",
+        plugin.log()
+    );
+}
+
+/// The same for authz.json: `install --rollback` keeps a policy with a higher revision than
+/// its backup (putting the older one back would undo `client role bob read-only`).
+#[test]
+fn install_rollback_keeps_a_newer_policy() {
+    if !is_root() {
+        assert!(!peers_required(), "install needs root");
+        eprintln!("SKIPPED: install sets root ownership, which needs root");
+        return;
+    }
+    let work = private_tempdir();
+    let pki = work.path().join("pki");
+    let root = work.path().join("root");
+    let unit = root.join("lib/systemd/system/docker.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(&unit, "[Service]\nExecStart=/usr/sbin/dockerd -H fd://\n").unwrap();
+    init_ok(&pki, &["--host", "h1.example", "--client", "alice,bob"]);
+    ok_in(&pki, &["crl", "refresh"]);
+    ok_in(&pki, &["client", "role", "alice", "admin"]);
+    let root_arg = root.to_str().unwrap();
+    ok_in(&pki, &["install", "--authz", "--root", root_arg]);
+    ok_in(&pki, &["client", "role", "bob", "read-only"]);
+    ok_in(&pki, &["install", "--authz", "--root", root_arg]);
+    let on_host = || std::fs::read_to_string(root.join("etc/docker/tls/authz.json")).unwrap();
+    let installed = on_host();
+    assert!(installed.contains("\"bob\": \"read-only\""), "{installed}");
+    let rollback = run_in(&pki, &["install", "--rollback", "--root", root_arg]);
+    assert!(rollback.status.success(), "{}", streams(&rollback));
+    assert_eq!(
+        on_host(),
+        installed,
+        "install --rollback put back an older authz.json ({})",
+        streams(&rollback).trim()
+    );
+    let said = String::from_utf8_lossy(&rollback.stdout);
+    assert!(
+        said.contains("kept /etc/docker/tls/authz.json: it is #2") && said.contains("the older #1"),
+        "{said}"
+    );
 }

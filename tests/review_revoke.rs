@@ -67,3 +67,32 @@ fn review_a_due_rotate_does_not_reinstate_a_revoked_client() {
         "a due rotate re-issued the revoked bob:\n{stdout}"
     );
 }
+
+/// The rest of the class: `rotate --ca` keeps the revoked client's folder as it was (it is not
+/// dropped with the old clients/), says so, and naming the client is the way back in.
+#[test]
+fn a_revoked_client_is_kept_as_is_and_comes_back_only_when_named() {
+    let work = private_tempdir();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "h1.example", "--client", "alice,bob"]);
+    ok_in(&pki, &["client", "revoke", "bob"]);
+    let cert = pki.join("clients/bob/cert.pem");
+    let before = std::fs::read(&cert).unwrap();
+    let out = ok_in(&pki, &["rotate", "--ca"]);
+    assert!(
+        out.contains("kept client bob: revoked (serial ")
+            && out.contains("dockertls rotate --client bob --all"),
+        "rotate --ca does not say it left the revoked bob out:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read(&cert).unwrap(),
+        before,
+        "rotate --ca changed or dropped the revoked bob's folder"
+    );
+    ok_in(&pki, &["rotate", "--client", "bob", "--all"]);
+    let line = status_of(&pki, "bob");
+    assert!(
+        line.contains(" ok"),
+        "naming the revoked bob did not let it in again: {line}"
+    );
+}

@@ -282,7 +282,6 @@ fn bad_input_is_one_line_exit_2_and_changes_nothing() {
     // Migrated (format 2) first, so only the command under test could change anything.
     ok(&pki, &["client", "revoke", "alice"]);
     refused(&pki, &["client", "revoke", "carol"], "no client 'carol'");
-    refused(&pki, &["client", "revoke", "alice"], "revoked already");
     refused(&pki, &["client", "revoke", "../bob"], "../bob");
     refused(
         &pki,
@@ -506,4 +505,57 @@ fn revoke_with_an_encrypted_ca_key() {
         .unwrap();
     assert!(out.status.success(), "{}", streams(&out));
     assert!(listed(&server_dirs(&pki)[0]).is_some_and(|s| s.len() == 1));
+}
+
+/// Review item 4: revoking a client revoked already finishes the job (a run stopped after the
+/// state file, its commit point, left the server lists without it): the list is signed again
+/// and written into every server folder, even one that lost it, exit 0.
+#[test]
+fn revoking_again_writes_the_list_into_every_server_folder_again() {
+    let (_work, pki) = pki();
+    ok(&pki, &["client", "revoke", "alice"]);
+    let folder = server_dirs(&pki).remove(0);
+    let before = std::fs::read_to_string(folder.join("crl.pem")).unwrap();
+    // What a run killed after the state file leaves: the old list (here: none).
+    std::fs::remove_file(folder.join("crl.pem")).unwrap();
+    let out = ok(&pki, &["client", "revoke", "alice"]);
+    assert!(
+        out.contains("was revoked already") && out.contains("signed the list again"),
+        "{out}"
+    );
+    let after = std::fs::read_to_string(folder.join("crl.pem"))
+        .expect("a second revoke did not write the list back into the server folder");
+    assert_ne!(before, after, "the list was not signed again");
+    assert!(
+        state(&pki).to_string().contains("alice"),
+        "alice is no longer recorded as revoked"
+    );
+}
+
+/// Minor 1: a malformed entry in the state file's "revoked" list is named in dockertls's own
+/// words, with the fix (not "replace the CA", not a date library's message); nothing changed.
+#[test]
+fn a_malformed_revoked_entry_is_named_with_its_fix() {
+    let (_work, pki) = pki();
+    ok(&pki, &["client", "revoke", "alice"]);
+    let path = pki.join("dockertls.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    for (entry, needle) in [
+        (
+            r#"{"serial": "zz", "name": "x", "at": "2026-01-01T00:00:00Z"}"#,
+            "entry #1 has the serial 'zz', which is not a certificate serial in hex",
+        ),
+        (
+            r#"{"serial": "0a", "name": "x", "at": "yesterday"}"#,
+            "entry #1 has the \"at\" 'yesterday', which is not a date and time",
+        ),
+    ] {
+        let mut state: serde_json::Value = serde_json::from_str(&good).unwrap();
+        state["revoked"] = serde_json::from_str(&format!("[{entry}]")).unwrap();
+        std::fs::write(&path, state.to_string()).unwrap();
+        refused(&pki, &["crl", "refresh"], needle);
+        let out = run_in(&pki, &["crl", "refresh"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("rotate --ca"), "{stderr}");
+    }
 }

@@ -158,6 +158,14 @@ fn bad_roles_and_rules_are_one_line_exit_2_and_change_nothing() {
         "not a role name",
     );
     refused(&pki, &["role", "add", "r", "--allow", "PATCH /x"], "PATCH");
+    // Minor 8: the plugin strips /vX.Y before matching: such a rule could never match.
+    for versioned in ["GET /v1.41/info", "GET /v1.41", "* /v1/**"] {
+        refused(
+            &pki,
+            &["role", "add", "r", "--allow", versioned],
+            "matched without the /vX.Y prefix",
+        );
+    }
     refused(
         &pki,
         &["role", "add", "r", "--allow", "GET /**/x/**"],
@@ -173,4 +181,32 @@ fn bad_roles_and_rules_are_one_line_exit_2_and_change_nothing() {
     refused(&pki, &["role", "remove", "ghost"], "no custom role 'ghost'");
     ok(&pki, &["client", "role", "bob", "ops"]);
     refused(&pki, &["role", "remove", "ops"], "given to bob");
+}
+
+/// Review item 4 (minor 7): `role add` of the same role with the same rules is a re-run of an
+/// add stopped after the state file: it writes the policy again (exit 0); other rules under
+/// that name are still refused.
+#[test]
+fn adding_the_same_role_again_writes_the_policy_again() {
+    let (_work, pki) = pki();
+    ok(&pki, &["role", "add", "ops", "--allow", "GET /**"]);
+    let written = policy(&pki).unwrap();
+    for entry in std::fs::read_dir(pki.join("servers")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path().join("authz.json")).unwrap();
+    }
+    let out = ok(&pki, &["role", "add", "ops", "--allow", "GET /**"]);
+    assert!(out.contains("exists already with these rules"), "{out}");
+    let mut again = policy(&pki).expect("the re-run did not write the policy back");
+    // Each policy written carries a revision one higher (the plugin refuses an older one).
+    assert_eq!(
+        (&written["revision"], &again["revision"]),
+        (&1.into(), &2.into())
+    );
+    again["revision"] = written["revision"].clone();
+    assert_eq!(again, written);
+    refused(
+        &pki,
+        &["role", "add", "ops", "--allow", "GET /info"],
+        "exists already",
+    );
 }

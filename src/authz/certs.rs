@@ -119,6 +119,8 @@ pub struct Crl {
     pub next_update: Option<ASN1Time>,
     /// thisUpdate.
     pub this_update: ASN1Time,
+    /// The CRL number (big-endian, no leading zeros); None when the CRL has none.
+    number: Option<Vec<u8>>,
 }
 
 /// The largest CRL file read (a CRL of a few hundred thousand serials).
@@ -157,6 +159,37 @@ impl Crl {
             revoked,
             next_update: crl.next_update(),
             this_update: crl.last_update(),
+            number: crl.crl_number().map(|n| normal_serial(&n.to_bytes_be())),
+        })
+    }
+
+    /// The CRL number as text (decimal when it fits in 128 bits, else hex).
+    pub fn number_text(&self) -> String {
+        match &self.number {
+            None => "without a number".into(),
+            Some(bytes) if bytes.len() <= 16 => {
+                let value = bytes.iter().fold(0u128, |n, b| (n << 8) | u128::from(*b));
+                format!("#{value}")
+            }
+            Some(bytes) => format!("#0x{}", serial_hex(bytes)),
+        }
+    }
+
+    /// Review item 2: why `self` must not replace `in_force`: a list of the same CA with a
+    /// lower CRL number (or none, where the one in force has one) is an older list put back,
+    /// and would let the clients revoked since back in. A list of another CA (a new PKI) is
+    /// not compared.
+    pub fn older_than(&self, in_force: &Crl) -> Option<String> {
+        if self.issuer != in_force.issuer {
+            return None;
+        }
+        let key = |n: &Option<Vec<u8>>| n.as_ref().map(|b| (b.len(), b.clone()));
+        (key(&self.number) < key(&in_force.number)).then(|| {
+            format!(
+                "is CRL {}, older than CRL {} in force (a list put back would let the clients revoked since in again)",
+                self.number_text(),
+                in_force.number_text()
+            )
         })
     }
 
@@ -195,4 +228,45 @@ pub fn serial_hex(raw: &[u8]) -> String {
         return "00".into();
     }
     serial.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::time::macros::datetime;
+
+    fn ca() -> crate::pki::Ca {
+        let now = datetime!(2026-11-30 12:00:00 UTC);
+        let key = crate::cli::KeyType::EcdsaP256.generate().unwrap();
+        crate::pki::new_ca(key, now, 3650).unwrap().1
+    }
+
+    fn crl(ca: &crate::pki::Ca, trust: &Trust, number: u64) -> Crl {
+        let now = datetime!(2026-11-30 12:00:00 UTC);
+        let signed = crate::crl::issue(ca, number, &[], now).unwrap();
+        Crl::parse(signed.pem.as_bytes(), trust).unwrap()
+    }
+
+    /// Review item 2: a list of the same CA with a lower number is older (refused); the same
+    /// or a higher number is not; a list of another CA (a new PKI) is never compared.
+    #[test]
+    fn a_lower_crl_number_of_the_same_ca_is_older() {
+        let (ca, other) = (ca(), ca());
+        let bundle = format!("{}{}", ca.cert_pem, other.cert_pem);
+        let trust = Trust::parse(bundle.as_bytes()).unwrap();
+        let (one, two, big) = (
+            crl(&ca, &trust, 1),
+            crl(&ca, &trust, 2),
+            crl(&ca, &trust, 256),
+        );
+        let why = one.older_than(&two).expect("CRL #1 replaced #2");
+        assert!(why.contains("#1") && why.contains("#2"), "{why}");
+        assert!(
+            two.older_than(&big).is_some(),
+            "#2 replaced #256 (bytes compared as text?)"
+        );
+        assert!(big.older_than(&two).is_none());
+        assert!(two.older_than(&two).is_none());
+        assert!(crl(&other, &trust, 1).older_than(&big).is_none());
+    }
 }

@@ -211,7 +211,12 @@ impl Files {
         self.crl.stamp = stamp;
         let parsed = match result {
             Ok(None) => return self.absent(Which::Crl, log, start),
-            Ok(Some(bytes)) => Crl::parse(&bytes, &self.snapshot.trust),
+            Ok(Some(bytes)) => {
+                Crl::parse(&bytes, &self.snapshot.trust).and_then(|crl| match &self.snapshot.crl {
+                    Loaded::Good(in_force) => crl.older_than(in_force).map_or(Ok(crl), Err),
+                    _ => Ok(crl),
+                })
+            }
             Err(why) => Err(why),
         };
         match parsed {
@@ -230,7 +235,14 @@ impl Files {
         self.policy.stamp = stamp;
         let parsed: Result<Policy, String> = match result {
             Ok(None) => return self.absent(Which::Policy, log, start),
-            Ok(Some(bytes)) => parse_policy(&bytes),
+            Ok(Some(bytes)) => parse_policy(&bytes).and_then(|policy| match &self.snapshot.policy {
+                // Review item 2: an older policy put back would undo the role changes since.
+                Loaded::Good(in_force) if policy.revision < in_force.revision => Err(format!(
+                    "is revision #{}, older than revision #{} in force (a policy put back would undo the role changes since)",
+                    policy.revision, in_force.revision
+                )),
+                _ => Ok(policy),
+            }),
             Err(why) => Err(why),
         };
         match parsed {
@@ -315,7 +327,11 @@ fn read_watched(dir: &Path, watch: &mut Watch, max: u64) -> Watched {
 
 fn crl_summary(crl: &Crl) -> String {
     let now = x509_parser::prelude::ASN1Time::now();
-    let mut line = format!("{CRL_FILE}: in force, {} certificate(s) revoked", crl.len());
+    let mut line = format!(
+        "{CRL_FILE}: CRL {} in force, {} certificate(s) revoked",
+        crl.number_text(),
+        crl.len()
+    );
     match crl.next_update {
         Some(next) if next < now => line.push_str(&format!(
             "; warning: it is past its nextUpdate ({next}): it still revokes what it lists, \

@@ -83,6 +83,8 @@ pub struct Policy {
     pub unix_socket_requests: Option<UnixRequests>,
     clients: HashMap<String, String>,
     roles: HashMap<String, Role>,
+    /// The `revision` key (0 when absent): review item 2.
+    pub revision: u64,
 }
 
 /// What the policy says about a CN.
@@ -117,6 +119,8 @@ struct PolicyFile {
     clients: HashMap<String, String>,
     #[serde(default)]
     roles: HashMap<String, RoleFile>,
+    #[serde(default)]
+    revision: u64,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +175,7 @@ pub fn parse_policy(bytes: &[u8]) -> Result<Policy, String> {
         unix_socket_requests: file.unix_socket_requests,
         clients: file.clients,
         roles,
+        revision: file.revision,
     })
 }
 

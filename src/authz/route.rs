@@ -66,7 +66,7 @@ fn clean_path(path: &str) -> String {
 }
 
 /// The path without dockerd's `/v{version:[0-9.]+}` prefix (one, as the routes have it).
-fn strip_version(path: &str) -> &str {
+pub fn strip_version(path: &str) -> &str {
     let Some(rest) = path.strip_prefix("/v") else {
         return path;
     };

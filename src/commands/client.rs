@@ -377,28 +377,24 @@ fn revoke(
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
     workspace::require_pki(dir)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
-    let leaf = read_client_cert(dir, &name)?;
-    let already = |record: &authz_policy::Record| -> Result<(), Error> {
-        match record.revoked.iter().find(|r| r.serial == leaf.serial) {
-            Some(entry) => Err(Error::refused(format!(
-                "client {name} is revoked already (serial {}, on {})",
-                entry.serial,
-                date(entry.at)
-            ))
-            .hint(format!("to re-sign the list with new dates: dockertls crl refresh; to let the user in again: dockertls rotate --client {name} --all issues a new certificate"))),
-            None => Ok(()),
-        }
-    };
-    already(&crate::store::authz::record(
-        &crate::store::registry::open(dir, now)?,
-    )?)?;
+    read_client_cert(dir, &name)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     check_ca_valid(&ca, now)?;
     let ws = Workspace::open(dir, now)?;
     let leaf = read_client_cert(dir, &name)?;
     let mut state = load_state(&ws)?;
     let mut record = crate::store::authz::record(&state)?;
-    already(&record)?;
+    // Review item 4: the state file is the commit point; a run stopped after it left lists
+    // without the client. A re-run finishes the job: the lists are signed and written again.
+    if let Some(entry) = record.revoked.iter().find(|r| r.serial == leaf.serial) {
+        let head = format!(
+            "client {name} was revoked already (serial {}, on {}): signed the list again and wrote it into every server folder (in case a run before stopped before that)",
+            entry.serial,
+            date(entry.at)
+        );
+        let published = publish(&ws, &mut state, &mut record, &ca, now)?;
+        return Ok(Outcome::report(&format!("{head}\n{}", published.summary())));
+    }
     record.revoked.push(Revocation {
         serial: leaf.serial.clone(),
         name: name.clone(),

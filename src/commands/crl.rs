@@ -110,6 +110,10 @@ pub(crate) fn publish(
         Error::refused(format!("{why}; nothing was changed"))
             .hint("replace the CA with dockertls rotate --ca")
     })?;
+    if record.roles_in_use() {
+        record.policy_revision = record.policy_revision.saturating_add(1);
+    }
+    let policy = files::policy(ws, record)?;
     record.crl_number = number;
     files::set_record(state, record);
     state.save(ws)?;
@@ -118,7 +122,7 @@ pub(crate) fn publish(
         state,
         &ServerFiles {
             crl: Some(signed.pem),
-            policy: record.policy(),
+            policy,
         },
     )?;
     Ok(Published {
@@ -136,16 +140,13 @@ pub(crate) fn publish_policy(
     state: &mut State,
     record: &Record,
 ) -> Result<Vec<PathBuf>, Error> {
+    let mut record = record.clone();
+    record.policy_revision = record.policy_revision.saturating_add(1);
+    let record = &record;
+    let policy = files::policy(ws, record)?;
     files::set_record(state, record);
     state.save(ws)?;
-    files::write_server_files(
-        ws,
-        state,
-        &ServerFiles {
-            crl: None,
-            policy: record.policy(),
-        },
-    )
+    files::write_server_files(ws, state, &ServerFiles { crl: None, policy })
 }
 
 /// `rotate`'s step, under its lock after its swaps. With `--revoke-old` (`grace_days`), the
@@ -192,7 +193,7 @@ pub(crate) fn republish(
         // Roles without a list: the policy only (the state is unchanged).
         let policy = ServerFiles {
             crl: None,
-            policy: record.policy(),
+            policy: files::policy(ws, &record)?,
         };
         files::write_server_files(ws, &state, &policy)?;
     }

@@ -50,6 +50,15 @@ fn parse_role(args: &RoleAddArgs) -> Result<CustomRole, Error> {
             Error::refused(why)
                 .hint("e.g. --allow 'GET /containers/**' --allow 'POST /containers/*/restart'")
         })?;
+        // Minor 8: the plugin matches the path without its /vX.Y prefix, so a pattern that
+        // starts with one could never match (a role that silently allows nothing).
+        if crate::authz::route::strip_version(&rule.path) != rule.path {
+            return Err(Error::refused(format!(
+                "--allow '{}': the pattern starts with an API version, and patterns are matched without the /vX.Y prefix, so it could never match",
+                crate::escape::field(text)
+            ))
+            .hint("leave the version out, e.g. --allow 'GET /info' (it matches /v1.41/info too)"));
+        }
         if !allow.contains(&rule) {
             allow.push(rule);
         }
@@ -63,6 +72,17 @@ fn add(dir: &Path, args: &RoleAddArgs, now: OffsetDateTime) -> Result<Outcome, E
     let ws = Workspace::open(dir, now)?;
     let mut state = load_state(&ws)?;
     let mut record = crate::store::authz::record(&state)?;
+    // Review item 4 (minor 7): the same role with the same rules is a re-run of an add that
+    // stopped after the state file (its commit point): the policy is written again.
+    if record.roles.get(&args.name) == Some(&role) {
+        let folders = publish_policy(&ws, &mut state, &record)?;
+        let mut out = format!(
+            "role {} exists already with these rules: wrote the policy into every server folder again (in case a run before stopped before that)\n",
+            args.name
+        );
+        out.push_str(&policy_written(&folders));
+        return Ok(Outcome::report(&out));
+    }
     if let Some(taken) = record
         .roles
         .keys()

@@ -48,6 +48,9 @@ pub struct Selection {
     /// Issue 12: selected, but the key lives elsewhere: each line says the `request` and
     /// `sign` to run (rotate never writes a key there).
     pub needs_csr: Vec<String>,
+    /// Review item 3: revoked clients left out (not named); `--ca` carries their folders over
+    /// as they are.
+    pub revoked: Vec<Holder>,
 }
 
 /// Runs `rotate`.
@@ -215,10 +218,40 @@ fn read_and_select(
     for name in names {
         clients.push((name.clone(), readable(&Holder::client(name))?));
     }
+    let (revoked, lines) = set_aside_revoked(plan, &registry, &mut clients)?;
     let ca = readable(&Holder::Ca)?;
     let mut selection = select(plan, &ca, &servers, &clients, now)?;
+    selection.kept.extend(lines);
+    selection.revoked = revoked;
     set_aside_keyless(dir, plan, &registry, &mut selection)?;
     Ok((selection, !known.is_empty()))
+}
+
+/// Review item 3: a revoked client's certificate is re-issued only when the run names it
+/// (`rotate --client NAME --all`, the documented way back in); a run over every client (due,
+/// `--all`, `--ca`) leaves it out, so its user stays shut out. Returns the lines that say so.
+fn set_aside_revoked(
+    plan: &RotatePlan,
+    registry: &registry::State,
+    clients: &mut Vec<(String, Leaf)>,
+) -> Result<(Vec<Holder>, Vec<String>), Error> {
+    let record = crate::store::authz::record(registry)?;
+    let mut lines = Vec::new();
+    let mut holders = Vec::new();
+    clients.retain(|(name, leaf)| {
+        let named = plan.scope == RotateScope::Selected && plan.clients.contains(name);
+        if named || !record.is_revoked(&leaf.serial) {
+            return true;
+        }
+        lines.push(format!(
+            "{}: revoked (serial {}), not re-issued; to let it in again: dockertls rotate --client {name} --all",
+            Holder::client(name).label(),
+            leaf.serial
+        ));
+        holders.push(Holder::client(name));
+        false
+    });
+    Ok((holders, lines))
 }
 
 /// Which certificates to re-issue at `now`, and why: pure, no I/O. `servers` and `clients`
@@ -426,6 +459,11 @@ fn execute(
     let (issued, clamped) = reissue_all(&ws, &ca, &selection.items, &plan.allow, now, &mut notes)?;
     if let Some((files, passphrase)) = &new_ca {
         ws.write_ca(files, passphrase.as_ref())?;
+        // The whole clients/ is swapped: a revoked client left out keeps its folder as is.
+        for holder in &selection.revoked {
+            let folder = holder.folder();
+            ws.copy_in(&ws.dir().subfolder(&folder)?, &folder)?;
+        }
     }
     ws.flush()?;
     // With --ca the whole ca/, server/ and clients/ folders are swapped (the CA first, so that
@@ -668,6 +706,13 @@ fn report(dir: &Path, done: &Done, selection: &Selection) -> String {
     }
     for line in &done.issued {
         out.push_str(&format!("{line}\n"));
+    }
+    for line in selection
+        .kept
+        .iter()
+        .filter(|l| l.contains(": revoked (serial "))
+    {
+        out.push_str(&format!("kept {line}\n"));
     }
     out.push_str(&format!(
         "the previous files are in {}\n",

@@ -272,9 +272,42 @@ pub fn run(root: &Root, stamp: &str) -> Result<String, Error> {
     Ok(report)
 }
 
+/// Whether a file is older than another: both numbers when it is.
+type Older = fn(&[u8], &[u8]) -> Option<(u64, u64)>;
+
+/// Review item 2: a crl.pem (or authz.json) whose backup is an older list of the same CA than the installed
+/// one is kept (putting it back would let the clients revoked since in again); the line that
+/// says so.
+fn newer_crl_kept(
+    entry: &Entry,
+    dir: Option<&Dir>,
+    backup: &str,
+    current: &Option<super::confined::FileRead>,
+) -> Result<Option<String>, Error> {
+    let (Some(dir), Some(current)) = (dir, current) else {
+        return Ok(None);
+    };
+    let older: Older = match entry.name.as_str() {
+        crate::store::layout::CRL => crate::crl::is_older,
+        crate::store::layout::AUTHZ_POLICY => crate::authz_policy::is_older,
+        _ => return Ok(None),
+    };
+    let Some(old) = dir.read(backup)? else {
+        return Ok(None);
+    };
+    Ok(older(&old.contents, &current.contents).map(|(old, new)| {
+        format!(
+            "kept {}/{}: it is #{new}, and its backup {backup} is the older #{old}, which would let clients revoked since in again or undo the role changes since (removed the backup)",
+            entry.dir, entry.name
+        )
+    }))
+}
+
 /// A checked step of the rollback.
 enum Planned<'a> {
     Restore(&'a Entry, String),
+    /// A newer crl.pem kept, its older backup removed; the line that says so.
+    Keep(&'a Entry, String, String),
     Remove(&'a Entry),
     Mode {
         entry: &'a Entry,
@@ -316,6 +349,10 @@ fn plan<'a>(root: &Root, entries: &'a [Entry]) -> Result<Vec<Planned<'a>>, Error
                         shown.display()
                     )));
                 }
+                if let Some(kept) = newer_crl_kept(entry, dir.as_ref(), backup, &current)? {
+                    planned.push(Planned::Keep(entry, backup.clone(), kept));
+                    continue;
+                }
                 planned.push(Planned::Restore(entry, backup.clone()));
             }
             Before::Nothing if current.is_some() => planned.push(Planned::Remove(entry)),
@@ -354,6 +391,13 @@ fn ops_of<'a>(planned: &'a [Planned<'a>], changes: &'a [Change<'a>]) -> (Vec<Op<
                     from: backup.clone(),
                 });
                 format!("put back {}/{} from {backup}", entry.dir, entry.name)
+            }
+            Planned::Keep(entry, backup, line) => {
+                backups.push(Op::Remove {
+                    dir: entry.dir.clone(),
+                    name: backup.clone(),
+                });
+                line.clone()
             }
             Planned::Remove(entry) => {
                 ops.push(Op::Remove {

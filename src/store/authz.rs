@@ -53,6 +53,22 @@ pub fn set_record(state: &mut State, record: &Record) {
     );
 }
 
+/// Review item 7: `record`'s authz.json, keyed by each client's certificate CN (read from
+/// clients/NAME/cert.pem; a client whose certificate cannot be read keeps its name, which is
+/// its CN when dockertls made it). Refused, before anything is saved, when two clients with
+/// the same CN would hold different roles.
+pub fn policy(ws: &Workspace, record: &Record) -> Result<Option<String>, Error> {
+    let dir = ws.dir().path().to_path_buf();
+    let cn_of = |name: &str| {
+        crate::store::state::read_cert(&dir, &Holder::client(name))
+            .map_or_else(|_| name.to_string(), |leaf| leaf.cn)
+    };
+    record.policy_by_cn(cn_of).map_err(|why| {
+        Error::refused(format!("{why}; nothing was changed"))
+            .hint("give them the same role (dockertls client role NAME ROLE), or remove one (dockertls client remove NAME)")
+    })
+}
+
 /// What to write into every server folder: None leaves that file as it is.
 #[derive(Default)]
 pub struct ServerFiles {
