@@ -320,20 +320,24 @@ fn a_sudo_that_wants_a_password_is_a_clear_error() {
         return;
     };
     let user = user.as_str();
-    let Some(sshd) = Sshd::start_with("UsePAM yes") else {
+    // sshd reads authorized_keys as the user, so it lives in a folder that user can reach
+    // (the harness's own folder may sit under /root, 0700, as in a CI checkout under /tmp);
+    // the first AuthorizedKeysFile line of the config wins.
+    let keys = tempfile::Builder::new()
+        .prefix("dt-keys-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let authorized = keys.path().join("authorized_keys");
+    let Some(sshd) = Sshd::start_with(&format!(
+        "UsePAM yes\nAuthorizedKeysFile {}",
+        authorized.display()
+    )) else {
         return;
     };
-    // The user reads authorized_keys itself.
-    std::fs::set_permissions(
-        sshd.dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        sshd.path("authorized_keys"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::copy(sshd.path("authorized_keys"), &authorized).unwrap();
+    for (path, mode) in [(keys.path(), 0o755), (authorized.as_path(), 0o644)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
     let work = private_tempdir();
     let dir = pki(work.path(), free_port());
     let host = HostRoot::new(work.path(), "host");
