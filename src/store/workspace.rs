@@ -117,7 +117,7 @@ impl Workspace {
     /// in the staging folder.
     pub fn copy_in(&self, from: &Folder, relative: &str) -> Result<(), Error> {
         ensure_parents(self.staging(), relative)?;
-        copy_tree(from, self.staging(), relative, 0)
+        copy_tree(from, self.staging(), relative, Files::Copy, 0)
     }
 
     fn staging(&self) -> &Folder {
@@ -169,7 +169,7 @@ impl Workspace {
         for relative in relatives {
             let from = self.dir.subfolder(relative)?;
             ensure_parents(&backup, relative)?;
-            link_tree(&from, &backup, relative, 0)?;
+            copy_tree(&from, &backup, relative, Files::Link, 0)?;
         }
         backup.sync_filesystem()
     }
@@ -389,29 +389,24 @@ fn require_layout(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// [`copy_tree`] with each regular file hard-linked (`Folder::link_file`), copied only where
-/// the file system cannot link it.
-fn link_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(), Error> {
-    if depth > 8 {
-        return Err(Error::Refused(format!(
-            "{} is nested too deep for a PKI folder",
-            from.path().display()
-        )));
-    }
-    let target = to.create_dir(relative)?;
-    for (name, kind) in from.entries()? {
-        if kind == FileType::Directory {
-            link_tree(&from.subfolder(&name)?, &target, &name, depth + 1)?;
-        } else if kind == FileType::RegularFile && !from.link_file(&name, &target, &name)? {
-            copy_file(from, &target, &name)?;
-        }
-    }
-    Ok(())
+/// How [`copy_tree`] puts each regular file in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Files {
+    /// Copied, with its mode.
+    Copy,
+    /// Hard-linked (`Folder::link_file`), copied only where the file system cannot link it.
+    Link,
 }
 
 /// Copies the folder `from` to `relative` in `to` (regular files and folders only, never
-/// through a link), keeping file modes.
-fn copy_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(), Error> {
+/// through a link), keeping file modes; `files` says whether files are copied or linked.
+fn copy_tree(
+    from: &Folder,
+    to: &Folder,
+    relative: &str,
+    files: Files,
+    depth: u32,
+) -> Result<(), Error> {
     if depth > 8 {
         return Err(Error::Refused(format!(
             "{} is nested too deep for a PKI folder",
@@ -421,8 +416,10 @@ fn copy_tree(from: &Folder, to: &Folder, relative: &str, depth: u32) -> Result<(
     let target = to.create_dir(relative)?;
     for (name, kind) in from.entries()? {
         if kind == FileType::Directory {
-            copy_tree(&from.subfolder(&name)?, &target, &name, depth + 1)?;
-        } else if kind == FileType::RegularFile {
+            copy_tree(&from.subfolder(&name)?, &target, &name, files, depth + 1)?;
+        } else if kind == FileType::RegularFile
+            && !(files == Files::Link && from.link_file(&name, &target, &name)?)
+        {
             copy_file(from, &target, &name)?;
         }
     }
