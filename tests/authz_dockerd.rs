@@ -287,7 +287,8 @@ fn killing_the_plugin_under_traffic_recovers_without_a_dockerd_restart() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let started = Instant::now();
                     let output = docker_ps(&docker, &host, &folder);
-                    results.push((output.status.success(), started.elapsed()));
+                    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                    results.push((output.status.success(), started.elapsed(), stderr));
                 }
                 results
             })
@@ -295,24 +296,43 @@ fn killing_the_plugin_under_traffic_recovers_without_a_dockerd_restart() {
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     setup.plugin.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    // dockerd retries a plugin that does not answer (about 30 s) before refusing the call;
-    // the calls waiting now go through once a plugin answers on the same socket again.
+    // A call made while no plugin answers: dockerd cannot connect, retries (1 s, then 2 s) with
+    // the request intact, and the call goes through once a plugin answers on the same socket.
+    std::thread::sleep(Duration::from_millis(200));
+    let during = {
+        let (docker, host) = (setup.docker.clone(), setup.tcp());
+        let folder = setup.pki.join("clients").join("alice");
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (docker_ps(&docker, &host, &folder), started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1800));
     setup.plugin = Plugin::start(&tls, &socket, &[]);
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (output, took) = during.join().unwrap();
+    assert!(
+        output.status.success() && took > Duration::from_secs(1),
+        "the call made during the outage (took {took:?}): {}\nplugin:\n{}\ndockerd:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        setup.plugin.log(),
+        setup.daemon.log()
+    );
+    // A call the plugin died answering is retried by dockerd with its body already consumed
+    // (moby pkg/plugins callWithRetry): it arrives empty, and is denied (fail closed) with a
+    // message saying to run it again. No call fails any other way.
     for handle in traffic {
         let results = handle.join().unwrap();
+        let bad: Vec<_> = results
+            .iter()
+            .filter(|(ok, _, stderr)| !*ok && !stderr.contains(EMPTY_REQUEST))
+            .collect();
         assert!(
-            results.iter().all(|(ok, _)| *ok),
-            "a call failed across the restart: {results:?}"
-        );
-        // At least one call was waiting while no plugin answered.
-        assert!(
-            results
-                .iter()
-                .any(|(_, took)| *took > Duration::from_secs(1)),
-            "no call spanned the outage: {results:?}"
+            bad.is_empty(),
+            "calls failed across the restart other than as an empty retry: {bad:?}\nplugin:\n{}\ndockerd:\n{}",
+            setup.plugin.log(),
+            setup.daemon.log()
         );
     }
     setup.ok(setup.as_client("alice", &["ps"]), "alice after the restart");
@@ -323,6 +343,10 @@ fn killing_the_plugin_under_traffic_recovers_without_a_dockerd_restart() {
     );
     setup.ok(setup.local(&["ps"]), "local after the restart");
 }
+
+/// What the plugin answers to an empty request (as in `src/authz/decide.rs`).
+const EMPTY_REQUEST: &str = "the authorization request arrived empty (dockerd re-sends a call \
+     without its body when the plugin restarted while answering it); denied, run the command again";
 
 fn docker_ps(docker: &Path, host: &str, folder: &Path) -> Output {
     authz_support::docker(docker, host, Some(folder), &["ps"])

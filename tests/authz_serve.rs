@@ -98,6 +98,12 @@ fn malformed_or_oversized_requests_are_denied_with_the_reason() {
             "malformed authorization request: the request is not valid JSON",
         ),
         (br#"{"RequestUri":"/_ping"}"#, "no RequestMethod"),
+        // What dockerd sends when it retries a call the plugin died answering.
+        (
+            &b""[..],
+            "the authorization request arrived empty (dockerd re-sends a call without its body",
+        ),
+        (&b" \n"[..], "denied, run the command again"),
         (
             br#"{"RequestMethod":"GET","RequestUri":"/_ping","RequestPeerCertificates":["%%"]}"#,
             "not base64",

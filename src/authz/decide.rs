@@ -53,14 +53,27 @@ pub struct Decision {
     pub uri: String,
 }
 
+/// Why an empty `AuthZReq` is denied, as the docker client shows it.
+pub const EMPTY_REQUEST: &str = "the authorization request arrived empty (dockerd re-sends a \
+     call without its body when the plugin restarted while answering it); denied, run the command \
+     again";
+
 impl Snapshot {
     /// Decides an `AuthZReq` body.
     pub fn decide_body(&self, body: &[u8], now: ASN1Time) -> Decision {
-        match request::decode(body) {
+        // dockerd retries a plugin call that failed after its body was sent (the plugin
+        // restarted mid-call) with the body already consumed: an empty request. Nothing says
+        // who asked for what, so it is denied, and the client is told it may just run again.
+        let decoded = if body.iter().all(u8::is_ascii_whitespace) {
+            Err(EMPTY_REQUEST.to_string())
+        } else {
+            request::decode(body).map_err(|why| format!("malformed authorization request: {why}"))
+        };
+        match decoded {
             Ok(request) => self.decide(&request, now),
             Err(why) => Decision {
                 allow: false,
-                why: format!("malformed authorization request: {why}"),
+                why,
                 subject: Subject::default(),
                 method: String::new(),
                 uri: String::new(),
