@@ -465,7 +465,6 @@ fn execute(
             ws.copy_in(&ws.dir().subfolder(&folder)?, &folder)?;
         }
     }
-    ws.flush()?;
     // With --ca the whole ca/, server/ and clients/ folders are swapped (the CA first, so that
     // an interrupted run never leaves a CA folder older than what it signed); otherwise each
     // re-issued folder.
@@ -481,8 +480,7 @@ fn execute(
     } else {
         selection.items.iter().map(|i| i.holder.folder()).collect()
     };
-    ws.back_up_all(&folders)?;
-    ws.swap_in_all(&folders)?;
+    ws.replace_all(&folders)?;
     let backup = ws.backup_dir()?;
     let authz = revocations(&ws, &ca, plan, selection, now, notices);
     // Everything is in place: only now are old backups (and their old keys) deleted. The

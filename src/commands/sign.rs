@@ -452,9 +452,7 @@ fn replace_pair(
             Pki::new(ws.dir().path()).folder(holder).display()
         )));
     }
-    ws.flush()?;
-    ws.back_up(&folder)?;
-    ws.swap_in(&folder)?;
+    ws.replace(&folder)?;
     Ok(Some(ws.backup_dir()?))
 }
 

@@ -314,34 +314,6 @@ impl Folder {
         Ok((bytes, stat.st_mode & 0o7777))
     }
 
-    /// Gives the regular file `name` of this folder a second name, `to` in `target` (a hard
-    /// link: the same file, its mode and contents, with no copy written). Never through a link
-    /// (linkat without AT_SYMLINK_FOLLOW), and only a plain file of the caller or root that no
-    /// one else may write, as [`Folder::read_file`] requires. Returns false, having done
-    /// nothing, where the file system cannot link it (another file system, too many links):
-    /// the caller copies it then.
-    pub fn link_file(&self, name: &str, target: &Folder, to: &str) -> Result<bool, Error> {
-        let path = self.path.join(name);
-        let stat = rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| open_error(&path, e))?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Err(Error::Refused(format!(
-                "{} is not a regular file: dockertls reads only plain files in the PKI folder",
-                path.display()
-            )));
-        }
-        if let Some(problem) = owner_mode_problem(&path, stat.st_uid, stat.st_mode, false, false) {
-            return Err(problem.into_error());
-        }
-        match rfs::linkat(&self.fd, name, &target.fd, to, AtFlags::empty()) {
-            Ok(()) => Ok(true),
-            Err(rustix::io::Errno::XDEV | rustix::io::Errno::MLINK | rustix::io::Errno::PERM) => {
-                Ok(false)
-            }
-            Err(e) => Err(io_failed("cannot link", &target.path.join(to), &e.into())),
-        }
-    }
-
     /// The names in this folder with their types (without following links), sorted.
     pub fn entries(&self) -> Result<Vec<(String, FileType)>, Error> {
         let dir = rfs::Dir::read_from(&self.fd)
@@ -478,6 +450,15 @@ impl StagingArea {
     pub fn create(parent: &Folder) -> Result<StagingArea, Error> {
         for (name, kind) in parent.entries()? {
             if kind == FileType::Directory && name.starts_with(STAGING_PREFIX) {
+                // Old folders a killed run swapped out go to its backup first; if they
+                // cannot, nothing goes on (they may hold the only copy of old keys).
+                let stale = parent.subfolder(&name)?;
+                workspace::salvage_swapped(parent, &stale).map_err(|err| {
+                    Error::Failed(format!(
+                        "{} holds folders a run that was killed had replaced, and they cannot be moved to the backup: {err}; nothing was changed: fix that, then run again",
+                        stale.path.display()
+                    ))
+                })?;
                 let _ = parent.remove_tree(&name);
             }
         }

@@ -1,12 +1,15 @@
 //! Changing an existing PKI in place: the only code that replaces files `init` wrote.
 //!
-//! Every changed folder (`server/`, `clients/NAME/`, `ca/`, ...) is built whole in a private
-//! staging folder inside DIR and flushed to disk. The folder it replaces is first copied, with
-//! its modes, to DIR/backup/<UTC timestamp>/ and flushed. Then the two folders are swapped in
-//! one `renameat2(RENAME_EXCHANGE)`: at every instant DIR holds either the whole old folder or
-//! the whole new one, so a key never sits beside a certificate it does not match. A run killed
-//! at any point leaves each folder old or new, and its staging folder is removed by the next
-//! run (which holds DIR's lock, so no other run can be using it).
+//! Every changed folder (`servers/NAME/`, `clients/NAME/`, `ca/`, ...) is built whole in a
+//! private staging folder inside DIR and flushed to disk, with a record of what is about to be
+//! swapped ([`SWAP_RECORD`]). Then each staged folder and the live one are swapped in one
+//! `renameat2(RENAME_EXCHANGE)`, and the old folder, now at the staged name, is moved into
+//! DIR/backup/<UTC timestamp>/: at every instant DIR holds either the whole old folder or the
+//! whole new one, so a key never sits beside a certificate it does not match, and no file is
+//! written twice or deleted. A run killed at any point leaves each folder old or new; the next
+//! run (which holds DIR's lock, so no other run can be using the staging folder) moves any old
+//! folder still in the staging folder to the backup the record names, then removes the
+//! staging folder.
 
 use std::path::{Path, PathBuf};
 
@@ -96,18 +99,13 @@ impl Workspace {
         let holder = Holder::server(name);
         let folder = holder.folder();
         let live = self.dir.subfolder(&folder)?;
-        self.copy_in(&live, &folder)?;
-        let staged = self.staged(&folder)?;
         let files = [
             store::layout::CA_CERT,
             holder.cert_name(),
             holder.key_name(),
         ];
-        for file in files {
-            if staged.entry_stat(file)?.is_some() {
-                staged.remove_tree(file)?;
-            }
-        }
+        self.copy_in_except(&live, &folder, &files)?;
+        let staged = self.staged(&folder)?;
         staged.write_new_file(files[0], ca_pem.as_bytes(), store::CERT_FILE)?;
         staged.write_new_file(files[1], issued.cert_pem.as_bytes(), store::CERT_FILE)?;
         staged.write_new_file(files[2], issued.key_pem.as_bytes(), store::KEY_FILE)
@@ -116,8 +114,19 @@ impl Workspace {
     /// Copies the folder `from` (files with their modes, never through a link) to `relative`
     /// in the staging folder.
     pub fn copy_in(&self, from: &Folder, relative: &str) -> Result<(), Error> {
+        self.copy_in_except(from, relative, &[])
+    }
+
+    /// [`Workspace::copy_in`] without the files named in `skip` (directly in `from`): the
+    /// files the caller writes anew are not copied only to be deleted.
+    pub fn copy_in_except(
+        &self,
+        from: &Folder,
+        relative: &str,
+        skip: &[&str],
+    ) -> Result<(), Error> {
         ensure_parents(self.staging(), relative)?;
-        copy_tree(from, self.staging(), relative, Files::Copy, 0)
+        copy_tree(from, self.staging(), relative, skip, 0)
     }
 
     fn staging(&self) -> &Folder {
@@ -152,61 +161,61 @@ impl Workspace {
         Ok(self.backup()?.path().to_path_buf())
     }
 
-    /// Copies DIR/relative (a folder) into the backup, files with their modes, and flushes it.
-    pub fn back_up(&mut self, relative: &str) -> Result<(), Error> {
-        self.back_up_all(&[relative.to_string()])
+    /// Replaces DIR/relative (a folder) with its staged folder; the old one goes to the
+    /// backup (see [`Workspace::replace_all`]).
+    pub fn replace(&mut self, relative: &str) -> Result<(), Error> {
+        self.replace_all(&[relative.to_string()])
     }
 
-    /// Copies each folder DIR/relative into the backup, then flushes them all at once (one
-    /// syncfs: 1,200 folders cost one flush, not 1,200). The files are hard-linked, not
-    /// written again (issue 12's speed: a rotation of 1,200 leaves creates 4,000 fewer files):
-    /// dockertls never changes a file in place, it replaces it whole, and each folder backed
-    /// up is swapped out and removed right after, so the backup is then the old file's only
-    /// name. (The live files a swap keeps, daemon.json and the like, are copied, never
-    /// linked: a user may edit those in place, which must not change the backup.)
-    pub fn back_up_all(&mut self, relatives: &[String]) -> Result<(), Error> {
+    /// Replaces each folder DIR/relative with its staged folder, in order, each in one step
+    /// (every folder is all-old or all-new at every instant), and moves each old folder into
+    /// this run's backup folder: nothing is copied, linked or deleted, so a rotation of 1,200
+    /// leaves creates no file beyond the new ones (issue 12's speed).
+    ///
+    /// First the record of the swaps ([`SWAP_RECORD`]: the backup folder and each staged
+    /// folder's inode) is written and everything staged is flushed (one syncfs). A run killed
+    /// between a swap and the move that follows leaves the old folder at the staged name;
+    /// [`salvage_swapped`] (run by the next run) tells it from a staged folder never swapped
+    /// by its inode, and moves it to the backup. A folder directly in DIR (`ca`, `servers`,
+    /// `clients`) is flushed before the next swap, keeping their order on disk (`rotate --ca`:
+    /// never a CA older than what it signed); the folders holding the others are flushed once,
+    /// after the last swap.
+    pub fn replace_all(&mut self, relatives: &[String]) -> Result<(), Error> {
         let backup = self.backup()?.try_clone()?;
+        let backup_name = backup
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut record = format!("{SWAP_HEADER}\nbackup {backup_name}\n");
         for relative in relatives {
-            let from = self.dir.subfolder(relative)?;
             ensure_parents(&backup, relative)?;
-            copy_tree(&from, &backup, relative, Files::Link, 0)?;
+            let inode = self.staged(relative)?.stat()?.st_ino;
+            record.push_str(&format!("folder {inode} {relative}\n"));
         }
-        backup.sync_filesystem()
-    }
-
-    /// Swaps the staged folder with DIR/relative in one step, then discards the old one
-    /// (already backed up).
-    pub fn swap_in(&self, relative: &str) -> Result<(), Error> {
-        self.swap_in_all(&[relative.to_string()])
-    }
-
-    /// Swaps each staged folder with DIR/relative, in order, each in one step (every folder is
-    /// all-old or all-new at every instant), then discards the old ones (already backed up).
-    /// A folder directly in DIR (`ca`, `servers`, `clients`) is flushed before the next swap,
-    /// keeping their order on disk; folders below them (`clients/NAME`) are flushed once, by
-    /// their parent, after the last swap.
-    pub fn swap_in_all(&self, relatives: &[String]) -> Result<(), Error> {
-        let mut pending: Vec<(String, Folder)> = Vec::new();
-        let mut old = Vec::new();
+        record.push_str("end\n");
+        self.staging()
+            .write_new_file(SWAP_RECORD, record.as_bytes(), 0o600)?;
+        self.staging().sync_filesystem()?;
+        let mut touched: Vec<Folder> = Vec::new();
         for relative in relatives {
             let (staged_parent, name) = parent_and_name(self.staging(), relative)?;
             let (live_parent, live_name) = parent_and_name(&self.dir, relative)?;
+            let (backup_parent, backup_name) = parent_and_name(&backup, relative)?;
             staged_parent.rename(name, &live_parent, live_name, RenameFlags::EXCHANGE)?;
-            match relative.rsplit_once('/') {
-                None => live_parent.sync()?,
-                Some((parent, _)) if !pending.iter().any(|(p, _)| p == parent) => {
-                    pending.push((parent.to_string(), live_parent));
-                }
-                Some(_) => {}
+            if !relative.contains('/') {
+                live_parent.sync()?;
             }
             // The staged name now holds the old folder.
-            old.push((staged_parent, name.to_string()));
+            staged_parent.rename(name, &backup_parent, backup_name, RenameFlags::NOREPLACE)?;
+            for parent in [live_parent, staged_parent, backup_parent] {
+                if !touched.iter().any(|t| t.path() == parent.path()) {
+                    touched.push(parent);
+                }
+            }
         }
-        for (_, parent) in &pending {
+        for parent in &touched {
             parent.sync()?;
-        }
-        for (parent, name) in old {
-            parent.remove_tree(&name)?;
         }
         Ok(())
     }
@@ -389,22 +398,101 @@ fn require_layout(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// How [`copy_tree`] puts each regular file in place.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Files {
-    /// Copied, with its mode.
-    Copy,
-    /// Hard-linked (`Folder::link_file`), copied only where the file system cannot link it.
-    Link,
+/// The file in a staging folder recording the swaps a run is about to make (text, one line
+/// each: `dockertls swaps 1`, `backup STAMP`, `folder INODE RELATIVE`..., `end`).
+pub const SWAP_RECORD: &str = "swaps";
+const SWAP_HEADER: &str = "dockertls swaps 1";
+/// The most a record is read (1,200 leaves take about 40 KiB).
+const SWAP_RECORD_LIMIT: u64 = 4 << 20;
+
+/// What a [`SWAP_RECORD`] says: the backup folder's name and each folder's relative path in
+/// DIR with the inode of its staged (new) folder.
+struct SwapRecord {
+    backup: String,
+    folders: Vec<(u64, String)>,
+}
+
+impl SwapRecord {
+    /// None for a record cut short (a run killed while writing it swapped nothing) or one
+    /// that is not as dockertls writes it.
+    fn parse(text: &str) -> Option<SwapRecord> {
+        let mut lines = text.split('\n');
+        if lines.next()? != SWAP_HEADER {
+            return None;
+        }
+        let backup = lines.next()?.strip_prefix("backup ")?.to_string();
+        backup_order(&backup)?;
+        let mut folders = Vec::new();
+        for line in lines {
+            if line == "end" {
+                return Some(SwapRecord { backup, folders });
+            }
+            let (inode, relative) = line.strip_prefix("folder ")?.split_once(' ')?;
+            let plain = |name: &str| {
+                !name.is_empty()
+                    && !name.starts_with('.')
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            };
+            if relative.split('/').count() > 2 || !relative.split('/').all(plain) {
+                return None;
+            }
+            folders.push((inode.parse().ok()?, relative.to_string()));
+        }
+        None
+    }
+}
+
+/// Moves to the backup the old folders a killed run left in its staging folder `stale` (in
+/// DIR, `dir`): each folder the run's [`SWAP_RECORD`] names whose staged name holds a folder
+/// other than the one staged (the inode differs) was swapped out, and had not yet been moved
+/// to the backup. Called under DIR's lock, before the stale staging folder is removed; a
+/// staging folder without a complete record swapped nothing.
+pub fn salvage_swapped(dir: &Folder, stale: &Folder) -> Result<(), Error> {
+    let text = match stale.read_file(SWAP_RECORD, SWAP_RECORD_LIMIT) {
+        Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) if stale.entry_stat(SWAP_RECORD)?.is_none() => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let Some(record) = SwapRecord::parse(&text) else {
+        return Ok(());
+    };
+    // Made before the record was written; made again if it went away since.
+    let (backups, _) = dir.ensure_dir(store::layout::BACKUP_DIR)?;
+    let (backup, _) = backups.ensure_dir(&record.backup)?;
+    for (inode, relative) in &record.folders {
+        // A killed run's own clean-up may have removed the folder holding it already.
+        let parent_gone = match relative.rsplit_once('/') {
+            Some((parent, _)) => stale.entry_stat(parent)?.is_none(),
+            None => false,
+        };
+        if parent_gone {
+            continue;
+        }
+        let Some(stat) = stale.entry_stat(relative)? else {
+            continue;
+        };
+        if stat.st_ino == *inode || FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+            continue;
+        }
+        ensure_parents(&backup, relative)?;
+        let (from_parent, name) = parent_and_name(stale, relative)?;
+        let (to_parent, to_name) = parent_and_name(&backup, relative)?;
+        from_parent.rename(name, &to_parent, to_name, RenameFlags::NOREPLACE)?;
+        from_parent.sync()?;
+        to_parent.sync()?;
+    }
+    Ok(())
 }
 
 /// Copies the folder `from` to `relative` in `to` (regular files and folders only, never
-/// through a link), keeping file modes; `files` says whether files are copied or linked.
+/// through a link), keeping file modes, but for the entries of `from` named in `skip`.
 fn copy_tree(
     from: &Folder,
     to: &Folder,
     relative: &str,
-    files: Files,
+    skip: &[&str],
     depth: u32,
 ) -> Result<(), Error> {
     if depth > 8 {
@@ -415,11 +503,12 @@ fn copy_tree(
     }
     let target = to.create_dir(relative)?;
     for (name, kind) in from.entries()? {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
         if kind == FileType::Directory {
-            copy_tree(&from.subfolder(&name)?, &target, &name, files, depth + 1)?;
-        } else if kind == FileType::RegularFile
-            && !(files == Files::Link && from.link_file(&name, &target, &name)?)
-        {
+            copy_tree(&from.subfolder(&name)?, &target, &name, &[], depth + 1)?;
+        } else if kind == FileType::RegularFile {
             copy_file(from, &target, &name)?;
         }
     }
@@ -443,6 +532,32 @@ fn copy_file(from: &Folder, to: &Folder, name: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_swap_record_counts_only_when_whole_and_plain() {
+        let whole = "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 clients/alice\nfolder 13 ca\nend\n";
+        let record = SwapRecord::parse(whole).unwrap();
+        assert_eq!(record.backup, "20261130T221500Z");
+        assert_eq!(
+            record.folders,
+            [(12, "clients/alice".to_string()), (13, "ca".to_string())]
+        );
+        // Cut anywhere before its end: the run swapped nothing.
+        for cut in 0..whole.len() - 4 {
+            assert!(SwapRecord::parse(&whole[..cut]).is_none(), "{cut}");
+        }
+        for bad in [
+            "dockertls swaps 2\nbackup 20261130T221500Z\nend\n",
+            "dockertls swaps 1\nbackup ../x\nend\n",
+            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 ../alice\nend\n",
+            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 clients/.x\nend\n",
+            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 a/b/c\nend\n",
+            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder x clients/a\nend\n",
+            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 /etc\nend\n",
+        ] {
+            assert!(SwapRecord::parse(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn only_backup_names_dockertls_makes_are_ordered_by_time() {

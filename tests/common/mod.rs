@@ -432,6 +432,7 @@ pub fn kill_sweep_from(
             let work = tempfile::tempdir().unwrap();
             let pki = work.path().join("pki");
             setup(&pki);
+            let kept_before = pem_files(&pki);
             let output = Command::new(&strace)
                 .args(["-f", "-qq", "-o", "/dev/null", "-e"])
                 .arg(format!("inject={syscall}:signal=KILL:when={n}"))
@@ -469,6 +470,15 @@ pub fn kill_sweep_from(
                 leftovers.is_empty(),
                 "{syscall} #{n}: a re-run left {leftovers:?}"
             );
+            // Nothing is lost: every certificate and key the PKI held before the killed run
+            // is still there, in place or in a backup.
+            let after: Vec<Vec<u8>> = pem_files(&pki).into_iter().map(|(_, c)| c).collect();
+            for (path, contents) in &kept_before {
+                assert!(
+                    after.contains(contents),
+                    "{syscall} #{n}: {path} as it was before the killed run is nowhere in the PKI or its backups"
+                );
+            }
         }
     }
     assert!(
@@ -476,6 +486,16 @@ pub fn kill_sweep_from(
         "no run was killed: the sweep tested nothing"
     );
     eprintln!("{args:?}: {killed_runs} runs killed mid-way, every pair consistent after each");
+}
+
+/// Every certificate and key file of `pki` (`*.pem`, but CRLs, which are re-made), backups
+/// included: (path, contents).
+pub fn pem_files(pki: &Path) -> Vec<(String, Vec<u8>)> {
+    tree(pki)
+        .into_iter()
+        .filter(|(path, _, _)| path.ends_with(".pem") && !path.ends_with("crl.pem"))
+        .map(|(path, _, contents)| (path, contents))
+        .collect()
 }
 
 /// fleet-core: the server folder of a PKI with one server (DIR/servers/NAME), or `pki`
