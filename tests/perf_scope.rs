@@ -1,7 +1,7 @@
 //! Issue 12's speed work keeps its safety: `server add` checks only the folders it reads and
 //! writes (the CA and the servers), still refusing a server folder others can write; `rotate`
-//! backs up by hard link, and what it leaves is the old files in the backup and new files in
-//! place, each with one name and its mode.
+//! moves the old folder into the backup after its swap, and what it leaves is the old files in
+//! the backup and new files in place, each with one name and its mode.
 
 mod common;
 
