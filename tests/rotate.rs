@@ -330,6 +330,58 @@ fn rotate_survives_a_kill_at_any_write_rename_or_flush() {
     );
 }
 
+/// A rotation killed at any rename leaves, after the next run (which finishes its swaps),
+/// a backup holding only the folders as they were before it: a staged folder never swapped in
+/// is not left there for an old one.
+#[test]
+fn a_killed_rotation_leaves_only_old_folders_in_its_backup() {
+    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
+        return;
+    };
+    let mut killed = 0;
+    for n in 1..40 {
+        let work = tempfile::tempdir().unwrap();
+        let pki = work.path().join("pki");
+        init_ok(
+            &pki,
+            &[
+                "--host",
+                "docker.example.com",
+                "--client",
+                "alice,bob,carol",
+            ],
+        );
+        let before: std::collections::HashMap<String, Vec<u8>> =
+            common::pem_files(&pki).into_iter().collect();
+        let output = Command::new(&strace)
+            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("inject=renameat2:signal=KILL:when={n}"))
+            .arg(env!("CARGO_BIN_EXE_dockertls"))
+            .arg("--dir")
+            .arg(&pki)
+            .args(["rotate", "--all"])
+            .output()
+            .unwrap();
+        if output.status.success() {
+            break;
+        }
+        killed += 1;
+        // The next run that changes the PKI finishes the killed one first.
+        ok(&pki, &["client", "add", "zed"]);
+        verify_ok(&pki);
+        for (path, contents) in common::pem_files(&pki.join("backup")) {
+            // backup/STAMP/clients/alice/cert.pem: as clients/alice/cert.pem was before.
+            let live_path = path.splitn(2, '/').nth(1).unwrap_or_default();
+            assert_eq!(
+                before.get(live_path),
+                Some(&contents),
+                "renameat2 #{n}: backup/{path} is not the old file"
+            );
+        }
+    }
+    assert!(killed > 4, "too few runs were killed ({killed})");
+}
+
 #[test]
 fn rotate_ca_survives_a_kill_at_any_rename() {
     kill_sweep(&["rotate", "--ca"], &["renameat2", "syncfs", "fsync"]);

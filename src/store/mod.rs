@@ -450,12 +450,12 @@ impl StagingArea {
     pub fn create(parent: &Folder) -> Result<StagingArea, Error> {
         for (name, kind) in parent.entries()? {
             if kind == FileType::Directory && name.starts_with(STAGING_PREFIX) {
-                // Old folders a killed run swapped out go to its backup first; if they
-                // cannot, nothing goes on (they may hold the only copy of old keys).
+                // A killed run's swaps are finished first (its backup keeps only old
+                // folders); if that fails, nothing goes on.
                 let stale = parent.subfolder(&name)?;
                 workspace::salvage_swapped(parent, &stale).map_err(|err| {
                     Error::Failed(format!(
-                        "{} holds folders a run that was killed had replaced, and they cannot be moved to the backup: {err}; nothing was changed: fix that, then run again",
+                        "{} was left by a dockertls run that was killed, and what it changed cannot be finished: {err}; nothing was changed: fix that, then run again",
                         stale.path.display()
                     ))
                 })?;

@@ -1,15 +1,15 @@
 //! Changing an existing PKI in place: the only code that replaces files `init` wrote.
 //!
 //! Every changed folder (`servers/NAME/`, `clients/NAME/`, `ca/`, ...) is built whole in a
-//! private staging folder inside DIR and flushed to disk, with a record of what is about to be
-//! swapped ([`SWAP_RECORD`]). Then each staged folder and the live one are swapped in one
-//! `renameat2(RENAME_EXCHANGE)`, and the old folder, now at the staged name, is moved into
-//! DIR/backup/<UTC timestamp>/: at every instant DIR holds either the whole old folder or the
-//! whole new one, so a key never sits beside a certificate it does not match, and no file is
-//! written twice or deleted. A run killed at any point leaves each folder old or new; the next
-//! run (which holds DIR's lock, so no other run can be using the staging folder) moves any old
-//! folder still in the staging folder to the backup the record names, then removes the
-//! staging folder.
+//! private staging folder inside DIR. A record of what is about to be swapped
+//! ([`SWAP_RECORD`]) is written, the staged folders are moved into DIR/backup/<UTC
+//! timestamp>/ and flushed; then each is swapped with the live folder in one
+//! `renameat2(RENAME_EXCHANGE)`, which leaves the old folder in the backup. At every instant DIR
+//! holds either the whole old folder or the whole new one, so a key never sits beside a
+//! certificate it does not match, and no file is written twice or deleted. A run killed at any
+//! point leaves each folder old or new; the next run (which holds DIR's lock, so no other run
+//! can be using the staging folder) removes from the backup the staged folders never swapped
+//! in, then the staging folder.
 
 use std::path::{Path, PathBuf};
 
@@ -168,18 +168,24 @@ impl Workspace {
     }
 
     /// Replaces each folder DIR/relative with its staged folder, in order, each in one step
-    /// (every folder is all-old or all-new at every instant), and moves each old folder into
-    /// this run's backup folder: nothing is copied, linked or deleted, so a rotation of 1,200
+    /// (every folder is all-old or all-new at every instant), leaving each old folder in this
+    /// run's backup folder: nothing is copied, linked or deleted, so a rotation of 1,200
     /// leaves creates no file beyond the new ones (issue 12's speed).
     ///
-    /// First the record of the swaps ([`SWAP_RECORD`]: the backup folder and each staged
-    /// folder's inode) is written and everything staged is flushed (one syncfs). A run killed
-    /// between a swap and the move that follows leaves the old folder at the staged name;
-    /// [`salvage_swapped`] (run by the next run) tells it from a staged folder never swapped
-    /// by its inode, and moves it to the backup. A folder directly in DIR (`ca`, `servers`,
-    /// `clients`) is flushed before the next swap, keeping their order on disk (`rotate --ca`:
-    /// never a CA older than what it signed); the folders holding the others are flushed once,
-    /// after the last swap.
+    /// 1. The record of the swaps ([`SWAP_RECORD`]: the backup folder and each staged
+    ///    folder's inode) is written in the staging folder.
+    /// 2. Each staged folder is moved to its place in the backup folder: anything that needs
+    ///    room (a full disk) fails here, before any swap, and the moved folders are taken out
+    ///    again. Everything is flushed (one syncfs).
+    /// 3. Each is swapped with the live folder by `renameat2(RENAME_EXCHANGE)`, which needs no
+    ///    room: the backup then holds the old folder. A folder directly in DIR (`ca`,
+    ///    `servers`, `clients`) is flushed before the next swap, keeping their order on disk
+    ///    (`rotate --ca`: never a CA older than what it signed); the folders holding the others
+    ///    are flushed once, after the last swap.
+    ///
+    /// A run killed anywhere leaves, in the backup, old folders (swapped) and new ones (not
+    /// swapped: still the staged inode); the next run removes the new ones
+    /// ([`salvage_swapped`]).
     pub fn replace_all(&mut self, relatives: &[String]) -> Result<(), Error> {
         let backup = self.backup()?.try_clone()?;
         let backup_name = backup
@@ -187,28 +193,43 @@ impl Workspace {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut record = format!("{SWAP_HEADER}\nbackup {backup_name}\n");
+        let mut record = SwapRecord {
+            backup: backup_name,
+            folders: Vec::with_capacity(relatives.len()),
+        };
         for relative in relatives {
             ensure_parents(&backup, relative)?;
             let inode = self.staged(relative)?.stat()?.st_ino;
-            record.push_str(&format!("folder {inode} {relative}\n"));
+            record.folders.push((inode, relative.clone()));
         }
-        record.push_str("end\n");
+        // On disk before any staged folder enters the backup: the next run must know them.
         self.staging()
-            .write_new_file(SWAP_RECORD, record.as_bytes(), 0o600)?;
-        self.staging().sync_filesystem()?;
+            .write_new_file(SWAP_RECORD, record.render().as_bytes(), 0o600)?;
+        self.staging().sync_file(SWAP_RECORD)?;
+        self.staging().sync()?;
+        let moved = relatives.iter().try_for_each(|relative| {
+            let (staged_parent, name) = parent_and_name(self.staging(), relative)?;
+            let (backup_parent, backup_name) = parent_and_name(&backup, relative)?;
+            staged_parent.rename(name, &backup_parent, backup_name, RenameFlags::NOREPLACE)
+        });
+        if let Err(err) = moved.and_then(|()| self.staging().sync_filesystem()) {
+            discard_unswapped(&backup, &record);
+            return Err(err);
+        }
         let mut touched: Vec<Folder> = Vec::new();
         for relative in relatives {
-            let (staged_parent, name) = parent_and_name(self.staging(), relative)?;
+            let (backup_parent, name) = parent_and_name(&backup, relative)?;
             let (live_parent, live_name) = parent_and_name(&self.dir, relative)?;
-            let (backup_parent, backup_name) = parent_and_name(&backup, relative)?;
-            staged_parent.rename(name, &live_parent, live_name, RenameFlags::EXCHANGE)?;
+            let swapped =
+                backup_parent.rename(name, &live_parent, live_name, RenameFlags::EXCHANGE);
+            if let Err(err) = swapped {
+                discard_unswapped(&backup, &record);
+                return Err(err);
+            }
             if !relative.contains('/') {
                 live_parent.sync()?;
             }
-            // The staged name now holds the old folder.
-            staged_parent.rename(name, &backup_parent, backup_name, RenameFlags::NOREPLACE)?;
-            for parent in [live_parent, staged_parent, backup_parent] {
+            for parent in [live_parent, backup_parent] {
                 if !touched.iter().any(|t| t.path() == parent.path()) {
                     touched.push(parent);
                 }
@@ -413,6 +434,15 @@ struct SwapRecord {
 }
 
 impl SwapRecord {
+    fn render(&self) -> String {
+        let mut text = format!("{SWAP_HEADER}\nbackup {}\n", self.backup);
+        for (inode, relative) in &self.folders {
+            text.push_str(&format!("folder {inode} {relative}\n"));
+        }
+        text.push_str("end\n");
+        text
+    }
+
     /// None for a record cut short (a run killed while writing it swapped nothing) or one
     /// that is not as dockertls writes it.
     fn parse(text: &str) -> Option<SwapRecord> {
@@ -444,11 +474,12 @@ impl SwapRecord {
     }
 }
 
-/// Moves to the backup the old folders a killed run left in its staging folder `stale` (in
-/// DIR, `dir`): each folder the run's [`SWAP_RECORD`] names whose staged name holds a folder
-/// other than the one staged (the inode differs) was swapped out, and had not yet been moved
-/// to the backup. Called under DIR's lock, before the stale staging folder is removed; a
-/// staging folder without a complete record swapped nothing.
+/// Finishes the swaps of a killed run whose staging folder `stale` (in DIR, `dir`) holds a
+/// complete [`SWAP_RECORD`]: in the backup folder it names, each folder that is still the
+/// staged one (same inode) was never swapped in, and is removed (a new key nobody uses);
+/// the others are the old folders swapped out, and stay. Called under DIR's lock, before the
+/// stale staging folder is removed; a staging folder without a complete record swapped
+/// nothing.
 pub fn salvage_swapped(dir: &Folder, stale: &Folder) -> Result<(), Error> {
     let text = match stale.read_file(SWAP_RECORD, SWAP_RECORD_LIMIT) {
         Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -458,32 +489,51 @@ pub fn salvage_swapped(dir: &Folder, stale: &Folder) -> Result<(), Error> {
     let Some(record) = SwapRecord::parse(&text) else {
         return Ok(());
     };
-    // Made before the record was written; made again if it went away since.
-    let (backups, _) = dir.ensure_dir(store::layout::BACKUP_DIR)?;
-    let (backup, _) = backups.ensure_dir(&record.backup)?;
+    let backup_dir = format!("{}/{}", store::layout::BACKUP_DIR, record.backup);
+    if dir.entry_stat(&backup_dir)?.is_none() {
+        return Ok(());
+    }
+    let backup = dir.subfolder(&backup_dir)?;
     for (inode, relative) in &record.folders {
-        // A killed run's own clean-up may have removed the folder holding it already.
-        let parent_gone = match relative.rsplit_once('/') {
-            Some((parent, _)) => stale.entry_stat(parent)?.is_none(),
-            None => false,
-        };
-        if parent_gone {
-            continue;
+        if let Some((parent, name)) = unswapped(&backup, *inode, relative)? {
+            parent.remove_tree(name)?;
+            parent.sync()?;
         }
-        let Some(stat) = stale.entry_stat(relative)? else {
-            continue;
-        };
-        if stat.st_ino == *inode || FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
-            continue;
-        }
-        ensure_parents(&backup, relative)?;
-        let (from_parent, name) = parent_and_name(stale, relative)?;
-        let (to_parent, to_name) = parent_and_name(&backup, relative)?;
-        from_parent.rename(name, &to_parent, to_name, RenameFlags::NOREPLACE)?;
-        from_parent.sync()?;
-        to_parent.sync()?;
     }
     Ok(())
+}
+
+/// The folder holding `relative` in `backup` and its name, when it is still the staged folder
+/// `inode` (never swapped in).
+fn unswapped<'a>(
+    backup: &Folder,
+    inode: u64,
+    relative: &'a str,
+) -> Result<Option<(Folder, &'a str)>, Error> {
+    if let Some((parent, _)) = relative.rsplit_once('/') {
+        if backup.entry_stat(parent)?.is_none() {
+            return Ok(None);
+        }
+    }
+    match backup.entry_stat(relative)? {
+        Some(stat)
+            if stat.st_ino == inode
+                && FileType::from_raw_mode(stat.st_mode) == FileType::Directory =>
+        {
+            Ok(Some(parent_and_name(backup, relative)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// After a failed step of [`Workspace::replace_all`]: removes from the backup the staged
+/// folders not swapped in. Best effort: what is left is removed by the next run.
+fn discard_unswapped(backup: &Folder, record: &SwapRecord) {
+    for (inode, relative) in &record.folders {
+        if let Ok(Some((parent, name))) = unswapped(backup, *inode, relative) {
+            let _ = parent.remove_tree(name);
+        }
+    }
 }
 
 /// Copies the folder `from` to `relative` in `to` (regular files and folders only, never
@@ -537,6 +587,7 @@ mod tests {
     fn a_swap_record_counts_only_when_whole_and_plain() {
         let whole = "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 clients/alice\nfolder 13 ca\nend\n";
         let record = SwapRecord::parse(whole).unwrap();
+        assert_eq!(record.render(), whole);
         assert_eq!(record.backup, "20261130T221500Z");
         assert_eq!(
             record.folders,
