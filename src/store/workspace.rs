@@ -510,10 +510,10 @@ fn unswapped<'a>(
     inode: u64,
     relative: &'a str,
 ) -> Result<Option<(Folder, &'a str)>, Error> {
-    if let Some((parent, _)) = relative.rsplit_once('/') {
-        if backup.entry_stat(parent)?.is_none() {
-            return Ok(None);
-        }
+    if let Some((parent, _)) = relative.rsplit_once('/')
+        && backup.entry_stat(parent)?.is_none()
+    {
+        return Ok(None);
     }
     match backup.entry_stat(relative)? {
         Some(stat)
