@@ -371,7 +371,7 @@ fn a_killed_rotation_leaves_only_old_folders_in_its_backup() {
         verify_ok(&pki);
         for (path, contents) in common::pem_files(&pki.join("backup")) {
             // backup/STAMP/clients/alice/cert.pem: as clients/alice/cert.pem was before.
-            let live_path = path.splitn(2, '/').nth(1).unwrap_or_default();
+            let live_path = path.split_once('/').map_or("", |(_, rest)| rest);
             assert_eq!(
                 before.get(live_path),
                 Some(&contents),
