@@ -728,3 +728,81 @@ fn request_failing_half_way_leaves_nothing_behind() {
         );
     }
 }
+
+/// `request` killed at any write, rename, flush or removal: its folder holds either no key
+/// (and a re-run completes) or the key and the request for it; never a key without its
+/// request, and a re-run never leaves a temporary file.
+#[test]
+fn request_killed_at_any_step_leaves_a_key_only_with_its_request() {
+    let Some(strace) = find_tool("strace", "crash tests inject SIGKILL with strace") else {
+        return;
+    };
+    let work = private_tempdir();
+    let request = |out: &Path| {
+        let mut command = dockertls();
+        command.args(["request", "server", "--host", "docker.example.com", "--out"]);
+        command.arg(out);
+        command
+    };
+    let mut killed = 0;
+    for syscall in ["write", "renameat2", "fsync", "unlinkat", "mkdirat"] {
+        for n in 1..20 {
+            let out = work.path().join(format!("out-{syscall}-{n}"));
+            let mut traced = Command::new(&strace);
+            traced
+                .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+                .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+                .arg(env!("CARGO_BIN_EXE_dockertls"))
+                .args(["request", "server", "--host", "docker.example.com", "--out"])
+                .arg(&out);
+            let output = traced.output().unwrap();
+            if output.status.success() {
+                break;
+            }
+            killed += 1;
+            let key = out.join("server-key.pem");
+            if key.exists() {
+                assert!(
+                    out.join("server.csr").exists(),
+                    "{syscall} #{n}: a key without its request"
+                );
+                let csr = parse_file(&out.join("server.csr")).unwrap();
+                let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(&key).unwrap());
+                assert!(
+                    csr::holds_key(&csr, &key.unwrap()),
+                    "{syscall} #{n}: a key without its request"
+                );
+                continue;
+            }
+            let stale_request = out.join("server.csr").exists();
+            let again = request(&out).output().unwrap();
+            assert!(
+                again.status.success(),
+                "{syscall} #{n}: {}",
+                streams(&again)
+            );
+            // A request left without its key is replaced, and said.
+            assert_eq!(
+                String::from_utf8_lossy(&again.stderr).contains("had no key beside it"),
+                stale_request,
+                "{syscall} #{n}: {}",
+                streams(&again)
+            );
+            let names: Vec<String> = std::fs::read_dir(&out)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(sorted, ["server-key.pem", "server.csr"], "{syscall} #{n}");
+            let csr = parse_file(&out.join("server.csr")).unwrap();
+            let key = std::fs::read_to_string(out.join("server-key.pem")).unwrap();
+            assert!(
+                csr::holds_key(&csr, &rcgen::KeyPair::from_pem(&key).unwrap()),
+                "{syscall} #{n}: the re-run's request is not for its key"
+            );
+            assert_eq!(mode(&out.join("server-key.pem")), 0o400);
+        }
+    }
+    assert!(killed > 5, "too few runs were killed ({killed})");
+}

@@ -6,11 +6,12 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 
 use crate::cli::{KeyType, RequestClientArgs, RequestCommand, RequestServerArgs};
 use crate::csr::{self, CLIENT_CSR, SERVER_CSR};
 use crate::error::{Error, io_failed};
+use crate::escape;
 use crate::findings::Outcome;
 use crate::names::{self, Address};
 use crate::render::shell_quote;
@@ -97,9 +98,17 @@ fn written(plan: &Plan<'_>) -> String {
     )
 }
 
-/// Checks --out, makes the key and CSR, and writes both, or nothing.
+/// The name a file is written under before it is renamed into place.
+fn temporary(name: &str) -> String {
+    format!(".{name}.dockertls-tmp")
+}
+
+/// Checks --out, makes the key and CSR, and writes both, or nothing. Each is written under a
+/// temporary name and flushed; then the CSR and last the key are renamed into place. A run
+/// killed before the key's rename leaves no key, so a re-run goes ahead: it removes the
+/// temporary files and replaces a request left without its key.
 fn write(plan: &Plan<'_>) -> Result<(), Error> {
-    let target = OutDir::check(plan.out, &[plan.key_file, plan.csr_file])?;
+    let target = OutDir::check(plan.out, plan.key_file, plan.csr_file)?;
     let request = csr::make_request(plan.key_type, &plan.cn, &plan.sans).map_err(|e| {
         Error::failed(format!(
             "cannot make the {} key and its request: {e}; nothing was written",
@@ -107,13 +116,25 @@ fn write(plan: &Plan<'_>) -> Result<(), Error> {
         ))
     })?;
     let out = target.open_or_create()?;
+    let (key_tmp, csr_tmp) = (temporary(plan.key_file), temporary(plan.csr_file));
     let result = out
-        .write_new(plan.key_file, request.key_pem.as_bytes(), KEY_FILE)
-        .and_then(|()| out.write_new(plan.csr_file, request.csr_pem.as_bytes(), CERT_FILE))
+        .remove_leftover(&key_tmp)
+        .and_then(|()| out.remove_leftover(&csr_tmp))
+        .and_then(|()| out.write_new(&key_tmp, request.key_pem.as_bytes(), KEY_FILE))
+        .and_then(|()| out.write_new(&csr_tmp, request.csr_pem.as_bytes(), CERT_FILE))
+        .and_then(|()| out.sync())
+        .and_then(|()| out.rename(&csr_tmp, plan.csr_file, RenameFlags::empty()))
+        .and_then(|()| out.rename(&key_tmp, plan.key_file, RenameFlags::NOREPLACE))
         .and_then(|()| out.sync());
     if let Err(err) = result {
         out.undo();
         return Err(err);
+    }
+    if target.stale_request {
+        eprintln!(
+            "note: {} had no key beside it (left by a run that was stopped half-way); it was replaced",
+            escape::path(&plan.out.join(plan.csr_file))
+        );
     }
     Ok(())
 }
@@ -122,12 +143,14 @@ fn write(plan: &Plan<'_>) -> Result<(), Error> {
 struct OutDir {
     path: PathBuf,
     exists: bool,
+    /// It holds the request but not the key (a run stopped between the two renames).
+    stale_request: bool,
 }
 
 impl OutDir {
-    /// Refuses a link, a non-folder, a folder others can change, an existing output file, or a
-    /// missing parent; nothing is created yet.
-    fn check(path: &Path, files: &[&str]) -> Result<OutDir, Error> {
+    /// Refuses a link, a non-folder, a folder others can change, an existing key (or a
+    /// request that is not a plain file), or a missing parent; nothing is created yet.
+    fn check(path: &Path, key_file: &str, csr_file: &str) -> Result<OutDir, Error> {
         let shown = path.display();
         let exists = match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -158,20 +181,28 @@ impl OutDir {
         if let Some(problem) = store::folder_trust_problem(path) {
             return Err(problem.into_error());
         }
+        let taken = |file: &str| {
+            Error::refused(format!(
+                "{} already exists: dockertls never replaces a key, or a request beside its key",
+                path.join(file).display()
+            ))
+            .hint("pass another --out, or move that file away first")
+        };
+        let mut stale_request = false;
         if exists {
-            for file in files {
-                if std::fs::symlink_metadata(path.join(file)).is_ok() {
-                    return Err(Error::refused(format!(
-                        "{} already exists: dockertls never replaces a key or a request",
-                        path.join(file).display()
-                    ))
-                    .hint("pass another --out, or move that file away first"));
-                }
+            if std::fs::symlink_metadata(path.join(key_file)).is_ok() {
+                return Err(taken(key_file));
+            }
+            match std::fs::symlink_metadata(path.join(csr_file)) {
+                Ok(meta) if meta.is_file() => stale_request = true,
+                Ok(_) => return Err(taken(csr_file)),
+                Err(_) => {}
             }
         }
         Ok(OutDir {
             path: path.to_path_buf(),
             exists,
+            stale_request,
         })
     }
 
@@ -236,7 +267,7 @@ struct Opened {
     /// The parent and the name of the folder, when this run created it.
     created_dir: Option<(OwnedFd, PathBuf)>,
     path: PathBuf,
-    created: std::cell::RefCell<Vec<&'static str>>,
+    created: std::cell::RefCell<Vec<String>>,
 }
 
 impl Opened {
@@ -246,9 +277,28 @@ impl Opened {
             .ok_or_else(|| Error::failed(format!("{} is not open", self.path.display())))
     }
 
+    /// Removes `name`, a temporary file a stopped run left (never through a link: unlinkat
+    /// removes the link itself); nothing when it is missing.
+    fn remove_leftover(&self, name: &str) -> Result<(), Error> {
+        match rfs::unlinkat(self.fd()?, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(io_failed("cannot remove", &self.path.join(name), &e.into())),
+        }
+    }
+
+    /// Renames `from` to `to` in the folder (the undo list follows the file).
+    fn rename(&self, from: &str, to: &'static str, flags: RenameFlags) -> Result<(), Error> {
+        rfs::renameat_with(self.fd()?, from, self.fd()?, to, flags)
+            .map_err(|e| io_failed("cannot rename", &self.path.join(from), &e.into()))?;
+        let mut created = self.created.borrow_mut();
+        created.retain(|name| name != from);
+        created.push(to.to_string());
+        Ok(())
+    }
+
     /// Creates `name` with `mode` from the start (a key is 0400 at every instant), refusing an
     /// existing file or a link, and makes it durable.
-    fn write_new(&self, name: &'static str, contents: &[u8], mode: u32) -> Result<(), Error> {
+    fn write_new(&self, name: &str, contents: &[u8], mode: u32) -> Result<(), Error> {
         let path = self.path.join(name);
         let fd = rfs::openat(
             self.fd()?,
@@ -257,7 +307,7 @@ impl Opened {
             Mode::from_raw_mode(mode),
         )
         .map_err(|e| io_failed("cannot create", &path, &e.into()))?;
-        self.created.borrow_mut().push(name);
+        self.created.borrow_mut().push(name.to_string());
         let mut file = File::from(fd);
         // The umask may have removed bits (never added any): exactly `mode`.
         rfs::fchmod(&file, Mode::from_raw_mode(mode))
@@ -280,7 +330,7 @@ impl Opened {
     fn undo(&self) {
         if let Some(fd) = &self.fd {
             for name in self.created.borrow().iter() {
-                let _ = rfs::unlinkat(fd, *name, AtFlags::empty());
+                let _ = rfs::unlinkat(fd, name.as_str(), AtFlags::empty());
             }
         }
         if let Some((parent, name)) = &self.created_dir {
