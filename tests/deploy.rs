@@ -187,6 +187,19 @@ fn deploy_installs_restarts_and_a_client_folder_talks_to_the_daemon() {
         stdout.contains("dockertls"),
         "the binary was sent: {stdout}"
     );
+    // The look, the sending with install, and the restart share one SSH connection: one
+    // authentication (one touch of a hardware key), and the connection is ended after.
+    let log = || std::fs::read_to_string(sshd.path("sshd.log")).unwrap();
+    assert_eq!(log().matches("Accepted publickey").count(), 1, "{}", log());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !log().contains("Disconnected from") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        log().contains("Disconnected from"),
+        "deploy left its SSH connection open: {}",
+        log()
+    );
     assert!(
         stdout.contains("ran "),
         "install ran the restart command: {stdout}"

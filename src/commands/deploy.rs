@@ -38,7 +38,14 @@ pub fn run(dir: &Path, args: &DeployArgs, now: OffsetDateTime) -> Result<Outcome
     }
     let mut settings = settings(dir, args)?;
     let state = registry::open(dir, now)?;
-    let jobs = targets(dir, args, &state, &options)?;
+    // The control sockets of the shared SSH connections: private (0700), removed at the end.
+    // Without it (no temporary folder), each call connects anew.
+    let control = tempfile::Builder::new()
+        .prefix("dockertls-ssh-")
+        .tempdir()
+        .ok();
+    let control_path = control.as_ref().map(|c| c.path().to_path_buf());
+    let jobs = targets(dir, args, &state, &options, control_path.as_deref())?;
     if args.all {
         let pairs: Vec<(&Source, &Ssh, &str)> = jobs
             .iter()
@@ -71,6 +78,7 @@ fn targets(
     args: &DeployArgs,
     state: &State,
     options: &[SshOption],
+    control: Option<&Path>,
 ) -> Result<Vec<Job>, Error> {
     let pki = store::Pki::new(dir);
     let names: Vec<String> = if args.all {
@@ -135,6 +143,7 @@ fn targets(
         let ssh = Ssh {
             target,
             options: options.to_vec(),
+            control: control.map(Path::to_path_buf),
         };
         out.push(Job { source, ssh, root });
     }

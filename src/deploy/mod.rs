@@ -88,8 +88,15 @@ impl HostReport {
     }
 }
 
-/// Deploys one server folder to one host; never panics, every failure is in the report.
+/// Deploys one server folder to one host; never panics, every failure is in the report. Its
+/// calls share one SSH connection, ended here.
 pub fn deploy(source: &Source, ssh: &Ssh, settings: &Settings) -> HostReport {
+    let report = deploy_on(source, ssh, settings);
+    ssh.close();
+    report
+}
+
+fn deploy_on(source: &Source, ssh: &Ssh, settings: &Settings) -> HostReport {
     let unchanged = |e| HostReport::failed(source, ssh, HostState::Unchanged, e);
     let hostname = match ssh.check_config() {
         Ok(hostname) => hostname,

@@ -13,6 +13,8 @@ use crate::error::Error;
 
 /// Seconds ssh may take to connect (ssh's `ConnectTimeout`); a user's own option wins.
 const CONNECT_TIMEOUT_SECS: u32 = 10;
+/// How long a shared connection outlives its last use if `ssh -O exit` never comes.
+const CONTROL_PERSIST_SECS: u32 = 30;
 /// The most of a remote command's stdout or stderr kept (a hostile host cannot fill memory).
 const MAX_OUTPUT: u64 = 1 << 20;
 
@@ -242,6 +244,10 @@ fn is_char_device(file: &str) -> bool {
 pub struct Ssh {
     pub target: Target,
     pub options: Vec<SshOption>,
+    /// A private folder (0700) for the connection's control socket: the calls of one deploy
+    /// to a host share one SSH connection (one handshake and one authentication instead of
+    /// one a call). None: every call connects anew.
+    pub control: Option<PathBuf>,
 }
 
 /// What a remote command printed, and how it ended.
@@ -262,6 +268,17 @@ impl Ssh {
         }
         args.push("-o".into());
         args.push(format!("ConnectTimeout={CONNECT_TIMEOUT_SECS}"));
+        if let Some(path) = self.control_path() {
+            // After the operator's options: a ControlMaster=no of theirs wins.
+            args.extend([
+                "-o".into(),
+                "ControlMaster=auto".into(),
+                "-o".into(),
+                format!("ControlPath={path}"),
+                "-o".into(),
+                format!("ControlPersist={CONTROL_PERSIST_SECS}"),
+            ]);
+        }
         if let Some(port) = self.target.port {
             args.push("-p".into());
             args.push(port.to_string());
@@ -271,6 +288,43 @@ impl Ssh {
             args.push(user.clone());
         }
         args
+    }
+
+    /// The control socket's path (ssh expands `%C` to a hash of the host, port and user), when
+    /// it fits in a unix socket address with room to spare; else None (no sharing).
+    fn control_path(&self) -> Option<String> {
+        let folder = self.control.as_ref()?.to_str()?;
+        let path = format!("{folder}/%C");
+        // %C is 40 hex digits; ssh adds a random suffix while binding; sun_path is 108 bytes.
+        (folder.len() + 41 + 20 < 104 && !path.contains(char::is_whitespace)).then_some(path)
+    }
+
+    /// Ends the shared connection to the host, if one was made (`ssh -O exit`); quietly:
+    /// deploy's work there is done either way, and the master ends itself after
+    /// [`CONTROL_PERSIST_SECS`].
+    pub fn close(&self) {
+        let Some(path) = self.control_path() else {
+            return;
+        };
+        let mut args = vec!["-o".to_string(), format!("ControlPath={path}")];
+        if let Some(port) = self.target.port {
+            args.extend(["-p".into(), port.to_string()]);
+        }
+        if let Some(user) = &self.target.user {
+            args.extend(["-l".into(), user.clone()]);
+        }
+        args.extend([
+            "-O".into(),
+            "exit".into(),
+            "--".into(),
+            self.target.host.clone(),
+        ]);
+        let _ = Command::new("ssh")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// The full argv of `ssh ... -- HOST COMMAND`; `remote` is already quoted for the remote
@@ -562,6 +616,7 @@ mod tests {
         let ssh = Ssh {
             target: target("deploy@h:2200"),
             options: vec![SshOption::parse("IdentityFile=/k").unwrap()],
+            control: None,
         };
         let argv = ssh.argv("true");
         assert_eq!(&argv[..2], ["-o", "BatchMode=yes"]);
@@ -589,6 +644,7 @@ mod tests {
             let ssh = Ssh {
                 target: target("root@h.invalid"),
                 options: vec![SshOption(raw.into())],
+                control: None,
             };
             let err = ssh.check_config().expect_err(raw);
             assert!(
@@ -599,6 +655,7 @@ mod tests {
         let fine = Ssh {
             target: target("root@h.invalid"),
             options: vec![SshOption::parse("StrictHostKeyChecking=accept-new").unwrap()],
+            control: None,
         };
         assert_eq!(fine.check_config().unwrap(), "h.invalid");
     }
