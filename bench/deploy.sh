@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: `dockertls deploy --all` to N real sshd hosts on 127.0.0.1 (each its own host key,
-# port and --remote-root), with --jobs 1 and --jobs N, in two cases:
+# port and --remote-root), with --jobs 1 and --jobs N, in two cases, each with one shared SSH
+# connection per host (deploy's default) and with a connection per call (what deploy did
+# before: `--ssh-option ControlMaster=no`, which wins over deploy's own):
 #   send     the host has no dockertls: the server folder and this binary are sent, install runs
 #   current  the host has this very binary on its PATH and the files installed: one look, no
 #            files sent, install says "nothing to change" (what a timer's `deploy --all` costs)
@@ -79,13 +81,15 @@ first_deploy() {
 
 wipe_hosts() { local i; for ((i = 1; i <= hosts; i++)); do rm -rf "$work/host$i/root/etc"; done; }
 
-# median_s CASE JOBS: median wall time of RUNS runs of deploy --all --jobs JOBS, seconds.
+# median_s CASE JOBS [OPTION...]: median wall time of RUNS runs of deploy --all --jobs JOBS,
+# seconds.
 median_s() {
   local case=$1 jobs=$2 r start end times=()
+  shift 2
   for ((r = 0; r < runs; r++)); do
     [ "$case" = send ] && wipe_hosts
     start=$(date +%s%N)
-    "$bin" --dir "$work/pki" deploy --all --jobs "$jobs" "${ssh_opts[@]}" >/dev/null
+    "$bin" --dir "$work/pki" deploy --all --jobs "$jobs" "${ssh_opts[@]}" "$@" >/dev/null
     end=$(date +%s%N)
     times+=($(((end - start) / 1000)))
   done
@@ -93,11 +97,18 @@ median_s() {
 }
 
 report() {
-  local case=$1 one many
-  one=$(median_s "$case" 1)
-  many=$(median_s "$case" "$hosts")
-  printf '  %-8s %2d hosts   --jobs 1 %7.2f s   --jobs %d %7.2f s   %.1fx\n' \
-    "$case" "$hosts" "$one" "$hosts" "$many" "$(echo "$one / $many" | bc -l)"
+  local case=$1 one many label
+  for label in shared per-call; do
+    if [ "$label" = shared ]; then
+      one=$(median_s "$case" 1)
+      many=$(median_s "$case" "$hosts")
+    else
+      one=$(median_s "$case" 1 --ssh-option ControlMaster=no)
+      many=$(median_s "$case" "$hosts" --ssh-option ControlMaster=no)
+    fi
+    printf '  %-8s %-9s %2d hosts   --jobs 1 %7.2f s   --jobs %d %7.2f s   %.1fx\n' \
+      "$case" "$label" "$hosts" "$one" "$hosts" "$many" "$(echo "$one / $many" | bc -l)"
+  done
 }
 
 echo "deploy --all to $hosts sshd hosts on 127.0.0.1, $(nproc) cores, median of $runs runs:"
