@@ -52,6 +52,7 @@ fn add(
         let state = crate::store::registry::open(dir, now)?;
         check_role(&crate::store::authz::record(&state)?, role)?;
     }
+    workspace::finish_interrupted(dir, now)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     check_ca_can_sign(&ca, plan.days, now)?;
     let (issued, roles) = issue_clients(dir, &ca, &plan, args.role.as_deref(), now)?;
@@ -133,6 +134,7 @@ fn issue_clients(
     now: OffsetDateTime,
 ) -> Result<(Vec<(String, OffsetDateTime)>, Roles), Error> {
     let ws = Workspace::open(dir, now)?;
+    state::require_current_ca(&ws, ca)?;
     check_names_are_new(dir, plan)?;
     let mut state = load_state(&ws)?;
     let mut record = crate::store::authz::record(&state)?;
@@ -311,9 +313,11 @@ fn remove(
     let name = names::parse_client_name(&args.name).map_err(Error::Refused)?;
     workspace::require_pki(dir)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
+    workspace::finish_interrupted(dir, now)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     let holder = Holder::client(&name);
     let mut ws = Workspace::open(dir, now)?;
+    state::require_current_ca(&ws, &ca)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
     let mut state = load_state(&ws)?;
     let mut record = crate::store::authz::record(&state)?;
@@ -378,9 +382,11 @@ fn revoke(
     workspace::require_pki(dir)?;
     state::require_clients(dir, "", std::slice::from_ref(&name))?;
     read_client_cert(dir, &name)?;
+    workspace::finish_interrupted(dir, now)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     check_ca_valid(&ca, now)?;
     let ws = Workspace::open(dir, now)?;
+    state::require_current_ca(&ws, &ca)?;
     let leaf = read_client_cert(dir, &name)?;
     let mut state = load_state(&ws)?;
     let mut record = crate::store::authz::record(&state)?;

@@ -37,9 +37,11 @@ fn refresh(
     now: OffsetDateTime,
 ) -> Result<Outcome, Error> {
     workspace::require_pki(dir)?;
+    workspace::finish_interrupted(dir, now)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     crate::commands::client::check_ca_valid(&ca, now)?;
     let ws = Workspace::open(dir, now)?;
+    state::require_current_ca(&ws, &ca)?;
     let mut state = load_state(&ws)?;
     let mut record = files::record(&state)?;
     let due = record.revoke_due(now);

@@ -91,6 +91,7 @@ fn add(
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     crate::commands::client::check_ca_valid(&ca, now)?;
     let mut ws = Workspace::open_within(dir, now, Reach::Servers)?;
+    state::require_current_ca(&ws, &ca)?;
     // Again under the lock: another run may have added it meanwhile.
     let mut state = State::load_in(ws.dir())?.unwrap_or_default();
     check_new(dir, &state, &name)?;

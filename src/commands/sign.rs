@@ -34,9 +34,11 @@ pub fn run(
     workspace::require_pki(dir)?;
     // Before the passphrase is asked, and again under the lock.
     check_entry(dir, &plan)?;
+    workspace::finish_interrupted(dir, now)?;
     let (ca, _) = state::load_ca(dir, passphrase_file)?;
     super::client::check_ca_can_sign(&ca, plan.days, now)?;
     let mut ws = Workspace::open(dir, now)?;
+    state::require_current_ca(&ws, &ca)?;
     let existing = check_entry(dir, &plan)?;
     let signed = match &plan.holder {
         Holder::Server(name) => sign_server(&mut ws, &plan, name, existing, &csr, &ca, now)?,

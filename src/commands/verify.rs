@@ -108,7 +108,36 @@ fn discover_all(paths: &[PathBuf], notices: &mut Vec<Notice>) -> Found {
     for problem in &found.unreadable {
         notices.push(Notice::Warning(format!("not searched: {problem}")));
     }
+    for path in paths {
+        notices.extend(interrupted_run(path).map(Notice::Error));
+    }
     found
+}
+
+/// A dockertls run stopped half-way in the PKI folder `path` (a staging folder holding its
+/// record of swaps): some folders may be new and others old (after `rotate --ca`, leaves
+/// signed by a CA that is no longer ca/ca.pem). Any command that changes the PKI finishes it.
+fn interrupted_run(path: &Path) -> Option<Error> {
+    let entries = std::fs::read_dir(path).ok()?;
+    let staging = entries.flatten().find(|entry| {
+        entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(crate::store::STAGING_PREFIX)
+            && std::fs::symlink_metadata(entry.path().join(crate::store::workspace::SWAP_RECORD))
+                .is_ok()
+    })?;
+    Some(
+        Error::refused(format!(
+            "{}: a dockertls run was stopped half-way (it left {}): some folders may be new and others old",
+            crate::escape::path(path),
+            crate::escape::path(&staging.path())
+        ))
+        .hint(format!(
+            "run dockertls --dir {} rotate to finish it, then verify again",
+            crate::render::shell_quote(&path.display().to_string())
+        )),
+    )
 }
 
 /// Reads a daemon.json: what dockerd would expose is judged as dockerd reads the file (see

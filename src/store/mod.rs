@@ -314,6 +314,12 @@ impl Folder {
         Ok((bytes, stat.st_mode & 0o7777))
     }
 
+    /// Removes the subfolder `name` if it is empty (rmdir: never a folder with anything in it).
+    pub fn remove_empty_dir(&self, name: &str) -> Result<(), Error> {
+        rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+            .map_err(|e| io_failed("cannot remove", &self.path.join(name), &e.into()))
+    }
+
     /// The names in this folder with their types (without following links), sorted.
     pub fn entries(&self) -> Result<Vec<(String, FileType)>, Error> {
         let dir = rfs::Dir::read_from(&self.fd)

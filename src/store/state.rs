@@ -136,6 +136,23 @@ pub fn load_ca(
     Ok((ca, passphrase))
 }
 
+/// Refuses when `ca`, loaded before DIR's lock was taken (its passphrase is asked first), is
+/// no longer the CA in `ws` (read now, under the lock): another run replaced it meanwhile, or
+/// taking the lock finished a `rotate --ca` that had been stopped half-way. What `ca` signed
+/// would be refused by servers that trust the new one.
+pub fn require_current_ca(ws: &crate::store::workspace::Workspace, ca: &Ca) -> Result<(), Error> {
+    let holder = Holder::Ca;
+    let live = read_in(&ws.dir().subfolder(&holder.folder())?, holder.cert_name())?;
+    if live.as_slice() == ca.cert_pem.as_bytes() {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "the CA in {} changed while this command was starting (another dockertls run replaced it, or finished a rotate --ca stopped half-way); nothing was changed",
+        Pki::new(ws.dir().path()).cert(&holder).display()
+    ))
+    .hint("run this command again: it signs with the CA now in place"))
+}
+
 /// The certificate of `holder` in the PKI in `dir`.
 pub fn read_cert(dir: &Path, holder: &Holder) -> Result<Leaf, Error> {
     read_leaf(&Pki::new(dir).cert(holder))

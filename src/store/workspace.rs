@@ -7,9 +7,9 @@
 //! `renameat2(RENAME_EXCHANGE)`, which leaves the old folder in the backup. At every instant DIR
 //! holds either the whole old folder or the whole new one, so a key never sits beside a
 //! certificate it does not match, and no file is written twice or deleted. A run killed at any
-//! point leaves each folder old or new; the next run (which holds DIR's lock, so no other run
-//! can be using the staging folder) removes from the backup the staged folders never swapped
-//! in, then the staging folder.
+//! point is finished by the next run (which holds DIR's lock, so no other run can be using the
+//! staging folder): it does the moves and swaps the record says are left, then removes the
+//! staging folder.
 
 use std::path::{Path, PathBuf};
 
@@ -173,72 +173,109 @@ impl Workspace {
     /// leaves creates no file beyond the new ones (issue 12's speed).
     ///
     /// 1. The record of the swaps ([`SWAP_RECORD`]: the backup folder and each staged
-    ///    folder's inode) is written in the staging folder.
+    ///    folder's inode) is written in the staging folder and flushed.
     /// 2. Each staged folder is moved to its place in the backup folder: anything that needs
-    ///    room (a full disk) fails here, before any swap, and the moved folders are taken out
-    ///    again. Everything is flushed (one syncfs).
+    ///    room (a full disk) fails here, before any swap. Everything is flushed (one syncfs).
     /// 3. Each is swapped with the live folder by `renameat2(RENAME_EXCHANGE)`, which needs no
     ///    room: the backup then holds the old folder. A folder directly in DIR (`ca`,
     ///    `servers`, `clients`) is flushed before the next swap, keeping their order on disk
     ///    (`rotate --ca`: never a CA older than what it signed); the folders holding the others
     ///    are flushed once, after the last swap.
     ///
-    /// A run killed anywhere leaves, in the backup, old folders (swapped) and new ones (not
-    /// swapped: still the staged inode); the next run removes the new ones
-    /// ([`salvage_swapped`]).
+    /// A run killed anywhere is finished by the next run that takes the lock
+    /// ([`salvage_swapped`]): from the record, it does the steps left. A step that fails here
+    /// stops the run: the folders not swapped yet are taken out of the backup (each folder
+    /// stays all-old or all-new), and a backup folder left empty is removed.
+    ///
+    /// Where DIR/backup is on another file system than DIR (a mount: backups kept on another
+    /// disk), folders cannot be renamed into it: each live folder is copied there instead
+    /// before its swap, and the old folder is deleted after it (the previous release's way).
     pub fn replace_all(&mut self, relatives: &[String]) -> Result<(), Error> {
         let backup = self.backup()?.try_clone()?;
-        let backup_name = backup
-            .path()
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        if backup.stat()?.st_dev != self.dir.stat()?.st_dev {
+            return self.replace_all_by_copy(&backup, relatives);
+        }
         let mut record = SwapRecord {
-            backup: backup_name,
+            format: 1,
+            backup: file_name(&backup),
             folders: Vec::with_capacity(relatives.len()),
         };
         for relative in relatives {
             ensure_parents(&backup, relative)?;
             let inode = self.staged(relative)?.stat()?.st_ino;
-            record.folders.push((inode, relative.clone()));
+            record.folders.push(RecordedFolder {
+                inode,
+                path: relative.clone(),
+            });
         }
         // On disk before any staged folder enters the backup: the next run must know them.
-        self.staging()
-            .write_new_file(SWAP_RECORD, record.render().as_bytes(), 0o600)?;
+        let text = serde_json::to_vec(&record)
+            .map_err(|e| Error::Failed(format!("cannot write the swap record: {e}")))?;
+        self.staging().write_new_file(SWAP_RECORD, &text, 0o600)?;
         self.staging().sync_file(SWAP_RECORD)?;
         self.staging().sync()?;
-        let moved = relatives.iter().try_for_each(|relative| {
-            let (staged_parent, name) = parent_and_name(self.staging(), relative)?;
-            let (backup_parent, backup_name) = parent_and_name(&backup, relative)?;
-            staged_parent.rename(name, &backup_parent, backup_name, RenameFlags::NOREPLACE)
-        });
-        if let Err(err) = moved.and_then(|()| self.staging().sync_filesystem()) {
+        if let Err(err) = finish_swaps(&self.dir, self.staging(), &backup, &record) {
             discard_unswapped(&backup, &record);
+            self.remove_backup_if_empty();
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// [`Workspace::replace_all`] where DIR/backup is on another file system: each live
+    /// folder is copied into the backup and flushed, then swapped with its staged folder, and
+    /// the old one (at the staged name) deleted. No record: a run killed anywhere leaves each
+    /// folder old or new, and the next run deletes its staging folder.
+    fn replace_all_by_copy(&mut self, backup: &Folder, relatives: &[String]) -> Result<(), Error> {
+        let copied = relatives.iter().try_for_each(|relative| {
+            let from = self.dir.subfolder(relative)?;
+            ensure_parents(backup, relative)?;
+            copy_tree(&from, backup, relative, &[], 0)
+        });
+        if let Err(err) = copied
+            .and_then(|()| backup.sync_filesystem())
+            .and_then(|()| self.staging().sync_filesystem())
+        {
+            self.remove_backup_if_empty();
             return Err(err);
         }
         let mut touched: Vec<Folder> = Vec::new();
         for relative in relatives {
-            let (backup_parent, name) = parent_and_name(&backup, relative)?;
+            let (staged_parent, name) = parent_and_name(self.staging(), relative)?;
             let (live_parent, live_name) = parent_and_name(&self.dir, relative)?;
-            let swapped =
-                backup_parent.rename(name, &live_parent, live_name, RenameFlags::EXCHANGE);
-            if let Err(err) = swapped {
-                discard_unswapped(&backup, &record);
-                return Err(err);
-            }
+            staged_parent.rename(name, &live_parent, live_name, RenameFlags::EXCHANGE)?;
             if !relative.contains('/') {
                 live_parent.sync()?;
             }
-            for parent in [live_parent, backup_parent] {
-                if !touched.iter().any(|t| t.path() == parent.path()) {
-                    touched.push(parent);
+            staged_parent.remove_tree(name)?;
+            if !touched.iter().any(|t| t.path() == live_parent.path()) {
+                touched.push(live_parent);
+            }
+        }
+        touched.iter().try_for_each(Folder::sync)
+    }
+
+    /// Removes this run's backup folder when nothing but empty folders is in it (a run that
+    /// failed before its first swap): it would count as a backup for `--keep-backups`.
+    fn remove_backup_if_empty(&mut self) {
+        let Some(backup) = self.backup.take() else {
+            return;
+        };
+        let name = file_name(&backup);
+        let Ok(backups) = self.dir.subfolder(store::layout::BACKUP_DIR) else {
+            return;
+        };
+        if let Ok(entries) = backup.entries() {
+            for (entry, kind) in entries {
+                if kind == FileType::Directory {
+                    let _ = backup.remove_empty_dir(&entry);
                 }
             }
         }
-        for parent in &touched {
-            parent.sync()?;
+        if backups.remove_empty_dir(&name).is_err() {
+            // Not empty: it is this run's backup still.
+            self.backup = Some(backup);
         }
-        Ok(())
     }
 
     /// Moves a staged folder to DIR/relative, which must not exist. A missing parent inside
@@ -310,6 +347,15 @@ impl Workspace {
             }
         }
         ours.sort();
+        // This run's own backup is kept whatever its name says (a clock set back gives it an
+        // older name than earlier backups), unless no backup at all is to be kept.
+        if keep > 0
+            && let Some(own) = self.backup.as_ref().map(file_name)
+            && let Some(at) = ours.iter().position(|(_, name)| *name == own)
+        {
+            let entry = ours.remove(at);
+            ours.push(entry);
+        }
         let remove = ours.len().saturating_sub(keep);
         for (_, name) in &ours[..remove] {
             backups.remove_tree(name)?;
@@ -350,6 +396,16 @@ fn parent_and_name<'a>(base: &Folder, relative: &'a str) -> Result<(Folder, &'a 
         Some((parent, name)) => Ok((base.subfolder(parent)?, name)),
         None => Ok((base.try_clone()?, relative)),
     }
+}
+
+/// Finishes, under DIR's lock, what a run that was killed left (a rotation half done, a
+/// migration), if anything: called before a command reads the CA it will sign with, so that it
+/// reads the CA the finished run put in place. Cheap when there is nothing to finish.
+pub fn finish_interrupted(dir: &Path, now: OffsetDateTime) -> Result<(), Error> {
+    if registry::needs_migration(&Folder::open(dir)?)? {
+        drop(Workspace::open(dir, now)?);
+    }
+    Ok(())
 }
 
 /// Refuses a DIR that holds no PKI, one with a symlink where dockertls writes, and one that
@@ -419,118 +475,156 @@ fn require_layout(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// The file in a staging folder recording the swaps a run is about to make (text, one line
-/// each: `dockertls swaps 1`, `backup STAMP`, `folder INODE RELATIVE`..., `end`).
-pub const SWAP_RECORD: &str = "swaps";
-const SWAP_HEADER: &str = "dockertls swaps 1";
-/// The most a record is read (1,200 leaves take about 40 KiB).
-const SWAP_RECORD_LIMIT: u64 = 4 << 20;
+/// The file in a staging folder recording the swaps a run is about to make (JSON: see
+/// [`SwapRecord`]).
+pub const SWAP_RECORD: &str = "swaps.json";
+/// The most a record is read (1,200 leaves take about 60 KiB).
+const SWAP_RECORD_LIMIT: u64 = 16 << 20;
 
-/// What a [`SWAP_RECORD`] says: the backup folder's name and each folder's relative path in
-/// DIR with the inode of its staged (new) folder.
+/// What a [`SWAP_RECORD`] says: the backup folder's name (in DIR/backup) and each folder to
+/// swap, by its path in DIR and the inode of its staged (new) folder.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SwapRecord {
+    format: u32,
     backup: String,
-    folders: Vec<(u64, String)>,
+    folders: Vec<RecordedFolder>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordedFolder {
+    inode: u64,
+    path: String,
 }
 
 impl SwapRecord {
-    fn render(&self) -> String {
-        let mut text = format!("{SWAP_HEADER}\nbackup {}\n", self.backup);
-        for (inode, relative) in &self.folders {
-            text.push_str(&format!("folder {inode} {relative}\n"));
-        }
-        text.push_str("end\n");
-        text
-    }
-
-    /// None for a record cut short (a run killed while writing it swapped nothing) or one
-    /// that is not as dockertls writes it.
-    fn parse(text: &str) -> Option<SwapRecord> {
-        let mut lines = text.split('\n');
-        if lines.next()? != SWAP_HEADER {
-            return None;
-        }
-        let backup = lines.next()?.strip_prefix("backup ")?.to_string();
-        backup_order(&backup)?;
-        let mut folders = Vec::new();
-        for line in lines {
-            if line == "end" {
-                return Some(SwapRecord { backup, folders });
-            }
-            let (inode, relative) = line.strip_prefix("folder ")?.split_once(' ')?;
-            let plain = |name: &str| {
-                !name.is_empty()
-                    && !name.starts_with('.')
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            };
-            if relative.split('/').count() > 2 || !relative.split('/').all(plain) {
-                return None;
-            }
-            folders.push((inode.parse().ok()?, relative.to_string()));
-        }
-        None
+    /// None for a record cut short (a run killed while writing it moved nothing) or one
+    /// that is not as dockertls writes it: another format, a backup name dockertls does not
+    /// make, a path that is not one or two plain names.
+    fn parse(bytes: &[u8]) -> Option<SwapRecord> {
+        let record: SwapRecord = serde_json::from_slice(bytes).ok()?;
+        backup_order(&record.backup)?;
+        let plain = |name: &str| {
+            !name.is_empty()
+                && name != "."
+                && name != ".."
+                && !name.starts_with(crate::store::STAGING_PREFIX)
+                && !name.contains('\0')
+        };
+        let ok = record.format == 1
+            && record
+                .folders
+                .iter()
+                .all(|f| f.path.split('/').count() <= 2 && f.path.split('/').all(plain));
+        ok.then_some(record)
     }
 }
 
-/// Finishes the swaps of a killed run whose staging folder `stale` (in DIR, `dir`) holds a
-/// complete [`SWAP_RECORD`]: in the backup folder it names, each folder that is still the
-/// staged one (same inode) was never swapped in, and is removed (a new key nobody uses);
-/// the others are the old folders swapped out, and stay. Called under DIR's lock, before the
-/// stale staging folder is removed; a staging folder without a complete record swapped
-/// nothing.
+/// The last name of an opened folder's path.
+fn file_name(folder: &Folder) -> String {
+    folder
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Finishes what a killed run recorded in its staging folder `stale` (in DIR, `dir`): from a
+/// complete [`SWAP_RECORD`], the staged folders still in `stale` go to the backup folder it
+/// names, then each one there that is still the staged folder (same inode) is swapped with
+/// the live folder, as the run would have done. Called under DIR's lock, before the stale
+/// staging folder is removed; a staging folder without a complete record had moved nothing.
 pub fn salvage_swapped(dir: &Folder, stale: &Folder) -> Result<(), Error> {
-    let text = match stale.read_file(SWAP_RECORD, SWAP_RECORD_LIMIT) {
-        Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
+    let bytes = match stale.read_file(SWAP_RECORD, SWAP_RECORD_LIMIT) {
+        Ok((bytes, _)) => bytes,
         Err(_) if stale.entry_stat(SWAP_RECORD)?.is_none() => return Ok(()),
         Err(err) => return Err(err),
     };
-    let Some(record) = SwapRecord::parse(&text) else {
+    let Some(record) = SwapRecord::parse(&bytes) else {
         return Ok(());
     };
-    let backup_dir = format!("{}/{}", store::layout::BACKUP_DIR, record.backup);
-    if dir.entry_stat(&backup_dir)?.is_none() {
-        return Ok(());
-    }
-    let backup = dir.subfolder(&backup_dir)?;
-    for (inode, relative) in &record.folders {
-        if let Some((parent, name)) = unswapped(&backup, *inode, relative)? {
-            parent.remove_tree(name)?;
-            parent.sync()?;
-        }
-    }
-    Ok(())
+    // Made before the record was written; made again if someone removed it since.
+    let (backups, _) = dir.ensure_dir(store::layout::BACKUP_DIR)?;
+    let (backup, _) = backups.ensure_dir(&record.backup)?;
+    finish_swaps(dir, stale, &backup, &record)
 }
 
-/// The folder holding `relative` in `backup` and its name, when it is still the staged folder
-/// `inode` (never swapped in).
-fn unswapped<'a>(
+/// The steps of [`Workspace::replace_all`] after its record: each staged folder still in
+/// `staging` is moved into `backup`; one syncfs; then each folder in `backup` that is still
+/// the staged one is swapped with the live folder (one whose live folder is gone is removed:
+/// nothing to replace).
+fn finish_swaps(
+    dir: &Folder,
+    staging: &Folder,
     backup: &Folder,
-    inode: u64,
-    relative: &'a str,
+    record: &SwapRecord,
+) -> Result<(), Error> {
+    for folder in &record.folders {
+        if let Some((parent, name)) = still_staged(staging, folder)? {
+            ensure_parents(backup, &folder.path)?;
+            let (to_parent, to_name) = parent_and_name(backup, &folder.path)?;
+            parent.rename(name, &to_parent, to_name, RenameFlags::NOREPLACE)?;
+        }
+    }
+    backup.sync_filesystem()?;
+    let mut touched: Vec<Folder> = Vec::new();
+    for folder in &record.folders {
+        let Some((backup_parent, name)) = still_staged(backup, folder)? else {
+            continue;
+        };
+        let (live_parent, live_name) = match folder.path.rsplit_once('/') {
+            Some((parent, _)) if dir.entry_stat(parent)?.is_none() => {
+                backup_parent.remove_tree(name)?;
+                continue;
+            }
+            _ => parent_and_name(dir, &folder.path)?,
+        };
+        if live_parent.entry_stat(live_name)?.is_none() {
+            backup_parent.remove_tree(name)?;
+            continue;
+        }
+        backup_parent.rename(name, &live_parent, live_name, RenameFlags::EXCHANGE)?;
+        if !folder.path.contains('/') {
+            live_parent.sync()?;
+        }
+        for parent in [live_parent, backup_parent] {
+            if !touched.iter().any(|t| t.path() == parent.path()) {
+                touched.push(parent);
+            }
+        }
+    }
+    touched.iter().try_for_each(Folder::sync)
+}
+
+/// The folder holding `folder.path` in `base` and its name, when it is there and is still the
+/// staged folder (the recorded inode): not swapped in yet.
+fn still_staged<'a>(
+    base: &Folder,
+    folder: &'a RecordedFolder,
 ) -> Result<Option<(Folder, &'a str)>, Error> {
-    if let Some((parent, _)) = relative.rsplit_once('/')
-        && backup.entry_stat(parent)?.is_none()
+    if let Some((parent, _)) = folder.path.rsplit_once('/')
+        && base.entry_stat(parent)?.is_none()
     {
         return Ok(None);
     }
-    match backup.entry_stat(relative)? {
+    match base.entry_stat(&folder.path)? {
         Some(stat)
-            if stat.st_ino == inode
+            if stat.st_ino == folder.inode
                 && FileType::from_raw_mode(stat.st_mode) == FileType::Directory =>
         {
-            Ok(Some(parent_and_name(backup, relative)?))
+            Ok(Some(parent_and_name(base, &folder.path)?))
         }
         _ => Ok(None),
     }
 }
 
 /// After a failed step of [`Workspace::replace_all`]: removes from the backup the staged
-/// folders not swapped in. Best effort: what is left is removed by the next run.
+/// folders not swapped in. Best effort: the staging folder (and its record) is removed when
+/// the run ends, so what is left here stays as new folders in the backup.
 fn discard_unswapped(backup: &Folder, record: &SwapRecord) {
-    for (inode, relative) in &record.folders {
-        if let Ok(Some((parent, name))) = unswapped(backup, *inode, relative) {
+    for folder in &record.folders {
+        if let Ok(Some((parent, name))) = still_staged(backup, folder) {
             let _ = parent.remove_tree(name);
         }
     }
@@ -585,28 +679,34 @@ mod tests {
 
     #[test]
     fn a_swap_record_counts_only_when_whole_and_plain() {
-        let whole = "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 clients/alice\nfolder 13 ca\nend\n";
-        let record = SwapRecord::parse(whole).unwrap();
-        assert_eq!(record.render(), whole);
+        let whole = r#"{"format":1,"backup":"20261130T221500Z","folders":[{"inode":12,"path":"clients/ops@example.com"},{"inode":13,"path":"ca"}]}"#;
+        let record = SwapRecord::parse(whole.as_bytes()).unwrap();
         assert_eq!(record.backup, "20261130T221500Z");
-        assert_eq!(
-            record.folders,
-            [(12, "clients/alice".to_string()), (13, "ca".to_string())]
-        );
-        // Cut anywhere before its end: the run swapped nothing.
-        for cut in 0..whole.len() - 4 {
-            assert!(SwapRecord::parse(&whole[..cut]).is_none(), "{cut}");
+        let folders: Vec<(u64, &str)> = record
+            .folders
+            .iter()
+            .map(|f| (f.inode, f.path.as_str()))
+            .collect();
+        assert_eq!(folders, [(12, "clients/ops@example.com"), (13, "ca")]);
+        assert_eq!(serde_json::to_string(&record).unwrap(), whole);
+        // Cut anywhere: the run moved nothing.
+        for cut in 0..whole.len() {
+            assert!(
+                SwapRecord::parse(&whole.as_bytes()[..cut]).is_none(),
+                "{cut}"
+            );
         }
         for bad in [
-            "dockertls swaps 2\nbackup 20261130T221500Z\nend\n",
-            "dockertls swaps 1\nbackup ../x\nend\n",
-            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 ../alice\nend\n",
-            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 clients/.x\nend\n",
-            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 a/b/c\nend\n",
-            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder x clients/a\nend\n",
-            "dockertls swaps 1\nbackup 20261130T221500Z\nfolder 12 /etc\nend\n",
+            r#"{"format":2,"backup":"20261130T221500Z","folders":[]}"#,
+            r#"{"format":1,"backup":"../x","folders":[]}"#,
+            r#"{"format":1,"backup":"20261130T221500Z","folders":[{"inode":1,"path":"../alice"}]}"#,
+            r#"{"format":1,"backup":"20261130T221500Z","folders":[{"inode":1,"path":"a/b/c"}]}"#,
+            r#"{"format":1,"backup":"20261130T221500Z","folders":[{"inode":1,"path":"/etc"}]}"#,
+            r#"{"format":1,"backup":"20261130T221500Z","folders":[{"inode":1,"path":"clients/."}]}"#,
+            r#"{"format":1,"backup":"20261130T221500Z","folders":[{"inode":-1,"path":"ca"}]}"#,
+            r#"{"format":1,"backup":"20261130T221500Z","folders":[],"more":1}"#,
         ] {
-            assert!(SwapRecord::parse(bad).is_none(), "{bad}");
+            assert!(SwapRecord::parse(bad.as_bytes()).is_none(), "{bad}");
         }
     }
 
