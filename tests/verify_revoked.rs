@@ -244,6 +244,13 @@ fn a_crl_behind_the_records_is_named_until_refreshed() {
             .contains("dockertls crl refresh"),
         "{revoked}"
     );
+    // The server folder says so too.
+    let crl = check(target(&document, &server), "crl").unwrap();
+    assert_eq!(crl["status"], "warn", "{crl}");
+    assert!(
+        crl["message"].as_str().unwrap().contains("is missing"),
+        "{crl}"
+    );
     ok(&pki, &["crl", "refresh"]);
     let document = json(&verify(&pki, "json"));
     let revoked = check(target(&document, &pki.join("clients/bob")), "revoked").unwrap();
@@ -255,6 +262,44 @@ fn a_crl_behind_the_records_is_named_until_refreshed() {
             .contains("does not list"),
         "{revoked}"
     );
+    assert_eq!(
+        check(target(&document, &server), "crl").unwrap()["status"],
+        "ok"
+    );
+}
+
+/// A removed client's folder is gone, but a server folder whose crl.pem lacks its revocation
+/// (an older list put back) lets a kept copy of its files in: the server's `crl` check names
+/// it; bob (on both lists) is not said to be missing.
+#[test]
+fn a_server_crl_lacking_a_removed_client_is_named() {
+    let (work, pki) = revoked_pki();
+    let server = common::server_folder(&pki);
+    let older = work.path().join("crl-1.pem");
+    std::fs::copy(server.join("crl.pem"), &older).unwrap();
+    let alice = serial(&pki.join("clients/alice/cert.pem"));
+    ok(&pki, &["client", "remove", "alice"]);
+    let output = verify(&pki, "text");
+    assert_eq!(output.status.code(), Some(1), "{}", streams(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("warn crl"), "{text}");
+    std::fs::remove_file(server.join("crl.pem")).unwrap();
+    std::fs::copy(&older, server.join("crl.pem")).unwrap();
+    let output = verify(&pki, "text");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{}", streams(&output));
+    let line = format!(
+        "does not list 1 of the 2 certificates the PKI records as revoked (alice (serial {alice})): the dockertls plugin on its host lets them in"
+    );
+    assert!(
+        text.contains("    warn crl: crl.pem of server ") && text.contains(&line),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: sign it again into every server folder: dockertls crl refresh"),
+        "{text}"
+    );
+    assert_eq!(text.matches("does not list").count(), 1, "{text}");
 }
 
 /// Re-issued (a new, unrevoked serial): bob reads ok again; removed: the revocation of a

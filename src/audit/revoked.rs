@@ -12,7 +12,9 @@
 //!
 //! A revoked certificate is a warning: a folder left on disk is not a defect of the PKI, but
 //! it never reads ok, since dockerd alone still accepts that certificate. A revocation of a
-//! serial that no folder holds (a removed client, a re-issued one) says nothing.
+//! serial that no folder holds (a removed client, a re-issued one) says nothing about a
+//! client; once the PKI records any, each server folder's crl.pem must list them all (check
+//! `crl`), since that is what travels to the host.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use ::time::OffsetDateTime;
 use super::{Check, Kind, Status, Target, TargetReport};
 use crate::crl::{Revocation, parse_serial};
 use crate::store::Folder;
-use crate::store::layout::{CA_CERT, CLIENTS_DIR, CRL, Pki};
+use crate::store::layout::{CA_CERT, CLIENTS_DIR, CRL, Pki, SERVERS_DIR};
 use crate::store::registry::State;
 use crate::store::state::date;
 
@@ -36,43 +38,56 @@ const MAX_READ: u64 = 16 * 1024 * 1024;
 enum Records {
     /// No state file: a PKI of the first format (or no dockertls PKI), which has none.
     None,
-    /// The state file or its revocations cannot be read: why.
-    Unreadable(String),
+    /// The state file or its revocations cannot be read: why, and what to do.
+    Unreadable(crate::error::Error),
     Read(Known),
 }
 
-/// A PKI's revocations, the servers recorded as running the plugin, and the serials each
-/// server folder's crl.pem lists (None: missing, unreadable or not signed by its ca.pem).
+/// A PKI's revocations, the servers recorded as running the plugin, and what each server
+/// folder's crl.pem says (None: missing, unreadable or not signed by its ca.pem), read only
+/// once something is revoked.
 struct Known {
     revoked: Vec<Revocation>,
     plugin_servers: Vec<String>,
-    crls: BTreeMap<String, Option<Vec<Vec<u8>>>>,
+    crls: BTreeMap<String, Option<CrlSeen>>,
 }
 
+/// What a server folder's crl.pem lists, and until when.
+struct CrlSeen {
+    serials: Vec<Vec<u8>>,
+    next_update: Option<OffsetDateTime>,
+}
+
+/// The check id on a server folder (shared with `verify --daemon-config`'s: see `authz`).
+pub const CRL_ID: &str = "crl";
+
 /// Adds the `revoked` check to each client target of a dockertls PKI in `targets` (whose
-/// reports are `reports`, in the same order), and records the revocation in the report.
+/// reports are `reports`, in the same order), and records the revocation in the report; once
+/// the PKI records a revocation, the `crl` check to each of its server folders.
 pub fn judge(targets: &[Target], reports: &mut [TargetReport], now: OffsetDateTime) {
     let mut pkis: BTreeMap<PathBuf, Records> = BTreeMap::new();
     for (target, report) in targets.iter().zip(reports.iter_mut()) {
-        if target.kind != Kind::Client {
-            continue;
-        }
-        let Some((dir, name)) = pki_of(&target.path) else {
+        let Some((dir, name)) = pki_of(&target.path, target.kind) else {
             continue;
         };
         let records = pkis.entry(dir.clone()).or_insert_with(|| read(&dir));
         let check = match records {
+            Records::Read(known) if target.kind == Kind::Server => match known.crls.get(&name) {
+                Some(seen) => judge_server(known, &name, seen.as_ref(), now),
+                None => continue,
+            },
             Records::None => continue,
+            Records::Unreadable(_) if target.kind == Kind::Server => continue,
             Records::Unreadable(why) => {
                 let mut check = Check::new(
                     ID,
                     Status::Warn,
-                    format!("whether client {name} is revoked is unknown: {why}"),
+                    format!(
+                        "whether client {name} is revoked is unknown: {}",
+                        why.message()
+                    ),
                 );
-                check.hint = Some(
-                    "restore the state file dockertls.json from DIR/backup/, or fix the value it names"
-                        .into(),
-                );
+                check.hint = why.hint_text().map(str::to_string);
                 check
             }
             Records::Read(known) => {
@@ -95,11 +110,17 @@ pub fn judge(targets: &[Target], reports: &mut [TargetReport], now: OffsetDateTi
     }
 }
 
-/// The PKI folder and client name of a client folder `DIR/clients/NAME`.
-fn pki_of(folder: &Path) -> Option<(PathBuf, String)> {
+/// The PKI folder and name of a client folder `DIR/clients/NAME` or a server folder
+/// `DIR/servers/NAME` (a CA or any other target: None).
+fn pki_of(folder: &Path, kind: Kind) -> Option<(PathBuf, String)> {
     let name = folder.file_name()?.to_str()?.to_string();
     let holders = folder.parent()?;
-    if holders.file_name()? != CLIENTS_DIR {
+    let wanted = match kind {
+        Kind::Client => CLIENTS_DIR,
+        Kind::Server => SERVERS_DIR,
+        Kind::Ca => return None,
+    };
+    if holders.file_name()? != wanted {
         return None;
     }
     let dir = holders.parent()?;
@@ -116,11 +137,11 @@ fn read(dir: &Path) -> Records {
     let state = match State::load(dir) {
         Ok(None) => return Records::None,
         Ok(Some(state)) => state,
-        Err(e) => return Records::Unreadable(e.message().to_string()),
+        Err(e) => return Records::Unreadable(e),
     };
     let record = match crate::store::authz::record(&state) {
         Ok(record) => record,
-        Err(e) => return Records::Unreadable(e.message().to_string()),
+        Err(e) => return Records::Unreadable(e),
     };
     let flag = crate::authz_policy::keys::SERVER_AUTHZ;
     let plugin_servers = state
@@ -148,9 +169,9 @@ fn read(dir: &Path) -> Records {
     })
 }
 
-/// The serials the crl.pem of the server folder `folder` lists, once its signature checks out
+/// What the crl.pem of the server folder `folder` lists, once its signature checks out
 /// against the ca.pem beside it (as the plugin reads them); None when it cannot be used.
-fn crl_serials(folder: &Path) -> Option<Vec<Vec<u8>>> {
+fn crl_serials(folder: &Path) -> Option<CrlSeen> {
     let folder = Folder::open(folder).ok()?;
     let read = |name: &str| {
         folder.entry_stat(name).ok()??;
@@ -159,12 +180,14 @@ fn crl_serials(folder: &Path) -> Option<Vec<Vec<u8>>> {
     };
     let (crl, ca) = (read(CRL)?, read(CA_CERT)?);
     let info = crate::crl::read(&crl, &ca).ok()?;
-    Some(
-        info.serials
+    Some(CrlSeen {
+        serials: info
+            .serials
             .iter()
             .filter_map(|s| parse_serial(s).ok())
             .collect(),
-    )
+        next_update: info.next_update,
+    })
 }
 
 /// The revocation of `serial` (hex, as the PKI records serials), if there is one.
@@ -202,7 +225,7 @@ fn judge_client(
     let lagging: Vec<&str> = known
         .crls
         .iter()
-        .filter(|(_, listed)| !listed.as_ref().is_some_and(|l| l.contains(&bytes)))
+        .filter(|(_, seen)| !seen.as_ref().is_some_and(|c| c.serials.contains(&bytes)))
         .map(|(server, _)| server.as_str())
         .collect();
     let head = format!(
@@ -269,6 +292,70 @@ fn reach(
     )
 }
 
+/// The `crl` check of server folder `name`: its crl.pem must list every revocation the PKI
+/// records (what the plugin on its host enforces) and be current.
+fn judge_server(known: &Known, name: &str, seen: Option<&CrlSeen>, now: OffsetDateTime) -> Check {
+    let total = known.revoked.len();
+    let refresh = format!(
+        "sign it again into every server folder: dockertls crl refresh, then put this folder on its host (dockertls deploy {name}, or install --authz there)"
+    );
+    let warn = |message: String| {
+        let mut check = Check::new(CRL_ID, Status::Warn, message);
+        check.hint = Some(refresh.clone());
+        check
+    };
+    let Some(seen) = seen else {
+        return warn(format!(
+            "crl.pem of server {name} is missing, unreadable or not signed by the ca.pem beside it, while the PKI records {total} revoked certificate{}: the dockertls plugin on its host cannot enforce them from it",
+            plural(total)
+        ));
+    };
+    let missing: Vec<&Revocation> = known
+        .revoked
+        .iter()
+        .filter(|r| parse_serial(&r.serial).is_ok_and(|b| !seen.serials.contains(&b)))
+        .collect();
+    if !missing.is_empty() {
+        // At most five named: the message stays one readable line.
+        let mut named: Vec<String> = missing
+            .iter()
+            .take(5)
+            .map(|r| format!("{} (serial {})", r.name, r.serial))
+            .collect();
+        if missing.len() > 5 {
+            named.push(format!("{} more", missing.len() - 5));
+        }
+        return warn(format!(
+            "crl.pem of server {name} does not list {} of the {total} certificates the PKI records as revoked ({}): the dockertls plugin on its host lets them in",
+            missing.len(),
+            named.join(", ")
+        ));
+    }
+    match seen.next_update {
+        Some(next) if next < now => warn(format!(
+            "crl.pem of server {name} is past its nextUpdate ({}): it still revokes the {total} certificate{} it lists, but the plugin and verify --daemon-config warn",
+            date(next),
+            plural(total)
+        )),
+        Some(next) => Check::new(
+            CRL_ID,
+            Status::Ok,
+            format!(
+                "crl.pem lists the {total} certificate{} the PKI records as revoked, current until {}",
+                plural(total),
+                date(next)
+            ),
+        ),
+        None => warn(format!(
+            "crl.pem of server {name} has no nextUpdate: no one can tell whether it is current"
+        )),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +376,13 @@ mod tests {
             plugin_servers: plugin.iter().map(|s| s.to_string()).collect(),
             crls: crls
                 .iter()
-                .map(|(s, l)| (s.to_string(), l.map(|l| vec![l.to_vec()])))
+                .map(|(s, l)| {
+                    let seen = l.map(|l| CrlSeen {
+                        serials: vec![l.to_vec()],
+                        next_update: Some(datetime!(2026-12-30 0:00 UTC)),
+                    });
+                    (s.to_string(), seen)
+                })
                 .collect(),
         }
     }
@@ -368,16 +461,72 @@ mod tests {
     }
 
     #[test]
+    fn a_server_crl_must_list_every_recorded_revocation_and_be_current() {
+        let now = datetime!(2026-12-01 0:00 UTC);
+        let seen = |serials: &[&[u8]], next| CrlSeen {
+            serials: serials.iter().map(|s| s.to_vec()).collect(),
+            next_update: Some(next),
+        };
+        let later = datetime!(2026-12-30 0:00 UTC);
+        let known = known(&[], &[]);
+        let full = judge_server(
+            &known,
+            "web",
+            Some(&seen(&[&[10, 11], &[255, 238]], later)),
+            now,
+        );
+        assert_eq!(
+            (full.id, full.status),
+            (CRL_ID, Status::Ok),
+            "{}",
+            full.message
+        );
+        let behind = judge_server(&known, "web", Some(&seen(&[&[10, 11]], later)), now);
+        assert_eq!(behind.status, Status::Warn);
+        assert!(behind.message.contains("does not list 1 of the 2 certificates the PKI records as revoked (gone (serial ffee))"), "{}", behind.message);
+        assert!(behind.hint.unwrap().contains("dockertls crl refresh"));
+        let missing = judge_server(&known, "web", None, now);
+        assert!(
+            missing
+                .message
+                .contains("is missing, unreadable or not signed"),
+            "{}",
+            missing.message
+        );
+        let stale = judge_server(
+            &known,
+            "web",
+            Some(&seen(
+                &[&[10, 11], &[255, 238]],
+                now - ::time::Duration::days(1),
+            )),
+            now,
+        );
+        assert_eq!(stale.status, Status::Warn);
+        assert!(
+            stale.message.contains("past its nextUpdate (2026-11-30)"),
+            "{}",
+            stale.message
+        );
+    }
+
+    #[test]
     fn only_folders_under_clients_belong_to_a_pki() {
         assert_eq!(
-            pki_of(Path::new("/p/clients/bob")),
+            pki_of(Path::new("/p/clients/bob"), Kind::Client),
             Some((PathBuf::from("/p"), "bob".into()))
         );
         assert_eq!(
-            pki_of(Path::new("clients/bob")),
+            pki_of(Path::new("clients/bob"), Kind::Client),
             Some((PathBuf::from("."), "bob".into()))
         );
-        assert_eq!(pki_of(Path::new("/p/servers/bob")), None);
-        assert_eq!(pki_of(Path::new("bob")), None);
+        assert_eq!(
+            pki_of(Path::new("/p/servers/web"), Kind::Server),
+            Some((PathBuf::from("/p"), "web".into()))
+        );
+        assert_eq!(pki_of(Path::new("/p/servers/bob"), Kind::Client), None);
+        assert_eq!(pki_of(Path::new("/p/clients/bob"), Kind::Server), None);
+        assert_eq!(pki_of(Path::new("/p/ca"), Kind::Ca), None);
+        assert_eq!(pki_of(Path::new("bob"), Kind::Client), None);
     }
 }
