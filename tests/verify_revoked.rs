@@ -93,7 +93,7 @@ fn a_revoked_client_folder_never_reads_ok_in_text() {
         format!("    warn revoked: client bob's certificate (serial {bob}) was revoked on ");
     let at = text.find(&warning).unwrap_or_else(|| panic!("{text}"));
     let rest = &text[at..];
-    assert!(rest.contains("(key-compromise)"), "{text}");
+    assert!(rest.contains("(reason key-compromise)"), "{text}");
     // No server records the plugin: the line says dockerd alone still lets bob in.
     assert!(
         rest.contains("no server of this PKI is recorded as running it"),

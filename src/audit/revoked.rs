@@ -249,7 +249,7 @@ fn judge_client(
         .map(|(server, _)| server.as_str())
         .collect();
     let head = format!(
-        "client {name}'s certificate (serial {serial}) was revoked on {} ({})",
+        "client {name}'s certificate (serial {serial}) was revoked on {} (reason {})",
         date(revocation.at),
         revocation.reason.name()
     );
@@ -421,7 +421,7 @@ mod tests {
         assert_eq!(check.status, Status::Warn);
         assert!(
             check.message.contains(
-                "client bob's certificate (serial 0A:0B) was revoked on 2026-11-30 (key-compromise)"
+                "client bob's certificate (serial 0A:0B) was revoked on 2026-11-30 (reason key-compromise)"
             ),
             "{}",
             check.message
