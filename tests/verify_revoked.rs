@@ -384,3 +384,39 @@ fn a_pki_of_the_first_format_verifies_as_before() {
     assert!(!metrics.contains("revoked"), "{metrics}");
     assert!(tree_diff(&before, &files(&pki)).is_empty());
 }
+
+/// 40 days on, the 30-day list is past its nextUpdate: the server folder warns (it still
+/// revokes bob, who stays a warning too).
+#[test]
+fn a_server_crl_past_its_next_update_warns() {
+    let Some(faketime) = find_tool("faketime", "runs verify 40 days on") else {
+        return;
+    };
+    let (_work, pki) = revoked_pki();
+    let output = Command::new(faketime)
+        .args(["-f", "+40d"])
+        .arg(env!("CARGO_BIN_EXE_dockertls"))
+        .args(["verify", "--format", "json"])
+        .arg(&pki)
+        .output()
+        .unwrap();
+    let document = json(&output);
+    let server = common::server_folder(&pki);
+    let crl = check(target(&document, &server), "crl").unwrap();
+    assert_eq!(crl["status"], "warn", "{crl}");
+    assert!(
+        crl["message"]
+            .as_str()
+            .unwrap()
+            .contains("is past its nextUpdate"),
+        "{crl}"
+    );
+    assert!(
+        crl["hint"]
+            .as_str()
+            .unwrap()
+            .contains("dockertls crl refresh")
+    );
+    let bob = target(&document, &pki.join("clients/bob"));
+    assert_eq!(check(bob, "revoked").unwrap()["status"], "warn");
+}
