@@ -135,6 +135,9 @@ pub fn render(clients: &BTreeMap<String, String>, roles: &BTreeMap<String, Custo
 /// The state file's top-level keys this module owns (beside fleet-core's `servers` and
 /// `clients`; each client's role is its entry's `"role"`).
 pub mod keys {
+    /// A server entry's `"authz": true`: a `deploy --authz` put the plugin on its host (set by
+    /// `deploy`; `verify` reads it to say where a revocation is enforced).
+    pub const SERVER_AUTHZ: &str = "authz";
     /// `[{"serial", "name", "at", "reason"}]`: what the CRL lists.
     pub const REVOKED: &str = "revoked";
     /// `[{"serial", "name", "revoke_after"}]`: `rotate --revoke-old`'s pending revocations.

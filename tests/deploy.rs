@@ -982,4 +982,24 @@ fn deploy_authz_puts_the_plugin_in_place_and_later_deploys_keep_its_crl_current(
     let again = deploy(&dir, &sshd, &["docker1.test"]);
     assert!(again.status.success(), "{}", streams(&again));
     assert_eq!(crl(), ours(), "the host has the list that revokes bob");
+    // revoked2: verify of the PKI warns about bob's folder and names the server the plugin
+    // runs on, as this deploy --authz recorded it.
+    let verify = common::run_in(&dir, &["verify", "--format", "json"]);
+    let document: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let bob = document["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("clients/bob"))
+        })
+        .unwrap_or_else(|| panic!("{}", streams(&verify)));
+    assert_eq!(bob["status"], "warn", "{bob}");
+    assert!(
+        bob.to_string()
+            .contains("the dockertls plugin refuses it on server docker1.test"),
+        "{bob}"
+    );
 }

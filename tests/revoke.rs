@@ -453,7 +453,8 @@ fn remove_under_an_expired_ca_still_removes_and_says_it_did_not_revoke() {
 }
 
 /// A PKI made by dockertls before many servers (format 1): the first revocation migrates it,
-/// then lists the certificate in the one server folder.
+/// then lists the certificate in the one server folder; verify then warns about bob's folder
+/// (revoked, still there) and nothing else.
 #[test]
 fn revoke_on_a_pki_of_the_first_format() {
     let work = tempfile::tempdir().unwrap();
@@ -466,7 +467,24 @@ fn revoke_on_a_pki_of_the_first_format() {
     let folders = server_dirs(&pki);
     assert_eq!(folders.len(), 1);
     assert_eq!(listed(&folders[0]), Some(vec![bob]));
-    common::verify_ok(&pki);
+    let output = run_in(&pki, &["verify", "--warn-days", "0", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", streams(&output));
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for target in document["targets"].as_array().unwrap() {
+        let revoked = target["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("clients/bob"));
+        let expected = if revoked { "warn" } else { "ok" };
+        assert_eq!(target["status"], expected, "{target}");
+        for check in target["checks"].as_array().unwrap() {
+            let expected = if revoked && check["id"] == "revoked" {
+                "warn"
+            } else {
+                "ok"
+            };
+            assert_eq!(check["status"], expected, "{check}");
+        }
+    }
 }
 
 /// An encrypted CA key: the passphrase file unlocks it; without it (and no terminal) the

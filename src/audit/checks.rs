@@ -18,12 +18,13 @@ use super::material::{self, KeyError, KeyFile, PublicOfPrivate};
 use super::{Check, Kind, Options, Status, Target, TargetReport};
 
 /// The check ids, in report order.
-pub const IDS: [&str; 17] = [
+pub const IDS: [&str; 18] = [
     "files",
     "parse",
     "ca",
     "chain",
     "validity",
+    "revoked",
     "key-match",
     "key-usage",
     "ext-key-usage",
@@ -305,6 +306,8 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         subject: None,
         not_after: None,
         days_left: None,
+        serial: None,
+        revocation: None,
         checks: Vec::new(),
     };
 
@@ -347,6 +350,12 @@ pub fn audit(target: &Target, options: &Options) -> TargetReport {
         let not_after = leaf.validity().not_after.to_datetime();
         report.not_after = Some(not_after);
         report.days_left = Some(days_between(options.now, not_after));
+        report.serial = Some(
+            leaf.raw_serial()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        );
         check_cert(target, leaf, &cas, key.as_ref(), options, &mut findings);
         note_two_roles(target, leaf, &mut findings);
     }

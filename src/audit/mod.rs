@@ -9,6 +9,8 @@ pub mod material;
 // eco (issue 14): verify --format prometheus.
 pub mod prometheus;
 pub mod report;
+// Issue 13 follow-up: a client whose certificate the PKI has revoked.
+pub mod revoked;
 
 use std::path::PathBuf;
 
@@ -55,6 +57,10 @@ pub struct TargetReport {
     pub subject: Option<String>,
     pub not_after: Option<::time::OffsetDateTime>,
     pub days_left: Option<i64>,
+    /// The certificate's serial number, lower-case hex of its DER bytes (as the PKI records it).
+    pub serial: Option<String>,
+    /// The PKI's record of this certificate's revocation, when it is revoked (see `revoked`).
+    pub revocation: Option<crate::crl::Revocation>,
     pub checks: Vec<Check>,
 }
 

@@ -148,6 +148,8 @@ mod tests {
             subject: Some("x".into()),
             not_after: Some(::time::macros::datetime!(2027-01-01 0:00 UTC)),
             days_left: Some(31),
+            serial: None,
+            revocation: None,
             checks,
         }
     }

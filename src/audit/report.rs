@@ -25,7 +25,7 @@ pub fn json(reports: &[TargetReport]) -> serde_json::Value {
     let targets: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| {
-            json!({
+            let mut target = json!({
                 "path": r.path.display().to_string(),
                 "kind": r.kind.name(),
                 "status": r.status().name(),
@@ -33,7 +33,16 @@ pub fn json(reports: &[TargetReport]) -> serde_json::Value {
                 "not_after": r.not_after.map(rfc3339),
                 "days_left": r.days_left,
                 "checks": r.checks.iter().map(Check::json).collect::<Vec<_>>(),
-            })
+            });
+            // Only on a revoked certificate: other targets read as they always have.
+            if let Some(revocation) = &r.revocation {
+                target["revoked"] = json!({
+                    "serial": revocation.serial,
+                    "at": rfc3339(revocation.at),
+                    "reason": revocation.reason.name(),
+                });
+            }
+            target
         })
         .collect();
     json!({
@@ -82,5 +91,15 @@ pub fn text(reports: &[TargetReport], colour: bool) -> String {
         count(Status::Warn),
         count(Status::Fail)
     ));
+    let revoked = reports.iter().filter(|r| r.revocation.is_some()).count();
+    if revoked > 0 {
+        out.insert_str(
+            out.len() - 1,
+            &format!(
+                "; {revoked} revoked client certificate{}",
+                if revoked == 1 { "" } else { "s" }
+            ),
+        );
+    }
     out
 }

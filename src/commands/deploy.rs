@@ -21,7 +21,7 @@ const PROBE_WAIT: Duration = Duration::from_secs(15);
 const REMOTE_ROOT_KEY: &str = "remote-root";
 /// The state file's key, in a server's entry, set once it was deployed with `--authz`: later
 /// deploys (`deploy --all` from a timer) keep installing its CRL and policy.
-const AUTHZ_KEY: &str = "authz";
+const AUTHZ_KEY: &str = crate::authz_policy::keys::SERVER_AUTHZ;
 /// The most hosts deployed at once.
 const MAX_JOBS: i64 = 64;
 

@@ -29,6 +29,8 @@ pub fn run(dir: &Path, args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result
         .par_iter()
         .map(|t| checks::audit(t, &options))
         .collect();
+    // Issue 13 follow-up: a client folder of a dockertls PKI whose certificate is revoked.
+    crate::audit::revoked::judge(&found.targets, &mut reports, options.now);
     if let Some(config) = &args.daemon_config {
         match audit_daemon_config(config, &options) {
             Ok(report) => reports.push(report),
@@ -161,6 +163,8 @@ fn audit_daemon_config(config: &Path, options: &Options) -> Result<TargetReport,
         subject: None,
         not_after: None,
         days_left: None,
+        serial: None,
+        revocation: None,
         checks: findings.into_checks(),
     };
     if let Some(folder) = config.parent() {
