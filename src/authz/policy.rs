@@ -166,7 +166,7 @@ pub fn parse_policy(bytes: &[u8]) -> Result<Policy, String> {
         let mut rules = Vec::with_capacity(role.allow.len());
         for rule in role.allow {
             let parsed = Rule::parse(&rule.method, &rule.path)
-                .map_err(|why| format!("role '{name}': {why}"))?;
+                .map_err(|why| format!("role '{}': {why}", crate::escape::value(&name)))?;
             rules.push(parsed);
         }
         roles.insert(name, Role::Allow(rules));

@@ -32,7 +32,7 @@ impl Target {
         let bad = |why: &str| {
             Error::refused(format!(
                 "host '{}': {why}",
-                crate::escape::field(text)
+                crate::escape::value(text)
             ))
             .hint("give [USER@]HOST[:PORT], e.g. root@docker1.example.com or admin@[2001:db8::1]:2222")
         };
@@ -141,7 +141,7 @@ impl SshOption {
         let bad = |why: &str| {
             Error::refused(format!(
                 "--ssh-option '{}': {why}",
-                crate::escape::field(text)
+                crate::escape::value(text)
             ))
             .hint("give one ssh option as Key=Value, e.g. --ssh-option IdentityFile=~/.ssh/deploy_ed25519 (ssh_config(5) lists them)")
         };

@@ -277,7 +277,7 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
             if !seen.insert(key.clone()) {
                 return Err(serde::de::Error::custom(format!(
                     "names the key \"{}\" twice in one object: which one holds is unclear",
-                    crate::escape::field(&key)
+                    crate::escape::value(&key)
                 )));
             }
             map.next_value::<NoDuplicateKeys>()?;
@@ -289,7 +289,7 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
 /// Checks a server name: one path component (it names the folder servers/NAME) of letters,
 /// digits, '.', '_' and '-', at most 64, not starting with '.' or '-'. `flag` names the value.
 pub fn parse_server_name(flag: &str, input: &str) -> Result<String, Error> {
-    let shown = input.escape_default().to_string();
+    let shown = crate::escape::value(input);
     let why = |reason: &str| Error::Refused(format!("{flag} '{shown}': {reason}"));
     if input.is_empty() {
         return Err(Error::Refused(format!(
