@@ -214,7 +214,8 @@ fn load(
     what: &str,
     findings: &mut Findings,
 ) -> Option<Loaded> {
-    let name = path.display();
+    // A path read from daemon.json may be anything: cut beyond PATH_MAX (escape::path).
+    let name = crate::escape::path(path);
     let flags =
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
     let opened = match (folder, path.file_name()) {
