@@ -174,8 +174,12 @@ fn field<T: serde::de::DeserializeOwned + Default>(
 ) -> Result<T, String> {
     match object.get(key) {
         None => Ok(T::default()),
-        Some(value) => serde_json::from_value(value.clone())
-            .map_err(|e| format!("its \"{key}\" is not what dockertls writes ({e})")),
+        Some(value) => serde_json::from_value(value.clone()).map_err(|e| {
+            format!(
+                "its \"{key}\" is not what dockertls writes ({})",
+                crate::escape::quoted_values(&e.to_string())
+            )
+        }),
     }
 }
 

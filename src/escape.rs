@@ -101,6 +101,40 @@ pub fn value(text: &str) -> String {
     cut(text, VALUE_KEEP, text.len())
 }
 
+/// A library's message that quotes the value it refused (serde_json says ``unknown variant
+/// `aaa...`, expected `here` `` or ``invalid type: string "aaa..."``): each quoted run (between
+/// backquotes, or double quotes with `\"` inside) is cut as a [`value`] when it is longer than
+/// [`VALUE_KEEP`] bytes; the rest is kept, escaped as [`field`].
+pub fn quoted_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        out.push_str(&field(&rest[..=open]));
+        let inside = &rest[open + 1..];
+        let mut escaped = false;
+        let close = inside.char_indices().find_map(|(i, c)| {
+            let end = c as u32 == u32::from(quote) && !escaped;
+            escaped = quote == b'"' && c == '\\' && !escaped;
+            end.then_some(i)
+        });
+        let (quoted, after) = match close {
+            Some(i) => (&inside[..i], &inside[i..]),
+            None => (inside, ""),
+        };
+        out.push_str(&value(quoted));
+        match after.split_at_checked(1) {
+            Some((closing, next)) => {
+                out.push_str(closing);
+                rest = next;
+            }
+            None => rest = "",
+        }
+    }
+    out.push_str(&field(rest));
+    out
+}
+
 /// `text` escaped as [`field`]; when the escaped text is longer than `keep` characters, its
 /// first whole escapes and characters that fit in `keep`, then `... (N bytes)`.
 fn cut(text: &str, keep: usize, bytes: usize) -> String {
@@ -258,6 +292,35 @@ mod tests {
             format!("/{}... ({} bytes)", "d".repeat(79), PATH_MAX + 1)
         );
         assert_eq!(path(std::path::Path::new("/tmp/\x1bx")), "/tmp/\\u001bx");
+    }
+
+    #[test]
+    fn a_librarys_message_keeps_its_words_and_cuts_the_values_it_quotes() {
+        let long = "a".repeat(100_000);
+        let cut = format!("{}... (100000 bytes)", "a".repeat(80));
+        assert_eq!(
+            quoted_values(&format!(
+                "unknown variant `{long}`, expected `here` or `elsewhere`"
+            )),
+            format!("unknown variant `{cut}`, expected `here` or `elsewhere`")
+        );
+        assert_eq!(
+            quoted_values(&format!(
+                "invalid type: string \"x\\\"{long}\", expected u64 at line 1"
+            )),
+            format!(
+                "invalid type: string \"x\\\"{}... (100003 bytes)\", expected u64 at line 1",
+                "a".repeat(77)
+            )
+        );
+        // No closing quote: the rest is the value.
+        assert_eq!(
+            quoted_values(&format!("bad `{long}")),
+            format!("bad `{cut}")
+        );
+        let short = "expected `a`, \"b\" or `c` at line 1 column 2";
+        assert_eq!(quoted_values(short), short);
+        assert_eq!(quoted_values("ESC `\x1b` here"), "ESC `\\u001b` here");
     }
 
     #[test]

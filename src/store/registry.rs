@@ -142,7 +142,8 @@ impl State {
             .map_err(|e| not_ours(format!("is not valid JSON ({e})")))?;
         // serde_json keeps the last of two equal keys: a second "servers" or "format" would
         // silently hide the first (and drop it on the next rewrite).
-        serde_json::from_slice::<NoDuplicateKeys>(bytes).map_err(|e| not_ours(e.to_string()))?;
+        serde_json::from_slice::<NoDuplicateKeys>(bytes)
+            .map_err(|e| not_ours(crate::escape::quoted_values(&e.to_string())))?;
         match value.get("format").and_then(Value::as_u64) {
             Some(FORMAT) => {}
             Some(newer) if newer > FORMAT => {
@@ -154,8 +155,13 @@ impl State {
             }
             _ => return Err(not_ours(format!("has no \"format\": {FORMAT}"))),
         }
-        let state: State = serde_json::from_value(value)
-            .map_err(|e| not_ours(format!("is not a dockertls state file ({e})")))?;
+        let state: State = serde_json::from_value(value).map_err(|e| {
+            // serde quotes the value it refused, which may be 100 KB: cut.
+            not_ours(format!(
+                "is not a dockertls state file ({})",
+                crate::escape::quoted_values(&e.to_string())
+            ))
+        })?;
         for name in state.servers.keys() {
             parse_server_name("server", name).map_err(|e| not_ours(e.message().to_string()))?;
         }
