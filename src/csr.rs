@@ -257,7 +257,7 @@ fn public_key(
                 other => {
                     return refuse(format!(
                         "an ECDSA key on the curve {}",
-                        crate::escape::value(&other)
+                        crate::escape::value(other)
                     ));
                 }
             }
