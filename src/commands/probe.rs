@@ -170,8 +170,8 @@ fn to_text(outcome: &probe::Report, colour: bool) -> String {
     if let Some(version) = &outcome.daemon_version {
         out.push_str(&format!(
             "  daemon    Docker {}, API {}\n",
-            field(version),
-            field(outcome.api_version.as_deref().unwrap_or("?"))
+            crate::escape::value(version),
+            crate::escape::value(outcome.api_version.as_deref().unwrap_or("?"))
         ));
     }
     for check in outcome.checks.iter().filter(|c| c.status != Status::Ok) {
