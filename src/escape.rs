@@ -101,6 +101,16 @@ pub fn value(text: &str) -> String {
     cut(text, VALUE_KEEP, text.len())
 }
 
+/// How many characters of another program's message (ssh's, dockerd's, the docker CLI's, a
+/// daemon's HTTP answer) a message keeps: a sentence with its reason, not a 100 KB line.
+pub const EXCERPT_KEEP: usize = 300;
+
+/// Another program's message or answer inside ours: escaped as [`field`], and cut after
+/// [`EXCERPT_KEEP`] characters as [`value`] cuts.
+pub fn excerpt(text: &str) -> String {
+    cut(text, EXCERPT_KEEP, text.len())
+}
+
 /// A library's message that quotes the value it refused (serde_json says ``unknown variant
 /// `aaa...`, expected `here` `` or ``invalid type: string "aaa..."``): each quoted run (between
 /// backquotes, or double quotes with `\"` inside) is cut as a [`value`] when it is longer than
@@ -247,6 +257,12 @@ mod tests {
         );
         assert_eq!(value(""), "");
         assert_eq!(value("docker1.example.com"), "docker1.example.com");
+        let answer = "ssh: connect to host docker1.example.com port 22: Connection refused";
+        assert_eq!(excerpt(answer), answer);
+        assert_eq!(
+            excerpt(&"x".repeat(100_000)),
+            format!("{}... (100000 bytes)", "x".repeat(EXCERPT_KEEP))
+        );
     }
 
     #[test]

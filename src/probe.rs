@@ -885,15 +885,9 @@ fn record_handshake(outcome: &mut Report, progress: &Progress, requested: bool) 
     }
 }
 
-/// The start of a server's answer, for a message (escaped when printed).
+/// The start of a server's answer, for a message: escaped and cut (escape::excerpt).
 fn excerpt(body: &[u8]) -> String {
-    const SHOWN: usize = 200;
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
+    crate::escape::excerpt(String::from_utf8_lossy(body).trim())
 }
 
 /// How every message about the deadline starts.

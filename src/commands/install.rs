@@ -386,7 +386,7 @@ fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     }
     Err(Error::Refused(format!(
         "dockerd --validate refuses the merged daemon.json: {}",
-        text.trim()
+        crate::escape::excerpt(text.trim())
     )))
 }
 

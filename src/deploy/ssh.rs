@@ -304,7 +304,7 @@ impl Ssh {
             return Err(Error::refused(format!(
                 "ssh refuses the options for {}: {}",
                 self.target.display(),
-                why.trim().lines().next().unwrap_or("no reason given")
+                crate::escape::excerpt(why.trim().lines().next().unwrap_or("no reason given"))
             ))
             .hint("check --ssh-option and ~/.ssh/config"));
         }
@@ -389,6 +389,8 @@ pub fn connection_error(target: &Target, stderr: &str) -> Error {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
         .unwrap_or("no reason given");
+    // The remote's answer: a sentence, cut when it is a 100 KB line.
+    let first = crate::escape::excerpt(first);
     if stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
         return Error::failed(format!(
             "the host key of {host} has changed: it may be another machine (or a man in the middle); nothing was sent"

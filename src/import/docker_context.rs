@@ -66,13 +66,12 @@ fn run(docker: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
 
 /// The CLI's complaint, first line only (it may echo a path; the caller's message is escaped).
 fn complaint(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message")
-        .chars()
-        .take(300)
-        .collect()
+    crate::escape::excerpt(
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message"),
+    )
 }
 
 /// Whether the docker CLI (this user's) has a context `name`.
