@@ -404,3 +404,30 @@ fn install_cuts_long_values_read_from_daemon_json_and_the_unit() {
         assert_eq!(tree_diff(&before, &snapshot(work.path())), "", "{what}");
     }
 }
+
+#[test]
+fn verify_cuts_a_certificates_long_subject() {
+    let work = private_tempdir();
+    let folder = work.path().join("certs");
+    std::fs::create_dir(&folder).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationalUnitName, "u".repeat(20_000));
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    for file in ["ca.pem", "cert.pem"] {
+        std::fs::write(folder.join(file), cert.pem()).unwrap();
+    }
+    std::fs::write(folder.join("key.pem"), key.serialize_pem()).unwrap();
+    let before = tree(work.path());
+    let output = dockertls().arg("verify").arg(&folder).output().unwrap();
+    assert_short_lines(&output, "a 20 KB subject");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("OU=uuuu"),
+        "{}",
+        common::streams(&output)
+    );
+    assert_eq!(tree_diff(&before, &tree(work.path())), "");
+}
