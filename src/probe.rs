@@ -1383,7 +1383,10 @@ fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Rep
         );
     }
     let fix = "ca.pem and the daemon's certificate come from different CAs: use the ca.pem of the CA that signed the daemon's certificate, or re-issue the daemon's certificate from this CA and restart dockerd";
-    if client.ca_subjects.contains(&issuer) {
+    let same_name = client.ca_subjects.contains(&issuer);
+    // The daemon's certificate's issuer: cut when long (escape::excerpt).
+    let issuer = crate::escape::excerpt(&issuer);
+    if same_name {
         format!(
             "the daemon's certificate is not signed by the CA in {ca_path}: it names the same issuer ({issuer}) but another key signed it (a CA re-created under the same name); {fix}"
         )

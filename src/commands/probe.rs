@@ -154,8 +154,9 @@ fn to_text(outcome: &probe::Report, colour: bool) -> String {
     if let Some(server) = &outcome.server_cert {
         out.push_str(&format!(
             "  server    {}, issued by {}, expires {}\n",
-            field(&server.subject),
-            field(&server.issuer),
+            // The daemon's names: cut when long (escape::excerpt), as every answer is.
+            crate::escape::excerpt(&server.subject),
+            crate::escape::excerpt(&server.issuer),
             server.not_after.date()
         ));
         out.push_str(&format!(
