@@ -43,7 +43,8 @@ pub fn check_role_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "role '{name}' is not a role name: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit"
+            "role '{}' is not a role name: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or a digit",
+            crate::escape::value(name)
         ))
     }
 }
@@ -56,6 +57,7 @@ pub fn is_builtin(name: &str) -> bool {
 /// Parses a rule as `--allow` takes it: `METHOD /path/pattern`.
 pub fn parse_rule(text: &str) -> Result<Rule, String> {
     let mut words = text.split_whitespace();
+    let text = crate::escape::value(text);
     let (Some(method), Some(path), None) = (words.next(), words.next(), words.next()) else {
         return Err(format!(
             "--allow '{text}' is not METHOD /path: give a method and a path pattern, e.g. 'GET /containers/**'"
@@ -63,7 +65,8 @@ pub fn parse_rule(text: &str) -> Result<Rule, String> {
     };
     if !METHODS.contains(&method) {
         return Err(format!(
-            "--allow '{text}': '{method}' is not a method a rule can name (GET, HEAD, POST, PUT, DELETE or *, upper case)"
+            "--allow '{text}': '{}' is not a method a rule can name (GET, HEAD, POST, PUT, DELETE or *, upper case)",
+            crate::escape::value(method)
         ));
     }
     check_pattern(path).map_err(|why| format!("--allow '{text}': {why}"))?;
@@ -174,8 +177,12 @@ fn field<T: serde::de::DeserializeOwned + Default>(
 ) -> Result<T, String> {
     match object.get(key) {
         None => Ok(T::default()),
-        Some(value) => serde_json::from_value(value.clone())
-            .map_err(|e| format!("its \"{key}\" is not what dockertls writes ({e})")),
+        Some(value) => serde_json::from_value(value.clone()).map_err(|e| {
+            format!(
+                "its \"{key}\" is not what dockertls writes ({})",
+                crate::escape::quoted_values(&e.to_string())
+            )
+        }),
     }
 }
 
@@ -205,9 +212,7 @@ fn check_entries(
             serde_json::Value::String(text) => text.clone(),
             other => other.to_string(),
         };
-        let short: String = text.chars().take(64).collect();
-        let more = if short.len() < text.len() { "..." } else { "" };
-        format!("{}{more}", crate::escape::field(&short))
+        crate::escape::value(&text)
     };
     for (n, entry) in entries.iter().enumerate() {
         let at = |k: &str| entry.get(k).unwrap_or(&serde_json::Value::Null);
@@ -423,7 +428,7 @@ impl Record {
             {
                 return Err(format!(
                     "clients '{other}' and '{name}' have certificates with the same CN '{}' but different roles ({other_role}, {role}): the authorization plugin knows a client only by its CN",
-                    crate::escape::field(&cn)
+                    crate::escape::value(&cn)
                 ));
             }
             by_cn.insert(cn, (name.clone(), role.clone()));

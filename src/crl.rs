@@ -117,7 +117,12 @@ pub fn parse_serial(text: &str) -> Result<Vec<u8>, String> {
         })
         .flatten()
         .filter(|bytes| bytes.len() <= 21);
-    bytes.ok_or_else(|| format!("serial '{text}' is not a certificate serial in hex"))
+    bytes.ok_or_else(|| {
+        format!(
+            "serial '{}' is not a certificate serial in hex",
+            crate::escape::value(text)
+        )
+    })
 }
 
 /// Signs CRL number `number` listing `revoked`, valid from `now` for [`CRL_DAYS`] days (never

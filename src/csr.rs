@@ -213,9 +213,10 @@ fn check(source: &str, request: &X509CertificationRequest<'_>) -> Result<Csr, St
             ParsedCriAttribute::ChallengePassword(_) => csr
                 .requests
                 .push("a challenge password attribute".to_string()),
-            ParsedCriAttribute::UnsupportedAttribute => csr
-                .requests
-                .push(format!("the attribute {}", attribute.oid.to_id_string())),
+            ParsedCriAttribute::UnsupportedAttribute => csr.requests.push(format!(
+                "the attribute {}",
+                crate::escape::value(&attribute.oid.to_id_string())
+            )),
         }
     }
     Ok(csr)
@@ -253,7 +254,12 @@ fn public_key(
                     (&rcgen::PKCS_ECDSA_P256_SHA256, false, "ECDSA P-256".into())
                 }
                 "1.3.132.0.34" => (&rcgen::PKCS_ECDSA_P384_SHA384, false, "ECDSA P-384".into()),
-                other => return refuse(format!("an ECDSA key on the curve {other}")),
+                other => {
+                    return refuse(format!(
+                        "an ECDSA key on the curve {}",
+                        crate::escape::value(other)
+                    ));
+                }
             }
         }
         _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
@@ -261,7 +267,10 @@ fn public_key(
         }
         _ => {
             let oid = spki.algorithm.algorithm.to_id_string();
-            return refuse(format!("a key of the algorithm {oid}"));
+            return refuse(format!(
+                "a key of the algorithm {}",
+                crate::escape::value(&oid)
+            ));
         }
     };
     let key = PublicKey {
@@ -309,7 +318,11 @@ fn read_extension(extension: &X509Extension<'_>, csr: &mut Csr) {
             .filter(|(asked, _)| *asked)
             .map(|(_, name)| name.to_string())
             .collect();
-            asked.extend(eku.other.iter().map(|oid| oid.to_id_string()));
+            asked.extend(
+                eku.other
+                    .iter()
+                    .map(|oid| crate::escape::value(&oid.to_id_string())),
+            );
             requests.push(format!("the extended key usage {}", asked.join(", ")));
         }
         ParsedExtension::SubjectKeyIdentifier(_) => {
@@ -317,7 +330,7 @@ fn read_extension(extension: &X509Extension<'_>, csr: &mut Csr) {
         }
         _ => requests.push(format!(
             "the extension {}{}",
-            extension.oid.to_id_string(),
+            crate::escape::value(&extension.oid.to_id_string()),
             if extension.critical {
                 " (critical)"
             } else {
@@ -332,7 +345,7 @@ fn general_name(name: &GeneralName<'_>) -> Result<Address, String> {
     match name {
         GeneralName::DNSName(dns) => names::parse_address("DNS SAN", dns)
             .map(|parsed| parsed.address)
-            .map_err(|why| format!("DNS:{dns} ({why})")),
+            .map_err(|why| format!("DNS:{} ({why})", crate::escape::value(dns))),
         GeneralName::IPAddress(bytes) => match bytes.len() {
             4 => Ok(Address::Ip(IpAddr::from(
                 <[u8; 4]>::try_from(*bytes).unwrap_or_default(),
@@ -345,9 +358,12 @@ fn general_name(name: &GeneralName<'_>) -> Result<Address, String> {
             }
             n => Err(format!("an IP address of {n} bytes")),
         },
-        GeneralName::RFC822Name(mail) => Err(format!("email:{mail}")),
-        GeneralName::URI(uri) => Err(format!("URI:{uri}")),
-        other => Err(format!("a SAN of another kind ({other})")),
+        GeneralName::RFC822Name(mail) => Err(format!("email:{}", crate::escape::value(mail))),
+        GeneralName::URI(uri) => Err(format!("URI:{}", crate::escape::value(uri))),
+        other => Err(format!(
+            "a SAN of another kind ({})",
+            crate::escape::value(&other.to_string())
+        )),
     }
 }
 
@@ -373,13 +389,13 @@ pub fn decide(csr: &Csr, cn: &str, operator_sans: &[Address], accept_csr_sans: b
         let subject = if csr.subject.is_empty() {
             "an empty subject".to_string()
         } else {
-            format!("the subject {}", csr.subject)
+            format!("the subject {}", crate::escape::value(&csr.subject))
         };
         dropped.push(format!("{subject} (the certificate says CN={cn})"));
     } else if csr.subject != format!("CN={cn}") {
         dropped.push(format!(
             "the subject {} beyond its CN (the certificate says CN={cn})",
-            csr.subject
+            crate::escape::value(&csr.subject)
         ));
     }
     let new_sans: Vec<&Address> = csr.sans.iter().filter(|a| !sans.contains(a)).collect();

@@ -69,7 +69,10 @@ pub fn parse_daemon_host(entry: &str, tls: bool) -> Result<Listener, String> {
         "unix" => {
             let path = rest.strip_prefix("unix://").unwrap_or(rest);
             if path.contains("://") {
-                return Err(format!("Invalid proto, expected unix: {path}"));
+                return Err(format!(
+                    "Invalid proto, expected unix: {}",
+                    crate::escape::value(path)
+                ));
             }
             Ok(Listener::Unix(if path.is_empty() {
                 DEFAULT_UNIX_SOCKET.into()
@@ -86,11 +89,15 @@ pub fn parse_daemon_host(entry: &str, tls: bool) -> Result<Listener, String> {
                 Ok(Listener::Fd(rest.into()))
             } else {
                 Err(format!(
-                    "failed to parse systemd fd address: should be a number: {rest}"
+                    "failed to parse systemd fd address: should be a number: {}",
+                    crate::escape::value(rest)
                 ))
             }
         }
-        _ => Err(format!("Invalid bind address format: {host}")),
+        _ => Err(format!(
+            "Invalid bind address format: {}",
+            crate::escape::value(host)
+        )),
     }
 }
 
@@ -105,7 +112,10 @@ fn parse_tcp(try_addr: &str) -> Result<Listener, String> {
     }
     let addr = try_addr.strip_prefix("tcp://").unwrap_or(try_addr);
     if addr.contains("://") || addr.is_empty() {
-        return Err(format!("Invalid proto, expected tcp: {try_addr}"));
+        return Err(format!(
+            "Invalid proto, expected tcp: {}",
+            crate::escape::value(try_addr)
+        ));
     }
     let mut addr = addr.to_string();
     if addr.ends_with("]:") {
@@ -114,7 +124,12 @@ fn parse_tcp(try_addr: &str) -> Result<Listener, String> {
     let (host_port, path) = parse_url_host_and_path(&addr)?;
     let (host, port) = split_host_port(&host_port)
         .or_else(|_| split_host_port(&join_host_port(&host_port, "2375")))
-        .map_err(|_| format!("Invalid bind address format: {try_addr}"))?;
+        .map_err(|_| {
+            format!(
+                "Invalid bind address format: {}",
+                crate::escape::value(try_addr)
+            )
+        })?;
     let host = if host.is_empty() {
         DEFAULT_HTTP_HOST.to_string()
     } else {
@@ -124,20 +139,23 @@ fn parse_tcp(try_addr: &str) -> Result<Listener, String> {
     // dockerd keeps a path ("tcp://h:2376/x") and then fails to listen on "h:2376/x".
     if !path.is_empty() {
         return Err(format!(
-            "listen tcp: address {}{path}: unknown port",
-            join_host_port(&host, &port)
+            "listen tcp: address {}: unknown port",
+            crate::escape::value(&format!("{}{path}", join_host_port(&host, &port)))
         ));
     }
     // The url parser lets only digits through; Go's Listen refuses a port over 65535.
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("listen tcp: address {port}: invalid port"))?;
+    let port = port.parse::<u16>().map_err(|_| {
+        format!(
+            "listen tcp: address {}: invalid port",
+            crate::escape::value(&port)
+        )
+    })?;
     Ok(Listener::Tcp { host, port })
 }
 
 /// `url.Parse("tcp://" + addr)`: the decoded `host[:port]` and path, or Go's refusal.
 fn parse_url_host_and_path(addr: &str) -> Result<(String, String), String> {
-    let quoted = format!("parse \"tcp://{addr}\"");
+    let quoted = format!("parse \"tcp://{}\"", crate::escape::value(addr));
     let (before_fragment, fragment) = addr.split_once('#').unwrap_or((addr, ""));
     if before_fragment.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err(format!(
@@ -183,7 +201,10 @@ fn parse_url_host(host: &str) -> Result<String, String> {
         };
         let colon_port = &host[end + 1..];
         if !valid_optional_port(colon_port) {
-            return Err(format!("invalid port \"{colon_port}\" after host"));
+            return Err(format!(
+                "invalid port \"{}\" after host",
+                crate::escape::value(colon_port)
+            ));
         }
         // An IPv6 zone ("[fe80::1%25eth0]") is decoded by laxer rules.
         if let Some(zone) = host[..end].find("%25") {
@@ -194,7 +215,10 @@ fn parse_url_host(host: &str) -> Result<String, String> {
     } else if let Some(i) = host.rfind(':') {
         let colon_port = &host[i..];
         if !valid_optional_port(colon_port) {
-            return Err(format!("invalid port \"{colon_port}\" after host"));
+            return Err(format!(
+                "invalid port \"{}\" after host",
+                crate::escape::value(colon_port)
+            ));
         }
     }
     unescape(host, Mode::Host)

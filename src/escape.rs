@@ -9,6 +9,14 @@
 //! `\u202e` (a UTF-16 pair above U+FFFF): visible on a terminal, and inside a JSON document the
 //! same value again. serde_json escapes only C0, so JSON output needs this as well: a raw U+009B
 //! (8-bit CSI) or U+202E would otherwise pass through it.
+//!
+//! Long values are cut in messages (review item m9): a value echoed in an `error:` or `warning:`
+//! line (an argument, a file's contents, a server's answer) keeps its first [`VALUE_KEEP`]
+//! characters, then says how long it was: `aaaa... (100000 bytes)`. Operators read these lines
+//! in terminals and journals, where a 100 KB line hides the reason. Paths are kept whole up to
+//! [`PATH_MAX`] bytes (the kernel refuses a longer one, so a real path is never cut); a longer
+//! one is cut like a value. As a last guard, [`print_stderr_line`] cuts the middle of a line
+//! longer than [`LINE_MAX`] bytes, keeping its head (what) and its tail (why).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -37,12 +45,17 @@ fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
         if !is_dangerous(c) || keep(c) {
             out.push(c);
         } else {
-            for unit in c.encode_utf16(&mut [0; 2]) {
-                let _ = write!(out, "\\u{unit:04x}");
-            }
+            push_escaped(&mut out, c);
         }
     }
     Cow::Owned(out)
+}
+
+/// Appends `c` as its JSON escape (a UTF-16 pair above U+FFFF).
+fn push_escaped(out: &mut String, c: char) {
+    for unit in c.encode_utf16(&mut [0; 2]) {
+        let _ = write!(out, "\\u{unit:04x}");
+    }
 }
 
 /// One value inside a line (a name, a path, a subject, a server's answer): every control
@@ -58,9 +71,124 @@ pub fn text(text: &str) -> Cow<'_, str> {
     escape_with(text, |c| c == '\n' || c == '\t')
 }
 
-/// A path as one escaped field (paths may hold any byte but `/` and NUL).
+/// A path as one escaped field (paths may hold any byte but `/` and NUL), kept whole up to
+/// [`PATH_MAX`] bytes and cut as a [`value`] beyond.
 pub fn path(path: &std::path::Path) -> String {
-    field(&path.to_string_lossy()).into_owned()
+    let text = path.to_string_lossy();
+    if path.as_os_str().len() <= PATH_MAX {
+        field(&text).into_owned()
+    } else {
+        cut(&text, VALUE_KEEP, path.as_os_str().len())
+    }
+}
+
+/// How many characters of a value a message keeps (an escape such as `\u001b` counts as its
+/// six characters): enough to recognise a host name, a client name or a flag's argument.
+pub const VALUE_KEEP: usize = 80;
+
+/// The longest path a message keeps whole, in bytes: Linux's PATH_MAX (the kernel refuses a
+/// longer path with ENAMETOOLONG, so no path that names a file is ever cut).
+pub const PATH_MAX: usize = 4096;
+
+/// The longest line [`print_stderr_line`] prints whole, in bytes; longer lines lose their middle.
+/// Above two whole paths and a message, far below what hides a reason from a reader.
+pub const LINE_MAX: usize = 16 * 1024;
+
+/// A value inside a message line (a flag's argument, a name, a value read from a file, a
+/// server's answer): escaped as [`field`], and cut after [`VALUE_KEEP`] characters, never
+/// inside an escape or a character, followed by `... (N bytes)` with the value's whole length.
+pub fn value(text: &str) -> String {
+    cut(text, VALUE_KEEP, text.len())
+}
+
+/// How many characters of another program's message (ssh's, dockerd's, the docker CLI's, a
+/// daemon's HTTP answer) a message keeps: a sentence with its reason, not a 100 KB line.
+pub const EXCERPT_KEEP: usize = 300;
+
+/// Another program's message or answer inside ours: escaped as [`field`], and cut after
+/// [`EXCERPT_KEEP`] characters as [`value`] cuts.
+pub fn excerpt(text: &str) -> String {
+    cut(text, EXCERPT_KEEP, text.len())
+}
+
+/// A library's message that quotes the value it refused (serde_json says ``unknown variant
+/// `aaa...`, expected `here` `` or ``invalid type: string "aaa..."``): each quoted run (between
+/// backquotes, or double quotes with `\"` inside) is cut as a [`value`] when it is longer than
+/// [`VALUE_KEEP`] bytes; the rest is kept, escaped as [`field`].
+pub fn quoted_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        out.push_str(&field(&rest[..=open]));
+        let inside = &rest[open + 1..];
+        let mut escaped = false;
+        let close = inside.char_indices().find_map(|(i, c)| {
+            let end = c as u32 == u32::from(quote) && !escaped;
+            escaped = quote == b'"' && c == '\\' && !escaped;
+            end.then_some(i)
+        });
+        let (quoted, after) = match close {
+            Some(i) => (&inside[..i], &inside[i..]),
+            None => (inside, ""),
+        };
+        out.push_str(&value(quoted));
+        match after.split_at_checked(1) {
+            Some((closing, next)) => {
+                out.push_str(closing);
+                rest = next;
+            }
+            None => rest = "",
+        }
+    }
+    out.push_str(&field(rest));
+    out
+}
+
+/// `text` escaped as [`field`]; when the escaped text is longer than `keep` characters, its
+/// first whole escapes and characters that fit in `keep`, then `... (N bytes)`.
+fn cut(text: &str, keep: usize, bytes: usize) -> String {
+    let mut out = String::new();
+    let mut kept = 0;
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.clear();
+        if is_dangerous(c) {
+            push_escaped(&mut piece, c);
+        } else {
+            piece.push(c);
+        }
+        let width = piece.chars().count();
+        if kept + width > keep {
+            let _ = write!(out, "... ({bytes} bytes)");
+            return out;
+        }
+        kept += width;
+        out.push_str(&piece);
+    }
+    out
+}
+
+/// `line` whole when it is at most [`LINE_MAX`] bytes; otherwise its head and its tail, each
+/// cut at a character boundary, around a note of how many bytes were left out.
+fn bound_line(line: &str) -> Cow<'_, str> {
+    if line.len() <= LINE_MAX {
+        return Cow::Borrowed(line);
+    }
+    let half = LINE_MAX / 2;
+    let head_end = (0..=half)
+        .rev()
+        .find(|&i| line.is_char_boundary(i))
+        .unwrap_or(0);
+    let tail_start = (line.len() - half..line.len())
+        .find(|&i| line.is_char_boundary(i))
+        .unwrap_or(line.len());
+    Cow::Owned(format!(
+        "{} ... ({} bytes left out) ... {}",
+        &line[..head_end],
+        tail_start - head_end,
+        &line[tail_start..]
+    ))
 }
 
 /// Writes text or a JSON document to stdout, escaped as [`text`].
@@ -68,9 +196,10 @@ pub fn print_stdout(rendered: &str) {
     let _ = std::io::stdout().write_all(text(rendered).as_bytes());
 }
 
-/// Writes one message line to stderr, escaped as [`text`] (a message may carry a `hint:` line).
+/// Writes one message line to stderr, escaped as [`text`] (a message may carry a `hint:` line),
+/// its middle cut when it is longer than [`LINE_MAX`] bytes.
 pub fn print_stderr_line(message: &str) {
-    let mut line = text(message).into_owned();
+    let mut line = bound_line(&text(message)).into_owned();
     line.push('\n');
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
@@ -111,6 +240,115 @@ mod tests {
                     .all(|e| e == '\n' || e == '\t' || !is_dangerous(e))
             );
         }
+    }
+
+    #[test]
+    fn a_long_value_is_cut_after_its_first_characters_with_its_length() {
+        let long = "a".repeat(100_000);
+        assert_eq!(
+            value(&long),
+            format!("{}... (100000 bytes)", "a".repeat(80))
+        );
+        // Exactly at the limit: whole, no note; one more: cut.
+        assert_eq!(value(&"b".repeat(VALUE_KEEP)), "b".repeat(VALUE_KEEP));
+        assert_eq!(
+            value(&"b".repeat(VALUE_KEEP + 1)),
+            format!("{}... (81 bytes)", "b".repeat(80))
+        );
+        assert_eq!(value(""), "");
+        assert_eq!(value("docker1.example.com"), "docker1.example.com");
+        let answer = "ssh: connect to host docker1.example.com port 22: Connection refused";
+        assert_eq!(excerpt(answer), answer);
+        assert_eq!(
+            excerpt(&"x".repeat(100_000)),
+            format!("{}... (100000 bytes)", "x".repeat(EXCERPT_KEEP))
+        );
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character_or_an_escape() {
+        // 79 ASCII, then a 3-byte character: it fits as the 80th character, whole.
+        let text = format!("{}日{}", "x".repeat(79), "y".repeat(10));
+        assert_eq!(
+            value(&text),
+            format!("{}日... ({} bytes)", "x".repeat(79), text.len())
+        );
+        // 78 ASCII, then ESC (6 characters escaped): it does not fit, and is left out whole.
+        let text = format!("{}\x1b[2J{}", "x".repeat(78), "y".repeat(10));
+        assert_eq!(
+            value(&text),
+            format!("{}... ({} bytes)", "x".repeat(78), text.len())
+        );
+        // 68 ASCII, then a tag character (a 12-character UTF-16 pair): exactly fits.
+        let text = format!("{}\u{e0041}z", "x".repeat(68));
+        assert_eq!(
+            value(&text),
+            format!("{}\\udb40\\udc41... ({} bytes)", "x".repeat(68), text.len())
+        );
+        // Escapes count as what they print: 80 characters of escapes is 13 ESCs, then cut.
+        let cut = value(&"\x1b".repeat(20));
+        assert_eq!(cut, format!("{}... (20 bytes)", "\\u001b".repeat(13)));
+        for c in ['é', '日', '🦀', '\u{9b}', '\u{202e}'] {
+            for n in 70..90 {
+                let text = format!("{}{}", "a".repeat(n), c.to_string().repeat(20));
+                let shown = value(&text);
+                assert!(shown.chars().all(|c| !is_dangerous(c)), "{shown}");
+                assert!(shown.chars().count() <= VALUE_KEEP + 30, "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn paths_are_whole_up_to_path_max_and_cut_beyond() {
+        let whole = std::path::PathBuf::from(format!("/{}", "d".repeat(PATH_MAX - 1)));
+        assert_eq!(path(&whole), whole.to_string_lossy());
+        let long = std::path::PathBuf::from(format!("/{}", "d".repeat(PATH_MAX)));
+        assert_eq!(
+            path(&long),
+            format!("/{}... ({} bytes)", "d".repeat(79), PATH_MAX + 1)
+        );
+        assert_eq!(path(std::path::Path::new("/tmp/\x1bx")), "/tmp/\\u001bx");
+    }
+
+    #[test]
+    fn a_librarys_message_keeps_its_words_and_cuts_the_values_it_quotes() {
+        let long = "a".repeat(100_000);
+        let cut = format!("{}... (100000 bytes)", "a".repeat(80));
+        assert_eq!(
+            quoted_values(&format!(
+                "unknown variant `{long}`, expected `here` or `elsewhere`"
+            )),
+            format!("unknown variant `{cut}`, expected `here` or `elsewhere`")
+        );
+        assert_eq!(
+            quoted_values(&format!(
+                "invalid type: string \"x\\\"{long}\", expected u64 at line 1"
+            )),
+            format!(
+                "invalid type: string \"x\\\"{}... (100003 bytes)\", expected u64 at line 1",
+                "a".repeat(77)
+            )
+        );
+        // No closing quote: the rest is the value.
+        assert_eq!(
+            quoted_values(&format!("bad `{long}")),
+            format!("bad `{cut}")
+        );
+        let short = "expected `a`, \"b\" or `c` at line 1 column 2";
+        assert_eq!(quoted_values(short), short);
+        assert_eq!(quoted_values("ESC `\x1b` here"), "ESC `\\u001b` here");
+    }
+
+    #[test]
+    fn a_line_too_long_keeps_its_head_and_its_tail() {
+        let short = format!("error: {}", "v".repeat(LINE_MAX - 7));
+        assert!(matches!(bound_line(&short), Cow::Borrowed(_)));
+        let line = format!("error: --x '{}': the reason", "日".repeat(100_000));
+        let bounded = bound_line(&line);
+        assert!(bounded.len() <= LINE_MAX + 64, "{}", bounded.len());
+        assert!(bounded.starts_with("error: --x '日"));
+        assert!(bounded.ends_with("日': the reason"));
+        assert!(bounded.contains(" bytes left out) ... "));
     }
 
     #[test]

@@ -62,6 +62,23 @@ fn run(cli: cli::Cli) -> Result<Outcome, Error> {
     if !normal.as_os_str().is_empty() {
         cli.dir = normal;
     }
+    // No path longer than PATH_MAX names a file (the kernel refuses it): said here, with the
+    // value cut, before any command echoes it whole.
+    let uses_dir = !matches!(
+        cli.command,
+        cli::Command::Completions(_)
+            | cli::Command::Man(_)
+            | cli::Command::Request(_)
+            | cli::Command::Authz(_)
+    );
+    if uses_dir && cli.dir.as_os_str().len() > escape::PATH_MAX {
+        return Err(Error::refused(format!(
+            "--dir {}: longer than {} bytes, the most a path can be",
+            escape::path(&cli.dir),
+            escape::PATH_MAX
+        ))
+        .hint("give the PKI folder's path (DOCKERTLS_DIR sets it too)"));
+    }
     let passphrase_file = cli.ca_passphrase_file.as_deref();
     match &cli.command {
         cli::Command::Init(args) => commands::init::run(&cli.dir, args, passphrase_file, now),
@@ -181,6 +198,28 @@ fn print_usage_error(err: &clap::Error) {
         .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
         .filter(|line| !line.is_empty())
         .collect();
-    // clap quotes the offending argument, which may hold control characters.
-    escape::print_stderr_line(&message.join(" "));
+    // clap quotes the offending argument, which may hold control characters, and may be long:
+    // each long argument clap names is cut (escape::value), the rest escaped when printed.
+    let mut line = message.join(" ");
+    for quoted in clap_values(err) {
+        if quoted.len() > escape::VALUE_KEEP {
+            line = line.replace(quoted.as_str(), &escape::value(&quoted));
+        }
+    }
+    escape::print_stderr_line(&line);
+}
+
+/// The arguments and values a clap error quotes (the bad value, the unknown flag or subcommand).
+fn clap_values(err: &clap::Error) -> Vec<String> {
+    let mut values = Vec::new();
+    for (_, value) in err.context() {
+        match value {
+            ContextValue::String(text) => values.push(text.clone()),
+            ContextValue::Strings(texts) => values.extend(texts.iter().cloned()),
+            _ => {}
+        }
+    }
+    // The longest first, so a value holding a shorter one is cut whole.
+    values.sort_by_key(|text| std::cmp::Reverse(text.len()));
+    values
 }

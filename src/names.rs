@@ -57,7 +57,9 @@ pub struct ParsedAddress {
 
 /// Parses what a user gave to `--host` or `--allow` (named by `flag` in messages).
 pub fn parse_address(flag: &str, input: &str) -> Result<ParsedAddress, String> {
-    let why = |reason: String| format!("{flag} '{input}': {reason}");
+    // The value is cut in messages (a 100 KB argument would hide the reason).
+    let shown = crate::escape::value(input);
+    let why = |reason: String| format!("{flag} '{shown}': {reason}");
     if input.is_empty() {
         return Err(format!("{flag} is empty: give a DNS name or an IP address"));
     }
@@ -67,7 +69,9 @@ pub fn parse_address(flag: &str, input: &str) -> Result<ParsedAddress, String> {
     if let Some((scheme, rest)) = input.split_once("://") {
         let bare = rest.split(['/', ':']).next().unwrap_or_default();
         return Err(why(format!(
-            "is a URL ({scheme}://); pass the bare name or IP: {flag} {bare} (the port goes in --listen)"
+            "is a URL ({}://); pass the bare name or IP: {flag} {} (the port goes in --listen)",
+            crate::escape::value(scheme),
+            crate::escape::value(bare)
         )));
     }
     // "[::1]" is a common way to write an IPv6 address; "[::1]:2376" carries a port.
@@ -76,7 +80,8 @@ pub fn parse_address(flag: &str, input: &str) -> Result<ParsedAddress, String> {
             Some((inner, "")) => inner,
             Some((inner, _)) => {
                 return Err(why(format!(
-                    "includes a port; pass the bare address: {flag} {inner} (the port goes in --listen)"
+                    "includes a port; pass the bare address: {flag} {} (the port goes in --listen)",
+                    crate::escape::value(inner)
                 )));
             }
             None => return Err(why("has '[' without a closing ']'".into())),
@@ -94,7 +99,8 @@ pub fn parse_address(flag: &str, input: &str) -> Result<ParsedAddress, String> {
     if let Some((host, port)) = input.rsplit_once(':') {
         if !host.contains(':') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
             return Err(why(format!(
-                "includes a port; pass the bare name: {flag} {host} (the port goes in --listen)"
+                "includes a port; pass the bare name: {flag} {} (the port goes in --listen)",
+                crate::escape::value(host)
             )));
         }
         return Err(why("is not a valid IP address or DNS name".into()));
@@ -143,7 +149,8 @@ fn parse_dns_name(input: &str) -> Result<String, String> {
     }
     if let Some(bare) = input.strip_suffix('.') {
         return Err(format!(
-            "ends with a dot, which Go's TLS refuses; pass {bare}"
+            "ends with a dot, which Go's TLS refuses; pass {}",
+            crate::escape::value(bare)
         ));
     }
     if input.len() > 253 {
@@ -182,7 +189,8 @@ pub const CLIENT_NAME_MAX: usize = 64;
 
 /// Checks a client name: the certificate's CN and one safe path component (`clients/NAME`).
 pub fn parse_client_name(input: &str) -> Result<String, String> {
-    let why = |reason: &str| format!("--client '{input}': {reason}");
+    let shown = crate::escape::value(input);
+    let why = |reason: &str| format!("--client '{shown}': {reason}");
     if input.is_empty() {
         return Err("--client is empty: give a user name such as alice".into());
     }
@@ -204,8 +212,7 @@ pub fn parse_client_name(input: &str) -> Result<String, String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
     {
         return Err(format!(
-            "--client '{}': '{}' is not allowed (letters, digits, '.', '_', '-', '@')",
-            input.escape_default(),
+            "--client '{shown}': '{}' is not allowed (letters, digits, '.', '_', '-', '@')",
             bad.escape_default()
         ));
     }

@@ -142,7 +142,8 @@ pub fn check_keep(flag: &str, keep: i64) -> Result<usize, Error> {
 /// The message of [`check_days`], also for an answer that is not a number.
 pub fn days_message(flag: &str, input: &str, min: i64) -> String {
     format!(
-        "{flag} {input}: give a whole number of days from {min} to {MAX_DAYS} (100 years; more is refused as a likely typo)"
+        "{flag} {}: give a whole number of days from {min} to {MAX_DAYS} (100 years; more is refused as a likely typo)",
+        crate::escape::value(input)
     )
 }
 
@@ -315,14 +316,15 @@ fn selected_servers(inputs: &[String]) -> Result<Vec<String>, Error> {
 }
 
 pub fn parse_listen(input: &str) -> Result<SocketAddr, Error> {
+    let shown = crate::escape::value(input);
     let listen: SocketAddr = input.parse().map_err(|_| {
         Error::Refused(format!(
-            "--listen '{input}': not an ADDR:PORT such as 0.0.0.0:2376 or [::]:2376"
+            "--listen '{shown}': not an ADDR:PORT such as 0.0.0.0:2376 or [::]:2376"
         ))
     })?;
     if listen.port() == 0 {
         return Err(Error::Refused(format!(
-            "--listen '{input}': port 0 is not a port clients can dial (Docker's TLS port is 2376)"
+            "--listen '{shown}': port 0 is not a port clients can dial (Docker's TLS port is 2376)"
         )));
     }
     Ok(listen)
@@ -339,10 +341,11 @@ fn check_install_dir(path: &Path) -> Result<PathBuf, Error> {
 /// character, quote or backslash; one trailing `/` is dropped. `what` names the value in the
 /// message.
 pub fn check_absolute_path(what: &str, path: &Path) -> Result<PathBuf, String> {
+    // Kept whole up to PATH_MAX, escaped (escape::path).
+    let shown = crate::escape::path(path);
     let Some(text) = path.to_str() else {
         return Err(format!(
-            "{what} '{}': not valid UTF-8; give a path such as /etc/docker/tls",
-            path.to_string_lossy().escape_default()
+            "{what} '{shown}': not valid UTF-8; give a path such as /etc/docker/tls"
         ));
     };
     if text
@@ -350,13 +353,12 @@ pub fn check_absolute_path(what: &str, path: &Path) -> Result<PathBuf, String> {
         .any(|c| c.is_control() || c == '"' || c == '\\')
     {
         return Err(format!(
-            "{what} '{}': contains a control character, a quote or a backslash; give a plain path such as /etc/docker/tls",
-            text.escape_default()
+            "{what} '{shown}': contains a control character, a quote or a backslash; give a plain path such as /etc/docker/tls"
         ));
     }
     if !text.starts_with('/') {
         return Err(format!(
-            "{what} '{text}': must be an absolute path on the daemon host, such as /etc/docker/tls"
+            "{what} '{shown}': must be an absolute path on the daemon host, such as /etc/docker/tls"
         ));
     }
     // One trailing '/' names the same folder: dropped (as `init` always did).
@@ -375,13 +377,13 @@ pub fn check_absolute_path(what: &str, path: &Path) -> Result<PathBuf, String> {
     };
     if parts.contains(&"..") {
         return Err(format!(
-            "{what} '{text}': has a '..' component, which a link could send elsewhere; give the path without it, such as /etc/docker/tls"
+            "{what} '{shown}': has a '..' component, which a link could send elsewhere; give the path without it, such as /etc/docker/tls"
         ));
     }
     if text != "/" && parts.iter().any(|p| p.is_empty() || *p == ".") {
         return Err(format!(
-            "{what} '{text}': has an empty or '.' component (// or /./); write it as {}",
-            clean(&parts)
+            "{what} '{shown}': has an empty or '.' component (// or /./); write it as {}",
+            crate::escape::path(Path::new(&clean(&parts)))
         ));
     }
     Ok(PathBuf::from(text))
@@ -391,9 +393,10 @@ pub fn check_absolute_path(what: &str, path: &Path) -> Result<PathBuf, String> {
 /// have meanings: accept plain paths only.
 pub fn check_dockerd(path: &Path) -> Result<PathBuf, Error> {
     let text = path.to_string_lossy();
+    let shown = crate::escape::path(path);
     if !path.is_absolute() {
         return Err(Error::Refused(format!(
-            "--dockerd '{text}': must be an absolute path, such as /usr/bin/dockerd"
+            "--dockerd '{shown}': must be an absolute path, such as /usr/bin/dockerd"
         )));
     }
     if let Some(bad) = text
@@ -401,8 +404,7 @@ pub fn check_dockerd(path: &Path) -> Result<PathBuf, Error> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+')))
     {
         return Err(Error::Refused(format!(
-            "--dockerd '{}': '{}' is not allowed in the ExecStart= path (letters, digits, / . _ - + only)",
-            text.escape_default(),
+            "--dockerd '{shown}': '{}' is not allowed in the ExecStart= path (letters, digits, / . _ - + only)",
             bad.escape_default()
         )));
     }

@@ -44,9 +44,10 @@ impl Endpoint {
     /// DNS name, an IPv4 address, or an IPv6 address in brackets. Anything else is refused: a
     /// probe of another address than the one meant would report on the wrong daemon.
     pub fn parse(input: &str) -> Result<Endpoint, String> {
+        let shown = crate::escape::value(input);
         let bad = |why: &str| {
             format!(
-                "'{input}' {why}: give the daemon as tcp://HOST:PORT (e.g. tcp://daemon.example.com:2376 or tcp://[2001:db8::1]:2376)"
+                "'{shown}' {why}: give the daemon as tcp://HOST:PORT (e.g. tcp://daemon.example.com:2376 or tcp://[2001:db8::1]:2376)"
             )
         };
         if input.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -55,7 +56,8 @@ impl Endpoint {
         let Some(rest) = input.strip_prefix("tcp://") else {
             return Err(match input.split_once("://") {
                 Some((scheme, _)) => bad(&format!(
-                    "is not a TCP address ({scheme}://: unix sockets and ssh:// have no TLS to probe)"
+                    "is not a TCP address ({}://: unix sockets and ssh:// have no TLS to probe)",
+                    crate::escape::value(scheme)
                 )),
                 None => bad("has no tcp:// in front"),
             });
@@ -74,14 +76,18 @@ impl Endpoint {
             let (inside, after) = inside
                 .split_once(']')
                 .ok_or_else(|| bad("has '[' without a closing ']'"))?;
-            let ip: Ipv6Addr = inside
-                .parse()
-                .map_err(|_| bad(&format!("has '{inside}' in brackets, not an IPv6 address")))?;
+            let ip: Ipv6Addr = inside.parse().map_err(|_| {
+                bad(&format!(
+                    "has '{}' in brackets, not an IPv6 address",
+                    crate::escape::value(inside)
+                ))
+            })?;
             let port = match after {
                 "" => None,
                 _ => Some(after.strip_prefix(':').ok_or_else(|| {
                     bad(&format!(
-                        "has '{after}' after ']' where only :PORT may follow"
+                        "has '{}' after ']' where only :PORT may follow",
+                        crate::escape::value(after)
                     ))
                 })?),
             };
@@ -105,7 +111,8 @@ impl Endpoint {
                 _ if port.is_empty() => return Err(bad("has ':' but no port after it")),
                 _ if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 => {
                     return Err(bad(&format!(
-                        "has '{port}' where the port goes, not a number"
+                        "has '{}' where the port goes, not a number",
+                        crate::escape::value(port)
                     )));
                 }
                 Ok(n @ 1..=65535) => n as u16,
@@ -129,15 +136,16 @@ fn check_host(host: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("has no host name".into());
     }
+    let shown = crate::escape::value(host);
     if host.parse::<Ipv4Addr>().is_ok() {
         return Ok(());
     }
     if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(format!("has '{host}', not an IPv4 address"));
+        return Err(format!("has '{shown}', not an IPv4 address"));
     }
     if !host.is_ascii() {
         return Err(format!(
-            "has '{host}', not ASCII: write an international name in its xn-- form"
+            "has '{shown}', not ASCII: write an international name in its xn-- form"
         ));
     }
     if host.len() > 253
@@ -151,12 +159,12 @@ fn check_host(host: &str) -> Result<(), String> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
     {
-        return Err(format!("has '{host}', not a valid host name"));
+        return Err(format!("has '{shown}', not a valid host name"));
     }
     // The TLS name rules add one: the last label may not look like a number ("a.0x1f").
     if rustls::pki_types::DnsName::try_from(host).is_err() {
         return Err(format!(
-            "has '{host}', not a valid host name (its last label looks like a number)"
+            "has '{shown}', not a valid host name (its last label looks like a number)"
         ));
     }
     Ok(())
@@ -877,15 +885,9 @@ fn record_handshake(outcome: &mut Report, progress: &Progress, requested: bool) 
     }
 }
 
-/// The start of a server's answer, for a message (escaped when printed).
+/// The start of a server's answer, for a message: escaped and cut (escape::excerpt).
 fn excerpt(body: &[u8]) -> String {
-    const SHOWN: usize = 200;
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
+    crate::escape::excerpt(String::from_utf8_lossy(body).trim())
 }
 
 /// How every message about the deadline starts.
@@ -1381,7 +1383,10 @@ fn issuer_mismatch(presented: Option<&[u8]>, client: &ClientFiles, outcome: &Rep
         );
     }
     let fix = "ca.pem and the daemon's certificate come from different CAs: use the ca.pem of the CA that signed the daemon's certificate, or re-issue the daemon's certificate from this CA and restart dockerd";
-    if client.ca_subjects.contains(&issuer) {
+    let same_name = client.ca_subjects.contains(&issuer);
+    // The daemon's certificate's issuer: cut when long (escape::excerpt).
+    let issuer = crate::escape::excerpt(&issuer);
+    if same_name {
         format!(
             "the daemon's certificate is not signed by the CA in {ca_path}: it names the same issuer ({issuer}) but another key signed it (a CA re-created under the same name); {fix}"
         )

@@ -54,10 +54,20 @@ pub fn overrides(
         hint: format!(
             "for docker-py, run it without the variable (env {} ...), or append the CA to that bundle: cat {} >> {}",
             unset.join(" "),
-            shell_quote(&ca_pem.to_string_lossy()),
-            shell_quote(&bundle.to_string_lossy())
+            quoted(ca_pem),
+            quoted(bundle)
         ),
     })
+}
+
+/// A path quoted for the hint's command line; one longer than PATH_MAX names no file (the
+/// kernel refuses it), and is shown cut as in messages instead.
+fn quoted(path: &Path) -> String {
+    if path.as_os_str().len() > crate::escape::PATH_MAX {
+        crate::escape::path(path)
+    } else {
+        shell_quote(&path.to_string_lossy())
+    }
 }
 
 /// The certificates (DER) in a PEM file, read up to [`MAX_BUNDLE`]; none when it cannot be

@@ -57,7 +57,8 @@ pub fn open_regular_or_pipe(path: &Path) -> Result<(File, std::fs::Metadata), Re
 const PIPEFS_MAGIC: u64 = 0x5049_5045;
 
 fn open_checked(path: &Path, pipe: bool) -> Result<(File, std::fs::Metadata), ReadError> {
-    let cannot = |e: std::io::Error| ReadError(format!("cannot read {}: {e}", path.display()));
+    let cannot =
+        |e: std::io::Error| ReadError(format!("cannot read {}: {e}", crate::escape::path(path)));
     let file = OpenOptions::new()
         .read(true)
         .custom_flags((rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC).bits() as i32)
@@ -101,7 +102,7 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     // The file may grow while it is read: never read past max + 1.
     file.take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| ReadError(format!("cannot read {}: {e}", crate::escape::path(path))))?;
     if bytes.len() as u64 > max {
         return Err(too_big(bytes.len() as u64));
     }
@@ -122,7 +123,7 @@ pub fn read_start(
     buf.reserve_exact(max + 64);
     file.take(max as u64)
         .read_to_end(buf)
-        .map_err(|e| ReadError(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| ReadError(format!("cannot read {}: {e}", crate::escape::path(path))))?;
     Ok(())
 }
 

@@ -375,6 +375,32 @@ fn roles_come_from_authz_json_and_follow_its_changes() {
     assert!(msg.contains("has no role in authz.json"), "{msg}");
 }
 
+/// Review item m9: a client's 100 KB request path is cut in the denial dockerd shows it.
+#[test]
+fn a_long_request_path_is_cut_in_the_denial() {
+    let (work, pki, tls) = pki();
+    std::fs::write(
+        tls.join("authz.json"),
+        r#"{"format":1,"clients":{"alice":"admin","bob":"read-only"}}"#,
+    )
+    .unwrap();
+    let plugin = start(work.path(), &tls, &[]);
+    let long = "c".repeat(100_000);
+    let msg = denied(
+        &plugin,
+        &pki,
+        "bob",
+        "POST",
+        &format!("/v1.41/containers/{long}/kill"),
+    );
+    assert!(msg.len() <= 1024, "a denial of {} bytes", msg.len());
+    assert!(
+        msg.contains("which does not allow POST /containers/cccc")
+            && msg.contains("c... (100017 bytes)"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn the_audit_log_file_is_bounded_and_rotated() {
     let (work, pki, tls) = pki();

@@ -915,6 +915,47 @@ fn control_characters_in_an_authenticated_daemons_answers_never_reach_the_termin
     assert_eq!(document["daemon"]["version"], "\x1b[2J\u{9b}\u{202e}ALL OK");
 }
 
+/// Review item m9: a daemon's long answers (a 60 KB error body, 30 KB version strings, within
+/// probe's 64 KiB limit) are cut in probe's report, which stays in short lines.
+#[test]
+fn a_daemons_long_answers_are_cut_in_the_report() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "localhost"]);
+    let port = serve_tls(daemon_tls(&pki, true), |path, tls| {
+        let long = "v".repeat(60_000);
+        let (status, body) = if path == "/version" {
+            let half = &long[..30_000];
+            (
+                "200 OK",
+                format!("{{\"Version\": \"{half}\", \"ApiVersion\": \"{half}\"}}"),
+            )
+        } else {
+            ("500 Oops", long)
+        };
+        let _ = write!(
+            tls,
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let run = probe_hostile(&pki, &format!("tcp://127.0.0.1:{port}"), false);
+    let text = String::from_utf8_lossy(&run.output.stdout);
+    assert_eq!(run.output.status.code(), Some(2), "{text}");
+    for line in text.lines() {
+        assert!(line.len() <= 1024, "a line of {} bytes", line.len());
+    }
+    assert!(
+        text.contains("fail api: /_ping answered HTTP 500: vvvv")
+            && text.contains("v... (60000 bytes)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("daemon    Docker vvvv") && text.contains("v... (30000 bytes), API vvvv"),
+        "{text}"
+    );
+}
+
 #[test]
 fn malformed_endpoints_are_usage_errors() {
     let work = tempfile::tempdir().unwrap();

@@ -215,7 +215,8 @@ fn load(
     what: &str,
     findings: &mut Findings,
 ) -> Option<Loaded> {
-    let name = path.display();
+    // A path read from daemon.json may be anything: cut beyond PATH_MAX (escape::path).
+    let name = crate::escape::path(path);
     let flags =
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC;
     let opened = match (folder, path.file_name()) {
@@ -650,33 +651,33 @@ fn check_chain<'a, 'b>(
             Some(ca) => {
                 let validity = ca.validity();
                 if now > validity.not_after.to_datetime() {
-                    findings.fail("chain", format!("signed by {}, which expired on {}: every certificate it signed is refused; create a new CA and re-issue", ca.subject(), date(validity.not_after.to_datetime())));
+                    findings.fail("chain", format!("signed by {}, which expired on {}: every certificate it signed is refused; create a new CA and re-issue", dn(ca.subject()), date(validity.not_after.to_datetime())));
                 } else if now < validity.not_before.to_datetime() {
                     findings.fail(
                         "chain",
                         format!(
                             "signed by {}, which is not valid before {} (clock skew?)",
-                            ca.subject(),
+                            dn(ca.subject()),
                             date(validity.not_before.to_datetime())
                         ),
                     );
                 } else {
-                    findings.ok("chain", format!("signed by {}", ca.subject()));
+                    findings.ok("chain", format!("signed by {}", dn(ca.subject())));
                 }
                 Some(ca)
             }
             None if !candidates.is_empty() && weak_hash(leaf).is_some() => {
-                findings.fail("chain", format!("signed with {} by {}: Go refuses to verify such signatures; re-issue the certificate with SHA-256", weak_hash(leaf).unwrap_or_default(), leaf.issuer()));
+                findings.fail("chain", format!("signed with {} by {}: Go refuses to verify such signatures; re-issue the certificate with SHA-256", weak_hash(leaf).unwrap_or_default(), dn(leaf.issuer())));
                 None
             }
             None => {
-                let held: Vec<String> = cas.iter().map(|ca| ca.subject().to_string()).collect();
+                let held: Vec<String> = cas.iter().map(|ca| dn(ca.subject())).collect();
                 let why = if candidates.is_empty() {
                     "no CA there has that name"
                 } else {
                     "the signature does not verify with the CA of that name (another CA with the same name?)"
                 };
-                findings.fail("chain", format!("issued by {} but {} holds [{}]: {why}; use the ca.pem of the CA that signed it, or re-issue the certificate", leaf.issuer(), target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default(), held.join("; ")));
+                findings.fail("chain", format!("issued by {} but {} holds [{}]: {why}; use the ca.pem of the CA that signed it, or re-issue the certificate", dn(leaf.issuer()), target.ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default(), held.join("; ")));
                 None
             }
         }
@@ -738,18 +739,28 @@ fn check_validity(
         let ca_not_before = ca.validity().not_before.to_datetime();
         let ca_due = pki::is_due(now, ca_not_before, ca_not_after, options.warn_days);
         if now <= ca_not_after && ca_due {
-            findings.warn("validity", format!("the CA {} expires on {} ({days} days left): create a new CA and re-issue every certificate before then", ca.subject(), date(ca_not_after)));
+            findings.warn("validity", format!("the CA {} expires on {} ({days} days left): create a new CA and re-issue every certificate before then", dn(ca.subject()), date(ca_not_after)));
         } else if now > ca_not_after {
             findings.fail(
                 "validity",
-                format!("the CA {} expired on {}", ca.subject(), date(ca_not_after)),
+                format!(
+                    "the CA {} expired on {}",
+                    dn(ca.subject()),
+                    date(ca_not_after)
+                ),
             );
         }
     }
 }
 
+/// A certificate's subject or issuer in a message: a file may hold a 20 KB name, cut as
+/// another program's text is (escape::excerpt; real names are far shorter).
+fn dn(name: &x509_parser::x509::X509Name<'_>) -> String {
+    crate::escape::excerpt(&name.to_string())
+}
+
 fn check_is_ca(ca: &X509Certificate<'_>, kind: Kind, findings: &mut Findings) {
-    let name = ca.subject();
+    let name = dn(ca.subject());
     match ca.basic_constraints() {
         Err(_) => findings.fail("ca", format!("{name} has a duplicated basicConstraints extension")),
         Ok(None) => findings.fail("ca", format!("{name} has no basicConstraints: it is not a CA and cannot verify certificates")),

@@ -151,22 +151,25 @@ fn judge_keys(
     // Hostile files may hold thousands of bad keys: name a few, count the rest.
     let mut problems: Vec<(Status, String)> = Vec::new();
     for key in duplicate_keys(bytes) {
-        problems.push((Status::Warn, format!("\"{key}\" appears more than once in {name}: dockerd uses the last one, {}; delete the others", object.get(&key).map(Value::to_string).unwrap_or_default())));
+        let last = object.get(&key).map(Value::to_string).unwrap_or_default();
+        let (key, last) = (crate::escape::value(&key), crate::escape::value(&last));
+        problems.push((Status::Warn, format!("\"{key}\" appears more than once in {name}: dockerd uses the last one, {last}; delete the others")));
     }
     let mut refused = false;
     for (key, value) in object {
         if crate::dockerd_options::is_daemon_json_key(key) {
             continue;
         }
+        let shown = crate::escape::value(key);
         if let Some(known) =
             crate::dockerd_options::daemon_json_keys().find(|k| k.eq_ignore_ascii_case(key))
         {
             refused = true;
-            problems.push((Status::Fail, format!("\"{key}\" is not a dockerd option (option names are case-sensitive): dockerd will not start (\"the following directives don't match any configuration option\"); write \"{known}\"")));
+            problems.push((Status::Fail, format!("\"{shown}\" is not a dockerd option (option names are case-sensitive): dockerd will not start (\"the following directives don't match any configuration option\"); write \"{known}\"")));
         } else if value.is_object() {
-            problems.push((Status::Fail, format!("\"{key}\" holds an object: dockerd takes the names inside it for top-level options (and refuses unknown ones) but applies none of their values; move those options to the top level of {name}")));
+            problems.push((Status::Fail, format!("\"{shown}\" holds an object: dockerd takes the names inside it for top-level options (and refuses unknown ones) but applies none of their values; move those options to the top level of {name}")));
         } else {
-            problems.push((Status::Warn, format!("\"{key}\" is not a dockerd 20.10 option: dockerd 20.10 refuses to start with it (a newer dockerd may know it); check the spelling")));
+            problems.push((Status::Warn, format!("\"{shown}\" is not a dockerd 20.10 option: dockerd 20.10 refuses to start with it (a newer dockerd may know it); check the spelling")));
         }
     }
     const SHOWN: usize = 5;
@@ -232,7 +235,7 @@ fn listeners(
             return None;
         }
         Some(other) => {
-            findings.record("daemon-config", Status::Fail, format!("\"hosts\" is {}, not a list: dockerd will not start (\"cannot unmarshal ... into Go struct field Config.hosts of type []string\"); write \"hosts\": [{other}]", json_kind(other)));
+            findings.record("daemon-config", Status::Fail, format!("\"hosts\" is {}, not a list: dockerd will not start (\"cannot unmarshal ... into Go struct field Config.hosts of type []string\"); write \"hosts\": [{}]", json_kind(other), crate::escape::value(&other.to_string())));
             return None;
         }
     };
@@ -256,14 +259,16 @@ fn listeners(
                     continue;
                 }
                 seen.push(shown.clone());
+                // In messages: a host name in daemon.json may be 100 KB.
+                let cut = crate::escape::value(&shown);
                 match listener {
                     Listener::Tcp { .. } if defaulted => tcp.push(format!(
-                        "{shown} (its default with TLS on and no \"hosts\", unless started with -H)"
+                        "{cut} (its default with TLS on and no \"hosts\", unless started with -H)"
                     )),
                     Listener::Tcp { .. } if entry.trim() != shown => {
-                        tcp.push(format!("{shown} (written {})", json_quoted(&entry)))
+                        tcp.push(format!("{cut} (written {})", json_quoted(&entry)))
                     }
-                    Listener::Tcp { .. } => tcp.push(shown),
+                    Listener::Tcp { .. } => tcp.push(cut),
                     Listener::Fd(_) => systemd = true,
                     Listener::Unix(_) => {}
                 }
@@ -362,7 +367,12 @@ fn tls_files(
             findings.record(
                 "daemon-config",
                 Status::Ok,
-                format!("{name} names {ca}, {cert}, {key}"),
+                format!(
+                    "{name} names {}, {}, {}",
+                    crate::escape::path(std::path::Path::new(&ca)),
+                    crate::escape::path(std::path::Path::new(&cert)),
+                    crate::escape::path(std::path::Path::new(&key))
+                ),
             );
             Some(TlsFiles { ca, cert, key })
         }
@@ -407,8 +417,13 @@ fn implied(object: &serde_json::Map<String, Value>, tls: Option<bool>) -> &'stat
 }
 
 /// A daemon.json string as it is written in JSON (quoted, escaped).
+/// `text` as a JSON string, as written in daemon.json; a long one cut as in messages.
 fn json_quoted(text: &str) -> String {
-    Value::String(text.to_string()).to_string()
+    if text.len() > crate::escape::VALUE_KEEP {
+        format!("\"{}\"", crate::escape::value(text))
+    } else {
+        Value::String(text.to_string()).to_string()
+    }
 }
 
 /// A `tls`/`tlsverify` value as Go decodes it into a `*bool`: absent or null is unset; anything

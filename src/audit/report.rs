@@ -69,7 +69,8 @@ pub fn text(reports: &[TargetReport], colour: bool) -> String {
             "{}  {}  {}  {}  {}\n",
             crate::escape::path(&r.path),
             r.kind.name(),
-            crate::escape::field(
+            // A file may hold a 20 KB subject: cut (real names are far shorter).
+            crate::escape::excerpt(
                 r.subject
                     .as_deref()
                     .filter(|s| !s.is_empty())

@@ -209,7 +209,8 @@ impl Snapshot {
             }
         };
         subject.role = Some(name.into());
-        let request = format!("{} {}", field(method), field(path));
+        // The path comes from the client (up to dockerd's 1 MiB of headers): a sentence's worth.
+        let request = format!("{} {}", field(method), crate::escape::excerpt(path));
         if role.allows(method, path) {
             Ok(format!("role '{}' allows {request}", field(name)))
         } else {
@@ -235,9 +236,10 @@ fn common_name(cert: &X509Certificate<'_>) -> Result<String, String> {
     Ok(cn.to_string())
 }
 
-/// A value from the request or a certificate, escaped for a terminal (dockerd shows it).
+/// A value from the request or a certificate, escaped for a terminal (dockerd shows it), and
+/// cut when long (escape::value).
 fn field(text: &str) -> String {
-    crate::escape::field(text).into_owned()
+    crate::escape::value(text)
 }
 
 /// The SHA-256 fingerprint of the certificate's DER, lower-case hex.

@@ -142,8 +142,12 @@ pub const POLICY_FORMAT: u64 = 1;
 /// Parses and checks `authz.json`; the error says what is wrong (it never echoes more than a
 /// name from the file).
 pub fn parse_policy(bytes: &[u8]) -> Result<Policy, String> {
-    let file: PolicyFile =
-        serde_json::from_slice(bytes).map_err(|err| format!("is not a valid policy: {err}"))?;
+    let file: PolicyFile = serde_json::from_slice(bytes).map_err(|err| {
+        format!(
+            "is not a valid policy: {}",
+            crate::escape::quoted_values(&err.to_string())
+        )
+    })?;
     if file.format > POLICY_FORMAT {
         return Err(format!(
             "has format {} (made by a newer dockertls; this one reads format {POLICY_FORMAT})",
@@ -166,7 +170,7 @@ pub fn parse_policy(bytes: &[u8]) -> Result<Policy, String> {
         let mut rules = Vec::with_capacity(role.allow.len());
         for rule in role.allow {
             let parsed = Rule::parse(&rule.method, &rule.path)
-                .map_err(|why| format!("role '{name}': {why}"))?;
+                .map_err(|why| format!("role '{}': {why}", crate::escape::value(&name)))?;
             rules.push(parsed);
         }
         roles.insert(name, Role::Allow(rules));

@@ -41,8 +41,12 @@ const MAX_PEER_CERTIFICATES: usize = 8;
 
 /// Decodes an `AuthZReq` body.
 pub fn decode(body: &[u8]) -> Result<AuthzRequest, String> {
-    let wire: Wire = serde_json::from_slice(body)
-        .map_err(|err| format!("the request is not valid JSON for AuthZReq ({err})"))?;
+    let wire: Wire = serde_json::from_slice(body).map_err(|err| {
+        format!(
+            "the request is not valid JSON for AuthZReq ({})",
+            crate::escape::quoted_values(&err.to_string())
+        )
+    })?;
     let method = wire.method.unwrap_or_default();
     if method.is_empty() {
         return Err("the request names no RequestMethod".into());

@@ -117,12 +117,15 @@ impl Rule {
             m if METHODS.contains(&m) => Some(m.to_string()),
             other => {
                 return Err(format!(
-                    "method '{other}' is none of GET, HEAD, POST, PUT, DELETE or *"
+                    "method '{}' is none of GET, HEAD, POST, PUT, DELETE or *",
+                    crate::escape::value(other)
                 ));
             }
         };
+        // A pattern is echoed cut (escape::value): it comes from authz.json or --allow.
+        let shown = crate::escape::value(path);
         let Some(body) = path.strip_prefix('/') else {
-            return Err(format!("path pattern '{path}' does not start with '/'"));
+            return Err(format!("path pattern '{shown}' does not start with '/'"));
         };
         let mut segments = Vec::new();
         if !body.is_empty() {
@@ -132,12 +135,12 @@ impl Rule {
                     "*" => Segment::One,
                     "." | ".." => {
                         return Err(format!(
-                            "path pattern '{path}' has a '{part}' segment (paths are matched cleaned)"
+                            "path pattern '{shown}' has a '{part}' segment (paths are matched cleaned)"
                         ));
                     }
                     p if p.contains('*') => {
                         return Err(format!(
-                            "path pattern '{path}': '*' must be a whole segment ('*' or '**')"
+                            "path pattern '{shown}': '*' must be a whole segment ('*' or '**')"
                         ));
                     }
                     p => Segment::Literal(p.to_string()),
@@ -145,7 +148,7 @@ impl Rule {
             }
         }
         if segments.iter().filter(|s| **s == Segment::Any).count() > 1 {
-            return Err(format!("path pattern '{path}' has more than one '**'"));
+            return Err(format!("path pattern '{shown}' has more than one '**'"));
         }
         Ok(Rule {
             method,

@@ -189,7 +189,7 @@ fn issue_clients(
 /// Refuses a role that is not defined, with the roles there are.
 fn check_role(record: &authz_policy::Record, role: &str) -> Result<(), Error> {
     record.check_role_exists(role).map_err(|why| {
-        Error::refused(format!("--role {role}: {why}"))
+        Error::refused(format!("--role {}: {why}", crate::escape::value(role)))
             .hint("define it with dockertls role add ROLE --allow 'METHOD /path', or use admin or read-only")
     })
 }

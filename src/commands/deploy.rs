@@ -102,7 +102,7 @@ fn targets(
             let known: Vec<&str> = state.servers().keys().map(String::as_str).collect();
             return Err(Error::refused(format!(
                 "deploy '{}': {} has no such server (servers: {})",
-                crate::escape::field(&wanted),
+                crate::escape::value(&wanted),
                 dir.display(),
                 known.join(", ")
             ))
@@ -202,7 +202,7 @@ fn check_remote_root(root: &str) -> Result<(), Error> {
     if !root.starts_with('/') || root.chars().any(char::is_control) {
         return Err(Error::refused(format!(
             "--remote-root '{}': give an absolute path on the host",
-            crate::escape::field(root)
+            crate::escape::value(root)
         )));
     }
     Ok(())
@@ -246,7 +246,7 @@ fn settings(dir: &Path, args: &DeployArgs) -> Result<Settings, Error> {
         if words.is_empty() || command.chars().any(char::is_control) {
             return Err(Error::refused(format!(
                 "--restart-command '{}': give a command line without control characters",
-                crate::escape::field(command)
+                crate::escape::value(command)
             ))
             .hint("e.g. --restart-command 'service docker restart'"));
         }

@@ -120,7 +120,7 @@ fn source(dir: &Path, args: &InstallArgs) -> Result<Source, Error> {
                 Ok(_) => "is not a folder",
                 Err(_) => "does not exist",
             };
-            return Err(Error::refused(format!("--from {}: {what}", from.display())).hint(
+            return Err(Error::refused(format!("--from {}: {what}", crate::escape::path(from))).hint(
                 "give the server folder to install: a copy of DIR/servers/NAME (ca.pem, server-cert.pem, server-key.pem, daemon.json)",
             ));
         }
@@ -171,7 +171,7 @@ fn open_root(args: &InstallArgs) -> Result<Root, Error> {
     if !args.root.is_absolute() {
         return Err(Error::Refused(format!(
             "--root {}: give an absolute path",
-            args.root.display()
+            crate::escape::path(&args.root)
         )));
     }
     if args.restart && args.restart_command.is_none() && args.root != Path::new("/") {
@@ -179,8 +179,12 @@ fn open_root(args: &InstallArgs) -> Result<Root, Error> {
             "--restart acts on this machine's systemd: it does not go with --root".into(),
         ));
     }
-    Root::open(&args.root)
-        .map_err(|_| Error::Refused(format!("--root {} is not a directory", args.root.display())))
+    Root::open(&args.root).map_err(|_| {
+        Error::Refused(format!(
+            "--root {} is not a directory",
+            crate::escape::path(&args.root)
+        ))
+    })
 }
 
 /// Says that everything is in place (with the plan's notes).
@@ -382,7 +386,7 @@ fn validate_daemon_json(plan: &Plan) -> Result<(), Error> {
     }
     Err(Error::Refused(format!(
         "dockerd --validate refuses the merged daemon.json: {}",
-        text.trim()
+        crate::escape::excerpt(text.trim())
     )))
 }
 
@@ -408,7 +412,7 @@ fn restart_commands(command: Option<&str>, authz: bool) -> Result<Vec<Vec<String
         Ok(words) if !words.is_empty() && !command.chars().any(char::is_control) => Ok(vec![words]),
         _ => Err(Error::refused(format!(
             "--restart-command '{}': give a command line without control characters; the files are installed",
-            crate::escape::field(command)
+            crate::escape::value(command)
         ))),
     }
 }

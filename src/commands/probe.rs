@@ -154,8 +154,9 @@ fn to_text(outcome: &probe::Report, colour: bool) -> String {
     if let Some(server) = &outcome.server_cert {
         out.push_str(&format!(
             "  server    {}, issued by {}, expires {}\n",
-            field(&server.subject),
-            field(&server.issuer),
+            // The daemon's names: cut when long (escape::excerpt), as every answer is.
+            crate::escape::excerpt(&server.subject),
+            crate::escape::excerpt(&server.issuer),
             server.not_after.date()
         ));
         out.push_str(&format!(
@@ -170,8 +171,8 @@ fn to_text(outcome: &probe::Report, colour: bool) -> String {
     if let Some(version) = &outcome.daemon_version {
         out.push_str(&format!(
             "  daemon    Docker {}, API {}\n",
-            field(version),
-            field(outcome.api_version.as_deref().unwrap_or("?"))
+            crate::escape::value(version),
+            crate::escape::value(outcome.api_version.as_deref().unwrap_or("?"))
         ));
     }
     for check in outcome.checks.iter().filter(|c| c.status != Status::Ok) {

@@ -151,7 +151,7 @@ impl OutDir {
     /// Refuses a link, a non-folder, a folder others can change, an existing key (or a
     /// request that is not a plain file), or a missing parent; nothing is created yet.
     fn check(path: &Path, key_file: &str, csr_file: &str) -> Result<OutDir, Error> {
-        let shown = path.display();
+        let shown = crate::escape::path(path);
         let exists = match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(Error::refused(format!(
@@ -170,7 +170,7 @@ impl OutDir {
                 if !std::fs::symlink_metadata(&parent).is_ok_and(|m| m.is_dir()) {
                     return Err(Error::refused(format!(
                         "--out {shown}: its parent {} is not an existing folder",
-                        parent.display()
+                        crate::escape::path(&parent)
                     ))
                     .hint("create the parent first, or pass another --out"));
                 }
@@ -184,7 +184,7 @@ impl OutDir {
         let taken = |file: &str| {
             Error::refused(format!(
                 "{} already exists: dockertls never replaces a key, or a request beside its key",
-                path.join(file).display()
+                crate::escape::path(&path.join(file))
             ))
             .hint("pass another --out, or move that file away first")
         };
@@ -224,7 +224,7 @@ impl OutDir {
         let Some(name) = self.path.file_name().map(PathBuf::from) else {
             return Err(Error::refused(format!(
                 "--out {}: name a new folder",
-                self.path.display()
+                crate::escape::path(&self.path)
             )));
         };
         let parent_path = parent_of(&self.path);

@@ -55,7 +55,7 @@ fn parse_role(args: &RoleAddArgs) -> Result<CustomRole, Error> {
         if crate::authz::route::strip_version(&rule.path) != rule.path {
             return Err(Error::refused(format!(
                 "--allow '{}': the pattern starts with an API version, and patterns are matched without the /vX.Y prefix, so it could never match",
-                crate::escape::field(text)
+                crate::escape::value(text)
             ))
             .hint("leave the version out, e.g. --allow 'GET /info' (it matches /v1.41/info too)"));
         }

@@ -71,9 +71,14 @@ fn options(args: &VerifyArgs, now: ::time::OffsetDateTime) -> Result<Options, Er
         )));
     }
     for host in &args.hosts {
-        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        // A DNS name has at most 253 characters (and an IP address fewer).
+        if host.is_empty()
+            || host.len() > 253
+            || host.chars().any(|c| c.is_whitespace() || c == '/')
+        {
             return Err(Error::refused(format!(
-                "--host '{host}': give a bare DNS name or IP address"
+                "--host '{}': give a bare DNS name or IP address (at most 253 characters)",
+                crate::escape::value(host)
             )));
         }
     }
@@ -94,16 +99,19 @@ fn discover_all(paths: &[PathBuf], notices: &mut Vec<Notice>) -> Found {
             Ok(meta) if meta.is_dir() => {
                 discover::find(path, &mut found);
                 (found.targets.len() == before).then(|| {
-                    Error::refused(format!("no cert dir found in {}", path.display())).hint(
+                    Error::refused(format!("no cert dir found in {}", crate::escape::path(path))).hint(
                         "give a folder holding ca.pem with server-cert.pem/server.pem/server-key.pem, cert.pem/key.pem, or ca-key.pem, or a tree of such folders",
                     )
                 })
             }
             Ok(_) => Some(
-                Error::refused(format!("{} is not a directory", path.display()))
+                Error::refused(format!("{} is not a directory", crate::escape::path(path)))
                     .hint("give a cert dir or a tree holding cert dirs"),
             ),
-            Err(err) => Some(Error::refused(format!("{}: {err}", path.display()))),
+            Err(err) => Some(Error::refused(format!(
+                "{}: {err}",
+                crate::escape::path(path)
+            ))),
         };
         notices.extend(problem.map(Notice::Error));
     }
@@ -203,11 +211,11 @@ fn read_daemon_config(config: &Path) -> Result<(std::fs::Metadata, Vec<u8>), Str
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| fail(format!("cannot read {}: {e}", config.display())))?;
+        .map_err(|e| fail(format!("cannot read {}: {e}", crate::escape::path(config))))?;
     if bytes.len() as u64 > limit {
         return Err(fail(format!(
             "{} is over {limit} bytes: not a daemon.json file",
-            config.display()
+            crate::escape::path(config)
         )));
     }
     Ok((meta, bytes))

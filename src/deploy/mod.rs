@@ -446,6 +446,8 @@ fn judge_install(ssh: &Ssh, ran: &ssh::Ran) -> Result<HostState, (HostState, Err
 
 /// install's own `error:` and `hint:` lines from its stderr.
 fn install_error(stderr: &str) -> (String, Option<String>) {
+    // The remote dockertls's own lines, which cut the values they echo (an older one's are
+    // bounded by the 16 KiB guard of every printed line).
     let message = stderr
         .lines()
         .find_map(|l| l.strip_prefix("error: "))
@@ -458,11 +460,12 @@ fn install_error(stderr: &str) -> (String, Option<String>) {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no reason given")
-        .to_string()
+    crate::escape::excerpt(
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("no reason given"),
+    )
 }
 
 /// After `--restart`: the daemon probed from here with a client folder of the PKI, retried

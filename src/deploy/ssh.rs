@@ -34,7 +34,7 @@ impl Target {
         let bad = |why: &str| {
             Error::refused(format!(
                 "host '{}': {why}",
-                crate::escape::field(text)
+                crate::escape::value(text)
             ))
             .hint("give [USER@]HOST[:PORT], e.g. root@docker1.example.com or admin@[2001:db8::1]:2222")
         };
@@ -143,7 +143,7 @@ impl SshOption {
         let bad = |why: &str| {
             Error::refused(format!(
                 "--ssh-option '{}': {why}",
-                crate::escape::field(text)
+                crate::escape::value(text)
             ))
             .hint("give one ssh option as Key=Value, e.g. --ssh-option IdentityFile=~/.ssh/deploy_ed25519 (ssh_config(5) lists them)")
         };
@@ -358,7 +358,7 @@ impl Ssh {
             return Err(Error::refused(format!(
                 "ssh refuses the options for {}: {}",
                 self.target.display(),
-                why.trim().lines().next().unwrap_or("no reason given")
+                crate::escape::excerpt(why.trim().lines().next().unwrap_or("no reason given"))
             ))
             .hint("check --ssh-option and ~/.ssh/config"));
         }
@@ -443,6 +443,8 @@ pub fn connection_error(target: &Target, stderr: &str) -> Error {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
         .unwrap_or("no reason given");
+    // The remote's answer: a sentence, cut when it is a 100 KB line.
+    let first = crate::escape::excerpt(first);
     if stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
         return Error::failed(format!(
             "the host key of {host} has changed: it may be another machine (or a man in the middle); nothing was sent"

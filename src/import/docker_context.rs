@@ -22,7 +22,8 @@ pub struct Endpoint {
 /// Checks a context name as the docker CLI does (`^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$`), and
 /// refuses `default`, which names the CLI's own environment-based context.
 pub fn parse_context_name(flag: &str, input: &str) -> Result<String, Error> {
-    let refuse = |why: &str| Error::refused(format!("{flag} '{}': {why}", input.escape_default()));
+    let shown = crate::escape::value(input);
+    let refuse = |why: &str| Error::refused(format!("{flag} '{shown}': {why}"));
     if input == "default" {
         return Err(refuse("names the docker CLI's own context").hint("choose another name"));
     }
@@ -65,13 +66,12 @@ fn run(docker: &Path, args: &[&str]) -> Result<std::process::Output, Error> {
 
 /// The CLI's complaint, first line only (it may echo a path; the caller's message is escaped).
 fn complaint(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message")
-        .chars()
-        .take(300)
-        .collect()
+    crate::escape::excerpt(
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message"),
+    )
 }
 
 /// Whether the docker CLI (this user's) has a context `name`.

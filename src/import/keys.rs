@@ -147,7 +147,7 @@ fn der_to_pkcs8_pem(label: &str, der: &[u8], path: &Path) -> Result<Zeroizing<St
         other => {
             return Err(unusable(&format!(
                 "a PEM block labelled {}, not a private key",
-                crate::escape::field(other)
+                crate::escape::value(other)
             )));
         }
     };

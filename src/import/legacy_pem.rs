@@ -113,7 +113,7 @@ pub fn decrypt(pem: &str, passphrase: &[u8]) -> Result<Decrypted, LegacyError> {
     let cipher = Cipher::from_name(cipher_name.trim()).ok_or_else(|| {
         LegacyError::Malformed(format!(
             "is encrypted with {}, which dockertls cannot read (AES-128/192/256-CBC and DES-EDE3-CBC only)",
-            crate::escape::field(cipher_name.trim())
+            crate::escape::value(cipher_name.trim())
         ))
     })?;
     let iv = hex(iv_hex.trim()).ok_or_else(|| malformed("has a DEK-Info IV that is not hex"))?;

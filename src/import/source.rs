@@ -96,14 +96,15 @@ struct Folder<'a> {
 /// Reads the PKI at `root`.
 pub fn read(root: &Path) -> Result<Source, Error> {
     let meta = fs::metadata(root).map_err(|e| {
-        Error::refused(format!("import {}: {}", root.display(), io_reason(&e)))
+        Error::refused(format!("import {}: {}", crate::escape::path(root), io_reason(&e)))
             .hint("give the folder that holds ca.pem (the recipe), ~/.docker/machine (docker-machine) or /certs (dind)")
     })?;
     if !meta.is_dir() {
-        return Err(
-            Error::refused(format!("import {}: is not a folder", root.display()))
-                .hint("give the folder that holds ca.pem, not a file in it"),
-        );
+        return Err(Error::refused(format!(
+            "import {}: is not a folder",
+            crate::escape::path(root)
+        ))
+        .hint("give the folder that holds ca.pem, not a file in it"));
     }
     let is_dir =
         |name: &str| fs::symlink_metadata(root.join(name)).is_ok_and(|m| m.file_type().is_dir());

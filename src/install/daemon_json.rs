@@ -40,7 +40,7 @@ pub fn parse(text: &str) -> Result<Map<String, Value>, String> {
                 .unwrap_or_default();
             Err(format!(
                 "is not valid JSON ({err}) — line {line_no}: {}",
-                line.trim()
+                crate::escape::value(line.trim())
             ))
         }
     }

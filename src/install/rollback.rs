@@ -232,7 +232,7 @@ pub fn run(root: &Root, stamp: &str) -> Result<String, Error> {
         Record::RolledBack(stamp) => {
             return Err(Error::refused(format!(
                 "nothing to roll back: the last install was rolled back already ({})",
-                crate::escape::field(&stamp)
+                crate::escape::value(&stamp)
             )));
         }
     };

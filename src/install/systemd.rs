@@ -526,7 +526,7 @@ fn environment(
             return Err(refused(
                 format!(
                     "EnvironmentFile={} ({origin}) is a wildcard: dockertls cannot check which variables it sets for dockerd's command line",
-                    printable(path)
+                    crate::escape::path(std::path::Path::new(path))
                 ),
                 "name the file itself in EnvironmentFile=, then run dockertls install again",
             ));
@@ -541,7 +541,7 @@ fn environment(
                 return Err(refused(
                     format!(
                         "EnvironmentFile={} ({origin}) does not exist: systemd would not start docker.service",
-                        printable(path)
+                        crate::escape::path(std::path::Path::new(path))
                     ),
                     "create that file, or write EnvironmentFile=- to make it optional, then run dockertls install again",
                 ));
@@ -926,7 +926,8 @@ fn refuse_taken_flags(args: &[Arg], origin: &Origin, ours: &str) -> Result<(), E
             (Some(value), Some(_)) => format!("{} {}", texts[flag.index], value),
             _ => texts[flag.index].to_string(),
         };
-        let shown = printable(&shown);
+        // A flag's value from a unit file: cut in messages (escape::value).
+        let shown = crate::escape::value(&shown);
         let variable = args[flag.index]
             .variable
             .as_ref()

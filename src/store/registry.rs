@@ -142,7 +142,8 @@ impl State {
             .map_err(|e| not_ours(format!("is not valid JSON ({e})")))?;
         // serde_json keeps the last of two equal keys: a second "servers" or "format" would
         // silently hide the first (and drop it on the next rewrite).
-        serde_json::from_slice::<NoDuplicateKeys>(bytes).map_err(|e| not_ours(e.to_string()))?;
+        serde_json::from_slice::<NoDuplicateKeys>(bytes)
+            .map_err(|e| not_ours(crate::escape::quoted_values(&e.to_string())))?;
         match value.get("format").and_then(Value::as_u64) {
             Some(FORMAT) => {}
             Some(newer) if newer > FORMAT => {
@@ -154,8 +155,13 @@ impl State {
             }
             _ => return Err(not_ours(format!("has no \"format\": {FORMAT}"))),
         }
-        let state: State = serde_json::from_value(value)
-            .map_err(|e| not_ours(format!("is not a dockertls state file ({e})")))?;
+        let state: State = serde_json::from_value(value).map_err(|e| {
+            // serde quotes the value it refused, which may be 100 KB: cut.
+            not_ours(format!(
+                "is not a dockertls state file ({})",
+                crate::escape::quoted_values(&e.to_string())
+            ))
+        })?;
         for name in state.servers.keys() {
             parse_server_name("server", name).map_err(|e| not_ours(e.message().to_string()))?;
         }
@@ -277,7 +283,7 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
             if !seen.insert(key.clone()) {
                 return Err(serde::de::Error::custom(format!(
                     "names the key \"{}\" twice in one object: which one holds is unclear",
-                    crate::escape::field(&key)
+                    crate::escape::value(&key)
                 )));
             }
             map.next_value::<NoDuplicateKeys>()?;
@@ -289,7 +295,7 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
 /// Checks a server name: one path component (it names the folder servers/NAME) of letters,
 /// digits, '.', '_' and '-', at most 64, not starting with '.' or '-'. `flag` names the value.
 pub fn parse_server_name(flag: &str, input: &str) -> Result<String, Error> {
-    let shown = input.escape_default().to_string();
+    let shown = crate::escape::value(input);
     let why = |reason: &str| Error::Refused(format!("{flag} '{shown}': {reason}"));
     if input.is_empty() {
         return Err(Error::Refused(format!(

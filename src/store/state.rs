@@ -186,20 +186,21 @@ pub fn require_clients(dir: &Path, flag: &str, wanted: &[String]) -> Result<(), 
     } else {
         known.join(", ")
     };
+    let shown = crate::escape::value(unknown);
     let flag = if flag.is_empty() {
         String::new()
     } else {
-        format!("{flag} {unknown}: ")
+        format!("{flag} {shown}: ")
     };
     Err(Error::refused(format!(
-        "{flag}no client '{unknown}' in {} (clients: {listed})",
+        "{flag}no client '{shown}' in {} (clients: {listed})",
         dir.display()
     ))
     .hint(match crate::plan::same_name(&known, unknown) {
         // Only the case differs: adding it would be refused as the same user.
         Some(other) => format!("did you mean '{other}'? Names are one folder whatever their case"),
         None => format!(
-            "list them with dockertls client list, or add it with dockertls client add {unknown}"
+            "list them with dockertls client list, or add it with dockertls client add {shown}"
         ),
     }))
 }

@@ -106,7 +106,10 @@ fn parse_line(
     }
     if let Some(rest) = line.strip_prefix('[') {
         let Some(name) = rest.strip_suffix(']') else {
-            return Err(format!("line {number}: invalid section header {line}"));
+            return Err(format!(
+                "line {number}: invalid section header {}",
+                crate::escape::value(line)
+            ));
         };
         *section = name.to_string();
         return Ok(());
@@ -204,12 +207,13 @@ fn extract_word(text: &str, cunescape: bool) -> Result<(String, &str), String> {
         match (quote, c) {
             (_, '\\') => {
                 let Some(&(_, next)) = chars.peek() else {
-                    return Err(format!("a backslash ends {text}"));
+                    return Err(format!("a backslash ends {}", crate::escape::value(text)));
                 };
                 if cunescape {
                     let rest = &text[index + 1..];
-                    let (decoded, used) = unescape_one(rest)
-                        .ok_or_else(|| format!("invalid escape \\{next} in {text}"))?;
+                    let (decoded, used) = unescape_one(rest).ok_or_else(|| {
+                        format!("invalid escape \\{next} in {}", crate::escape::value(text))
+                    })?;
                     word.push(decoded);
                     for _ in 0..used {
                         chars.next();
@@ -227,7 +231,10 @@ fn extract_word(text: &str, cunescape: bool) -> Result<(String, &str), String> {
         }
     }
     if quote.is_some() {
-        return Err(format!("unterminated quote in {text}"));
+        return Err(format!(
+            "unterminated quote in {}",
+            crate::escape::value(text)
+        ));
     }
     Ok((word, ""))
 }
