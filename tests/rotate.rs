@@ -631,3 +631,20 @@ fn verify_during_rotate_never_reports_a_false_mismatch() {
     );
     verify_ok(&pki);
 }
+
+/// `--keep-backups 0` deletes every backup, this run's too: the report does not point at a
+/// folder that is gone.
+#[test]
+fn keep_backups_zero_says_the_previous_files_were_not_kept() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    init_ok(&pki, &["--host", "docker.example.com", "--client", "alice"]);
+    let out = ok(&pki, &["rotate", "--all", "--keep-backups", "0"]);
+    assert!(
+        out.contains("the previous files were not kept (--keep-backups 0)")
+            && !out.contains("the previous files are in"),
+        "{out}"
+    );
+    let left = std::fs::read_dir(pki.join("backup")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "{out}");
+}

@@ -717,10 +717,15 @@ fn report(dir: &Path, done: &Done, selection: &Selection) -> String {
     {
         out.push_str(&format!("kept {line}\n"));
     }
-    out.push_str(&format!(
-        "the previous files are in {}\n",
-        done.backup.display()
-    ));
+    // --keep-backups 0 deletes this run's backup too: say so rather than point at nothing.
+    if done.backup.exists() {
+        out.push_str(&format!(
+            "the previous files are in {}\n",
+            done.backup.display()
+        ));
+    } else {
+        out.push_str("the previous files were not kept (--keep-backups 0)\n");
+    }
     for note in &done.notes {
         out.push_str(&format!("note: {note}\n"));
     }
