@@ -60,9 +60,7 @@ impl HostRoot {
         std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
         std::fs::write(&unit, DEBIAN_UNIT).unwrap();
         let script = work.join("restart-dockerd");
-        std::fs::write(&script, RESTART_SCRIPT).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        write_program(&script, RESTART_SCRIPT);
         // Short: dockerd's sockets live under it.
         let state = tempfile::Builder::new().prefix("dt-").tempdir().unwrap();
         HostRoot {
@@ -538,7 +536,7 @@ fn bad_input_is_one_line_exit_2_and_touches_nothing() {
 fn a_daemon_that_fails_the_probe_after_the_restart_is_an_error() {
     let Some(sshd) = Sshd::start() else { return };
     let work = private_tempdir();
-    let port = free_port();
+    let (_held, port) = refused_port();
     let dir = pki(work.path(), port);
     let host = HostRoot::new(work.path(), "host");
     let target = sshd.target("root");

@@ -131,7 +131,15 @@ fn review_install_authz_refuses_a_binary_others_can_replace() {
     std::fs::create_dir(&bin_dir).unwrap();
     std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let bin = bin_dir.join("dockertls");
-    std::fs::copy(env!("CARGO_BIN_EXE_dockertls"), &bin).unwrap();
+    // Copied by cp, not by this process: a child another test thread forks meanwhile would
+    // inherit our write descriptor until it execs, and running the copy then fails with
+    // ETXTBSY ("Text file busy"; seen 2 in 10 runs on a loaded machine). As write_program.
+    let copied = Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_dockertls"))
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
     let before = tree(&root);
     let out = Command::new(&bin)

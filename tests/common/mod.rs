@@ -92,6 +92,49 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes an executable script (mode 0755) through a child process: no descriptor of this
+/// multi-threaded test process ever holds it open for writing. A child another test thread
+/// forks would inherit such a descriptor until it execs, and running the script meanwhile fails
+/// with ETXTBSY ("Text file busy").
+pub fn write_program(path: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 0755 \"$0\""])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{}", path.display());
+}
+
+/// A port on 127.0.0.1 where nothing listens, held until the returned socket is dropped: it is
+/// bound but never listening, so a connection is refused, and no other socket can take the port
+/// meanwhile (a port merely picked free could be taken by a server of a test running beside).
+pub fn refused_port() -> (std::os::fd::OwnedFd, u16) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+    };
+    use std::os::fd::AsRawFd as _;
+    let held = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a TCP socket");
+    bind(held.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind 127.0.0.1:0");
+    let port = getsockname::<SockaddrIn>(held.as_raw_fd())
+        .expect("its address")
+        .port();
+    (held, port)
+}
+
 /// Whether the Docker API answers GET /_ping on the unix socket `socket` (any HTTP answer: an
 /// authorization plugin may deny it, and that is dockerd serving too).
 fn api_answers(socket: &Path) -> bool {
