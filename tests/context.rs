@@ -24,9 +24,11 @@ fn docker_in(docker: &Path, home: &Path, args: &[&str]) -> Output {
         .expect("run docker")
 }
 
-fn dockertls_home(home: &Path, dir: &Path, args: &[&str]) -> Output {
+/// Runs dockertls with HOME in `home` and `docker` first on PATH: the CLI it drives.
+fn dockertls_home(docker: &Path, home: &Path, dir: &Path, args: &[&str]) -> Output {
     dockertls()
         .env("HOME", home)
+        .env("PATH", path_with(docker))
         .env_remove("DOCKER_CONFIG")
         .env_remove("DOCKER_CONTEXT")
         .arg("--dir")
@@ -34,6 +36,32 @@ fn dockertls_home(home: &Path, dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run dockertls")
+}
+
+/// Every distinct docker CLI on PATH, first found first (None, skipping visibly, when there is
+/// none). Debian's docker.io brings a 20.10 CLI at /usr/bin/docker, which a newer CLI earlier
+/// on PATH hides: what dockertls asks the CLI, and how it reads the answer, must work with each
+/// (20.10 and later CLIs word a missing context differently).
+fn docker_clis() -> Option<Vec<PathBuf>> {
+    find_tool("docker", "install docker.io to run the context tests")?;
+    let mut found: Vec<PathBuf> = Vec::new();
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        let Ok(cli) = std::fs::canonicalize(dir.join("docker")) else {
+            continue;
+        };
+        if cli.is_file() && !found.contains(&cli) {
+            found.push(cli);
+        }
+    }
+    Some(found)
+}
+
+/// PATH with the folder of `docker` first.
+fn path_with(docker: &Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    let dirs =
+        std::iter::once(docker.parent().unwrap().to_path_buf()).chain(std::env::split_paths(&rest));
+    std::env::join_paths(dirs).unwrap()
 }
 
 /// The certificate the docker CLI stored for context `name`.
@@ -73,9 +101,13 @@ fn listen_on(dir: &Path, port: u16) {
 /// works against a real dockerd and the context's stored certificate is the new one.
 #[test]
 fn rotate_keeps_the_docker_context_in_step() {
-    let Some(docker) = find_tool("docker", "install docker.io to run the context tests") else {
-        return;
-    };
+    for docker in docker_clis().unwrap_or_default() {
+        eprintln!("with the docker CLI {}", docker.display());
+        rotate_keeps_the_docker_context_in_step_with(&docker);
+    }
+}
+
+fn rotate_keeps_the_docker_context_in_step_with(docker: &Path) {
     let work = private_tempdir();
     let home = work.path().join("home");
     std::fs::create_dir(&home).unwrap();
@@ -90,9 +122,9 @@ fn rotate_keeps_the_docker_context_in_step() {
     // The operator's dockerd listens where the test's does: the server's daemon.json says so,
     // and the context dials what the PKI says.
     listen_on(&dir, daemon.port);
-    let out = dockertls_home(&home, &dir, &["context", "alice", "--name", "lab"]);
+    let out = dockertls_home(docker, &home, &dir, &["context", "alice", "--name", "lab"]);
     assert!(out.status.success(), "{}", streams(&out));
-    let old = stored_cert(&docker, &home, "lab");
+    let old = stored_cert(docker, &home, "lab");
     assert_eq!(
         old,
         std::fs::read(dir.join("clients/alice/cert.pem")).unwrap()
@@ -102,21 +134,26 @@ fn rotate_keeps_the_docker_context_in_step() {
     assert_eq!(state["contexts"][0]["name"], "lab", "{state}");
     assert_eq!(state["contexts"][0]["client"], "alice", "{state}");
 
-    let out = dockertls_home(&home, &dir, &["rotate", "--client", "alice", "--all"]);
+    let out = dockertls_home(
+        docker,
+        &home,
+        &dir,
+        &["rotate", "--client", "alice", "--all"],
+    );
     assert!(out.status.success(), "{}", streams(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("docker context lab"),
         "{}",
         streams(&out)
     );
-    let new = stored_cert(&docker, &home, "lab");
+    let new = stored_cert(docker, &home, "lab");
     assert_ne!(new, old, "the context holds the new certificate");
     assert_eq!(
         new,
         std::fs::read(dir.join("clients/alice/cert.pem")).unwrap()
     );
     let out = docker_in(
-        &docker,
+        docker,
         &home,
         &[
             "--context",
@@ -132,9 +169,9 @@ fn rotate_keeps_the_docker_context_in_step() {
         streams(&out)
     );
 
-    let out = dockertls_home(&home, &dir, &["context", "--remove", "lab"]);
+    let out = dockertls_home(docker, &home, &dir, &["context", "--remove", "lab"]);
     assert!(out.status.success(), "{}", streams(&out));
-    let out = docker_in(&docker, &home, &["context", "inspect", "lab"]);
+    let out = docker_in(docker, &home, &["context", "inspect", "lab"]);
     assert!(!out.status.success(), "the context is gone");
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("dockertls.json")).unwrap()).unwrap();
@@ -143,16 +180,20 @@ fn rotate_keeps_the_docker_context_in_step() {
 
 #[test]
 fn a_context_dockertls_did_not_make_is_never_overwritten() {
-    let Some(docker) = find_tool("docker", "install docker.io to run the context tests") else {
-        return;
-    };
+    for docker in docker_clis().unwrap_or_default() {
+        eprintln!("with the docker CLI {}", docker.display());
+        a_context_dockertls_did_not_make_is_never_overwritten_with(&docker);
+    }
+}
+
+fn a_context_dockertls_did_not_make_is_never_overwritten_with(docker: &Path) {
     let work = private_tempdir();
     let home = work.path().join("home");
     std::fs::create_dir(&home).unwrap();
     let dir = work.path().join("pki");
     init_ok(&dir, &["--host", "127.0.0.1", "--client", "alice", "--yes"]);
     let out = docker_in(
-        &docker,
+        docker,
         &home,
         &[
             "context",
@@ -178,7 +219,7 @@ fn a_context_dockertls_did_not_make_is_never_overwritten() {
         ),
         (vec!["context", "alice", "--server", "nope"], "nope"),
     ] {
-        let out = dockertls_home(&home, &dir, &args);
+        let out = dockertls_home(docker, &home, &dir, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", streams(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_one_error(&stderr, what);
@@ -192,9 +233,13 @@ fn a_context_dockertls_did_not_make_is_never_overwritten() {
 /// warning, not a failed rotation.
 #[test]
 fn contexts_follow_the_server_they_dial() {
-    let Some(docker) = find_tool("docker", "install docker.io to run the context tests") else {
-        return;
-    };
+    for docker in docker_clis().unwrap_or_default() {
+        eprintln!("with the docker CLI {}", docker.display());
+        contexts_follow_the_server_they_dial_with(&docker);
+    }
+}
+
+fn contexts_follow_the_server_they_dial_with(docker: &Path) {
     let work = private_tempdir();
     let home = work.path().join("home");
     std::fs::create_dir(&home).unwrap();
@@ -212,6 +257,7 @@ fn contexts_follow_the_server_they_dial() {
         ],
     );
     let out = dockertls_home(
+        docker,
         &home,
         &dir,
         &[
@@ -226,7 +272,7 @@ fn contexts_follow_the_server_they_dial() {
     );
     assert!(out.status.success(), "{}", streams(&out));
     let before = tree(work.path());
-    let out = dockertls_home(&home, &dir, &["context", "alice"]);
+    let out = dockertls_home(docker, &home, &dir, &["context", "alice"]);
     assert_eq!(out.status.code(), Some(2), "{}", streams(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_one_error(&stderr, "several servers");
@@ -234,12 +280,17 @@ fn contexts_follow_the_server_they_dial() {
     assert_same_tree(&before, &tree(work.path()), "a refusal changes nothing");
 
     for server in ["web1", "web2"] {
-        let out = dockertls_home(&home, &dir, &["context", "alice", "--server", server]);
+        let out = dockertls_home(
+            docker,
+            &home,
+            &dir,
+            &["context", "alice", "--server", server],
+        );
         assert!(out.status.success(), "{}", streams(&out));
     }
     let endpoint = |name: &str| {
         let out = docker_in(
-            &docker,
+            docker,
             &home,
             &[
                 "context",
@@ -256,7 +307,12 @@ fn contexts_follow_the_server_they_dial() {
     assert_eq!(endpoint("dockertls-127.0.0.2"), "tcp://127.0.0.2:2377");
 
     // Only web2's context is refreshed by web2's rotation.
-    let out = dockertls_home(&home, &dir, &["rotate", "--server", "web2", "--all"]);
+    let out = dockertls_home(
+        docker,
+        &home,
+        &dir,
+        &["rotate", "--server", "web2", "--all"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", streams(&out));
     assert!(
@@ -266,9 +322,14 @@ fn contexts_follow_the_server_they_dial() {
     assert!(!stdout.contains("dockertls-127.0.0.1"), "{stdout}");
 
     // A context gone from the docker CLI: the rotation stands, a warning says what to do.
-    let out = docker_in(&docker, &home, &["context", "rm", "dockertls-127.0.0.1"]);
+    let out = docker_in(docker, &home, &["context", "rm", "dockertls-127.0.0.1"]);
     assert!(out.status.success(), "{}", streams(&out));
-    let out = dockertls_home(&home, &dir, &["rotate", "--client", "alice", "--all"]);
+    let out = dockertls_home(
+        docker,
+        &home,
+        &dir,
+        &["rotate", "--client", "alice", "--all"],
+    );
     assert!(out.status.success(), "{}", streams(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -278,7 +339,7 @@ fn contexts_follow_the_server_they_dial() {
         "{stderr}"
     );
     assert_eq!(
-        stored_cert(&docker, &home, "dockertls-127.0.0.2"),
+        stored_cert(docker, &home, "dockertls-127.0.0.2"),
         std::fs::read(dir.join("clients/alice/cert.pem")).unwrap()
     );
 }

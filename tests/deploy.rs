@@ -14,8 +14,10 @@ const DEBIAN_UNIT: &str = "[Unit]\nDescription=Docker Application Container Engi
 ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock\n\n[Install]\nWantedBy=multi-user.target\n";
 
 /// Starts a dockerd from the daemon.json installed under PREFIX ($1), its TLS paths and unix
-/// socket moved under PREFIX, its state in $2; returns once the TLS port answers. A dockerd
-/// started by an earlier run (its pid in PREFIX/docker.pid) is stopped first.
+/// socket moved under PREFIX, its state in $2; returns once that dockerd says it serves the TLS
+/// port (a connect alone could reach another process that took the port), as systemd's
+/// Type=notify waits for dockerd's readiness. A dockerd started by an earlier run (its pid in
+/// PREFIX/docker.pid) is stopped first.
 const RESTART_SCRIPT: &str = r#"#!/bin/bash
 set -eu
 # The prefix and the daemon's state folder: as arguments, or from the ssh session (sshd's SetEnv,
@@ -28,14 +30,19 @@ fi
 sed -e "s#\"/etc/docker/tls/#\"$P/etc/docker/tls/#g" -e "s#unix:///var/run/docker.sock#unix://$S/docker.sock#" \
   "$P/etc/docker/daemon.json" > "$S/daemon.json"
 port=$(sed -n 's#.*tcp://127.0.0.1:\([0-9]*\).*#\1#p' "$S/daemon.json")
-setsid /usr/sbin/dockerd --config-file "$S/daemon.json" --data-root "$S/data" --exec-root "$S/exec" \
+setsid dockerd --config-file "$S/daemon.json" --data-root "$S/data" --exec-root "$S/exec" \
   --pidfile "$P/docker.pid" --iptables=false --bridge=none --storage-driver=vfs \
   </dev/null >"$S/dockerd.log" 2>&1 &
-for _ in $(seq 600); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then exit 0; fi
+dockerd=$!
+for _ in $(seq 1200); do
+  if grep -q "API listen on 127.0.0.1:$port\"" "$S/dockerd.log" \
+    && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then exit 0; fi
+  if ! kill -0 "$dockerd" 2>/dev/null; then
+    echo "dockerd exited:" >&2; tail -n 5 "$S/dockerd.log" >&2; exit 1
+  fi
   sleep 0.1
 done
-echo "dockerd did not listen on $port" >&2; exit 1
+echo "dockerd did not listen on $port within 120 s" >&2; exit 1
 "#;
 
 /// A daemon host under a prefix: Debian's docker.service, and (once restarted) a dockerd,
@@ -53,9 +60,7 @@ impl HostRoot {
         std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
         std::fs::write(&unit, DEBIAN_UNIT).unwrap();
         let script = work.join("restart-dockerd");
-        std::fs::write(&script, RESTART_SCRIPT).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        write_program(&script, RESTART_SCRIPT);
         // Short: dockerd's sockets live under it.
         let state = tempfile::Builder::new().prefix("dt-").tempdir().unwrap();
         HostRoot {
@@ -373,11 +378,22 @@ fn a_sudo_that_wants_a_password_is_a_clear_error() {
 
 #[test]
 fn a_host_without_dockerd_is_refused_for_restart() {
-    // The session's PATH lacks /usr/sbin, where Debian's dockerd lives.
-    let Some(sshd) = Sshd::start_with("SetEnv PATH=/usr/bin:/bin") else {
+    // The session's PATH has every program of /usr/bin and /bin but dockerd (Debian's lives
+    // in /usr/sbin, Docker's packages put it in /usr/bin).
+    let work = private_tempdir();
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for dir in ["/usr/bin", "/bin"] {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name();
+            if name != "dockerd" && bin.join(&name).symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(entry.path(), bin.join(&name)).unwrap();
+            }
+        }
+    }
+    let Some(sshd) = Sshd::start_with(&format!("SetEnv PATH={}", bin.display())) else {
         return;
     };
-    let work = private_tempdir();
     let dir = pki(work.path(), free_port());
     let host = HostRoot::new(work.path(), "host");
     let target = sshd.target("root");
@@ -533,7 +549,7 @@ fn bad_input_is_one_line_exit_2_and_touches_nothing() {
 fn a_daemon_that_fails_the_probe_after_the_restart_is_an_error() {
     let Some(sshd) = Sshd::start() else { return };
     let work = private_tempdir();
-    let port = free_port();
+    let (_held, port) = refused_port();
     let dir = pki(work.path(), port);
     let host = HostRoot::new(work.path(), "host");
     let target = sshd.target("root");

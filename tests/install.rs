@@ -9,7 +9,7 @@ use std::process::Output;
 
 use common::{
     Dockerd, docker_version, dockertls, find_tool, init_ok, is_root, mode, peers_required,
-    server_file, server_folder, tree,
+    server_file, server_folder, tree, write_program,
 };
 
 const DOCKER_UNIT: &str = "[Unit]\nDescription=Docker Application Container Engine\nRequires=docker.socket\n\n[Service]\nType=notify\n\
@@ -1486,15 +1486,13 @@ fn dockerd_validate_reads_the_merged_file_from_memory() {
     let bin = h.root.parent().unwrap().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let fake = bin.join("dockerd");
-    std::fs::write(
+    write_program(
         &fake,
         "#!/bin/sh\n[ \"$1\" = --validate ] && [ \"$2\" = --config-file ] || exit 3\n\
          grep -q '\"tlsverify\": true' \"$3\" || { echo \"cannot read $3\" >&2; exit 1; }\n\
          grep -q '\"debug\": true' \"$3\" && { echo 'the following directives are specified both as a flag and in the configuration file: debug' >&2; exit 1; }\n\
          echo 'configuration OK'\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let path = format!("{}:/usr/bin:/bin", bin.display());
     let run = || {
         dockertls()

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::server_file;
-use common::{Dockerd, dockertls, find_tool, free_port, init_ok};
+use common::{Dockerd, dockertls, find_tool, init_ok, refused_port};
 
 fn probe(pki: &Path, args: &[&str]) -> Output {
     dockertls()
@@ -196,10 +196,11 @@ fn each_fault_gets_its_diagnosis() {
     );
 
     // Nothing listening.
+    let (_held, port) = refused_port();
     let output = probe(
         &pki,
         &[
-            &format!("tcp://127.0.0.1:{}", free_port()),
+            &format!("tcp://127.0.0.1:{port}"),
             "--client",
             "client",
             "--format",
@@ -372,7 +373,8 @@ fn unusable_client_files_and_bad_arguments() {
     let work = tempfile::tempdir().unwrap();
     let pki = work.path().join("pki");
     init_ok(&pki, &["--host", "localhost", "--client", "alice,bob"]);
-    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let (_held, port) = refused_port();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
     // A key that does not match its certificate.
     let swapped = work.path().join("swapped");
     std::fs::create_dir(&swapped).unwrap();
@@ -1107,7 +1109,8 @@ fn client_files_that_are_fifos_or_huge_are_refused_at_once() {
         .status()
         .unwrap();
     assert!(status.success());
-    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let (_held, port) = refused_port();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
     let probe_folder = || {
         let mut command = dockertls();
         command

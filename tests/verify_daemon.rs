@@ -338,6 +338,24 @@ impl Drop for Daemon {
     }
 }
 
+/// Writes DIR/daemon.json from `template` with PORT a free port and starts dockerd from it;
+/// the port, the file, the daemon and whether it serves. A port picked free may be taken by
+/// another test before dockerd binds it: then dockerd starts again on another.
+fn start_on_a_free_port(dockerd: &Path, dir: &Path, template: &str) -> (u16, String, Daemon, bool) {
+    for attempt in 1.. {
+        let port = free_port();
+        let json = template.replace("PORT", &port.to_string());
+        std::fs::write(dir.join("daemon.json"), &json).unwrap();
+        let mut daemon = Daemon::start(dockerd, dir);
+        let ready = daemon.ready();
+        if ready || attempt == 5 || !daemon.log().contains("address already in use") {
+            return (port, json, daemon, ready);
+        }
+        eprintln!("dockerd: port {port} was taken meanwhile; another");
+    }
+    unreachable!()
+}
+
 /// Sends GET /_ping over plain HTTP; true when the Docker API answered.
 fn api_answers(stream: &mut (impl Read + Write)) -> bool {
     let request = b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n";
@@ -409,14 +427,12 @@ fn verify_verdicts_hold_for_a_real_dockerd_started_from_each_form() {
     let check = |index: usize, form: &Form| {
         let dir = work.path().join(format!("form{index}"));
         std::fs::create_dir(&dir).unwrap();
-        let port = free_port();
-        let json = form
+        let template = form
             .json
             .replace("TLS}", &format!("{tls_keys}}}"))
             .replace("TLSDIR", tls.to_str().unwrap())
-            .replace("SOCK", dir.join("docker.sock").to_str().unwrap())
-            .replace("PORT", &port.to_string());
-        std::fs::write(dir.join("daemon.json"), &json).unwrap();
+            .replace("SOCK", dir.join("docker.sock").to_str().unwrap());
+        let (port, json, daemon, ready) = start_on_a_free_port(&dockerd, &dir, &template);
         let output = dockertls()
             .args(["verify", "--format", "json", "--daemon-config"])
             .arg(dir.join("daemon.json"))
@@ -426,8 +442,7 @@ fn verify_verdicts_hold_for_a_real_dockerd_started_from_each_form() {
         let checks = common::check_map(&document["targets"][0]["checks"]);
         let (verdict, message) = checks["tlsverify"].clone();
 
-        let mut daemon = Daemon::start(&dockerd, &dir);
-        let outcome = if daemon.ready() {
+        let outcome = if ready {
             Outcome::Running {
                 plain: plain_http_answers(port),
                 tls_without_cert: tls_answers(&python, port, &client, false),

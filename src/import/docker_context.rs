@@ -74,22 +74,26 @@ fn complaint(output: &std::process::Output) -> String {
     )
 }
 
-/// Whether the docker CLI (this user's) has a context `name`.
+/// Whether the docker CLI (this user's) has a context `name`. Asked with `docker context ls
+/// --quiet` (one name a line, the same in every CLI version) rather than read from
+/// `context inspect`'s complaint, whose wording changed: 20.10 (Debian's docker.io) says
+/// `context "x" does not exist`, later CLIs `context "x": context not found`.
 pub fn exists(docker: &Path, name: &str) -> Result<bool, Error> {
-    let output = run(
-        docker,
-        &["context", "inspect", "--format", "{{.Name}}", "--", name],
-    )?;
-    if output.status.success() {
-        return Ok(true);
+    let output = run(docker, &["context", "ls", "--quiet"])?;
+    if !output.status.success() {
+        return Err(Error::failed(format!(
+            "docker context ls failed: {}",
+            complaint(&output)
+        )));
     }
-    let why = complaint(&output);
-    if why.contains("not found") {
-        return Ok(false);
-    }
-    Err(Error::failed(format!(
-        "docker context inspect {name} failed: {why}"
-    )))
+    Ok(listed(&output.stdout, name))
+}
+
+/// Whether `name` is one of the lines of `docker context ls --quiet`.
+fn listed(stdout: &[u8], name: &str) -> bool {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .any(|line| line.trim_end() == name)
 }
 
 /// The `--docker` value: host, ca, cert and key in one CSV field list.
@@ -189,5 +193,15 @@ mod tests {
         ] {
             assert!(parse_context_name("--name", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_context_is_found_by_its_whole_line_only() {
+        let stdout = b"default\ndockertls-127.0.0.1\nlab\n";
+        assert!(listed(stdout, "lab"));
+        assert!(listed(stdout, "dockertls-127.0.0.1"));
+        assert!(!listed(stdout, "la"));
+        assert!(!listed(stdout, "dockertls-127.0.0"));
+        assert!(!listed(b"", "lab"));
     }
 }

@@ -62,6 +62,24 @@ impl Plugin {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Makes `change` to the plugin's files and waits until the plugin has read it: its log
+    /// holds `logged` once more than before. It polls every 200 ms, but a loaded machine may
+    /// starve it for longer: the wait is for the line (up to 30 s), not for a fixed time.
+    pub fn reload(&self, logged: &str, change: impl FnOnce()) {
+        let count = || self.log().matches(logged).count();
+        let before = count();
+        change();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count() <= before {
+            assert!(
+                Instant::now() < deadline,
+                "the plugin did not log '{logged}' within 30 s of the change:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -92,6 +92,68 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes an executable script (mode 0755) through a child process: no descriptor of this
+/// multi-threaded test process ever holds it open for writing. A child another test thread
+/// forks would inherit such a descriptor until it execs, and running the script meanwhile fails
+/// with ETXTBSY ("Text file busy").
+pub fn write_program(path: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 0755 \"$0\""])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{}", path.display());
+}
+
+/// A port on 127.0.0.1 where nothing listens, held until the returned socket is dropped: it is
+/// bound but never listening, so a connection is refused, and no other socket can take the port
+/// meanwhile (a port merely picked free could be taken by a server of a test running beside).
+pub fn refused_port() -> (std::os::fd::OwnedFd, u16) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+    };
+    use std::os::fd::AsRawFd as _;
+    let held = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a TCP socket");
+    bind(held.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind 127.0.0.1:0");
+    let port = getsockname::<SockaddrIn>(held.as_raw_fd())
+        .expect("its address")
+        .port();
+    (held, port)
+}
+
+/// Whether the Docker API answers GET /_ping on the unix socket `socket` (any HTTP answer: an
+/// authorization plugin may deny it, and that is dockerd serving too).
+fn api_answers(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    if stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.")
+}
+
 /// A dockerd started for one test from a daemon.json that dockertls generated, with only the
 /// paths and hosts rewritten for the sandbox. Stopped (by its own pid) when dropped.
 pub struct Dockerd {
@@ -136,6 +198,23 @@ impl Dockerd {
             eprintln!("SKIPPED: dockerd needs root");
             return None;
         }
+        // A port picked free may be taken by another test before dockerd binds it: then
+        // another port (dockerd exits when a listener cannot be made).
+        for attempt in 1.. {
+            let mut daemon = Dockerd::spawn(&dockerd, &mut config);
+            match daemon.wait_ready() {
+                Ok(()) => return Some(daemon),
+                Err(log) if attempt < 5 && log.contains("address already in use") => {
+                    eprintln!("dockerd: port {} was taken meanwhile; another", daemon.port);
+                }
+                Err(log) => panic!("dockerd exited before serving:\n{log}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// Starts dockerd in a new sandbox folder, on a free port.
+    fn spawn(dockerd: &Path, config: &mut serde_json::Value) -> Dockerd {
         let root = tempfile::Builder::new()
             .prefix("dockertls-dockerd-")
             .tempdir()
@@ -165,28 +244,28 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .expect("start dockerd");
-        let mut daemon = Dockerd { child, port, root };
-        daemon.wait_ready();
-        Some(daemon)
+        Dockerd { child, port, root }
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Waits until dockerd serves the API on its own unix socket: it makes every listener
+    /// before it serves any (and exits when one fails), so then the TCP port is surely its own
+    /// (a connect alone could reach another process that took the port). Err(its log) when
+    /// dockerd exited first.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let socket = self.root.path().join("docker.sock");
+        let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "dockerd exited with {status} before serving:\n{}",
-                    self.log()
-                );
+                return Err(format!("(exit {status})\n{}", self.log()));
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if api_answers(&socket) && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!(
-            "dockerd did not listen on {} within 60 s:\n{}",
-            self.port,
+            "dockerd did not serve on {} within 120 s:\n{}",
+            socket.display(),
             self.log()
         );
     }

@@ -63,8 +63,18 @@ impl Sshd {
             extra: extra.to_string(),
         };
         server.new_host_key();
-        server.trust_host_key();
-        server.run();
+        // A port picked free may be taken by another test before sshd binds it: then another.
+        for attempt in 1.. {
+            server.trust_host_key();
+            match server.run() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {
+                    eprintln!("sshd: port {} was taken meanwhile; another", server.port);
+                    server.port = free_port();
+                }
+                Err(log) => panic!("sshd exited before listening:\n{log}"),
+            }
+        }
         Some(server)
     }
 
@@ -100,7 +110,9 @@ impl Sshd {
     pub fn change_host_key(&mut self) {
         self.stop();
         self.new_host_key();
-        self.run();
+        if let Err(log) = self.run() {
+            panic!("sshd did not start again on port {}:\n{log}", self.port);
+        }
     }
 
     /// Stops the server (by its own pid); connections are then refused.
@@ -130,7 +142,8 @@ impl Sshd {
         .unwrap();
     }
 
-    fn run(&mut self) {
+    /// Starts sshd and waits until it says it listens; Err(its log) when it exited instead.
+    fn run(&mut self) -> Result<(), String> {
         let d = self.dir.path();
         // sshd takes the first value of a keyword: the test's own lines come first.
         let config = format!(
@@ -142,7 +155,9 @@ impl Sshd {
             d.join("sshd.pid").display(),
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
-        let child = Command::new(&self.sshd)
+        let log = d.join("sshd.log");
+        let _ = std::fs::remove_file(&log);
+        let mut child = Command::new(&self.sshd)
             .arg("-D")
             .arg("-f")
             .arg(d.join("sshd_config"))
@@ -153,8 +168,9 @@ impl Sshd {
             .stderr(Stdio::null())
             .spawn()
             .expect("start sshd");
+        let listening = wait_listening(&mut child, self.port, &log);
         self.child = Some(child);
-        wait_listening(self.port, &d.join("sshd.log"));
+        listening
     }
 }
 
@@ -183,16 +199,23 @@ fn keygen(path: &Path) {
     assert!(status.success(), "ssh-keygen {}", path.display());
 }
 
-fn wait_listening(port: u16, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+/// Waits until this sshd logs that it listens on `port` (a connect alone could reach another
+/// process that took the port) and the port answers; Err(the log) when sshd exited first.
+fn wait_listening(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
+    let said = format!("Server listening on 127.0.0.1 port {port}.");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Ok(Some(_)) = child.try_wait() {
+            return Err(text);
         }
+        if text.contains(&said) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sshd did not listen on {port} within 60 s:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!(
-        "sshd did not listen on {port}:\n{}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
