@@ -269,7 +269,7 @@ fn a_crl_past_its_next_update_still_revokes_and_the_log_warns() {
     let bob = serial_of(&client_cert(&pki, "bob"));
     std::fs::write(tls.join("crl.pem"), sign_crl(&ca_cert, &ca_key, &[bob])).unwrap();
     // 40 days later the 30-day CRL is stale.
-    let Some(faketime) = common::find_tool("faketime", "install faketime") else {
+    let Some(faketime) = common::faketime_tool("install faketime") else {
         return;
     };
     let socket = work.path().join("plugin.sock");

@@ -411,7 +411,7 @@ fn keyless_entries_are_listed_verified_and_rotated_for_what_they_are() {
 
     // rotate, 25 days on (both are due): says which request and sign to run, exit 1, writes
     // nothing for them (no key, no new certificate).
-    let Some(faketime) = find_tool("faketime", "runs rotate in the future") else {
+    let Some(faketime) = common::faketime_tool("runs rotate in the future") else {
         return;
     };
     let before = tree(&pki.dir.join("servers/web"));

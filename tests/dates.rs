@@ -398,7 +398,7 @@ fn an_expired_ca_is_refused_for_signing_and_replaced_by_rotate_ca() {
 /// both sides of 1950 and up to 9999-12-31T23:59:59Z, and OpenSSL reads them back.
 #[test]
 fn init_client_add_and_rotate_at_the_edges_of_time() {
-    let Some(faketime) = find_tool("faketime", "faketime sets the clock to the edge dates") else {
+    let Some(faketime) = common::faketime_tool("faketime sets the clock to the edge dates") else {
         return;
     };
     if find_tool("openssl", "openssl reads the dates back").is_none() {
@@ -585,7 +585,7 @@ fn probe_reports_far_future_and_long_expired_server_certificates() {
 /// re-issues up to the CA's end and says so.
 #[test]
 fn a_ca_with_less_than_a_day_left() {
-    let Some(faketime) = find_tool("faketime", "faketime moves the clock to the CA's last day")
+    let Some(faketime) = common::faketime_tool("faketime moves the clock to the CA's last day")
     else {
         return;
     };
@@ -647,7 +647,7 @@ fn a_ca_with_less_than_a_day_left() {
 /// clear line instead of panicking; verify and probe say they could not check (exit 3).
 #[test]
 fn a_clock_past_9999_is_refused_not_a_panic() {
-    let Some(faketime) = find_tool("faketime", "faketime sets the clock past 9999") else {
+    let Some(faketime) = common::faketime_tool("faketime sets the clock past 9999") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

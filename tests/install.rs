@@ -1205,7 +1205,7 @@ fn installs_within_one_second_keep_every_backup() {
     let Some(h) = host("/lib/systemd/system/docker.service", DEBIAN_UNIT) else {
         return;
     };
-    let Some(faketime) = find_tool("faketime", "the same-second test freezes the clock") else {
+    let Some(faketime) = common::faketime_tool("the same-second test freezes the clock") else {
         return;
     };
     let other = h.root.parent().unwrap().join("other-pki");

@@ -306,7 +306,7 @@ fn verify_daemon_config_reports_authorization_and_the_crl() {
     assert!(on["authorization"].1.contains("on"), "{on:?}");
     assert_eq!(on["crl"].0, "ok", "{on:?}");
     assert!(on["crl"].1.contains("lists 1 revoked"), "{on:?}");
-    if let Some(faketime) = find_tool("faketime", "faketime ages the CRL") {
+    if let Some(faketime) = common::faketime_tool("faketime ages the CRL") {
         let mut late = vec![faketime.to_str().unwrap(), "-f", "+40d"];
         late.extend(verify);
         let stale = checks(&late);

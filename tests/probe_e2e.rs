@@ -217,7 +217,7 @@ fn each_fault_gets_its_diagnosis() {
 
 #[test]
 fn an_expired_or_expiring_server_certificate_is_named() {
-    let Some(faketime) = find_tool("faketime", "the expired certificate is made under faketime")
+    let Some(faketime) = common::faketime_tool("the expired certificate is made under faketime")
     else {
         return;
     };

@@ -7,12 +7,12 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{files, find_tool, tree_diff};
+use common::{files, tree_diff};
 
 /// Runs dockertls with `args` on `dir` with the clock stopped at `at` (`2026-06-01 12:00:00`);
 /// None (and a SKIPPED line) without faketime.
 fn at(at: &str, dir: &Path, args: &[&str]) -> Option<Output> {
-    let faketime = find_tool("faketime", "renewal tests run the binary under faketime")?;
+    let faketime = common::faketime_tool("renewal tests run the binary under faketime")?;
     let output = Command::new(faketime)
         .arg("-f")
         .arg(at)

@@ -36,7 +36,7 @@ fn review_a_bulk_rotate_does_not_reinstate_a_revoked_client() {
 /// and the revoked bob is re-issued with the rest.
 #[test]
 fn review_a_due_rotate_does_not_reinstate_a_revoked_client() {
-    let Some(faketime) = find_tool("faketime", "moves the clock to when certificates are due")
+    let Some(faketime) = common::faketime_tool("moves the clock to when certificates are due")
     else {
         return;
     };

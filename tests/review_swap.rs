@@ -182,7 +182,7 @@ fn a_killed_rotation_with_an_at_sign_client_leaves_only_old_folders_in_its_backu
 /// certificates and keys it replaced are nowhere.
 #[test]
 fn a_rotation_after_the_clock_went_back_keeps_its_own_backup() {
-    let Some(faketime) = find_tool("faketime", "the clock is moved with faketime") else {
+    let Some(faketime) = common::faketime_tool("the clock is moved with faketime") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

@@ -170,7 +170,7 @@ fn refresh_re_signs_the_same_list_with_new_dates() {
     let folder = server_dirs(&pki).remove(0);
     let before = crl_text(&openssl, &folder);
     let bob = serial(&openssl, &pki.join("clients/bob/cert.pem"));
-    let Some(faketime) = find_tool("faketime", "faketime runs refresh 20 days later") else {
+    let Some(faketime) = common::faketime_tool("faketime runs refresh 20 days later") else {
         return;
     };
     let out = Command::new(faketime)
@@ -221,7 +221,7 @@ fn rotate_revoke_old_revokes_the_replaced_certificate_after_the_grace() {
     // Not yet: the grace runs.
     assert!(state(&pki).get("revoked").is_none(), "{}", state(&pki));
     assert_eq!(state(&pki)["superseded"][0]["name"], "alice");
-    let Some(faketime) = find_tool("faketime", "faketime runs refresh after the grace") else {
+    let Some(faketime) = common::faketime_tool("faketime runs refresh after the grace") else {
         return;
     };
     let out = Command::new(faketime)
@@ -416,7 +416,7 @@ fn revoke_survives_a_kill_at_any_write_or_rename() {
 
 #[test]
 fn remove_under_an_expired_ca_still_removes_and_says_it_did_not_revoke() {
-    let Some(faketime) = find_tool("faketime", "faketime runs remove after the CA's end") else {
+    let Some(faketime) = common::faketime_tool("faketime runs remove after the CA's end") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

@@ -93,7 +93,7 @@ fn bad_input_changes_nothing() {
 }
 
 fn faketime(offset: &str, dir: &Path, args: &[&str]) -> Option<Output> {
-    let faketime = find_tool("faketime", "expiry tests run the binary under faketime")?;
+    let faketime = common::faketime_tool("expiry tests run the binary under faketime")?;
     Some(
         Command::new(faketime)
             .arg("-f")

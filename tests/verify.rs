@@ -60,10 +60,7 @@ fn verdicts(root: &Path, document: &serde_json::Value) -> Verdicts {
 /// Builds the OpenSSL fixtures once per test that needs them.
 fn fixtures() -> Option<tempfile::TempDir> {
     find_tool("openssl", "the verify fixtures are made with openssl")?;
-    find_tool(
-        "faketime",
-        "the expired-certificate fixture is made under faketime",
-    )?;
+    common::faketime_tool("the expired-certificate fixture is made under faketime")?;
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fixtures.sh");
     let output = Command::new("bash")

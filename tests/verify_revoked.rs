@@ -389,7 +389,7 @@ fn a_pki_of_the_first_format_verifies_as_before() {
 /// revokes bob, who stays a warning too).
 #[test]
 fn a_server_crl_past_its_next_update_warns() {
-    let Some(faketime) = find_tool("faketime", "runs verify 40 days on") else {
+    let Some(faketime) = common::faketime_tool("runs verify 40 days on") else {
         return;
     };
     let (_work, pki) = revoked_pki();

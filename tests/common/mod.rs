@@ -76,6 +76,54 @@ pub fn find_tool(name: &str, why: &str) -> Option<PathBuf> {
     found
 }
 
+/// A `faketime [-f] SPEC PROGRAM ARGS...` for the tests: Debian's libfaketime preloaded as the
+/// faketime wrapper does (`LD_PRELOAD`, `FAKETIME`; an absolute time becomes an offset from
+/// now, as the wrapper makes it), without the wrapper's own named semaphore. Both the wrapper
+/// and the library name theirs in /dev/shm after the pid and create them exclusively: a
+/// process killed before it removed them leaves them behind, and the next process given that
+/// pid fails with "sem_open: File exists" (seen on CI). Here the program is exec'd in place of
+/// the shell, so it gets the shell's pid, and whatever /dev/shm holds under that pid is stale
+/// and removed first. None (skipped visibly) without faketime installed.
+pub fn faketime_tool(why: &str) -> Option<PathBuf> {
+    static SHIM: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    find_tool("faketime", why)?;
+    let shim = SHIM.get_or_init(|| {
+        let lib = std::fs::read_dir("/usr/lib")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
+            .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
+            .find(|path| path.is_file())?;
+        let dir = std::env::temp_dir().join(format!("dockertls-faketime-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let path = dir.join("faketime");
+        let script = r#"#!/bin/sh
+if [ "$1" = -f ]; then
+  shift
+  spec=$1
+else
+  target=$(date -d "$1" +%s) || exit 1
+  offset=$((target - $(date +%s)))
+  if [ "$offset" -lt 0 ]; then spec="$offset"; else spec="+$offset"; fi
+fi
+shift
+rm -f "/dev/shm/sem.faketime_sem_$$" "/dev/shm/faketime_shm_$$"
+FAKETIME="$spec" LD_PRELOAD=LIB exec "$@"
+"#;
+        write_program(&path, &script.replace("LIB", &lib.display().to_string()));
+        Some(path)
+    });
+    if shim.is_none() {
+        assert!(
+            !peers_required(),
+            "libfaketime.so.1 not found (DOCKERTLS_REQUIRE_DOCKERD=1)"
+        );
+        eprintln!("SKIPPED: libfaketime.so.1 not found: {why}");
+    }
+    shim.clone()
+}
+
 /// Whether this process runs as root (dockerd needs it).
 pub fn is_root() -> bool {
     Command::new("id")
