@@ -111,7 +111,7 @@ fn targets(
         vec![wanted]
     };
     let mut out = Vec::new();
-    for name in names {
+    for (index, name) in names.into_iter().enumerate() {
         let entry = &state.servers()[&name];
         let host = match (&args.host, &entry.deploy) {
             (Some(given), _) => given.clone(),
@@ -143,11 +143,20 @@ fn targets(
         let ssh = Ssh {
             target,
             options: options.to_vec(),
-            control: control.map(Path::to_path_buf),
+            control: control.and_then(|folder| job_folder(folder, index)),
         };
         out.push(Job { source, ssh, root });
     }
     Ok(out)
+}
+
+/// A folder of its own for job `index`'s control socket: two servers deployed to the same
+/// host (same user and port) must not share a connection, or the first job's `ssh -O exit`
+/// would end the second's session. None (no sharing) if it cannot be made.
+fn job_folder(control: &Path, index: usize) -> Option<std::path::PathBuf> {
+    let folder = control.join(index.to_string());
+    std::fs::create_dir(&folder).ok()?;
+    Some(folder)
 }
 
 /// After the run, under the PKI lock: each host that succeeded is remembered for its server
