@@ -95,7 +95,10 @@ pub fn faketime_tool(why: &str) -> Option<PathBuf> {
             .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
             .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
             .find(|path| path.is_file())?;
-        let dir = std::env::temp_dir().join(format!("dockertls-faketime-{}", std::process::id()));
+        // Under target/ (not /tmp, where it would stay), one a test process: two test
+        // binaries writing the same script while the other runs it would get ETXTBSY.
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("faketime-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
         let path = dir.join("faketime");
         let script = r#"#!/bin/sh
