@@ -125,6 +125,18 @@ fn verify_does_not_call_a_half_rotated_ca_good() {
             "renameat2 #{n}: ca/ca.pem is a new CA, servers/docker.example.com is signed by the old one, and verify says:\n{}",
             String::from_utf8_lossy(&verify.stdout)
         );
+        // What verify's hint says to run finishes it, even with nothing due.
+        assert!(
+            String::from_utf8_lossy(&verify.stderr).contains("rotate to finish it"),
+            "{}",
+            common::streams(&verify)
+        );
+        ok(&pki, &["rotate"]);
+        assert_eq!(
+            read(&pki.join("servers/docker.example.com/ca.pem")),
+            read(&pki.join("ca/ca.pem"))
+        );
+        common::verify_ok(&pki);
     }
     assert!(
         split_seen > 0,

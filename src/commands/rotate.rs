@@ -65,11 +65,8 @@ pub fn run(
         eprintln!("note: {note}");
     }
     workspace::require_pki(dir)?;
-    // A rotation stopped half-way is finished first (under the lock), even when nothing is
-    // due now: `verify` sends the operator here for that.
-    if !plan.dry_run {
-        workspace::finish_interrupted(dir, now)?;
-    }
+    // A rotation stopped half-way is finished by reading the state (registry::open, under the
+    // lock), even when nothing is due now: `verify` sends the operator here for that.
     let (selection, _) = read_and_select(dir, &plan, now)?;
     let needs_csr = !selection.needs_csr.is_empty();
     let mut notices = Vec::new();
